@@ -1,0 +1,37 @@
+# Every target bootstraps .venv itself, so `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bootstrapped
+export PATH := $(BIN):$(PATH)
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
+export MELTANO_DISABLE_TRACKING := true
+
+.PHONY: bootstrap demo test lint bench clean
+
+bootstrap: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "installing python3-venv (Debian)"; apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: bootstrap
+	$(BIN)/meltano --environment dev run tap-dativo-csv target-dativo-iceberg
+	$(BIN)/dativo table show --all
+
+test: bootstrap lint
+	$(BIN)/python -m pytest -q
+
+lint: bootstrap
+	$(BIN)/ruff check .
+
+bench: bootstrap
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf output .meltano/run .pytest_cache

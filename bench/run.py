@@ -1,0 +1,306 @@
+"""Benchmark runner: orjson floor, target-dativo-iceberg (pipe and `meltano run`), and a
+singer-sdk BatchSink + pyiceberg peer, over the same generated Singer file.
+
+Usage: ``python -m bench.run [--records N] [--runs floor,target,meltano,peer]``
+(``DATIVO_BENCH_RECORDS`` also sets N). Writes ``bench/.work/results.md``. Exit code 1
+when a run fails or its table does not hold exactly N rows; goal checks only print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+from bench import (
+    BENCH_DIR,
+    CONTRACTS_DIR,
+    EVENTS_FILE,
+    TABLE_IDENTIFIER,
+    TENANT,
+    WORK_DIR,
+    meltano_project,
+)
+from bench.generate import ensure_file, records_from_env
+
+RUNS_DIR = WORK_DIR / "runs"
+RESULTS_FILE = WORK_DIR / "results.md"
+SAMPLE_SECONDS = 0.05
+GOAL_FLOOR_RATIO = 0.5
+GOAL_PEAK_RSS_MB = 512
+FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
+RUN_NAMES = ("floor", "target", "meltano", "peer")
+LABELS = {
+    "floor": "orjson parse floor",
+    "target": "target-dativo-iceberg (pipe)",
+    "meltano": "target-dativo-iceberg (meltano run)",
+    "peer": "peer: singer-sdk BatchSink + pyiceberg",
+}
+
+
+def venv_bin() -> Path:
+    """The venv's bin dir (not resolved: resolving the python symlink leaves the venv)."""
+    local = BENCH_DIR.parent / ".venv" / "bin"
+    return local if local.is_dir() else Path(sys.executable).parent
+
+
+@dataclass
+class Result:
+    key: str
+    seconds: float | None = None
+    peak_rss: int = 0
+    rows: int | None = None
+    dead_letter_rows: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class RssSampler(threading.Thread):
+    """Track the peak summed RSS of a process and all its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop_event.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            total = 0
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+            self._stop_event.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak
+
+
+def measure(cmd: Sequence[str], *, stdin: Path | None, run_dir: Path, env: dict[str, str],
+            timeout: float, cwd: Path | None = None) -> tuple[float, int]:
+    """Run ``cmd`` (stdin from a file, output to run_dir/*.log); return (seconds, peak RSS).
+
+    Raises:
+        RuntimeError: Non-zero exit or timeout; the message carries the stderr tail.
+    """
+    out_log, err_log = run_dir / "stdout.log", run_dir / "stderr.log"
+    with open(stdin or os.devnull, "rb") as fin, out_log.open("wb") as fout, \
+            err_log.open("wb") as ferr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdin=fin, stdout=fout, stderr=ferr, env=env,
+                                cwd=cwd, start_new_session=True)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own session: the run's whole tree
+            proc.wait()
+            code = None
+        seconds = time.perf_counter() - start
+        peak = sampler.stop()
+    if code != 0:
+        tail = err_log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        why = "timed out" if code is None else f"exited {code}"
+        raise RuntimeError(f"{why}; stderr tail ({err_log}):\n    " + "\n    ".join(tail))
+    return seconds, peak
+
+
+def count_rows(warehouse: Path) -> tuple[int, int]:
+    """(rows in bench.perf.events, rows in its dead-letter table if any)."""
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = load_catalog("bench", type="sql", uri=f"sqlite:///{warehouse / 'catalog.db'}",
+                           warehouse=warehouse.as_uri())
+    rows = catalog.load_table(TABLE_IDENTIFIER).scan().count()
+    try:
+        dead = catalog.load_table((*TABLE_IDENTIFIER[:-1], TABLE_IDENTIFIER[-1] + "__dead_letter"))
+        dead_rows = dead.scan().count()
+    except NoSuchTableError:
+        dead_rows = 0
+    return rows, dead_rows
+
+
+def target_config(warehouse: Path) -> dict[str, object]:
+    return {
+        "tenant_id": TENANT,
+        "contracts_dir": str(CONTRACTS_DIR),
+        "validation_mode": "warn",
+        "catalog": {"name": "bench", "type": "sql",
+                    "uri": f"sqlite:///{warehouse / 'catalog.db'}",
+                    "warehouse": warehouse.as_uri()},
+    }
+
+
+class Bench:
+    def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
+        self.events, self.records, self.env, self.timeout = events, records, env, timeout
+        self.bin = venv_bin()
+
+    def _dir(self, key: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{key}-", dir=RUNS_DIR)).resolve()
+
+    def floor(self, result: Result) -> None:
+        run_dir = self._dir("floor")
+        result.seconds, result.peak_rss = measure(
+            [sys.executable, "-c", FLOOR_CODE], stdin=self.events, run_dir=run_dir,
+            env=self.env, timeout=self.timeout)
+
+    def target(self, result: Result) -> None:
+        run_dir = self._dir("target")
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        cmd = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+        result.seconds, result.peak_rss = measure(
+            cmd, stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, result.dead_letter_rows = count_rows(run_dir)
+
+    def meltano(self, result: Result) -> None:
+        run_dir = self._dir("meltano")
+        project = meltano_project.write_project(
+            WORK_DIR / "meltano", events_file=self.events,
+            target_executable=self.bin / "target-dativo-iceberg",
+            target_config=target_config(run_dir), python=Path(sys.executable))
+        result.seconds, result.peak_rss = measure(
+            meltano_project.run_command(self.bin / "meltano"), stdin=None, run_dir=run_dir,
+            env=self.env, timeout=self.timeout, cwd=project)
+        result.rows, result.dead_letter_rows = count_rows(run_dir)
+
+    def peer(self, result: Result) -> None:
+        run_dir = self._dir("peer")
+        cfg = run_dir / "peer.json"
+        cfg.write_text(json.dumps({"catalog_uri": f"sqlite:///{run_dir / 'catalog.db'}",
+                                   "warehouse": run_dir.as_uri()}), encoding="utf-8")
+        cmd = [sys.executable, str(BENCH_DIR / "peer_target.py"), "--config", str(cfg)]
+        result.seconds, result.peak_rss = measure(
+            cmd, stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, _ = count_rows(run_dir)
+
+    def run(self, key: str) -> Result:
+        result = Result(key)
+        step: Callable[[Result], None] = getattr(self, key)
+        print(f"--> {LABELS[key]} ...", flush=True)
+        try:
+            step(result)
+        except Exception as exc:  # report every failure, keep benchmarking the rest
+            result.error = f"{type(exc).__name__}: {exc}"
+        if result.ok and key != "floor" and result.rows != self.records:
+            result.error = (f"row count mismatch: expected {self.records:,}, table has "
+                            f"{result.rows:,} (dead-letter rows: {result.dead_letter_rows:,})")
+        status = f"{result.seconds:.2f}s" if result.ok and result.seconds else "FAILED"
+        print(f"    {status}" + (f"\n    {result.error}" if result.error else ""), flush=True)
+        return result
+
+
+def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bool]:
+    """Markdown report (table + goal checks); also whether every run succeeded."""
+    floor = next((r for r in results if r.key == "floor" and r.ok), None)
+    lines = [
+        f"# dativo-ingest bench: {records:,} records ({file_mb:.0f} MB of Singer JSON)",
+        "",
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, Python {platform.python_version()}"
+        f", {platform.machine()}, {os.cpu_count()} CPUs",
+        "",
+        "| run | seconds | rec/s | x floor | peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if not r.ok or not r.seconds:
+            lines.append(f"| {LABELS[r.key]} | FAILED | | | |")
+            continue
+        ratio = f"{floor.seconds / r.seconds:.2f}x" if floor and floor.seconds else "n/a"
+        lines.append(f"| {LABELS[r.key]} | {r.seconds:.2f} | {records / r.seconds:,.0f} | "
+                     f"{ratio} | {r.peak_rss / 2**20:.0f} |")
+    lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
+    for r in results:
+        if r.key not in ("target", "meltano") or not r.ok or not r.seconds:
+            continue
+        if floor and floor.seconds:
+            ratio = floor.seconds / r.seconds
+            verdict = "PASS" if ratio >= GOAL_FLOOR_RATIO else "FAIL"
+            lines.append(f"- {verdict}: {LABELS[r.key]} throughput {ratio:.2f}x floor "
+                         f"(goal >= {GOAL_FLOOR_RATIO}x)")
+        mb = r.peak_rss / 2**20
+        verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
+        scope = " (whole tree: meltano + tap + target)" if r.key == "meltano" else ""
+        lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB{scope} "
+                     f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {LABELS[r.key]}: {r.error}" for r in failed]
+    return "\n".join(lines) + "\n", not failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=records_from_env(),
+                        help="records to generate (default 1,000,000 or $DATIVO_BENCH_RECORDS)")
+    parser.add_argument("--runs", default=",".join(RUN_NAMES),
+                        help=f"comma-separated subset of {','.join(RUN_NAMES)}")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    args = parser.parse_args(argv)
+    keys = [k.strip() for k in args.runs.split(",") if k.strip()]
+    unknown = sorted(set(keys) - set(RUN_NAMES))
+    if unknown:
+        parser.error(f"unknown runs: {', '.join(unknown)}")
+
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"Generating {args.records:,} records -> {EVENTS_FILE} (reused if present)", flush=True)
+    events = ensure_file(EVENTS_FILE, args.records)
+    with events.open("rb") as fh:  # warm the page cache so the first run is not penalised
+        while fh.read(8 * 1024 * 1024):
+            pass
+    if RUNS_DIR.exists():
+        shutil.rmtree(RUNS_DIR)
+    RUNS_DIR.mkdir(parents=True)
+
+    env = dict(os.environ)
+    env["PATH"] = f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}"
+    env.update(MELTANO_SEND_ANONYMOUS_USAGE_STATS="false", MELTANO_DISABLE_TRACKING="true")
+    for var in ("MELTANO_PROJECT_ROOT", "MELTANO_ENVIRONMENT"):
+        env.pop(var, None)
+
+    bench = Bench(events, args.records, env, args.timeout)
+    results = [bench.run(key) for key in RUN_NAMES if key in keys]
+    report, all_ok = render(results, args.records, events.stat().st_size / 1e6)
+    RESULTS_FILE.write_text(report, encoding="utf-8")
+    print()
+    print(report)
+    print(f"(written to {RESULTS_FILE}; run logs under {RUNS_DIR})")
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

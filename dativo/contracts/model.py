@@ -1,0 +1,79 @@
+"""Typed, engine-neutral view of a data contract.
+
+Both ODCS contracts and Singer SCHEMA messages are reduced to these values, so the
+rest of the system (Arrow mapping, validation, Iceberg) has one input shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldKind = Literal[
+    "string",
+    "integer",
+    "number",
+    "decimal",
+    "boolean",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "object",
+    "array",
+    "json",
+]
+"""Closed vocabulary of column kinds. ``json`` is free-form JSON stored as text."""
+
+StringFormat = Literal["email", "uuid", "date", "date-time", "uri"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One column (or nested member) and the rules its values must satisfy."""
+
+    name: str
+    kind: FieldKind
+    required: bool = False
+    primary_key_position: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    minimum: float | str | None = None
+    maximum: float | str | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    format: str | None = None
+    valid_values: tuple[object, ...] | None = None
+    children: tuple[FieldSpec, ...] = ()
+    item: FieldSpec | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """A stream's contract: where it lands and what every record must satisfy.
+
+    ``source`` is the contract file, or ``singer-schema`` when derived from a SCHEMA
+    message because no ODCS contract was found.
+    """
+
+    name: str
+    fields: tuple[FieldSpec, ...]
+    domain: str = "default"
+    tenant: str | None = None
+    version: str | None = None
+    source: str = "singer-schema"
+    partitioning: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        """Primary-key column names ordered by their ``primaryKeyPosition``."""
+        keyed = [f for f in self.fields if f.primary_key_position is not None]
+        return tuple(f.name for f in sorted(keyed, key=lambda f: f.primary_key_position or 0))
+
+    @property
+    def is_odcs(self) -> bool:
+        return self.source != "singer-schema"

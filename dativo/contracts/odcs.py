@@ -1,0 +1,240 @@
+"""Load and lint ODCS v3.0.2 contracts, and turn them into :class:`Contract` values.
+
+Linting runs the official JSON Schema that ships in PyPI's
+``open-data-contract-standard`` (so it works offline), then our semantic checks:
+primary keys are required, types are known, ``decimal(p,s)`` parses, patterns compile.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from dativo.contracts.model import Contract, FieldKind, FieldSpec
+from dativo.errors import ConfigError, ContractLintError
+
+SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2")
+
+_DECIMAL = re.compile(r"^(?:decimal|numeric|number)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
+_PHYSICAL_KINDS: dict[str, FieldKind] = {
+    **dict.fromkeys(("bigint", "int8", "long", "int", "integer", "int4", "smallint",
+                     "int2", "tinyint", "serial", "bigserial"), "integer"),
+    **dict.fromkeys(("double", "double precision", "float", "float8", "float4", "real"),
+                    "number"),
+    **dict.fromkeys(("boolean", "bool"), "boolean"),
+    **dict.fromkeys(("string", "text", "varchar", "char", "character varying", "uuid"),
+                    "string"),
+    "date": "date",
+    "time": "time",
+    **dict.fromkeys(("timestamp", "timestamp without time zone", "datetime", "timestamp_ntz"),
+                    "timestamp"),
+    **dict.fromkeys(("timestamptz", "timestamp with time zone", "timestamp_tz"), "timestamptz"),
+    **dict.fromkeys(("json", "jsonb", "variant"), "json"),
+    **dict.fromkeys(("object", "struct", "record"), "object"),
+    **dict.fromkeys(("array", "list"), "array"),
+}
+_LOGICAL_KINDS: dict[str, FieldKind] = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "date": "date",
+    "object": "object",
+    "array": "array",
+}
+
+
+class _NoTimestampLoader(yaml.SafeLoader):
+    """SafeLoader that keeps unquoted dates as strings, as ODCS expects."""
+
+
+_NoTimestampLoader.yaml_implicit_resolvers = {
+    key: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file without the timestamp resolver.
+
+    Raises:
+        ConfigError: The file is missing or is not valid YAML.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read contract {path}: {exc.strerror}") from exc
+    try:
+        return yaml.load(text, Loader=_NoTimestampLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"contract {path} is not valid YAML: {exc}") from exc
+
+
+@functools.cache
+def _odcs_validator() -> jsonschema.Draft201909Validator:
+    schema_text = resources.files("open_data_contract_standard").joinpath("schema.json")
+    schema = json.loads(schema_text.read_text(encoding="utf-8"))
+    return jsonschema.Draft201909Validator(schema)
+
+
+def _json_path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def lint_document(doc: Any) -> list[str]:
+    """Return every problem in a parsed contract; an empty list means it is valid."""
+    if not isinstance(doc, dict):
+        return ["(root): a contract must be a YAML mapping"]
+    problems = [
+        f"{_json_path(err.absolute_path)}: {err.message}"
+        for err in sorted(_odcs_validator().iter_errors(doc), key=lambda e: list(e.path))
+    ]
+    if doc.get("apiVersion") not in SUPPORTED_API_VERSIONS:
+        problems.append(f"apiVersion: {doc.get('apiVersion')!r} is not one of "
+                        f"{', '.join(SUPPORTED_API_VERSIONS)}")
+    for i, obj in enumerate(doc.get("schema") or []):
+        if isinstance(obj, dict):
+            problems.extend(_lint_properties(obj.get("properties") or [], f"schema[{i}]"))
+    return problems
+
+
+def _lint_properties(props: list[Any], where: str) -> list[str]:
+    problems: list[str] = []
+    for j, prop in enumerate(props):
+        if not isinstance(prop, dict):
+            continue
+        path = f"{where}.properties[{j}]"
+        name = prop.get("name", "?")
+        if prop.get("primaryKey") and not prop.get("required"):
+            problems.append(f"{path} ({name}): primaryKey columns must set required: true")
+        try:
+            _resolve_kind(prop)
+        except ValueError as exc:
+            problems.append(f"{path} ({name}): {exc}")
+        pattern = (prop.get("logicalTypeOptions") or {}).get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append(f"{path} ({name}): pattern does not compile: {exc}")
+        problems.extend(_lint_properties(prop.get("properties") or [], path))
+        items = prop.get("items")
+        if isinstance(items, dict):
+            problems.extend(_lint_properties([items], f"{path}.items"))
+    return problems
+
+
+def _resolve_kind(prop: dict[str, Any]) -> tuple[FieldKind, int | None, int | None]:
+    """Map logicalType + physicalType to our kind; physicalType is more precise."""
+    logical = prop.get("logicalType")
+    physical = str(prop.get("physicalType") or "").strip().lower()
+    if physical:
+        match = _DECIMAL.match(physical)
+        if match:
+            precision, scale = int(match.group(1)), int(match.group(2) or 0)
+            if not 1 <= precision <= 38 or scale > precision:
+                raise ValueError(f"physicalType {physical!r}: need 1 <= p <= 38 and s <= p")
+            return "decimal", precision, scale
+        if physical.startswith(("decimal", "numeric")):
+            raise ValueError(f"physicalType {physical!r} does not parse as decimal(p,s)")
+        base = re.sub(r"\s*\(.*\)$", "", physical)
+        if base in _PHYSICAL_KINDS:
+            kind = _PHYSICAL_KINDS[base]
+            if kind == "object" and not prop.get("properties"):
+                kind = "json"
+            return kind, None, None
+        if logical is None:
+            raise ValueError(f"unknown physicalType {physical!r} and no logicalType")
+    if logical is None:
+        raise ValueError("set logicalType or physicalType")
+    if logical not in _LOGICAL_KINDS:
+        raise ValueError(f"unknown logicalType {logical!r}")
+    kind = _LOGICAL_KINDS[logical]
+    if kind == "object" and not prop.get("properties"):
+        kind = "json"
+    return kind, None, None
+
+
+def _valid_values(prop: dict[str, Any]) -> tuple[object, ...] | None:
+    for rule in prop.get("quality") or []:
+        if isinstance(rule, dict) and rule.get("rule") == "validValues":
+            values = rule.get("validValues", rule.get("mustBe"))
+            if isinstance(values, list):
+                return tuple(values)
+    return None
+
+
+def _field_from_property(prop: dict[str, Any]) -> FieldSpec:
+    kind, precision, scale = _resolve_kind(prop)
+    options = prop.get("logicalTypeOptions") or {}
+    position = prop.get("primaryKeyPosition")
+    children = tuple(_field_from_property(p) for p in prop.get("properties") or [])
+    items = prop.get("items")
+    return FieldSpec(
+        name=str(prop["name"]),
+        kind=kind,
+        required=bool(prop.get("required") or prop.get("primaryKey")),
+        primary_key_position=(position if position and position > 0 else 1)
+        if prop.get("primaryKey")
+        else None,
+        precision=precision,
+        scale=scale,
+        min_length=options.get("minLength"),
+        max_length=options.get("maxLength"),
+        pattern=options.get("pattern"),
+        minimum=options.get("minimum"),
+        maximum=options.get("maximum"),
+        exclusive_minimum=bool(options.get("exclusiveMinimum")),
+        exclusive_maximum=bool(options.get("exclusiveMaximum")),
+        format=options.get("format") if kind == "string" else None,
+        valid_values=_valid_values(prop),
+        children=children,
+        item=_field_from_property({"name": "element", **items}) if isinstance(items, dict)
+        else None,
+        description=prop.get("description"),
+    )
+
+
+def load_contract(path: Path, object_name: str | None = None) -> Contract:
+    """Lint a contract file and return the schema object for ``object_name``.
+
+    The object is chosen by name; a contract with a single schema object matches any
+    stream, which is the usual one-table-per-file layout.
+
+    Raises:
+        ContractLintError: The contract fails linting.
+        ConfigError: The file cannot be read, or has no object for the stream.
+    """
+    doc = load_yaml(path)
+    problems = lint_document(doc)
+    if problems:
+        raise ContractLintError(str(path), problems)
+    objects = [o for o in doc.get("schema") or [] if isinstance(o, dict)]
+    chosen = [o for o in objects if o.get("name") == object_name] if object_name else []
+    if not chosen and len(objects) == 1:
+        chosen = objects
+    if not chosen:
+        names = ", ".join(str(o.get("name")) for o in objects) or "none"
+        raise ConfigError(
+            f"contract {path} has no schema object named {object_name!r} (it has: {names}); "
+            "name the object after the stream or map the stream with stream_contracts"
+        )
+    obj = chosen[0]
+    return Contract(
+        name=str(obj["name"]),
+        fields=tuple(_field_from_property(p) for p in obj.get("properties") or []),
+        domain=str(doc.get("domain") or "default"),
+        tenant=doc.get("tenant"),
+        version=str(doc.get("version")),
+        source=str(path),
+    )

@@ -1,0 +1,79 @@
+"""Derive a :class:`Contract` from a Singer SCHEMA message (the no-contract fallback)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from dativo.contracts.model import Contract, FieldKind, FieldSpec
+
+_STRING_FORMATS: dict[str, FieldKind] = {
+    "date-time": "timestamptz",
+    "date": "date",
+    "time": "time",
+}
+
+
+def _non_null_types(schema: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Return the JSON types of a property, unwrapping ``anyOf`` with a null branch."""
+    if "anyOf" in schema:
+        branches = [b for b in schema["anyOf"] if b.get("type") not in ("null", ["null"])]
+        if len(branches) == 1:
+            return _non_null_types(branches[0])
+        return ["json"], schema
+    declared = schema.get("type", [])
+    types = [declared] if isinstance(declared, str) else list(declared)
+    return [t for t in types if t != "null"], schema
+
+
+def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
+    types, schema = _non_null_types(schema)
+    kind: FieldKind
+    children: tuple[FieldSpec, ...] = ()
+    item: FieldSpec | None = None
+    if len(types) != 1:
+        kind = "json" if types else "string"
+    elif types[0] == "string":
+        kind = _STRING_FORMATS.get(schema.get("format", ""), "string")
+    elif types[0] in ("integer", "number", "boolean"):
+        kind = types[0]  # type: ignore[assignment]
+    elif types[0] == "object" and schema.get("properties"):
+        kind = "object"
+        nested_required = set(schema.get("required") or [])
+        children = tuple(
+            _field(k, v, k in nested_required) for k, v in schema["properties"].items()
+        )
+    elif types[0] == "array" and isinstance(schema.get("items"), dict):
+        kind = "array"
+        item = _field("element", schema["items"], False)
+    else:
+        kind = "json"
+    return FieldSpec(
+        name=name,
+        kind=kind,
+        required=required,
+        children=children,
+        item=item,
+        min_length=schema.get("minLength"),
+        max_length=schema.get("maxLength"),
+        pattern=schema.get("pattern"),
+        minimum=schema.get("minimum"),
+        maximum=schema.get("maximum"),
+        valid_values=tuple(schema["enum"]) if isinstance(schema.get("enum"), list) else None,
+        format=schema.get("format") if kind == "string" else None,
+    )
+
+
+def contract_from_singer_schema(
+    stream: str, schema: dict[str, Any], key_properties: list[str] | None
+) -> Contract:
+    """Build a contract from a SCHEMA message; key properties become required keys."""
+    keys = list(key_properties or [])
+    required = set(schema.get("required") or []) | set(keys)
+    fields = []
+    for name, prop in (schema.get("properties") or {}).items():
+        spec = _field(name, prop if isinstance(prop, dict) else {}, name in required)
+        if name in keys:
+            spec = replace(spec, primary_key_position=keys.index(name) + 1)
+        fields.append(spec)
+    return Contract(name=stream, fields=tuple(fields))

@@ -1,0 +1,203 @@
+"""Compile a contract into DuckDB queries that type and check a whole batch at once.
+
+A batch of raw Singer RECORD lines is read by DuckDB's JSON reader. Scalar fields are
+read as text and converted with explicit, strict rules, so that in one vectorised
+pass we get (a) the typed value of every column and (b) a ``__dativo_reasons`` list
+of ``{field, rule}`` structs; a row is valid when that list is empty.
+
+Type rules: a value must convert without loss. ``1.5`` or ``true`` for an integer,
+``"yes"`` for a boolean, or a date-time for a date are rejected. Two lossless
+coercions are accepted, as most loaders do: numeric strings for numeric columns
+(``"12"`` -> 12) and scalars for string columns (``12`` -> ``"12"``).
+
+Nested objects and arrays are first read directly into their typed STRUCT/LIST (the
+fast path). If any record has the wrong shape DuckDB refuses the whole batch, and the
+batch is re-read with nested fields as raw JSON (the safe path), which yields the
+same rows and a per-record ``type`` reason instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dativo.contracts.model import Contract, FieldSpec
+
+REASONS_COLUMN = "__dativo_reasons"
+_PATH_MARKER = "__dativo_ndjson_path__"
+
+_TEXT_CASTS = {"integer": "BIGINT", "number": "DOUBLE", "date": "DATE", "time": "TIME",
+               "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
+_FORMATS = {
+    "email": r"NOT regexp_full_match({v}, '[^@\s]+@[^@\s]+\.[^@\s]+')",
+    "uuid": "TRY_CAST({v} AS UUID) IS NULL",
+    "date": "TRY_CAST({v} AS DATE) IS NULL OR NOT regexp_full_match({v}, "
+            "'[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')",
+    "date-time": "TRY_CAST({v} AS TIMESTAMPTZ) IS NULL",
+    "uri": "NOT regexp_matches({v}, '^[A-Za-z][A-Za-z0-9+.-]*:')",
+}
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def duckdb_type(spec: FieldSpec) -> str:
+    """DuckDB type of a field's typed value."""
+    if spec.kind in _TEXT_CASTS:
+        return _TEXT_CASTS[spec.kind]
+    if spec.kind == "boolean":
+        return "BOOLEAN"
+    if spec.kind == "decimal":
+        return f"DECIMAL({spec.precision or 38},{spec.scale or 0})"
+    if spec.kind == "object":
+        inner = ", ".join(f"{quote_ident(c.name)} {duckdb_type(c)}" for c in spec.children)
+        return f"STRUCT({inner})"
+    if spec.kind == "array":
+        return f"{duckdb_type(spec.item or FieldSpec(name='element', kind='json'))}[]"
+    return "VARCHAR"
+
+
+def _is_nested(spec: FieldSpec) -> bool:
+    return spec.kind in ("object", "array")
+
+
+def _read_type(spec: FieldSpec, *, safe: bool) -> str:
+    """How DuckDB's JSON reader should read a field before our checks run."""
+    if spec.kind == "json" or (safe and _is_nested(spec)):
+        return "JSON"
+    return duckdb_type(spec) if _is_nested(spec) else "VARCHAR"
+
+
+def _value_and_type_check(
+    spec: FieldSpec, col: str, typed: str, *, safe: bool
+) -> tuple[str, str | None]:
+    """The typed value expression (over ``col``), and the condition, over the raw column
+    ``col`` and the already-typed column ``typed``, under which the value is a type error."""
+    if spec.kind == "string":
+        return col, None
+    if spec.kind == "json":
+        return f"CAST({col} AS VARCHAR)", None
+    if spec.kind == "boolean":
+        return f"({col} = 'true')", f"{col} NOT IN ('true', 'false')"
+    value = f"TRY_CAST({col} AS {duckdb_type(spec)})"
+    if _is_nested(spec):
+        if not safe:
+            return col, None
+        json_type = "OBJECT" if spec.kind == "object" else "ARRAY"
+        return value, f"json_type({col}) <> '{json_type}' OR {typed} IS NULL"
+    # DuckDB's casts round ("1.5" -> 2) and truncate dates; these cheap checks refuse that.
+    extra = {
+        "integer": f"CAST({typed} AS VARCHAR) <> {col}",
+        "number": f"NOT isfinite({typed})",
+        "decimal": f"NOT isfinite(TRY_CAST({col} AS DOUBLE))",
+        "date": f"length({col}) <> 10",
+    }.get(spec.kind)
+    return value, f"{typed} IS NULL" + (f" OR {extra}" if extra else "")
+
+
+def _reason(spec: FieldSpec, rule: str, condition: str) -> str:
+    return (f"CASE WHEN {condition} THEN {{'field': {sql_literal(spec.name)}, "
+            f"'rule': {sql_literal(rule)}}} END")
+
+
+def _bound(spec: FieldSpec, bound: object) -> str:
+    if spec.kind in ("date", "time", "timestamp", "timestamptz"):
+        return f"CAST({sql_literal(str(bound))} AS {_TEXT_CASTS[spec.kind]})"
+    return sql_literal(bound)
+
+
+def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[str]:
+    """Reasons for the contract's value rules; NULL values pass (``required`` is separate)."""
+    reasons = []
+    if spec.kind == "decimal":
+        # Re-cast with more fractional digits: a difference means rounding, i.e. loss.
+        precision, scale = spec.precision or 38, spec.scale or 0
+        probe = min(38, max(scale + 1, 38 - (precision - scale)))
+        reasons.append(_reason(spec, "scale", f"TRY_CAST({col} AS DECIMAL(38,{probe})) <> {value}"))
+    if spec.min_length is not None:
+        reasons.append(_reason(spec, "minLength", f"length({value}) < {spec.min_length}"))
+    if spec.max_length is not None:
+        reasons.append(_reason(spec, "maxLength", f"length({value}) > {spec.max_length}"))
+    if spec.pattern is not None:
+        reasons.append(_reason(spec, "pattern",
+                               f"NOT regexp_matches({value}, {sql_literal(spec.pattern)})"))
+    if spec.minimum is not None:
+        op = "<=" if spec.exclusive_minimum else "<"
+        reasons.append(_reason(spec, "minimum", f"{value} {op} {_bound(spec, spec.minimum)}"))
+    if spec.maximum is not None:
+        op = ">=" if spec.exclusive_maximum else ">"
+        reasons.append(_reason(spec, "maximum", f"{value} {op} {_bound(spec, spec.maximum)}"))
+    if spec.format in _FORMATS:
+        reasons.append(_reason(spec, "format", _FORMATS[spec.format].format(v=value)))
+    if spec.valid_values:
+        listed = ", ".join(sql_literal(v) for v in spec.valid_values)
+        reasons.append(_reason(spec, "validValues", f"{value} NOT IN ({listed})"))
+    return reasons
+
+
+def _query(contract: Contract, *, safe: bool) -> str:
+    """Inner query: raw ``r<i>`` and typed ``v<i>`` per field, so each cast runs once.
+    Outer query: the typed columns under their names plus the reasons list."""
+    inner, outer, reasons = [], [], []
+    for i, spec in enumerate(contract.fields):
+        col = quote_ident(spec.name)
+        raw, typed = f"r{i}", f"v{i}"
+        value, _ = _value_and_type_check(spec, col, typed, safe=safe)
+        _, type_error = _value_and_type_check(spec, raw, typed, safe=safe)
+        inner.append(f"{col} AS {raw}, {value} AS {typed}")
+        outer.append(f"{typed} AS {col}")
+        if spec.required:
+            reasons.append(_reason(spec, "required", f"{raw} IS NULL"))
+        if type_error:
+            reasons.append(_reason(spec, "type", f"{raw} IS NOT NULL AND ({type_error})"))
+        reasons.extend(_rule_reasons(spec, raw, typed))
+    reasons_sql = (f"list_filter([{', '.join(reasons)}], x -> x IS NOT NULL)" if reasons
+                   else "[]::STRUCT(field VARCHAR, rule VARCHAR)[]")
+    read = sql_literal(_read_columns(contract, safe=safe))
+    return (f"SELECT {', '.join(outer)}, {reasons_sql} AS {REASONS_COLUMN} FROM ("
+            f"SELECT {', '.join(inner)} FROM (SELECT record.* FROM read_json({_PATH_MARKER}, "
+            f"format='newline_delimited', maximum_object_size=268435456, "
+            f"columns={{'record': {read}}})))")
+
+
+def _read_columns(contract: Contract, *, safe: bool) -> str:
+    inner = ", ".join(f"{quote_ident(f.name)} {_read_type(f, safe=safe)}" for f in contract.fields)
+    return f"STRUCT({inner})"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledContract:
+    """The batch queries for one contract; built once per SCHEMA, run per flush."""
+
+    contract: Contract
+    fast_query: str
+    safe_query: str | None
+
+    def query(self, ndjson_path: str, *, safe: bool = False) -> str:
+        """SQL that reads RECORD lines from ``ndjson_path`` and types/checks them."""
+        template = self.safe_query if safe and self.safe_query else self.fast_query
+        return template.replace(_PATH_MARKER, sql_literal(ndjson_path), 1)
+
+
+def compile_contract(contract: Contract) -> CompiledContract:
+    """Compile ``contract`` into its fast and (if it has nested fields) safe queries.
+
+    Raises:
+        ValueError: The contract has no fields.
+    """
+    if not contract.fields:
+        raise ValueError(f"contract for {contract.name!r} has no columns")
+    has_nested = any(_is_nested(f) for f in contract.fields)
+    return CompiledContract(
+        contract,
+        _query(contract, safe=False),
+        _query(contract, safe=True) if has_nested else None,
+    )

@@ -1,0 +1,135 @@
+"""Parse and check the tap's config beyond what its JSON Schema can express.
+
+singer-sdk validates types; the checks here are the cross-field ones, and each error
+names the offending key (``files[1].columns: ...``) so the user knows what to edit.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dativo.contracts import resolve_contract_path
+from dativo.errors import ConfigError
+from tap_dativo_csv.files import Dialect
+
+
+@dataclass(frozen=True, slots=True)
+class FileSettings:
+    """One ``files`` entry with its defaults applied."""
+
+    index: int
+    entity: str
+    path: str
+    keys: tuple[str, ...]
+    dialect: Dialect
+    header: bool
+    columns: tuple[str, ...] | None
+    contract: Path | None
+
+    @property
+    def where(self) -> str:
+        """The config key of this entry, for error messages."""
+        return f"files[{self.index}]"
+
+
+def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
+    """Return every ``files`` entry, checked.
+
+    Raises:
+        ConfigError: An entry is inconsistent; the message names the key.
+    """
+    contracts_dir, tenant_id = _contract_lookup(config)
+    parsed: list[FileSettings] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(config.get("files") or []):
+        item = _parse_entry(index, entry)
+        if item.entity in seen:
+            raise ConfigError(f"{item.where}.entity: stream name {item.entity!r} is used by "
+                              "another entry; give each entry its own entity")
+        seen.add(item.entity)
+        if item.contract is None and contracts_dir is not None:
+            found = resolve_contract_path(item.entity, tenant_id=tenant_id or "",
+                                          contracts_dir=contracts_dir, stream_contracts={})
+            item = replace(item, contract=found)
+        parsed.append(item)
+    return parsed
+
+
+def _contract_lookup(config: Mapping[str, Any]) -> tuple[Path | None, str | None]:
+    raw_dir, tenant_id = config.get("contracts_dir"), config.get("tenant_id")
+    if not raw_dir:
+        return None, tenant_id
+    if not tenant_id:
+        raise ConfigError("tenant_id: required when contracts_dir is set (contracts are "
+                          "looked up under <contracts_dir>/<tenant_id>/<domain>/)")
+    if not Path(raw_dir).is_dir():
+        raise ConfigError(f"contracts_dir: {raw_dir} is not a directory")
+    return Path(raw_dir), tenant_id
+
+
+def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
+    where = f"files[{index}]"
+    for key in ("entity", "path"):
+        if not str(entry.get(key) or "").strip():
+            raise ConfigError(f"{where}.{key}: required and must not be empty")
+    dialect = _dialect(where, entry)
+    header = bool(_get(entry, "header", True))
+    columns = _names(where, "columns", entry.get("columns"))
+    if not header and not columns:
+        raise ConfigError(f"{where}.columns: header is false, so list the column names "
+                          "in order (columns: [id, name, ...])")
+    contract = entry.get("contract")
+    if contract and not Path(contract).is_file():
+        raise ConfigError(f"{where}.contract: contract file {contract} does not exist")
+    return FileSettings(
+        index=index,
+        entity=str(entry["entity"]),
+        path=str(entry["path"]),
+        keys=_names(where, "keys", entry.get("keys")) or (),
+        dialect=dialect,
+        header=header,
+        columns=columns,
+        contract=Path(contract) if contract else None,
+    )
+
+
+def _dialect(where: str, entry: Mapping[str, Any]) -> Dialect:
+    dialect = Dialect(
+        delimiter=_get(entry, "delimiter", ","),
+        quotechar=_get(entry, "quotechar", '"'),
+        encoding=_get(entry, "encoding", "utf-8"),
+    )
+    for key in ("delimiter", "quotechar"):
+        value = getattr(dialect, key)
+        if len(value) != 1 or value in "\r\n":
+            raise ConfigError(f"{where}.{key}: must be exactly one character other than a "
+                              f"line break, got {value!r}")
+    if dialect.delimiter == dialect.quotechar:
+        raise ConfigError(f"{where}.quotechar: must differ from the delimiter")
+    try:
+        codecs.lookup(dialect.encoding)
+    except LookupError:
+        raise ConfigError(f"{where}.encoding: unknown encoding {dialect.encoding!r} "
+                          "(use a Python codec name such as utf-8, latin-1, cp1252)") from None
+    return dialect
+
+
+def _get(entry: Mapping[str, Any], key: str, default: Any) -> Any:
+    """The schema lets optional keys be null; null means "use the default"."""
+    value = entry.get(key)
+    return default if value is None else value
+
+
+def _names(where: str, key: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(str(v) for v in value)
+    if any(not name for name in names):
+        raise ConfigError(f"{where}.{key}: column names must not be empty")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}.{key}: column names must be unique, got {list(names)}")
+    return names

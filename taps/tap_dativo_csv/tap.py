@@ -1,0 +1,121 @@
+"""tap-dativo-csv: CSV files to Singer, typed by ODCS contracts, incremental by file mtime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from dativo.contracts import load_contract
+from dativo.errors import DativoError
+from tap_dativo_csv.settings import parse_files
+from tap_dativo_csv.streams import CSVStream
+
+_FILE_ENTRY = th.ObjectType(
+    th.Property("entity", th.StringType, required=True,
+                description="Stream name; also the table the target lands the rows in."),
+    th.Property("path", th.StringType, required=True,
+                description="File path or glob (`**` matches directories), relative to the "
+                            "working directory. Each matching file has its own bookmark."),
+    th.Property("keys", th.ArrayType(th.StringType),
+                description="Primary-key columns. Ignored when the stream's contract "
+                            "declares a primary key."),
+    th.Property("delimiter", th.StringType, default=",",
+                description="Cell separator, one character."),
+    th.Property("quotechar", th.StringType, default='"',
+                description="Quote character for cells containing the delimiter, a quote or "
+                            "a line break; one character."),
+    th.Property("encoding", th.StringType, default="utf-8",
+                description="Python codec name of the files (utf-8, latin-1, cp1252, ...). "
+                            "A UTF-8 byte-order mark is ignored."),
+    th.Property("header", th.BooleanType, default=True,
+                description="Whether the first row holds the column names. When false, "
+                            "`columns` is required."),
+    th.Property("columns", th.ArrayType(th.StringType),
+                description="Column names in file order. Required when `header` is false; "
+                            "when true, they replace the header's names."),
+    th.Property("contract", th.StringType,
+                description="ODCS contract file that types this stream's columns. Default: "
+                            "looked up under contracts_dir/tenant_id; without a contract "
+                            "every column is a string."),
+    additional_properties=False,
+)
+
+
+@contextlib.contextmanager
+def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
+    """Turn a DativoError into one ERROR log line and exit code 2, as all Dativo CLIs do.
+
+    A traceback would bury the message (which names the file, line and fix); run with
+    the log level at DEBUG to get it anyway.
+    """
+    try:
+        yield
+    except DativoError as exc:
+        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+        sys.exit(2)
+
+
+class TapDativoCSV(Tap):
+    """Read CSV files as Singer streams, one stream per configured path or glob."""
+
+    name = "tap-dativo-csv"
+    package_name = "dativo-ingest"
+    # The catalog depends on the config (file headers, contracts), so --discover must
+    # validate the config too.
+    dynamic_catalog = True
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("files", th.ArrayType(_FILE_ENTRY), required=True,
+                    description="The CSV streams to read, one entry per stream."),
+        th.Property("contracts_dir", th.StringType,
+                    description="Root of ODCS contracts laid out as "
+                                "<tenant>/<domain>/<stream>.odcs.yaml, used for streams "
+                                "without an explicit `contract`."),
+        th.Property("tenant_id", th.StringType,
+                    description="Tenant whose contracts subtree is searched; required with "
+                                "contracts_dir."),
+    ).to_dict()
+
+    def discover_streams(self) -> list[CSVStream]:
+        """One stream per ``files`` entry, typed by its contract when it has one.
+
+        Raises:
+            ConfigError: An entry is inconsistent or its contract is invalid.
+        """
+        streams = []
+        for item in parse_files(self.config):
+            contract = None
+            if item.contract is not None:
+                contract = load_contract(item.contract, object_name=item.entity)
+                self.logger.info("stream '%s' is typed by contract %s", item.entity,
+                                 item.contract)
+            streams.append(CSVStream(self, item, contract))
+        return streams
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+        """Run a sync (or --about); see :func:`_exit_on_dativo_error` for failures."""
+        with _exit_on_dativo_error(cls.logger):
+            super().invoke(**kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
+        """--discover runs in a click callback, outside ``invoke``; wrap it the same way."""
+        with _exit_on_dativo_error(cls.logger):
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
+        """--test runs in a click callback, outside ``invoke``; wrap it the same way."""
+        with _exit_on_dativo_error(cls.logger):
+            super().cb_test(ctx, param, value)
+
+
+if __name__ == "__main__":
+    TapDativoCSV.cli()

@@ -1,0 +1,172 @@
+"""Per-stream record buffers and their conversion to checked Arrow batches (the hot path).
+
+RECORD lines are never decoded in Python: the message loop appends raw bytes to a
+spool file, and a flush hands the whole file to DuckDB's JSON reader, which types and
+validates every column in one vectorised query (see :mod:`dativo.contracts.validation`).
+Memory therefore stays bounded by a batch of Arrow data, whatever the input size.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import re
+import tempfile
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dativo.contracts import REASONS_COLUMN, CompiledContract
+from dativo.errors import CodecError
+
+LOGGER = logging.getLogger(__name__)
+_DUCKDB_LINE = re.compile(r"line (\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record that failed its contract, with the raw JSON and every failed rule."""
+
+    line_number: int
+    record_json: str
+    reasons: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    """The outcome of one flush: rows to commit, and rows for the dead-letter table."""
+
+    valid: pa.Table
+    rejected: list[RejectedRecord]
+
+
+@dataclass
+class SpooledBatch:
+    """A closed spool file of RECORD lines, ready to be checked once and deleted.
+
+    Input line numbers are kept as runs: spool row ``run_rows[i]`` is input line
+    ``run_lines[i]``, and the rest of that run follows on consecutive lines.
+    """
+
+    stream: str
+    path: str
+    rows: int = 0
+    bytes: int = 0
+    run_rows: array = field(default_factory=lambda: array("q"))
+    run_lines: array = field(default_factory=lambda: array("q"))
+
+    def line_number(self, row: int) -> int:
+        """Input line number of spool row ``row`` (0-based)."""
+        run = bisect.bisect_right(self.run_rows, row) - 1
+        return self.run_lines[run] + row - self.run_rows[run]
+
+    def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+              schema: pa.Schema) -> CheckedBatch:
+        """Type and validate every buffered record in one DuckDB query.
+
+        Raises:
+            CodecError: A line is not valid JSON or not a Singer RECORD; the message
+                names its input line.
+        """
+        try:
+            table = self._run(con, compiled, safe=False)
+        except duckdb.Error as exc:
+            if compiled.safe_query is None:
+                raise self._codec_error(exc) from exc
+            LOGGER.debug("Stream '%s': nested shape mismatch, re-reading safely", self.stream)
+            try:
+                table = self._run(con, compiled, safe=True)
+            except duckdb.Error as exc2:
+                raise self._codec_error(exc2) from exc2
+        reasons = table.column(REASONS_COLUMN)
+        ok = pc.equal(pc.list_value_length(reasons), 0)
+        valid = table.filter(ok).drop_columns([REASONS_COLUMN])
+        rejected: list[RejectedRecord] = []
+        if valid.num_rows != table.num_rows:
+            bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+            rejected = self._rejected(bad_rows, reasons.take(bad_rows).to_pylist())
+        return CheckedBatch(valid=valid.cast(schema), rejected=rejected)
+
+    def discard(self) -> None:
+        os.unlink(self.path)
+
+    def _run(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract, *,
+             safe: bool) -> pa.Table:
+        return con.execute(compiled.query(self.path, safe=safe)).fetch_arrow_table()
+
+    def _rejected(self, rows: list[int], reasons: list[list[dict[str, str]]]) -> list[RejectedRecord]:
+        """Recover the raw JSON of rejected rows from the spool (only they are decoded)."""
+        wanted = dict(zip(rows, reasons, strict=True))
+        out = []
+        with open(self.path, "rb") as spool:
+            for index, line in enumerate(spool):
+                if index in wanted:
+                    record = orjson.loads(line).get("record")
+                    out.append(RejectedRecord(self.line_number(index),
+                                              orjson.dumps(record).decode(), wanted[index]))
+        return out
+
+    def _codec_error(self, exc: duckdb.Error) -> CodecError:
+        text = str(exc).splitlines()[0]
+        match = _DUCKDB_LINE.search(text)
+        line = None
+        if match and 0 < int(match.group(1)) <= self.rows:
+            line = self.line_number(int(match.group(1)) - 1)
+        return CodecError(
+            f"stream '{self.stream}': RECORD could not be read ({text}); "
+            "the tap must emit one JSON object per line with an object 'record'",
+            line=line,
+        )
+
+
+class StreamBuffer:
+    """Spools one stream's raw RECORD lines; ``detach`` hands the batch off for checking."""
+
+    def __init__(self, stream: str, spool_dir: Path) -> None:
+        self.stream = stream
+        self._spool_dir = spool_dir
+        self._open()
+
+    def _open(self) -> None:
+        fd, path = tempfile.mkstemp(prefix=f"{_safe(self.stream)}-", suffix=".ndjson",
+                                    dir=self._spool_dir)
+        self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        self.batch = SpooledBatch(self.stream, path)
+
+    @property
+    def rows(self) -> int:
+        return self.batch.rows
+
+    @property
+    def bytes(self) -> int:
+        return self.batch.bytes
+
+    def append(self, lines: bytes, first_line: int, count: int) -> None:
+        """Spool ``count`` newline-terminated RECORD lines that start at ``first_line``."""
+        batch = self.batch
+        self._file.write(lines)
+        batch.run_rows.append(batch.rows)
+        batch.run_lines.append(first_line)
+        batch.rows += count
+        batch.bytes += len(lines)
+
+    def detach(self) -> SpooledBatch:
+        """Close the current spool and start a new one; the caller owns the result."""
+        self._file.close()
+        batch = self.batch
+        self._open()
+        return batch
+
+    def close(self) -> None:
+        self._file.close()
+        self.batch.discard()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:50]

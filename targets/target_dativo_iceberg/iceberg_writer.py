@@ -1,0 +1,147 @@
+"""The one module that talks to pyiceberg's write API.
+
+Tables live at ``(<tenant>, <domain>).<table>``, so both the catalog namespace and the
+warehouse path (``<warehouse>/<tenant>.<domain>/<table>``) carry the tenant. Every
+append carries the Singer bookmark in its snapshot summary (``dativo.state``), so
+table contents and bookmark are committed together.
+
+Failure behaviour: an append writes Parquet files first and then commits metadata.
+If the commit fails it is retried (with backoff) on optimistic-concurrency conflicts;
+after the last attempt a :class:`CommitError` is raised, the written files stay
+unreferenced (orphans, never read) and no STATE is emitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Mapping
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.table import Table
+
+from dativo.contracts import Contract
+from dativo.errors import CommitError, ConfigError
+
+LOGGER = logging.getLogger(__name__)
+
+STATE_PROPERTY = "dativo.state"
+RUN_ID_PROPERTY = "dativo.run-id"
+DEAD_LETTER_SUFFIX = "__dead_letter"
+COMMIT_ATTEMPTS = 6
+TABLE_PROPERTIES = {
+    "write.parquet.compression-codec": "zstd",
+    "write.target-file-size-bytes": str(160 * 1024 * 1024),
+    "format-version": "2",
+}
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("stream", pa.string(), nullable=False),
+        pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("line_number", pa.int64()),
+        pa.field("record_json", pa.string(), nullable=False),
+        pa.field(
+            "reasons",
+            pa.list_(pa.field("element", pa.struct([
+                pa.field("field", pa.string()), pa.field("rule", pa.string())
+            ]))),
+            nullable=False,
+        ),
+    ]
+)
+
+
+def table_name(name: str) -> str:
+    """Iceberg-safe table name: lower-case, non-alphanumerics become underscores."""
+    return re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "stream"
+
+
+class IcebergWriter:
+    """Creates, evolves and appends to the tenant's tables in one catalog."""
+
+    def __init__(self, catalog_properties: Mapping[str, str], tenant_id: str) -> None:
+        props = dict(catalog_properties)
+        name = props.pop("name", "dativo")
+        try:
+            self.catalog: Catalog = load_catalog(name, **props)
+        except Exception as exc:  # pyiceberg raises many types for bad catalog config
+            raise ConfigError(f"catalog: cannot load catalog {name!r}: {exc}") from exc
+        self.tenant_id = tenant_id
+
+    def namespace(self, contract: Contract) -> tuple[str, str]:
+        """The tenant's namespace for a contract, refusing any other tenant's.
+
+        Raises:
+            ConfigError: The contract declares a different tenant.
+        """
+        if contract.tenant is not None and contract.tenant != self.tenant_id:
+            raise ConfigError(
+                f"contract {contract.source} belongs to tenant {contract.tenant!r}, but this "
+                f"target runs for tenant_id {self.tenant_id!r}; one tenant's run cannot write "
+                "into another tenant's namespace"
+            )
+        return (self.tenant_id, table_name(contract.domain))
+
+    def ensure_table(self, contract: Contract, schema: pa.Schema) -> Table:
+        """Load the stream's table, creating it or adding new columns as needed."""
+        identifier = (*self.namespace(contract), table_name(contract.name))
+        table = self._create_or_load(identifier, schema)
+        if contract.primary_key and not table.schema().identifier_field_names():
+            with table.update_schema() as update:
+                update.set_identifier_fields(*contract.primary_key)
+        existing = {f.name for f in table.schema().fields}
+        missing = [f.name for f in schema if f.name not in existing]
+        if missing:
+            LOGGER.info("Evolving %s: adding columns %s", ".".join(identifier), missing)
+            with table.update_schema() as update:
+                update.union_by_name(schema)
+        return table
+
+    def dead_letter_table(self, contract: Contract) -> Table:
+        identifier = (*self.namespace(contract),
+                      table_name(contract.name) + DEAD_LETTER_SUFFIX)
+        return self._create_or_load(identifier, DEAD_LETTER_SCHEMA)
+
+    def _create_or_load(self, identifier: tuple[str, ...], schema: pa.Schema) -> Table:
+        self.catalog.create_namespace_if_not_exists(identifier[:-1])
+        try:
+            return self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            LOGGER.info("Creating Iceberg table %s", ".".join(identifier))
+            return self.catalog.create_table_if_not_exists(
+                identifier, schema=schema, properties=TABLE_PROPERTIES
+            )
+
+    def append(self, table: Table, data: pa.Table, properties: Mapping[str, str]) -> int | None:
+        """Append ``data`` in one snapshot; return its snapshot id.
+
+        Conflicting concurrent commits are retried with exponential backoff and jitter.
+
+        Raises:
+            CommitError: The commit still fails after the last attempt.
+        """
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                table.append(data, snapshot_properties=dict(properties))
+                snapshot = table.current_snapshot()
+                return snapshot.snapshot_id if snapshot else None
+            except CommitFailedException as exc:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise CommitError(
+                        f"commit to {table.name()} failed after {attempt} attempts: {exc}; "
+                        "the state was not advanced, rerun the pipeline"
+                    ) from exc
+                delay = min(5.0, 0.1 * 2**attempt) * (0.5 + random.random())
+                LOGGER.warning("Commit conflict on %s (attempt %d), retrying in %.2fs",
+                               table.name(), attempt, delay)
+                time.sleep(delay)
+                table.refresh()
+            except OSError as exc:
+                raise CommitError(f"writing {table.name()} failed: {exc}") from exc
+        return None

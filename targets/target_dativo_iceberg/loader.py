@@ -1,0 +1,240 @@
+"""Run-level coordination: stream buffers, flushes, commits and STATE emission.
+
+The invariant this module keeps: a STATE value reaches stdout only after every RECORD
+received before it is committed to its table or to its dead-letter table. A drain
+therefore takes *all* streams' buffered records together with the pending STATE, and
+that STATE is written into each commit's snapshot summary and emitted afterwards.
+
+Drains run on one background thread, in order, while the main thread keeps reading
+input into fresh spool files. At most one drain is in flight, which bounds memory to
+two batches per stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+from pyiceberg.table import Table
+
+from dativo.contracts import CompiledContract, Contract, arrow_schema, compile_contract
+from dativo.errors import CodecError, ContractViolation
+from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
+from target_dativo_iceberg.dead_letter import dead_letter_rows
+from target_dativo_iceberg.iceberg_writer import RUN_ID_PROPERTY, STATE_PROPERTY, IcebergWriter
+from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.stream_contracts import contract_for_stream
+
+LOGGER = logging.getLogger(__name__)
+_NO_STATE = object()
+
+
+@dataclass
+class StreamStats:
+    received: int = 0
+    committed: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    snapshot_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _StreamSink:
+    """Where one stream's batches go; touched only by the flush thread after creation."""
+
+    contract: Contract
+    compiled: CompiledContract
+    schema: pa.Schema
+    table: Table | None = None
+    dead_letter: Table | None = None
+
+
+@dataclass
+class _Stream:
+    sink: _StreamSink
+    buffer: StreamBuffer
+    schema_key: bytes
+
+
+class Loader:
+    """Owns one target run; the message loop drives it from a single thread."""
+
+    def __init__(self, settings: TargetSettings, writer: IcebergWriter,
+                 emit_state: Callable[[Any], None]) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.emit_state = emit_state
+        self.run_id = uuid.uuid4().hex
+        self.stats: dict[str, StreamStats] = {}
+        self._streams: dict[str, _Stream] = {}
+        self._spool_dir = tempfile.TemporaryDirectory(prefix="dativo-spool-")
+        self._con = duckdb.connect(config={"threads": 2})
+        self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+        self._pending_state: Any = _NO_STATE
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-flush")
+        self._inflight: Future[None] | None = None
+        self._started = time.monotonic()
+
+    # -- messages -------------------------------------------------------------
+    def on_schema(self, stream: str, schema: dict[str, Any], key_properties: list[str]) -> None:
+        """Register or replace a stream's schema; a changed schema drains first."""
+        key = orjson.dumps([schema, key_properties], option=orjson.OPT_SORT_KEYS)
+        current = self._streams.get(stream)
+        if current is not None and current.schema_key == key:
+            return
+        if current is not None:
+            self.drain()
+            current.buffer.close()
+        contract = contract_for_stream(self.settings, stream, schema, key_properties)
+        try:
+            compiled = compile_contract(contract)
+        except ValueError as exc:
+            raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
+        sink = _StreamSink(contract, compiled, arrow_schema(contract))
+        self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
+                                        key)
+        self.stats.setdefault(stream, StreamStats())
+
+    def on_records(self, stream: str, lines: bytes, first_line: int, count: int) -> None:
+        """Buffer ``count`` consecutive RECORD lines starting at input line ``first_line``."""
+        entry = self._streams.get(stream)
+        if entry is None:
+            raise CodecError(
+                f"RECORD for stream '{stream}' arrived before its SCHEMA message; "
+                "the tap must send SCHEMA first", line=first_line,
+            )
+        buffer = entry.buffer
+        buffer.append(lines, first_line, count)
+        if (buffer.rows >= self.settings.batch_size_rows
+                or buffer.bytes >= self.settings.batch_max_bytes):
+            self.drain()
+
+    def on_state(self, value: Any) -> None:
+        self._pending_state = value
+        if not any(s.buffer.rows for s in self._streams.values()) and self._inflight is None:
+            self._emit_pending_state()
+
+    def on_activate_version(self, stream: str) -> None:
+        """Drain first, so records of the old version are not mixed with the new."""
+        if stream not in self._streams:
+            LOGGER.warning("ACTIVATE_VERSION for unknown stream '%s' ignored", stream)
+        self.drain()
+
+    # -- flushing -------------------------------------------------------------
+    def drain(self) -> None:
+        """Hand every buffered record and the pending STATE to the flush thread."""
+        batches = [(entry.sink, entry.buffer.detach())
+                   for entry in self._streams.values() if entry.buffer.rows]
+        state, self._pending_state = self._pending_state, _NO_STATE
+        if not batches and state is _NO_STATE:
+            return
+        self.wait()
+        self._inflight = self._executor.submit(self._flush_all, batches, state)
+
+    def wait(self) -> None:
+        """Block until the in-flight drain is done; re-raise its error."""
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            inflight.result()
+
+    def _flush_all(self, batches: list[tuple[_StreamSink, SpooledBatch]], state: Any) -> None:
+        try:
+            for sink, batch in batches:
+                self._flush(sink, batch, state)
+        finally:
+            for _, batch in batches:
+                batch.discard()
+        if state is not _NO_STATE:
+            self.emit_state(state)
+
+    def _flush(self, sink: _StreamSink, batch: SpooledBatch, state: Any) -> None:
+        stream, stats = batch.stream, self.stats[batch.stream]
+        started = time.monotonic()
+        checked = batch.check(self._con, sink.compiled, sink.schema)
+        stats.received += batch.rows
+        properties = {RUN_ID_PROPERTY: self.run_id}
+        if state is not _NO_STATE:
+            properties[STATE_PROPERTY] = orjson.dumps(state).decode()
+        if checked.rejected:
+            if sink.dead_letter is None:
+                sink.dead_letter = self.writer.dead_letter_table(sink.contract)
+            rows = dead_letter_rows(stream, self.run_id, checked.rejected)
+            self.writer.append(sink.dead_letter, rows, properties)
+            stats.rejected += len(checked.rejected)
+            for rejected in checked.rejected:
+                stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
+            first = checked.rejected[0]
+            LOGGER.warning(
+                "Stream '%s': %d record(s) rejected by the contract, e.g. line %d: %s",
+                stream, len(checked.rejected), first.line_number,
+                ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
+            )
+        if checked.valid.num_rows:
+            if sink.table is None:
+                sink.table = self.writer.ensure_table(sink.contract, sink.schema)
+            snapshot = self.writer.append(sink.table, checked.valid, properties)
+            if snapshot is not None:
+                stats.snapshot_ids.append(snapshot)
+            stats.committed += checked.valid.num_rows
+        LOGGER.info(
+            "Stream '%s': flushed %d records in %.2fs (%d committed, %d rejected so far)",
+            stream, batch.rows, time.monotonic() - started, stats.committed, stats.rejected,
+        )
+
+    def _emit_pending_state(self) -> None:
+        if self._pending_state is not _NO_STATE:
+            self.emit_state(self._pending_state)
+            self._pending_state = _NO_STATE
+
+    # -- end of input -----------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Drain everything, log the run summary, and enforce ``strict`` mode.
+
+        Raises:
+            ContractViolation: ``strict`` mode and any record was rejected.
+        """
+        self.drain()
+        self.wait()
+        summary = self.summary()
+        LOGGER.info("Run summary: %s", orjson.dumps(summary).decode())
+        self.close()
+        rejected = {s: dict(st.reasons) for s, st in self.stats.items() if st.rejected}
+        if rejected and self.settings.validation_mode == "strict":
+            raise ContractViolation(rejected)
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "tenant_id": self.settings.tenant_id,
+            "seconds": round(time.monotonic() - self._started, 3),
+            "streams": {
+                name: {
+                    "received": st.received,
+                    "committed": st.committed,
+                    "rejected": st.rejected,
+                    "rejected_by_rule": dict(st.reasons),
+                    "snapshot_ids": st.snapshot_ids,
+                }
+                for name, st in self.stats.items()
+            },
+        }
+
+    def close(self) -> None:
+        """Release threads, spool files and DuckDB; safe to call after an error."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for entry in self._streams.values():
+            entry.buffer.close()
+        self._con.close()
+        self._spool_dir.cleanup()

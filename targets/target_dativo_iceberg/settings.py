@@ -1,0 +1,88 @@
+"""Target settings: validated once from config into a frozen value."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dativo.errors import ConfigError
+
+ValidationMode = Literal["strict", "warn"]
+
+DEFAULT_BATCH_SIZE_ROWS = 250_000
+DEFAULT_BATCH_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
+TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def default_catalog(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
+    """The embedded default: a SQLite SqlCatalog beside a local warehouse folder."""
+    root = warehouse_dir.resolve()
+    return {
+        "name": "dativo",
+        "type": "sql",
+        "uri": f"sqlite:///{root / 'catalog.db'}",
+        "warehouse": root.as_uri(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSettings:
+    """Everything the target needs from its config, checked up front."""
+
+    tenant_id: str
+    catalog: Mapping[str, str]
+    contracts_dir: Path | None = None
+    stream_contracts: Mapping[str, str] = field(default_factory=dict)
+    validation_mode: ValidationMode = "strict"
+    batch_size_rows: int = DEFAULT_BATCH_SIZE_ROWS
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
+        """Build settings, raising :class:`ConfigError` that names the bad key."""
+        tenant = config.get("tenant_id")
+        if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+            raise ConfigError(
+                f"tenant_id: {tenant!r} is invalid; use lower-case letters, digits and "
+                "underscores, starting with a letter (it names Iceberg namespaces)"
+            )
+        catalog = dict(config.get("catalog") or default_catalog())
+        if "warehouse" not in catalog and catalog.get("type", "sql") == "sql":
+            raise ConfigError("catalog.warehouse: a SQL catalog needs a warehouse location")
+        catalog = {k: str(v) for k, v in catalog.items()}
+        catalog.setdefault("name", "dativo")
+        contracts_dir = config.get("contracts_dir")
+        if contracts_dir is not None and not Path(contracts_dir).is_dir():
+            raise ConfigError(f"contracts_dir: {contracts_dir} is not a directory")
+        mode = config.get("validation_mode", "strict")
+        if mode not in ("strict", "warn"):
+            raise ConfigError(f"validation_mode: {mode!r} must be 'strict' or 'warn'")
+        load_method = config.get("load_method") or "append-only"
+        if load_method not in ("append-only", "append"):
+            raise ConfigError(
+                f"load_method: {load_method!r} is not supported yet; use 'append-only'"
+            )
+        rows = _positive_int(config, "batch_size_rows", DEFAULT_BATCH_SIZE_ROWS)
+        max_bytes = _positive_int(config, "batch_max_bytes", DEFAULT_BATCH_MAX_BYTES)
+        return cls(
+            tenant_id=tenant,
+            catalog=catalog,
+            contracts_dir=Path(contracts_dir) if contracts_dir else None,
+            stream_contracts=dict(config.get("stream_contracts") or {}),
+            validation_mode=mode,
+            batch_size_rows=rows,
+            batch_max_bytes=max_bytes,
+        )
+
+
+def _positive_int(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key}: {value!r} must be a positive integer")
+    return value

@@ -1,0 +1,58 @@
+"""Pick the contract for a stream: its ODCS file, else its Singer SCHEMA."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from dativo.contracts import (
+    Contract,
+    contract_from_singer_schema,
+    load_contract,
+    resolve_contract_path,
+)
+from dativo.errors import ConfigError
+from target_dativo_iceberg.settings import TargetSettings
+
+LOGGER = logging.getLogger(__name__)
+
+
+def contract_for_stream(
+    settings: TargetSettings, stream: str, schema: dict[str, Any], key_properties: list[str]
+) -> Contract:
+    """Resolve, lint and load the stream's contract (see ARCHITECTURE.md, Contracts).
+
+    Raises:
+        ConfigError: The contract is invalid or belongs to another tenant.
+    """
+    path = resolve_contract_path(
+        stream,
+        tenant_id=settings.tenant_id,
+        contracts_dir=settings.contracts_dir,
+        stream_contracts=settings.stream_contracts,
+    )
+    if path is None:
+        LOGGER.warning(
+            "No ODCS contract for stream '%s' (looked in %s); using its Singer SCHEMA "
+            "as the contract", stream,
+            settings.contracts_dir / settings.tenant_id if settings.contracts_dir else "nowhere",
+        )
+        return contract_from_singer_schema(stream, schema, key_properties)
+    _refuse_other_tenant(settings, stream, path)
+    contract = load_contract(path, object_name=stream.split("-")[-1])
+    LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
+    return contract
+
+
+def _refuse_other_tenant(settings: TargetSettings, stream: str, path: Path) -> None:
+    if settings.contracts_dir is None:
+        return
+    root = settings.contracts_dir.resolve()
+    resolved = path.resolve()
+    if resolved.is_relative_to(root) and not resolved.is_relative_to(root / settings.tenant_id):
+        raise ConfigError(
+            f"stream_contracts.{stream}: {path} is in another tenant's contracts folder; "
+            f"tenant {settings.tenant_id!r} may only use contracts under "
+            f"{root / settings.tenant_id}"
+        )

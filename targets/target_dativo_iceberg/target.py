@@ -1,0 +1,102 @@
+"""target-dativo-iceberg: singer-sdk provides the CLI, config validation and --about;
+the message path is our own columnar loop (see ARCHITECTURE.md, Hot path)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+import orjson
+from singer_sdk import Target
+from singer_sdk import typing as th
+
+from dativo.errors import DativoError
+from target_dativo_iceberg.iceberg_writer import IcebergWriter
+from target_dativo_iceberg.loader import Loader
+from target_dativo_iceberg.message_loop import run_message_loop
+from target_dativo_iceberg.settings import (
+    DEFAULT_BATCH_MAX_BYTES,
+    DEFAULT_BATCH_SIZE_ROWS,
+    TargetSettings,
+)
+
+LOGGER = logging.getLogger("target-dativo-iceberg")
+
+
+def _write_state(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+class TargetDativoIceberg(Target):
+    """Validate Singer records against ODCS contracts and land them in Apache Iceberg."""
+
+    name = "target-dativo-iceberg"
+    package_name = "dativo-ingest"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("tenant_id", th.StringType, required=True,
+                    description="Tenant: picks the contracts subtree, the Iceberg namespace "
+                                "prefix and the warehouse prefix."),
+        th.Property("catalog", th.ObjectType(additional_properties=True),
+                    description="pyiceberg catalog properties, passed through (name, type, uri, "
+                                "warehouse, s3.*, ...). Default: SQLite SqlCatalog under "
+                                "./output/warehouse."),
+        th.Property("contracts_dir", th.StringType,
+                    description="Root of ODCS contracts laid out as "
+                                "<tenant>/<domain>/<table>.odcs.yaml."),
+        th.Property("stream_contracts", th.ObjectType(additional_properties=th.StringType),
+                    description="Explicit stream -> contract file map; overrides lookup."),
+        th.Property("validation_mode", th.StringType, default="strict",
+                    allowed_values=["strict", "warn"],
+                    description="strict: exit non-zero at end of input if any record was "
+                                "rejected; warn: log and count. Rejected records always go to "
+                                "the dead-letter table."),
+        th.Property("batch_size_rows", th.IntegerType, default=DEFAULT_BATCH_SIZE_ROWS,
+                    description="Flush a stream after this many records."),
+        th.Property("batch_max_bytes", th.IntegerType, default=DEFAULT_BATCH_MAX_BYTES,
+                    description="Flush a stream after this many bytes of buffered records."),
+    ).to_dict()
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        file_input: IO[str] | None = None,
+    ) -> None:
+        """Run the target; a :class:`DativoError` becomes one log line and exit code 2."""
+        super(Target, cls).invoke(about=about, about_format=about_format)
+        cls.print_version(print_fn=cls.logger.info)
+        target = cls(
+            config=config.config if config else {},
+            validate_config=True,
+            parse_env_config=config.parse_env if config else False,
+            setup_mapper=False,
+        )
+        source = file_input.buffer if file_input is not None else sys.stdin.buffer
+        try:
+            target.run(source)
+        except DativoError as exc:
+            LOGGER.error("%s", exc, exc_info=LOGGER.isEnabledFor(logging.DEBUG))
+            sys.exit(2)
+
+    def run(self, source: IO[bytes]) -> dict[str, Any]:
+        """Load every message from ``source``; return the run summary."""
+        settings = TargetSettings.from_config(self.config)
+        loader = Loader(settings, IcebergWriter(settings.catalog, settings.tenant_id),
+                        _write_state)
+        try:
+            lines = run_message_loop(source, loader)
+        except BaseException:
+            loader.close()
+            raise
+        LOGGER.info("Read %d lines of input", lines)
+        return loader.finish()
+
+
+if __name__ == "__main__":
+    TargetDativoIceberg.cli()

@@ -100,7 +100,9 @@ class SpooledBatch:
              safe: bool) -> pa.Table:
         return con.execute(compiled.query(self.path, safe=safe)).fetch_arrow_table()
 
-    def _rejected(self, rows: list[int], reasons: list[list[dict[str, str]]]) -> list[RejectedRecord]:
+    def _rejected(
+        self, rows: list[int], reasons: list[list[dict[str, str]]]
+    ) -> list[RejectedRecord]:
         """Recover the raw JSON of rejected rows from the spool (only they are decoded)."""
         wanted = dict(zip(rows, reasons, strict=True))
         out = []

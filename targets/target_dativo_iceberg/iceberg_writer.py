@@ -18,6 +18,8 @@ import random
 import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
@@ -57,6 +59,15 @@ DEAD_LETTER_SCHEMA = pa.schema(
 )
 
 
+def _create_local_dirs(props: Mapping[str, str]) -> None:
+    """A local SQLite catalog and file:// warehouse need their folders to exist."""
+    uri, warehouse = props.get("uri", ""), props.get("warehouse", "")
+    if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if warehouse.startswith("file://"):
+        Path(urlparse(warehouse).path).mkdir(parents=True, exist_ok=True)
+
+
 def table_name(name: str) -> str:
     """Iceberg-safe table name: lower-case, non-alphanumerics become underscores."""
     return re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "stream"
@@ -68,6 +79,7 @@ class IcebergWriter:
     def __init__(self, catalog_properties: Mapping[str, str], tenant_id: str) -> None:
         props = dict(catalog_properties)
         name = props.pop("name", "dativo")
+        _create_local_dirs(props)
         try:
             self.catalog: Catalog = load_catalog(name, **props)
         except Exception as exc:  # pyiceberg raises many types for bad catalog config

@@ -9,24 +9,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dativo.errors import ConfigError
+from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
 
 DEFAULT_BATCH_SIZE_ROWS = 250_000
 DEFAULT_BATCH_MAX_BYTES = 256 * 1024 * 1024
-DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
 TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-def default_catalog(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
-    """The embedded default: a SQLite SqlCatalog beside a local warehouse folder."""
-    root = warehouse_dir.resolve()
-    return {
-        "name": "dativo",
-        "type": "sql",
-        "uri": f"sqlite:///{root / 'catalog.db'}",
-        "warehouse": root.as_uri(),
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +39,7 @@ class TargetSettings:
                 f"tenant_id: {tenant!r} is invalid; use lower-case letters, digits and "
                 "underscores, starting with a letter (it names Iceberg namespaces)"
             )
-        catalog = dict(config.get("catalog") or default_catalog())
+        catalog = dict(config.get("catalog") or default_catalog_properties())
         if "warehouse" not in catalog and catalog.get("type", "sql") == "sql":
             raise ConfigError("catalog.warehouse: a SQL catalog needs a warehouse location")
         catalog = {k: str(v) for k, v in catalog.items()}

@@ -1,0 +1,84 @@
+"""Read-side helpers for ``dativo table show``: open a catalog, summarise tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import NoSuchTableError
+
+from dativo.errors import ConfigError
+
+DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
+DEAD_LETTER_SUFFIX = "__dead_letter"
+
+
+def default_catalog_properties(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
+    """The embedded default: a SQLite SqlCatalog beside a local warehouse folder."""
+    root = warehouse_dir.resolve()
+    return {
+        "name": "dativo",
+        "type": "sql",
+        "uri": f"sqlite:///{root / 'catalog.db'}",
+        "warehouse": root.as_uri(),
+    }
+
+
+def open_catalog(properties: Mapping[str, str] | None) -> Catalog:
+    """Load a pyiceberg catalog from properties (default: the embedded one).
+
+    Raises:
+        ConfigError: The catalog cannot be loaded.
+    """
+    props = dict(properties or default_catalog_properties())
+    if props.get("uri", "").startswith("sqlite:///") and not Path(
+        props["uri"].removeprefix("sqlite:///")
+    ).exists():
+        raise ConfigError(f"no catalog at {props['uri']}; run `make demo` or a pipeline first")
+    name = props.pop("name", "dativo")
+    try:
+        return load_catalog(name, **props)
+    except Exception as exc:  # pyiceberg raises many types for bad catalog config
+        raise ConfigError(f"cannot load catalog {name!r}: {exc}") from exc
+
+
+def all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
+    """Every table identifier in the catalog, walking nested namespaces."""
+    found: list[tuple[str, ...]] = []
+    pending = list(catalog.list_namespaces())
+    while pending:
+        namespace = pending.pop()
+        found.extend(catalog.list_tables(namespace))
+        pending.extend(catalog.list_namespaces(namespace))
+    return sorted(set(found))
+
+
+def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
+                echo: Callable[[str], Any]) -> None:
+    """Print each table's row count, schema, sample rows and dead-letter count."""
+    identifiers = [tuple(n.split(".")) for n in names] or [
+        t for t in all_tables(catalog) if not t[-1].endswith(DEAD_LETTER_SUFFIX)
+    ]
+    if not identifiers:
+        echo("no tables yet")
+    for identifier in identifiers:
+        try:
+            table = catalog.load_table(identifier)
+        except NoSuchTableError as exc:
+            raise ConfigError(f"table {'.'.join(identifier)} does not exist") from exc
+        rows = table.scan().to_arrow()
+        echo(f"\n== {'.'.join(identifier)}: {rows.num_rows} rows ==")
+        echo(str(table.schema()))
+        echo(str(duckdb.from_arrow(rows.slice(0, sample))))
+        echo(f"dead-letter rows: {_dead_letter_count(catalog, identifier)}")
+
+
+def _dead_letter_count(catalog: Catalog, identifier: tuple[str, ...]) -> int:
+    try:
+        dead = catalog.load_table((*identifier[:-1], identifier[-1] + DEAD_LETTER_SUFFIX))
+    except NoSuchTableError:
+        return 0
+    return dead.scan().to_arrow().num_rows

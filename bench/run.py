@@ -43,6 +43,7 @@ SAMPLE_SECONDS = 0.05
 GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
+BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer")
 LABELS = {
     "floor": "orjson parse floor",
@@ -130,7 +131,9 @@ def measure(cmd: Sequence[str], *, stdin: Path | None, run_dir: Path, env: dict[
         seconds = time.perf_counter() - start
         peak = sampler.stop()
     if code != 0:
-        tail = err_log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        text = err_log.read_text(encoding="utf-8", errors="replace").splitlines()
+        # skip rich's traceback boxes (meltano) so the plugin's own error stays visible
+        tail = [ln for ln in text if ln.strip() and ln.lstrip()[:1] not in BOX_CHARS][-15:]
         why = "timed out" if code is None else f"exited {code}"
         raise RuntimeError(f"{why}; stderr tail ({err_log}):\n    " + "\n    ".join(tail))
     return seconds, peak

@@ -53,7 +53,7 @@ def mtime(path: str) -> dt.datetime:
 
 
 def iso(value: dt.datetime) -> str:
-    """ISO 8601 in the exact shape singer-sdk uses for signposts, so strings compare."""
+    """ISO 8601 in UTC with microseconds, the shape singer-sdk gives datetimes in state."""
     return value.astimezone(dt.timezone.utc).isoformat("T", timespec="microseconds")
 
 

@@ -68,12 +68,14 @@ class CSVStream(Stream):
         return [{SOURCE_FILE: path} for path in self.paths]
 
     def get_replication_key_signpost(self, context: Context | None = None) -> None:
-        """No signpost: singer-sdk would cap bookmarks at the run's start time.
+        """No signpost, so a bookmark is always the file's own mtime.
 
-        A file whose mtime lies in the future (copied from a host with a fast clock)
-        would then be re-read, and re-loaded, on every run. The cap is not needed for
-        safety: the mtime is taken before the file is read, so a file changed during
-        the run is newer than its bookmark and is read again next time.
+        singer-sdk's signpost (the run's start time) caps bookmarks; a file whose mtime
+        lies in the future (copied from a host with a fast clock) would then be re-read,
+        and re-loaded, on every run. (0.54.9 writes the signpost only at stream level, so
+        partition bookmarks are not capped today; this keeps it that way.) The cap is not
+        needed for safety: the mtime is taken before the file is read, so a file changed
+        during the run is newer than its bookmark and is read again next time.
         """
         return None
 

@@ -26,7 +26,6 @@ from dativo.contracts import REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
 
 LOGGER = logging.getLogger(__name__)
-_DUCKDB_LINE = re.compile(r"line (\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +114,22 @@ class SpooledBatch:
         return out
 
     def _codec_error(self, exc: duckdb.Error) -> CodecError:
+        """Name the first spooled line that is not a Singer RECORD object.
+
+        DuckDB's reader tolerates objects spanning lines, so the line it reports can be
+        past the truncated one; re-scanning with orjson (error path only) is exact.
+        """
         text = str(exc).splitlines()[0]
-        match = _DUCKDB_LINE.search(text)
         line = None
-        if match and 0 < int(match.group(1)) <= self.rows:
-            line = self.line_number(int(match.group(1)) - 1)
+        with open(self.path, "rb") as spool:
+            for index, raw in enumerate(spool):
+                try:
+                    message = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    message = None
+                if not isinstance(message, dict) or not isinstance(message.get("record"), dict):
+                    line = self.line_number(index)
+                    break
         return CodecError(
             f"stream '{self.stream}': RECORD could not be read ({text}); "
             "the tap must emit one JSON object per line with an object 'record'",

@@ -115,15 +115,24 @@ class Loader:
                 "the tap must send SCHEMA first", line=first_line,
             )
         buffer = entry.buffer
+        room = self.settings.batch_size_rows - buffer.rows
+        while count > room:  # cut the run so every batch holds exactly batch_size_rows
+            cut = _after_nth_newline(lines, room)
+            buffer.append(lines[:cut], first_line, room)
+            self.drain()
+            lines, first_line, count = lines[cut:], first_line + room, count - room
+            room = self.settings.batch_size_rows
         buffer.append(lines, first_line, count)
-        if (buffer.rows >= self.settings.batch_size_rows
-                or buffer.bytes >= self.settings.batch_max_bytes):
+        if buffer.rows >= self.settings.batch_size_rows or (
+                buffer.bytes >= self.settings.batch_max_bytes):
             self.drain()
 
     def on_state(self, value: Any) -> None:
+        """Hold STATE until the records before it are committed; with none buffered,
+        it only has to wait for the drain in flight, so queue it behind that one."""
         self._pending_state = value
-        if not any(s.buffer.rows for s in self._streams.values()) and self._inflight is None:
-            self._emit_pending_state()
+        if not any(entry.buffer.rows for entry in self._streams.values()):
+            self.drain()
 
     def on_activate_version(self, stream: str) -> None:
         """Drain first, so records of the old version are not mixed with the new."""
@@ -137,7 +146,11 @@ class Loader:
         batches = [(entry.sink, entry.buffer.detach())
                    for entry in self._streams.values() if entry.buffer.rows]
         state, self._pending_state = self._pending_state, _NO_STATE
-        if not batches and state is _NO_STATE:
+        if not batches:
+            if state is not _NO_STATE:
+                # The flush thread runs tasks in order, so no need to block here.
+                previous, self._inflight = self._inflight, None
+                self._inflight = self._executor.submit(self._emit_after, previous, state)
             return
         self.wait()
         self._inflight = self._executor.submit(self._flush_all, batches, state)
@@ -147,6 +160,11 @@ class Loader:
         if self._inflight is not None:
             inflight, self._inflight = self._inflight, None
             inflight.result()
+
+    def _emit_after(self, previous: Future[None] | None, state: Any) -> None:
+        if previous is not None:
+            previous.result()  # a failed drain must not let its STATE through
+        self.emit_state(state)
 
     def _flush_all(self, batches: list[tuple[_StreamSink, SpooledBatch]], state: Any) -> None:
         try:
@@ -192,11 +210,6 @@ class Loader:
             stream, batch.rows, time.monotonic() - started, stats.committed, stats.rejected,
         )
 
-    def _emit_pending_state(self) -> None:
-        if self._pending_state is not _NO_STATE:
-            self.emit_state(self._pending_state)
-            self._pending_state = _NO_STATE
-
     # -- end of input -----------------------------------------------------------
     def finish(self) -> dict[str, Any]:
         """Drain everything, log the run summary, and enforce ``strict`` mode.
@@ -238,3 +251,11 @@ class Loader:
             entry.buffer.close()
         self._con.close()
         self._spool_dir.cleanup()
+
+
+def _after_nth_newline(data: bytes, n: int) -> int:
+    """Offset just past the ``n``-th newline of ``data`` (``n`` >= 1)."""
+    pos = -1
+    for _ in range(n):
+        pos = data.index(b"\n", pos + 1)
+    return pos + 1

@@ -46,7 +46,10 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
     finder = _RunFinder()
     line_number = 0
     pending = b""
-    while chunk := source.read(block_bytes):
+    # read1 returns whatever the pipe holds instead of waiting for a full block, so a
+    # tap that pauses mid-stream still gets its STATE acknowledged promptly.
+    read = getattr(source, "read1", source.read)
+    while chunk := read(block_bytes):
         pending += chunk
         end = pending.rfind(b"\n") + 1
         if end:

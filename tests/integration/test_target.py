@@ -1,0 +1,161 @@
+"""target-dativo-iceberg as a process: rows landed, dead letters, errors, state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from pyiceberg.catalog import Catalog
+
+from tests.conftest import BIN, emitted_states, read_table, run_target, singer_lines
+
+SCHEMA = {
+    "type": "SCHEMA", "stream": "users", "key_properties": ["id"],
+    "schema": {"type": "object", "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": ["string", "null"]},
+        "signed_up": {"type": "string", "format": "date-time"},
+        "prefs": {"type": "object", "properties": {"theme": {"type": "string"}}},
+    }},
+}
+
+
+def record(i: int, **overrides: object) -> dict:
+    rec = {"id": i, "name": f"user {i}", "signed_up": "2024-03-01T12:00:00Z",
+           "prefs": {"theme": "dark"}}
+    rec.update(overrides)
+    return {"type": "RECORD", "stream": "users", "record": rec}
+
+
+def state(n: int) -> dict:
+    return {"type": "STATE", "value": {"bookmarks": {"users": {"id": n}}}}
+
+
+def test_loads_values_and_emits_state_after_commit(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    result = run_target(target_config(),
+                        singer_lines([SCHEMA, record(1), record(2, name=None), state(2)]))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [{"bookmarks": {"users": {"id": 2}}}]
+    table = open_catalog().load_table(("acme", "default", "users"))
+    rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert [(r["id"], r["name"], r["prefs"]) for r in rows] == [
+        (1, "user 1", {"theme": "dark"}), (2, None, {"theme": "dark"})]
+    assert rows[0]["signed_up"].isoformat() == "2024-03-01T12:00:00+00:00"
+    summary = table.current_snapshot().summary
+    assert orjson.loads(summary["dativo.state"]) == {"bookmarks": {"users": {"id": 2}}}
+    assert table.schema().identifier_field_names() == {"id"}
+
+
+def test_rejected_records_land_in_dead_letter_with_reasons(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    messages = [SCHEMA, record(1), record(2, id="two"), record(3, prefs="x"), state(3)]
+    result = run_target(target_config(), singer_lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    catalog = open_catalog()
+    assert read_table(catalog, ("acme", "default", "users")).column("id").to_pylist() == [1]
+    dead = sorted(read_table(catalog, ("acme", "default", "users__dead_letter")).to_pylist(),
+                  key=lambda r: r["line_number"])
+    assert [(d["line_number"], d["reasons"]) for d in dead] == [
+        (3, [{"field": "id", "rule": "type"}]),
+        (4, [{"field": "prefs", "rule": "type"}]),
+    ]
+    assert orjson.loads(dead[0]["record_json"])["id"] == "two"
+    assert {d["stream"] for d in dead} == {"users"}
+    assert b"2 record(s) rejected" in result.stderr
+
+
+def test_strict_mode_fails_with_per_field_summary_after_accounting_for_everything(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    result = run_target(target_config(validation_mode="strict"),
+                        singer_lines([SCHEMA, record(1), record(2, id=None), state(2)]))
+    assert result.returncode == 2
+    assert b"stream 'users': id:required x1" in result.stderr
+    assert b"Traceback" not in result.stderr
+    catalog = open_catalog()
+    assert read_table(catalog, ("acme", "default", "users")).num_rows == 1
+    assert read_table(catalog, ("acme", "default", "users__dead_letter")).num_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (singer_lines([SCHEMA]) + b"{not json\n", b"line 2: not valid JSON"),
+        (singer_lines([record(1)]), b"line 1: RECORD for stream 'users' arrived before its SCHEMA"),
+        (singer_lines([SCHEMA, {"type": "NOPE"}]), b"line 2: unknown Singer message type 'NOPE'"),
+        (singer_lines([SCHEMA, record(1)]) + b'{"type":"RECORD","stream":"users","record":{"id":\n',
+         b"line 3: stream 'users': RECORD could not be read"),
+        (singer_lines([{"type": "SCHEMA", "stream": "x", "schema": {"type": "object"}}]),
+         b"line 1: SCHEMA for stream 'x' is unusable"),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_exit_2(
+    target_config: Callable[..., Path], stdin: bytes, message: bytes
+) -> None:
+    result = run_target(target_config(), stdin)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+    assert result.stdout == b""
+
+
+def test_contract_of_another_tenant_is_refused(
+    tmp_path: Path, target_config: Callable[..., Path]
+) -> None:
+    contract = tmp_path / "contracts/other/sales/users.odcs.yaml"
+    contract.parent.mkdir(parents=True)
+    contract.write_text(
+        "apiVersion: v3.0.2\nkind: DataContract\nid: u\nversion: 1.0.0\nstatus: active\n"
+        "tenant: other\ndomain: sales\nschema:\n  - name: users\n    properties:\n"
+        "      - {name: id, logicalType: integer}\n"
+    )
+    config = target_config(contracts_dir=str(tmp_path / "contracts"),
+                           stream_contracts={"users": "other/sales/users.odcs.yaml"})
+    result = run_target(config, singer_lines([SCHEMA, record(1)]))
+    assert result.returncode == 2
+    assert b"another tenant's contracts folder" in result.stderr
+
+
+def test_state_is_never_ahead_of_committed_rows(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Kill the target between two batches: the last STATE it emitted must be covered."""
+    config = target_config(batch_size_rows=1000)
+    first = singer_lines([SCHEMA, *(record(i) for i in range(1000)), state(999)])
+    second = singer_lines([*(record(i) for i in range(1000, 1500)), state(1499)])
+    proc = subprocess.Popen([str(BIN / "target-dativo-iceberg"), "--config", str(config)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    assert proc.stdin and proc.stdout
+    proc.stdin.write(first + second)
+    proc.stdin.flush()
+    emitted = orjson.loads(proc.stdout.readline())  # blocks until the first commit is done
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdin.close()
+    proc.stdout.close()
+    assert emitted == {"bookmarks": {"users": {"id": 999}}}
+    table = open_catalog().load_table(("acme", "default", "users"))
+    ids = table.scan().to_arrow().column("id").to_pylist()
+    assert sorted(ids) == list(range(1000))
+
+
+def test_rerun_from_state_adds_nothing_twice(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Batches flush by rows: 2500 records at 1000 rows make three commits, one STATE."""
+    config = target_config(batch_size_rows=1000)
+    result = run_target(config, singer_lines([SCHEMA, *(record(i) for i in range(2500)),
+                                              state(2499)]))
+    assert result.returncode == 0, result.stderr.decode()
+    table = open_catalog().load_table(("acme", "default", "users"))
+    assert len(table.snapshots()) == 3
+    assert table.scan().to_arrow().num_rows == 2500

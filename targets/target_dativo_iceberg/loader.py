@@ -82,6 +82,7 @@ class Loader:
         self._con = duckdb.connect(config={"threads": 2})
         self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         self._pending_state: Any = _NO_STATE
+        self._drain_due = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-flush")
         self._inflight: Future[None] | None = None
         self._started = time.monotonic()
@@ -114,6 +115,8 @@ class Loader:
                 f"RECORD for stream '{stream}' arrived before its SCHEMA message; "
                 "the tap must send SCHEMA first", line=first_line,
             )
+        if self._drain_due:
+            self.drain()
         buffer = entry.buffer
         room = self.settings.batch_size_rows - buffer.rows
         while count > room:  # cut the run so every batch holds exactly batch_size_rows
@@ -125,13 +128,18 @@ class Loader:
         buffer.append(lines, first_line, count)
         if buffer.rows >= self.settings.batch_size_rows or (
                 buffer.bytes >= self.settings.batch_max_bytes):
-            self.drain()
+            # Wait for the next message: if it is the STATE covering this batch, the
+            # bookmark rides in the same commit's snapshot summary.
+            self._drain_due = True
 
     def on_state(self, value: Any) -> None:
-        """Hold STATE until the records before it are committed; with none buffered,
-        it only has to wait for the drain in flight, so queue it behind that one."""
+        """Hold STATE until the records before it are committed.
+
+        A full batch is drained now, carrying this STATE; with nothing buffered the
+        STATE only waits for the drain in flight.
+        """
         self._pending_state = value
-        if not any(entry.buffer.rows for entry in self._streams.values()):
+        if self._drain_due or not any(entry.buffer.rows for entry in self._streams.values()):
             self.drain()
 
     def on_activate_version(self, stream: str) -> None:
@@ -146,6 +154,7 @@ class Loader:
         batches = [(entry.sink, entry.buffer.detach())
                    for entry in self._streams.values() if entry.buffer.rows]
         state, self._pending_state = self._pending_state, _NO_STATE
+        self._drain_due = False
         if not batches:
             if state is not _NO_STATE:
                 # The flush thread runs tasks in order, so no need to block here.

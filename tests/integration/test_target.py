@@ -146,6 +146,7 @@ def test_state_is_never_ahead_of_committed_rows(
     table = open_catalog().load_table(("acme", "default", "users"))
     ids = table.scan().to_arrow().column("id").to_pylist()
     assert sorted(ids) == list(range(1000))
+    assert orjson.loads(table.current_snapshot().summary["dativo.state"]) == emitted
 
 
 def test_rerun_from_state_adds_nothing_twice(

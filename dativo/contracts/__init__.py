@@ -7,9 +7,15 @@ from dativo.contracts.model import Contract, FieldKind, FieldSpec
 from dativo.contracts.odcs import lint_document, load_contract, load_yaml
 from dativo.contracts.resolve import resolve_contract_path
 from dativo.contracts.singer_schema import contract_from_singer_schema
-from dativo.contracts.validation import REASONS_COLUMN, CompiledContract, compile_contract
+from dativo.contracts.validation import (
+    ARROW_VIEW,
+    REASONS_COLUMN,
+    CompiledContract,
+    compile_contract,
+)
 
 __all__ = [
+    "ARROW_VIEW",
     "REASONS_COLUMN",
     "CompiledContract",
     "Contract",

@@ -38,3 +38,43 @@ def arrow_field(spec: FieldSpec) -> pa.Field:
 def arrow_schema(contract: Contract) -> pa.Schema:
     """Arrow schema of the stream's table, in contract column order."""
     return pa.schema([arrow_field(spec) for spec in contract.fields])
+
+
+# Kinds pyarrow's JSON reader parses exactly as our type rules demand (it refuses 1.5
+# for an integer, "yes" for a boolean, a lossy decimal). Dates and times are read as
+# text and checked in SQL, because pyarrow would accept a date-time for a date.
+_STRICT_NATIVE = frozenset({"string", "integer", "number", "boolean", "timestamptz",
+                            "decimal", "object", "array"})
+TEXT_CHECKED_KINDS = frozenset({"date", "time", "timestamp"})
+
+
+def _strict_type(spec: FieldSpec, *, top_level: bool) -> pa.DataType | None:
+    if spec.kind in TEXT_CHECKED_KINDS and top_level:
+        return pa.string()
+    if spec.kind not in _STRICT_NATIVE:
+        return None
+    if spec.kind == "object":
+        children = [_strict_type(child, top_level=False) for child in spec.children]
+        if any(t is None for t in children):
+            return None
+        return pa.struct([pa.field(c.name, t) for c, t in zip(spec.children, children,
+                                                                 strict=True)])
+    if spec.kind == "array":
+        item = _strict_type(spec.item, top_level=False) if spec.item else None
+        return None if item is None else pa.list_(item)
+    return arrow_type(spec)
+
+
+def strict_read_schema(contract: Contract) -> pa.Schema | None:
+    """Schema for reading Singer RECORD lines with pyarrow's strict JSON reader.
+
+    Returns ``None`` when a field (free-form JSON, or a date nested in an object)
+    cannot be read strictly; such contracts always take the SQL path.
+    """
+    fields = []
+    for spec in contract.fields:
+        typ = _strict_type(spec, top_level=True)
+        if typ is None:
+            return None
+        fields.append(pa.field(spec.name, typ))
+    return pa.schema([pa.field("record", pa.struct(fields))])

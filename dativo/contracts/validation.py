@@ -20,9 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
+from dativo.contracts.arrow_schema import TEXT_CHECKED_KINDS, strict_read_schema
 from dativo.contracts.model import Contract, FieldSpec
 
 REASONS_COLUMN = "__dativo_reasons"
+ARROW_VIEW = "__dativo_batch"
+"""Name under which a strictly-read Arrow batch is registered for ``pretyped_query``."""
 _PATH_MARKER = "__dativo_ndjson_path__"
 
 _TEXT_CASTS = {"integer": "BIGINT", "number": "DOUBLE", "date": "DATE", "time": "TIME",
@@ -143,15 +148,23 @@ def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[str]:
     return reasons
 
 
-def _query(contract: Contract, *, safe: bool) -> str:
+def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) -> str:
     """Inner query: raw ``r<i>`` and typed ``v<i>`` per field, so each cast runs once.
-    Outer query: the typed columns under their names plus the reasons list."""
+    Outer query: the typed columns under their names plus the reasons list.
+
+    ``pretyped``: the source is an Arrow table already read strictly with
+    :func:`~dativo.contracts.arrow_schema.strict_read_schema`, so only the fields it
+    kept as text (dates and times) still need a cast and a type check.
+    """
     inner, outer, reasons = [], [], []
     for i, spec in enumerate(contract.fields):
         col = quote_ident(spec.name)
         raw, typed = f"r{i}", f"v{i}"
-        value, _ = _value_and_type_check(spec, col, typed, safe=safe)
-        _, type_error = _value_and_type_check(spec, raw, typed, safe=safe)
+        if pretyped and spec.kind not in TEXT_CHECKED_KINDS:
+            value, type_error = col, None
+        else:
+            value, _ = _value_and_type_check(spec, col, typed, safe=safe)
+            _, type_error = _value_and_type_check(spec, raw, typed, safe=safe)
         inner.append(f"{col} AS {raw}, {value} AS {typed}")
         outer.append(f"{typed} AS {col}")
         if spec.required:
@@ -161,11 +174,12 @@ def _query(contract: Contract, *, safe: bool) -> str:
         reasons.extend(_rule_reasons(spec, raw, typed))
     reasons_sql = (f"list_filter([{', '.join(reasons)}], x -> x IS NOT NULL)" if reasons
                    else "[]::STRUCT(field VARCHAR, rule VARCHAR)[]")
-    read = sql_literal(_read_columns(contract, safe=safe))
+    source = (ARROW_VIEW if pretyped else
+              f"read_json({_PATH_MARKER}, format='newline_delimited', "
+              f"maximum_object_size=268435456, "
+              f"columns={{'record': {sql_literal(_read_columns(contract, safe=safe))}}})")
     return (f"SELECT {', '.join(outer)}, {reasons_sql} AS {REASONS_COLUMN} FROM ("
-            f"SELECT {', '.join(inner)} FROM (SELECT record.* FROM read_json({_PATH_MARKER}, "
-            f"format='newline_delimited', maximum_object_size=268435456, "
-            f"columns={{'record': {read}}})))")
+            f"SELECT {', '.join(inner)} FROM (SELECT record.* FROM {source}))")
 
 
 def _read_columns(contract: Contract, *, safe: bool) -> str:
@@ -175,11 +189,20 @@ def _read_columns(contract: Contract, *, safe: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CompiledContract:
-    """The batch queries for one contract; built once per SCHEMA, run per flush."""
+    """The batch queries for one contract; built once per SCHEMA, run per flush.
+
+    Three ways to check a batch, fastest first: ``strict_schema`` + ``pretyped_query``
+    (pyarrow reads and types the JSON, refusing the whole batch on any mismatch),
+    ``fast_query`` (DuckDB reads scalars as text and checks them per record), and
+    ``safe_query`` (nested fields as raw JSON, when their shape is wrong somewhere).
+    All three give the same rows and reasons for the batches they accept.
+    """
 
     contract: Contract
     fast_query: str
     safe_query: str | None
+    strict_schema: pa.Schema | None = None
+    pretyped_query: str | None = None
 
     def query(self, ndjson_path: str, *, safe: bool = False) -> str:
         """SQL that reads RECORD lines from ``ndjson_path`` and types/checks them."""
@@ -196,8 +219,11 @@ def compile_contract(contract: Contract) -> CompiledContract:
     if not contract.fields:
         raise ValueError(f"contract for {contract.name!r} has no columns")
     has_nested = any(_is_nested(f) for f in contract.fields)
+    strict_schema = strict_read_schema(contract)
     return CompiledContract(
         contract,
-        _query(contract, safe=False),
+        _query(contract),
         _query(contract, safe=True) if has_nested else None,
+        strict_schema,
+        _query(contract, pretyped=True) if strict_schema is not None else None,
     )

@@ -21,11 +21,13 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
-from dativo.contracts import REASONS_COLUMN, CompiledContract
+from dativo.contracts import ARROW_VIEW, REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
 
 LOGGER = logging.getLogger(__name__)
+_STRICT_BLOCK_BYTES = 16 * 1024 * 1024  # pyarrow parses blocks in parallel; a line must fit
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +75,9 @@ class SpooledBatch:
             CodecError: A line is not valid JSON or not a Singer RECORD; the message
                 names its input line.
         """
-        try:
-            table = self._run(con, compiled, safe=False)
-        except duckdb.Error as exc:
-            if compiled.safe_query is None:
-                raise self._codec_error(exc) from exc
-            LOGGER.debug("Stream '%s': nested shape mismatch, re-reading safely", self.stream)
-            try:
-                table = self._run(con, compiled, safe=True)
-            except duckdb.Error as exc2:
-                raise self._codec_error(exc2) from exc2
+        table = self._run_strict(con, compiled)
+        if table is None:
+            table = self._run_per_record(con, compiled)
         reasons = table.column(REASONS_COLUMN)
         ok = pc.equal(pc.list_value_length(reasons), 0)
         valid = table.filter(ok).drop_columns([REASONS_COLUMN])
@@ -95,9 +90,45 @@ class SpooledBatch:
     def discard(self) -> None:
         os.unlink(self.path)
 
-    def _run(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract, *,
-             safe: bool) -> pa.Table:
-        return con.execute(compiled.query(self.path, safe=safe)).fetch_arrow_table()
+    def _run_strict(self, con: duckdb.DuckDBPyConnection,
+                    compiled: CompiledContract) -> pa.Table | None:
+        """Fast path: pyarrow parses and types the batch on all cores, DuckDB checks rules.
+
+        pyarrow refuses the whole batch on the first value of the wrong type; ``None``
+        then sends it down the per-record path, which finds each bad value.
+        """
+        if compiled.strict_schema is None or compiled.pretyped_query is None:
+            return None
+        try:
+            records = pa_json.read_json(
+                self.path,
+                read_options=pa_json.ReadOptions(block_size=_STRICT_BLOCK_BYTES),
+                parse_options=pa_json.ParseOptions(explicit_schema=compiled.strict_schema,
+                                                   unexpected_field_behavior="ignore"),
+            )
+        except pa.ArrowInvalid:
+            LOGGER.debug("Stream '%s': batch is not strictly typed, checking per record",
+                         self.stream)
+            return None
+        con.register(ARROW_VIEW, records)
+        try:
+            return con.execute(compiled.pretyped_query).fetch_arrow_table()
+        finally:
+            con.unregister(ARROW_VIEW)
+
+    def _run_per_record(self, con: duckdb.DuckDBPyConnection,
+                        compiled: CompiledContract) -> pa.Table:
+        """DuckDB reads scalars as text and gives every record its own reasons."""
+        try:
+            return con.execute(compiled.query(self.path)).fetch_arrow_table()
+        except duckdb.Error as exc:
+            if compiled.safe_query is None:
+                raise self._codec_error(exc) from exc
+            LOGGER.debug("Stream '%s': nested shape mismatch, re-reading safely", self.stream)
+            try:
+                return con.execute(compiled.query(self.path, safe=True)).fetch_arrow_table()
+            except duckdb.Error as exc2:
+                raise self._codec_error(exc2) from exc2
 
     def _rejected(
         self, rows: list[int], reasons: list[list[dict[str, str]]]

@@ -5,9 +5,8 @@ received before it is committed to its table or to its dead-letter table. A drai
 therefore takes *all* streams' buffered records together with the pending STATE, and
 that STATE is written into each commit's snapshot summary and emitted afterwards.
 
-Drains run on one background thread, in order, while the main thread keeps reading
-input into fresh spool files. At most one drain is in flight, which bounds memory to
-two batches per stream.
+Drains run through a two-stage pipeline (check, then commit), one thread per stage,
+while the main thread keeps reading input into fresh spool files; see :meth:`drain`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from pyiceberg.table import Table
 
 from dativo.contracts import CompiledContract, Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ContractViolation
-from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
+from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.iceberg_writer import RUN_ID_PROPERTY, STATE_PROPERTY, IcebergWriter
 from target_dativo_iceberg.settings import TargetSettings
@@ -51,7 +50,7 @@ class StreamStats:
 
 @dataclass
 class _StreamSink:
-    """Where one stream's batches go; touched only by the flush thread after creation."""
+    """Where one stream's batches go; only the commit thread mutates it after creation."""
 
     contract: Contract
     compiled: CompiledContract
@@ -83,8 +82,10 @@ class Loader:
         self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         self._pending_state: Any = _NO_STATE
         self._drain_due = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-flush")
-        self._inflight: Future[None] | None = None
+        self._check_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-check")
+        self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-commit")
+        self._checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None = None
+        self._committing: deque[Future[None]] = deque()
         self._started = time.monotonic()
 
     # -- messages -------------------------------------------------------------
@@ -150,45 +151,59 @@ class Loader:
 
     # -- flushing -------------------------------------------------------------
     def drain(self) -> None:
-        """Hand every buffered record and the pending STATE to the flush thread."""
+        """Hand every buffered record and the pending STATE to the flush pipeline.
+
+        Stage one (check thread) types and validates a drain's batches; stage two
+        (commit thread) writes them and then emits the drain's STATE. Each stage has
+        one thread, so drains finish in order, and while drain N is committed drain
+        N+1 is checked and N+2 is spooled. Waiting here for check N-1 and commit N-2
+        bounds memory to a few batches.
+        """
         batches = [(entry.sink, entry.buffer.detach())
                    for entry in self._streams.values() if entry.buffer.rows]
         state, self._pending_state = self._pending_state, _NO_STATE
         self._drain_due = False
-        if not batches:
-            if state is not _NO_STATE:
-                # The flush thread runs tasks in order, so no need to block here.
-                previous, self._inflight = self._inflight, None
-                self._inflight = self._executor.submit(self._emit_after, previous, state)
+        if not batches and state is _NO_STATE:
             return
-        self.wait()
-        self._inflight = self._executor.submit(self._flush_all, batches, state)
+        if batches:
+            if self._checking is not None:
+                self._checking.result()
+            while len(self._committing) > 1:
+                self._committing.popleft().result()
+        self._checking = self._check_pool.submit(self._check_all, batches) if batches else None
+        previous = self._committing[-1] if self._committing else None
+        self._committing.append(
+            self._commit_pool.submit(self._commit_all, previous, self._checking, state))
 
     def wait(self) -> None:
-        """Block until the in-flight drain is done; re-raise its error."""
-        if self._inflight is not None:
-            inflight, self._inflight = self._inflight, None
-            inflight.result()
+        """Block until every drain is committed; re-raise the first error."""
+        while self._committing:
+            self._committing.popleft().result()
+        self._checking = None
 
-    def _emit_after(self, previous: Future[None] | None, state: Any) -> None:
-        if previous is not None:
-            previous.result()  # a failed drain must not let its STATE through
-        self.emit_state(state)
-
-    def _flush_all(self, batches: list[tuple[_StreamSink, SpooledBatch]], state: Any) -> None:
+    def _check_all(self, batches: list[tuple[_StreamSink, SpooledBatch]]
+                   ) -> list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]:
         try:
-            for sink, batch in batches:
-                self._flush(sink, batch, state)
+            return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema))
+                    for sink, batch in batches]
         finally:
             for _, batch in batches:
                 batch.discard()
+
+    def _commit_all(self, previous: Future[None] | None,
+                    checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None,
+                    state: Any) -> None:
+        if previous is not None:
+            previous.result()  # a failed drain must not let a later STATE through
+        for sink, batch, checked in checking.result() if checking is not None else ():
+            self._commit(sink, batch, checked, state)
         if state is not _NO_STATE:
             self.emit_state(state)
 
-    def _flush(self, sink: _StreamSink, batch: SpooledBatch, state: Any) -> None:
+    def _commit(self, sink: _StreamSink, batch: SpooledBatch, checked: CheckedBatch,
+                state: Any) -> None:
         stream, stats = batch.stream, self.stats[batch.stream]
         started = time.monotonic()
-        checked = batch.check(self._con, sink.compiled, sink.schema)
         stats.received += batch.rows
         properties = {RUN_ID_PROPERTY: self.run_id}
         if state is not _NO_STATE:
@@ -215,7 +230,8 @@ class Loader:
                 stats.snapshot_ids.append(snapshot)
             stats.committed += checked.valid.num_rows
         LOGGER.info(
-            "Stream '%s': flushed %d records in %.2fs (%d committed, %d rejected so far)",
+            "Stream '%s': committed a batch of %d records in %.2fs "
+            "(%d committed, %d rejected so far)",
             stream, batch.rows, time.monotonic() - started, stats.committed, stats.rejected,
         )
 
@@ -255,7 +271,8 @@ class Loader:
 
     def close(self) -> None:
         """Release threads, spool files and DuckDB; safe to call after an error."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._check_pool.shutdown(wait=True, cancel_futures=True)
+        self._commit_pool.shutdown(wait=True, cancel_futures=True)
         for entry in self._streams.values():
             entry.buffer.close()
         self._con.close()

@@ -9,6 +9,8 @@ from typing import Any
 import duckdb
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dativo.contracts import Contract, FieldSpec, arrow_schema, compile_contract
 from target_dativo_iceberg.batches import SpooledBatch
@@ -104,3 +106,82 @@ def test_nested_shape_mismatch_rejects_only_that_record(tmp_path: Path) -> None:
     assert bad.line_number == 11
     assert orjson.loads(bad.record_json) == {"id": 2, "meta": "not an object"}
     assert bad.reasons == [{"field": "meta", "rule": "type"}]
+
+
+_EQUIVALENCE_FIELDS = (
+    FieldSpec("id", "integer", required=True, minimum=0, maximum=100),
+    FieldSpec("f", "number"),
+    FieldSpec("b", "boolean"),
+    FieldSpec("s", "string", max_length=3, valid_values=("a", "bb", "ccc", "dddd")),
+    FieldSpec("at", "timestamptz"),
+    FieldSpec("d", "date"),
+    FieldSpec("m", "decimal", precision=6, scale=2),
+    FieldSpec("o", "object", children=(FieldSpec("n", "integer"), FieldSpec("t", "string"))),
+    FieldSpec("a", "array", item=FieldSpec("element", "string")),
+)
+_ANY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**65), 2**65),
+    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(
+        ["", "a", "bb", "dddd", "12", "1.5", "2024-02-29", "2024-13-01",
+         "2024-03-01T12:00:00Z", "2024-03-01T12:00:00+02:00", "2024-03-01 12:00:00"]),
+    st.lists(st.sampled_from(["x", 1]), max_size=2),
+    st.fixed_dictionaries({"n": st.sampled_from([1, 1.5, "2"]), "t": st.sampled_from(["t", 3])}),
+)
+
+
+_WELL_TYPED = {
+    "id": st.integers(-5, 200),
+    "f": st.floats(allow_nan=False, allow_infinity=False),
+    "b": st.booleans(),
+    "s": st.sampled_from(["", "a", "bb", "ccc", "dddd"]),
+    "at": st.sampled_from(["2024-03-01T12:00:00Z", "2024-03-01T12:00:00.5+02:00",
+                           "2024-03-01 12:00:00", "2024-03-01"]),
+    "d": st.sampled_from(["2024-02-29", "2023-02-29", "2024-03-01T00:00:00"]),
+    "m": st.sampled_from([1.25, "3.5", 12, 9999.99, -0.5, 1.255]),
+    "o": st.fixed_dictionaries({"n": st.integers(-3, 3), "t": st.text(max_size=3)}),
+    "a": st.lists(st.text(max_size=3), max_size=3),
+}
+"""Mostly the right JSON type per field, so the fast path gets exercised, not declined."""
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.fixed_dictionaries({f.name: st.one_of(*[_WELL_TYPED[f.name]] * 12, _ANY_VALUE)
+                                       for f in _EQUIVALENCE_FIELDS}),
+                min_size=1, max_size=5))
+def test_strict_fast_path_agrees_with_per_record_checks(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    """Whenever pyarrow's strict reader accepts a batch, its rows and reasons must be
+    exactly those of the per-record SQL path (the fast path may only decline)."""
+    contract = Contract(name="s", fields=_EQUIVALENCE_FIELDS)
+    compiled = compile_contract(contract)
+    spool = tmp_path / "eq.ndjson"
+    spool.write_text("".join(json.dumps({"type": "RECORD", "stream": "s", "record": r})
+                             + "\n" for r in records))
+    batch = SpooledBatch("s", str(spool), rows=len(records))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    fast = batch._run_strict(con, compiled)
+    slow = batch._run_per_record(con, compiled)
+    if fast is not None:
+        assert fast.to_pylist() == slow.to_pylist()
+
+
+def test_strict_fast_path_serves_clean_batches(tmp_path: Path) -> None:
+    """The fast path must actually run for typical, well-typed data."""
+    contract = Contract(name="s", fields=_EQUIVALENCE_FIELDS)
+    record = {"id": 5, "f": 1.5, "b": True, "s": "bb", "at": "2024-03-01T12:00:00Z",
+              "d": "2024-02-29", "m": 12.5, "o": {"n": 1, "t": "x"}, "a": ["x"]}
+    spool = tmp_path / "clean.ndjson"
+    spool.write_bytes(orjson.dumps({"type": "RECORD", "stream": "s", "record": record}) + b"\n")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    fast = SpooledBatch("s", str(spool), rows=1)._run_strict(con, compile_contract(contract))
+    assert fast is not None
+    row = fast.to_pylist()[0]
+    assert row.pop("__dativo_reasons") == []
+    assert str(row.pop("m")) == "12.50"
+    assert row.pop("d").isoformat() == "2024-02-29"
+    assert row.pop("at").isoformat() == "2024-03-01T12:00:00+00:00"
+    assert row == {"id": 5, "f": 1.5, "b": True, "s": "bb", "o": {"n": 1, "t": "x"}, "a": ["x"]}

@@ -154,7 +154,8 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
 
     ``pretyped``: the source is an Arrow table already read strictly with
     :func:`~dativo.contracts.arrow_schema.strict_read_schema`, so only the fields it
-    kept as text (dates and times) still need a cast and a type check.
+    kept as text (dates and times) still need a cast and a type check, and only those
+    and the reasons are selected; the caller keeps the other columns as read.
     """
     inner, outer, reasons = [], [], []
     for i, spec in enumerate(contract.fields):
@@ -166,7 +167,8 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
             value, _ = _value_and_type_check(spec, col, typed, safe=safe)
             _, type_error = _value_and_type_check(spec, raw, typed, safe=safe)
         inner.append(f"{col} AS {raw}, {value} AS {typed}")
-        outer.append(f"{typed} AS {col}")
+        if not pretyped or spec.kind in TEXT_CHECKED_KINDS:
+            outer.append(f"{typed} AS {col}")
         if spec.required:
             reasons.append(_reason(spec, "required", f"{raw} IS NULL"))
         if type_error:
@@ -178,7 +180,7 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
               f"read_json({_PATH_MARKER}, format='newline_delimited', "
               f"maximum_object_size=268435456, "
               f"columns={{'record': {sql_literal(_read_columns(contract, safe=safe))}}})")
-    return (f"SELECT {', '.join(outer)}, {reasons_sql} AS {REASONS_COLUMN} FROM ("
+    return (f"SELECT {''.join(c + ', ' for c in outer)}{reasons_sql} AS {REASONS_COLUMN} FROM ("
             f"SELECT {', '.join(inner)} FROM (SELECT record.* FROM {source}))")
 
 

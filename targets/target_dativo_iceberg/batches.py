@@ -112,9 +112,16 @@ class SpooledBatch:
             return None
         con.register(ARROW_VIEW, records)
         try:
-            return con.execute(compiled.pretyped_query).fetch_arrow_table()
+            checked = con.execute(compiled.pretyped_query).fetch_arrow_table()
         finally:
             con.unregister(ARROW_VIEW)
+        # Only re-typed columns and the reasons came back from DuckDB; the rest are
+        # pyarrow's columns as read, so nothing is copied twice.
+        columns = records.column("record").flatten()
+        names = [f.name for f in compiled.strict_schema.field("record").type]
+        table = pa.table({name: (checked.column(name) if name in checked.column_names
+                                 else columns[i]) for i, name in enumerate(names)})
+        return table.append_column(REASONS_COLUMN, checked.column(REASONS_COLUMN))
 
     def _run_per_record(self, con: duckdb.DuckDBPyConnection,
                         compiled: CompiledContract) -> pa.Table:

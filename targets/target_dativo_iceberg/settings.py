@@ -13,7 +13,7 @@ from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
 
-DEFAULT_BATCH_SIZE_ROWS = 250_000
+DEFAULT_BATCH_SIZE_ROWS = 100_000
 DEFAULT_BATCH_MAX_BYTES = 256 * 1024 * 1024
 TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 

@@ -1,19 +1,25 @@
-"""Read-side helpers for ``dativo table show``: open a catalog, summarise tables."""
+"""Catalog defaults and read-side helpers for ``dativo table show``.
+
+pyiceberg is imported inside the functions that need it: the target imports this
+module at startup and loads pyiceberg off its critical path (see the loader).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import duckdb
-from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NoSuchTableError
+from typing import TYPE_CHECKING, Any
 
 from dativo.errors import ConfigError
 
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
 DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
 DEAD_LETTER_SUFFIX = "__dead_letter"
+STATE_PROPERTY = "dativo.state"
+"""Snapshot-summary key holding the Singer STATE that the commit covers."""
+RUN_ID_PROPERTY = "dativo.run-id"
 
 
 def default_catalog_properties(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
@@ -39,6 +45,8 @@ def open_catalog(properties: Mapping[str, str] | None) -> Catalog:
     ).exists():
         raise ConfigError(f"no catalog at {props['uri']}; run `make demo` or a pipeline first")
     name = props.pop("name", "dativo")
+    from pyiceberg.catalog import load_catalog
+
     try:
         return load_catalog(name, **props)
     except Exception as exc:  # pyiceberg raises many types for bad catalog config
@@ -59,6 +67,9 @@ def all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
 def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
                 echo: Callable[[str], Any]) -> None:
     """Print each table's row count, schema, sample rows and dead-letter count."""
+    import duckdb
+    from pyiceberg.exceptions import NoSuchTableError
+
     identifiers = [tuple(n.split(".")) for n in names] or [
         t for t in all_tables(catalog) if not t[-1].endswith(DEAD_LETTER_SUFFIX)
     ]
@@ -77,6 +88,8 @@ def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
 
 
 def _dead_letter_count(catalog: Catalog, identifier: tuple[str, ...]) -> int:
+    from pyiceberg.exceptions import NoSuchTableError
+
     try:
         dead = catalog.load_table((*identifier[:-1], identifier[-1] + DEAD_LETTER_SUFFIX))
     except NoSuchTableError:

@@ -7,7 +7,23 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from target_dativo_iceberg.batches import RejectedRecord
-from target_dativo_iceberg.iceberg_writer import DEAD_LETTER_SCHEMA
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("stream", pa.string(), nullable=False),
+        pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("line_number", pa.int64()),
+        pa.field("record_json", pa.string(), nullable=False),
+        pa.field(
+            "reasons",
+            pa.list_(pa.field("element", pa.struct([
+                pa.field("field", pa.string()), pa.field("rule", pa.string())
+            ]))),
+            nullable=False,
+        ),
+    ]
+)
 
 
 def dead_letter_rows(stream: str, run_id: str, rejected: list[RejectedRecord]) -> pa.Table:

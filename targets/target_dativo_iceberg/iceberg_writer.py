@@ -28,12 +28,11 @@ from pyiceberg.table import Table
 
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
+from dativo.tables import DEAD_LETTER_SUFFIX
+from target_dativo_iceberg.dead_letter import DEAD_LETTER_SCHEMA
 
 LOGGER = logging.getLogger(__name__)
 
-STATE_PROPERTY = "dativo.state"
-RUN_ID_PROPERTY = "dativo.run-id"
-DEAD_LETTER_SUFFIX = "__dead_letter"
 COMMIT_ATTEMPTS = 6
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
@@ -41,22 +40,6 @@ TABLE_PROPERTIES = {
     "format-version": "2",
 }
 
-DEAD_LETTER_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("stream", pa.string(), nullable=False),
-        pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("line_number", pa.int64()),
-        pa.field("record_json", pa.string(), nullable=False),
-        pa.field(
-            "reasons",
-            pa.list_(pa.field("element", pa.struct([
-                pa.field("field", pa.string()), pa.field("rule", pa.string())
-            ]))),
-            nullable=False,
-        ),
-    ]
-)
 
 
 def _create_local_dirs(props: Mapping[str, str]) -> None:

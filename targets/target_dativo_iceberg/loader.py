@@ -20,20 +20,24 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
 import pyarrow as pa
-from pyiceberg.table import Table
 
 from dativo.contracts import CompiledContract, Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ContractViolation
+from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.dead_letter import dead_letter_rows
-from target_dativo_iceberg.iceberg_writer import RUN_ID_PROPERTY, STATE_PROPERTY, IcebergWriter
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import contract_for_stream
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
 _NO_STATE = object()
@@ -69,10 +73,12 @@ class _Stream:
 class Loader:
     """Owns one target run; the message loop drives it from a single thread."""
 
-    def __init__(self, settings: TargetSettings, writer: IcebergWriter,
+    def __init__(self, settings: TargetSettings, open_writer: Callable[[], IcebergWriter],
                  emit_state: Callable[[Any], None]) -> None:
+        """``open_writer`` runs first on the commit thread: importing pyiceberg and
+        opening the catalog (most of the target's start-up time) then overlaps with
+        reading the first batch. A bad catalog still fails the run before any commit."""
         self.settings = settings
-        self.writer = writer
         self.emit_state = emit_state
         self.run_id = uuid.uuid4().hex
         self.stats: dict[str, StreamStats] = {}
@@ -86,6 +92,7 @@ class Loader:
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-commit")
         self._checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None = None
         self._committing: deque[Future[None]] = deque()
+        self._writer = self._commit_pool.submit(open_writer)
         self._started = time.monotonic()
 
     # -- messages -------------------------------------------------------------
@@ -204,15 +211,16 @@ class Loader:
                 state: Any) -> None:
         stream, stats = batch.stream, self.stats[batch.stream]
         started = time.monotonic()
+        writer = self._writer.result()
         stats.received += batch.rows
         properties = {RUN_ID_PROPERTY: self.run_id}
         if state is not _NO_STATE:
             properties[STATE_PROPERTY] = orjson.dumps(state).decode()
         if checked.rejected:
             if sink.dead_letter is None:
-                sink.dead_letter = self.writer.dead_letter_table(sink.contract)
+                sink.dead_letter = writer.dead_letter_table(sink.contract)
             rows = dead_letter_rows(stream, self.run_id, checked.rejected)
-            self.writer.append(sink.dead_letter, rows, properties)
+            writer.append(sink.dead_letter, rows, properties)
             stats.rejected += len(checked.rejected)
             for rejected in checked.rejected:
                 stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
@@ -224,8 +232,8 @@ class Loader:
             )
         if checked.valid.num_rows:
             if sink.table is None:
-                sink.table = self.writer.ensure_table(sink.contract, sink.schema)
-            snapshot = self.writer.append(sink.table, checked.valid, properties)
+                sink.table = writer.ensure_table(sink.contract, sink.schema)
+            snapshot = writer.append(sink.table, checked.valid, properties)
             if snapshot is not None:
                 stats.snapshot_ids.append(snapshot)
             stats.committed += checked.valid.num_rows
@@ -244,6 +252,7 @@ class Loader:
         """
         self.drain()
         self.wait()
+        self._writer.result()
         summary = self.summary()
         LOGGER.info("Run summary: %s", orjson.dumps(summary).decode())
         self.close()

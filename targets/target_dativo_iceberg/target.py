@@ -3,16 +3,17 @@ the message path is our own columnar loop (see ARCHITECTURE.md, Hot path)."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from singer_sdk import Target
 from singer_sdk import typing as th
 
 from dativo.errors import DativoError
-from target_dativo_iceberg.iceberg_writer import IcebergWriter
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import (
@@ -20,6 +21,9 @@ from target_dativo_iceberg.settings import (
     DEFAULT_BATCH_SIZE_ROWS,
     TargetSettings,
 )
+
+if TYPE_CHECKING:
+    from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
 LOGGER = logging.getLogger("target-dativo-iceberg")
 
@@ -83,12 +87,17 @@ class TargetDativoIceberg(Target):
         except DativoError as exc:
             LOGGER.error("%s", exc, exc_info=LOGGER.isEnabledFor(logging.DEBUG))
             sys.exit(2)
+        # Everything is committed and the loader is closed; skip interpreter teardown,
+        # which spends ~0.25 s freeing Arrow, DuckDB and pyiceberg state for nothing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(0)
 
     def run(self, source: IO[bytes]) -> dict[str, Any]:
         """Load every message from ``source``; return the run summary."""
         settings = TargetSettings.from_config(self.config)
-        loader = Loader(settings, IcebergWriter(settings.catalog, settings.tenant_id),
-                        _write_state)
+        loader = Loader(settings, functools.partial(_open_writer, settings), _write_state)
         try:
             lines = run_message_loop(source, loader)
         except BaseException:
@@ -96,6 +105,12 @@ class TargetDativoIceberg(Target):
             raise
         LOGGER.info("Read %d lines of input", lines)
         return loader.finish()
+
+
+def _open_writer(settings: TargetSettings) -> IcebergWriter:
+    from target_dativo_iceberg.iceberg_writer import IcebergWriter
+
+    return IcebergWriter(settings.catalog, settings.tenant_id)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ Memory therefore stays bounded by a batch of Arrow data, whatever the input size
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import os
 import re
 import tempfile
 from array import array
 from dataclasses import dataclass, field
+from json.decoder import scanstring
 from pathlib import Path
 
 import duckdb
@@ -146,9 +148,8 @@ class SpooledBatch:
         with open(self.path, "rb") as spool:
             for index, line in enumerate(spool):
                 if index in wanted:
-                    record = orjson.loads(line).get("record")
                     out.append(RejectedRecord(self.line_number(index),
-                                              orjson.dumps(record).decode(), wanted[index]))
+                                              raw_record_json(line.decode()), wanted[index]))
         return out
 
     def _codec_error(self, exc: duckdb.Error) -> CodecError:
@@ -173,6 +174,41 @@ class SpooledBatch:
             "the tap must emit one JSON object per line with an object 'record'",
             line=line,
         )
+
+
+def raw_record_json(message: str) -> str:
+    """The ``record`` member of a Singer RECORD line, exactly as the tap wrote it.
+
+    Re-serialising would rewrite numbers (``-20.00`` -> ``-20.0``) or lose digits of
+    big decimals; the dead-letter table must hold what was received. Only the top
+    level is walked; values are skipped with the stdlib decoder's ``raw_decode``.
+    """
+    decoder = _DECODER
+    pos = _skip_ws(message, 0)
+    if message[pos:pos + 1] != "{":
+        raise ValueError("not a JSON object")
+    pos = _skip_ws(message, pos + 1)
+    while message[pos:pos + 1] == '"':
+        key, pos = scanstring(message, pos + 1)
+        pos = _skip_ws(message, pos)
+        if message[pos:pos + 1] != ":":
+            raise ValueError(f"expected ':' at offset {pos}")
+        start = _skip_ws(message, pos + 1)
+        _, end = decoder.raw_decode(message, start)
+        if key == "record":
+            return message[start:end]
+        pos = _skip_ws(message, end)
+        if message[pos:pos + 1] == ",":
+            pos = _skip_ws(message, pos + 1)
+    raise ValueError("no 'record' member")
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    return _WHITESPACE.match(text, pos).end()
+
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
 class StreamBuffer:

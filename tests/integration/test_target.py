@@ -160,3 +160,27 @@ def test_rerun_from_state_adds_nothing_twice(
     table = open_catalog().load_table(("acme", "default", "users"))
     assert len(table.snapshots()) == 3
     assert table.scan().to_arrow().num_rows == 2500
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tenant_id": "Acme Corp"}, b"tenant_id: 'Acme Corp' is invalid"),
+        # singer-sdk's own JSON-schema check of the config catches this one first.
+        ({"validation_mode": "lenient"},
+         b"'lenient' is not one of ['strict', 'warn'] in config['validation_mode']"),
+        ({"batch_size_rows": 0}, b"batch_size_rows: 0 must be a positive integer"),
+        ({"contracts_dir": "/nonexistent/contracts"}, b"contracts_dir: /nonexistent/contracts"),
+        ({"catalog": {"name": "x", "type": "no-such-catalog-type"}},
+         b"catalog: cannot load catalog 'x'"),
+    ],
+)
+def test_bad_config_names_the_key_and_commits_nothing(
+    target_config: Callable[..., Path], overrides: dict, message: bytes
+) -> None:
+    result = run_target(target_config(**overrides),
+                        singer_lines([SCHEMA, record(1), state(1)]))
+    assert result.returncode in (1, 2), result.stderr.decode()
+    assert message in result.stderr, result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+    assert emitted_states(result) == []

@@ -1,0 +1,12 @@
+"""Console entry point: set up the allocator before any library is imported."""
+
+from __future__ import annotations
+
+from target_dativo_iceberg.memory import use_one_shared_heap
+
+
+def main() -> None:
+    use_one_shared_heap()
+    from target_dativo_iceberg.target import TargetDativoIceberg
+
+    TargetDativoIceberg.cli()

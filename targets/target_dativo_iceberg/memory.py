@@ -1,0 +1,30 @@
+"""Allocator settings that keep a long run's memory flat and its page faults low.
+
+Measured with ``make bench`` (1M records): Arrow's default mimalloc pool plus one
+glibc arena per thread (main, check, commit, pyarrow's and DuckDB's workers) each hold
+on to freed batches, which cost ~120 MB of peak RSS and half the run's kernel time in
+page faults. Arrow on malloc, with one glibc arena, reuses the same pages batch after
+batch. Both must be set before pyarrow is imported or any thread starts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def use_one_shared_heap() -> None:
+    """Arrow buffers from malloc, glibc capped at one arena; the user's env wins."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    try:
+        ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return

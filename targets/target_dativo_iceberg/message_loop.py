@@ -28,13 +28,13 @@ class _RunFinder:
     def __init__(self) -> None:
         self._patterns: dict[bytes, re.Pattern[bytes]] = {}
 
-    def run_end(self, data: bytes, pos: int, stream: bytes) -> int:
+    def run_end(self, data: bytes, pos: int, size: int, stream: bytes) -> int:
         pattern = self._patterns.get(stream)
         if pattern is None:
             prefix = re.escape(_FAST_RECORD_PREFIX + stream + b'"')
             pattern = self._patterns[stream] = re.compile(b"\n(?!" + prefix + b")")
-        match = pattern.search(data, pos)
-        return match.start() + 1 if match else len(data)
+        match = pattern.search(data, pos, size)
+        return match.start() + 1 if match else size
 
 
 def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK_BYTES) -> int:
@@ -50,25 +50,32 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
     # tap that pauses mid-stream still gets its STATE acknowledged promptly.
     read = getattr(source, "read1", source.read)
     while chunk := read(block_bytes):
-        pending += chunk
-        end = pending.rfind(b"\n") + 1
-        if end:
-            line_number = _process_block(pending[:end], line_number, loader, finder)
-            pending = pending[end:]
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            pending += chunk
+            continue
+        start = 0
+        if pending:  # finish the line split across chunks without copying the chunk
+            start = chunk.index(b"\n") + 1
+            head = pending + chunk[:start]
+            line_number = _process_block(head, 0, len(head), line_number, loader, finder)
+        line_number = _process_block(chunk, start, end, line_number, loader, finder)
+        pending = chunk[end:]
     if pending:
-        line_number = _process_block(pending + b"\n", line_number, loader, finder)
+        pending += b"\n"
+        line_number = _process_block(pending, 0, len(pending), line_number, loader, finder)
     return line_number
 
 
-def _process_block(data: bytes, line_number: int, loader: Loader, finder: _RunFinder) -> int:
-    """Dispatch every line of ``data`` (which ends with a newline)."""
-    pos, size = 0, len(data)
+def _process_block(data: bytes, pos: int, size: int, line_number: int, loader: Loader,
+                   finder: _RunFinder) -> int:
+    """Dispatch every line of ``data[pos:size]`` (which ends with a newline)."""
     while pos < size:
         if data.startswith(_FAST_RECORD_PREFIX, pos):
             quote = data.find(b'"', pos + _PREFIX_LEN)
             stream = data[pos + _PREFIX_LEN : quote]
             if quote > 0 and b"\\" not in stream and b"\n" not in stream:
-                end = finder.run_end(data, pos, stream)
+                end = finder.run_end(data, pos, size, stream)
                 count = data.count(b"\n", pos, end)
                 loader.on_records(stream.decode(), data[pos:end], line_number + 1, count)
                 line_number += count

@@ -24,6 +24,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
 from dativo.contracts import Contract
@@ -113,17 +115,39 @@ class IcebergWriter:
                 identifier, schema=schema, properties=TABLE_PROPERTIES
             )
 
-    def append(self, table: Table, data: pa.Table, properties: Mapping[str, str]) -> int | None:
-        """Append ``data`` in one snapshot; return its snapshot id.
+    def write_files(self, table: Table, data: pa.Table) -> list[DataFile]:
+        """Write ``data`` as Parquet data files of ``table``, not yet part of any snapshot.
 
-        Conflicting concurrent commits are retried with exponential backoff and jitter.
+        Files are written per batch while commits happen per interval (see the loader):
+        a commit costs metadata work that grows with the table's history, so one
+        commit for many batches is much cheaper than one per batch.
+
+        Raises:
+            CommitError: The files cannot be written.
+        """
+        try:
+            return list(_dataframe_to_data_files(table_metadata=table.metadata, df=data,
+                                                 io=table.io))
+        except OSError as exc:
+            raise CommitError(f"writing data files of {table.name()} failed: {exc}") from exc
+
+    def commit_files(self, table: Table, files: list[DataFile],
+                     properties: Mapping[str, str]) -> int | None:
+        """Append ``files`` to ``table`` in one snapshot; return its id.
+
+        Conflicting concurrent commits are retried with exponential backoff and jitter;
+        the files are already written, so a retry only redoes the metadata.
 
         Raises:
             CommitError: The commit still fails after the last attempt.
         """
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
-                table.append(data, snapshot_properties=dict(properties))
+                with table.transaction() as tx:
+                    update = tx.update_snapshot(snapshot_properties=dict(properties))
+                    with update.fast_append() as append:
+                        for data_file in files:
+                            append.append_data_file(data_file)
                 snapshot = table.current_snapshot()
                 return snapshot.snapshot_id if snapshot else None
             except CommitFailedException as exc:
@@ -138,5 +162,5 @@ class IcebergWriter:
                 time.sleep(delay)
                 table.refresh()
             except OSError as exc:
-                raise CommitError(f"writing {table.name()} failed: {exc}") from exc
+                raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
         return None

@@ -35,6 +35,7 @@ from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import contract_for_stream
 
 if TYPE_CHECKING:
+    from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
@@ -61,6 +62,21 @@ class _StreamSink:
     schema: pa.Schema
     table: Table | None = None
     dead_letter: Table | None = None
+
+
+@dataclass
+class _Staged:
+    """Data files of one table written since its last commit (commit thread only)."""
+
+    table: Table
+    stream: str
+    dead_letter: bool
+    files: list[DataFile] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, files: list[DataFile], rows: int) -> None:
+        self.files.extend(files)
+        self.rows += rows
 
 
 @dataclass
@@ -93,6 +109,10 @@ class Loader:
         self._checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None = None
         self._committing: deque[Future[None]] = deque()
         self._writer = self._commit_pool.submit(open_writer)
+        # Commit-thread state: data files written but not yet in a snapshot.
+        self._staged: dict[str, _Staged] = {}
+        self._staged_state: Any = _NO_STATE
+        self._published_at = time.monotonic()
         self._started = time.monotonic()
 
     # -- messages -------------------------------------------------------------
@@ -157,7 +177,7 @@ class Loader:
         self.drain()
 
     # -- flushing -------------------------------------------------------------
-    def drain(self) -> None:
+    def drain(self, *, publish: bool = False) -> None:
         """Hand every buffered record and the pending STATE to the flush pipeline.
 
         Stage one (check thread) types and validates a drain's batches; stage two
@@ -170,7 +190,7 @@ class Loader:
                    for entry in self._streams.values() if entry.buffer.rows]
         state, self._pending_state = self._pending_state, _NO_STATE
         self._drain_due = False
-        if not batches and state is _NO_STATE:
+        if not batches and state is _NO_STATE and not publish:
             return
         if batches:
             if self._checking is not None:
@@ -180,7 +200,7 @@ class Loader:
         self._checking = self._check_pool.submit(self._check_all, batches) if batches else None
         previous = self._committing[-1] if self._committing else None
         self._committing.append(
-            self._commit_pool.submit(self._commit_all, previous, self._checking, state))
+            self._commit_pool.submit(self._commit_all, previous, self._checking, state, publish))
 
     def wait(self) -> None:
         """Block until every drain is committed; re-raise the first error."""
@@ -199,28 +219,29 @@ class Loader:
 
     def _commit_all(self, previous: Future[None] | None,
                     checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None,
-                    state: Any) -> None:
+                    state: Any, publish: bool) -> None:
+        """Write the drain's data files; publish (commit, then emit STATE) when due."""
         if previous is not None:
             previous.result()  # a failed drain must not let a later STATE through
         for sink, batch, checked in checking.result() if checking is not None else ():
-            self._commit(sink, batch, checked, state)
+            self._stage(sink, batch, checked)
         if state is not _NO_STATE:
-            self.emit_state(state)
+            self._staged_state = state
+        interval = self.settings.commit_interval_seconds
+        if publish or not self._staged or time.monotonic() - self._published_at >= interval:
+            self._publish()
 
-    def _commit(self, sink: _StreamSink, batch: SpooledBatch, checked: CheckedBatch,
-                state: Any) -> None:
+    def _stage(self, sink: _StreamSink, batch: SpooledBatch, checked: CheckedBatch) -> None:
+        """Write one batch's valid and rejected rows as data files, to commit later."""
         stream, stats = batch.stream, self.stats[batch.stream]
-        started = time.monotonic()
         writer = self._writer.result()
         stats.received += batch.rows
-        properties = {RUN_ID_PROPERTY: self.run_id}
-        if state is not _NO_STATE:
-            properties[STATE_PROPERTY] = orjson.dumps(state).decode()
         if checked.rejected:
             if sink.dead_letter is None:
                 sink.dead_letter = writer.dead_letter_table(sink.contract)
             rows = dead_letter_rows(stream, self.run_id, checked.rejected)
-            writer.append(sink.dead_letter, rows, properties)
+            self._staged_files(sink.dead_letter, stream, dead_letter=True).add(
+                writer.write_files(sink.dead_letter, rows), rows.num_rows)
             stats.rejected += len(checked.rejected)
             for rejected in checked.rejected:
                 stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
@@ -233,15 +254,40 @@ class Loader:
         if checked.valid.num_rows:
             if sink.table is None:
                 sink.table = writer.ensure_table(sink.contract, sink.schema)
-            snapshot = writer.append(sink.table, checked.valid, properties)
+            self._staged_files(sink.table, stream, dead_letter=False).add(
+                writer.write_files(sink.table, checked.valid), checked.valid.num_rows)
+
+    def _staged_files(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
+        name = ".".join(table.name())
+        staged = self._staged.get(name)
+        if staged is None:
+            staged = self._staged[name] = _Staged(table, stream, dead_letter)
+        staged.table = table  # the newest handle, after any schema evolution
+        return staged
+
+    def _publish(self) -> None:
+        """Commit every staged table (bookmark in each summary), then emit the STATE."""
+        properties = {RUN_ID_PROPERTY: self.run_id}
+        if self._staged_state is not _NO_STATE:
+            properties[STATE_PROPERTY] = orjson.dumps(self._staged_state).decode()
+        for staged in self._staged.values():
+            started = time.monotonic()
+            snapshot = self._writer.result().commit_files(staged.table, staged.files, properties)
+            if staged.dead_letter:
+                continue
+            stats = self.stats[staged.stream]
+            stats.committed += staged.rows
             if snapshot is not None:
                 stats.snapshot_ids.append(snapshot)
-            stats.committed += checked.valid.num_rows
-        LOGGER.info(
-            "Stream '%s': committed a batch of %d records in %.2fs "
-            "(%d committed, %d rejected so far)",
-            stream, batch.rows, time.monotonic() - started, stats.committed, stats.rejected,
-        )
+            LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
+                        "(%d committed, %d rejected so far)", staged.stream, staged.rows,
+                        len(staged.files), time.monotonic() - started, stats.committed,
+                        stats.rejected)
+        self._staged.clear()
+        self._published_at = time.monotonic()
+        if self._staged_state is not _NO_STATE:
+            self.emit_state(self._staged_state)
+            self._staged_state = _NO_STATE
 
     # -- end of input -----------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -250,7 +296,7 @@ class Loader:
         Raises:
             ContractViolation: ``strict`` mode and any record was rejected.
         """
-        self.drain()
+        self.drain(publish=True)
         self.wait()
         self._writer.result()
         summary = self.summary()

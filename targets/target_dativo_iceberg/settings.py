@@ -13,8 +13,9 @@ from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
 
-DEFAULT_BATCH_SIZE_ROWS = 100_000
-DEFAULT_BATCH_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_BATCH_SIZE_ROWS = 200_000
+DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
+DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
 TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -29,6 +30,7 @@ class TargetSettings:
     validation_mode: ValidationMode = "strict"
     batch_size_rows: int = DEFAULT_BATCH_SIZE_ROWS
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
+    commit_interval_seconds: float = DEFAULT_COMMIT_INTERVAL_SECONDS
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
@@ -57,6 +59,12 @@ class TargetSettings:
             )
         rows = _positive_int(config, "batch_size_rows", DEFAULT_BATCH_SIZE_ROWS)
         max_bytes = _positive_int(config, "batch_max_bytes", DEFAULT_BATCH_MAX_BYTES)
+        interval = config.get("commit_interval_seconds", DEFAULT_COMMIT_INTERVAL_SECONDS)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+            raise ConfigError(
+                f"commit_interval_seconds: {interval!r} must be a number >= 0 (0 commits "
+                "every batch)"
+            )
         return cls(
             tenant_id=tenant,
             catalog=catalog,
@@ -65,6 +73,7 @@ class TargetSettings:
             validation_mode=mode,
             batch_size_rows=rows,
             batch_max_bytes=max_bytes,
+            commit_interval_seconds=float(interval),
         )
 
 

@@ -19,6 +19,7 @@ from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_SIZE_ROWS,
+    DEFAULT_COMMIT_INTERVAL_SECONDS,
     TargetSettings,
 )
 
@@ -58,9 +59,15 @@ class TargetDativoIceberg(Target):
                                 "rejected; warn: log and count. Rejected records always go to "
                                 "the dead-letter table."),
         th.Property("batch_size_rows", th.IntegerType, default=DEFAULT_BATCH_SIZE_ROWS,
-                    description="Flush a stream after this many records."),
+                    description="Check and write a stream's records as data files after this "
+                                "many records."),
         th.Property("batch_max_bytes", th.IntegerType, default=DEFAULT_BATCH_MAX_BYTES,
-                    description="Flush a stream after this many bytes of buffered records."),
+                    description="... or after this many bytes of buffered records."),
+        th.Property("commit_interval_seconds", th.NumberType,
+                    default=DEFAULT_COMMIT_INTERVAL_SECONDS,
+                    description="Commit written data files (one snapshot per table) and emit "
+                                "the STATE they cover at most this often; 0 commits every "
+                                "batch. End of input always commits."),
     ).to_dict()
 
     @classmethod

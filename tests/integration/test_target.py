@@ -128,7 +128,7 @@ def test_state_is_never_ahead_of_committed_rows(
     target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
 ) -> None:
     """Kill the target between two batches: the last STATE it emitted must be covered."""
-    config = target_config(batch_size_rows=1000)
+    config = target_config(batch_size_rows=1000, commit_interval_seconds=0)
     first = singer_lines([SCHEMA, *(record(i) for i in range(1000)), state(999)])
     second = singer_lines([*(record(i) for i in range(1000, 1500)), state(1499)])
     proc = subprocess.Popen([str(BIN / "target-dativo-iceberg"), "--config", str(config)],
@@ -153,7 +153,7 @@ def test_rerun_from_state_adds_nothing_twice(
     target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
 ) -> None:
     """Batches flush by rows: 2500 records at 1000 rows make three commits, one STATE."""
-    config = target_config(batch_size_rows=1000)
+    config = target_config(batch_size_rows=1000, commit_interval_seconds=0)
     result = run_target(config, singer_lines([SCHEMA, *(record(i) for i in range(2500)),
                                               state(2499)]))
     assert result.returncode == 0, result.stderr.decode()
@@ -184,3 +184,21 @@ def test_bad_config_names_the_key_and_commits_nothing(
     assert message in result.stderr, result.stderr.decode()
     assert b"Traceback" not in result.stderr
     assert emitted_states(result) == []
+
+
+def test_batches_are_written_as_files_and_committed_together_per_interval(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Within one commit interval, three batches make three data files but one snapshot,
+    which carries the last STATE; that STATE is emitted once, after the commit."""
+    config = target_config(batch_size_rows=1000, commit_interval_seconds=3600)
+    messages = [SCHEMA, *(record(i) for i in range(2500)), state(999), state(2499)]
+    result = run_target(config, singer_lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [{"bookmarks": {"users": {"id": 2499}}}]
+    table = open_catalog().load_table(("acme", "default", "users"))
+    assert len(table.snapshots()) == 1
+    assert orjson.loads(table.current_snapshot().summary["dativo.state"]) == {
+        "bookmarks": {"users": {"id": 2499}}}
+    assert len(table.inspect.files()) == 3
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(2500))

@@ -1,14 +1,15 @@
 """The one module that talks to pyiceberg's write API.
 
 Tables live at ``(<tenant>, <domain>).<table>``, so both the catalog namespace and the
-warehouse path (``<warehouse>/<tenant>.<domain>/<table>``) carry the tenant. Every
-append carries the Singer bookmark in its snapshot summary (``dativo.state``), so
-table contents and bookmark are committed together.
+warehouse path (``<warehouse>/<tenant>.<domain>/<table>``) carry the tenant. Writing is
+split in two: :meth:`IcebergWriter.write_files` turns a batch into Parquet data files,
+and :meth:`IcebergWriter.commit_files` puts many of them into one snapshot whose
+summary carries the Singer bookmark (``dativo.state``), so table contents and
+bookmark are committed together.
 
-Failure behaviour: an append writes Parquet files first and then commits metadata.
-If the commit fails it is retried (with backoff) on optimistic-concurrency conflicts;
-after the last attempt a :class:`CommitError` is raised, the written files stay
-unreferenced (orphans, never read) and no STATE is emitted.
+Failure behaviour: a failed commit is retried (with backoff) on optimistic-concurrency
+conflicts; after the last attempt a :class:`CommitError` is raised, the written files
+stay unreferenced (orphans, never read) and no STATE is emitted.
 """
 
 from __future__ import annotations

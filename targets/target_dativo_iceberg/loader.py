@@ -5,8 +5,11 @@ received before it is committed to its table or to its dead-letter table. A drai
 therefore takes *all* streams' buffered records together with the pending STATE, and
 that STATE is written into each commit's snapshot summary and emitted afterwards.
 
-Drains run through a two-stage pipeline (check, then commit), one thread per stage,
-while the main thread keeps reading input into fresh spool files; see :meth:`drain`.
+Drains run through a two-stage pipeline, one thread per stage, while the main thread
+keeps reading input into fresh spool files (see :meth:`Loader.drain`): the check
+thread types and validates a batch, the commit thread writes it as data files and,
+once per ``commit_interval_seconds``, commits all files written since the last
+commit and only then emits the STATE they cover.
 """
 
 from __future__ import annotations
@@ -181,8 +184,8 @@ class Loader:
         """Hand every buffered record and the pending STATE to the flush pipeline.
 
         Stage one (check thread) types and validates a drain's batches; stage two
-        (commit thread) writes them and then emits the drain's STATE. Each stage has
-        one thread, so drains finish in order, and while drain N is committed drain
+        (commit thread) writes them as data files and publishes when due. Each stage
+        has one thread, so drains finish in order, and while drain N is written drain
         N+1 is checked and N+2 is spooled. Waiting here for check N-1 and commit N-2
         bounds memory to a few batches.
         """

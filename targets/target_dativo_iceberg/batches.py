@@ -71,7 +71,7 @@ class SpooledBatch:
 
     def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
               schema: pa.Schema) -> CheckedBatch:
-        """Type and validate every buffered record in one DuckDB query.
+        """Type and validate every buffered record in one vectorised pass.
 
         Raises:
             CodecError: A line is not valid JSON or not a Singer RECORD; the message

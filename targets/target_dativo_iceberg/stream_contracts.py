@@ -42,7 +42,20 @@ def contract_for_stream(
     _refuse_other_tenant(settings, stream, path)
     contract = load_contract(path, object_name=stream.split("-")[-1])
     LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
+    _warn_on_columns_outside_contract(stream, schema, contract)
     return contract
+
+
+def _warn_on_columns_outside_contract(stream: str, schema: dict[str, Any],
+                                      contract: Contract) -> None:
+    """The contract defines the table, so SCHEMA columns it lacks are not loaded: say so."""
+    extra = sorted(set(schema.get("properties") or {}) - {f.name for f in contract.fields})
+    if extra:
+        LOGGER.warning(
+            "Stream '%s': column(s) %s are in the SCHEMA but not in contract %s, so they "
+            "are not loaded; add them to the contract to keep them",
+            stream, ", ".join(extra), contract.source,
+        )
 
 
 def _refuse_other_tenant(settings: TargetSettings, stream: str, path: Path) -> None:

@@ -57,6 +57,11 @@ class TargetSettings:
             raise ConfigError(
                 f"load_method: {load_method!r} is not supported yet; use 'append-only'"
             )
+        if config.get("add_record_metadata"):
+            raise ConfigError(
+                "add_record_metadata: not supported; the contract defines the table's "
+                "columns, so declare any _sdc_* columns you want to keep in the contract"
+            )
         rows = _positive_int(config, "batch_size_rows", DEFAULT_BATCH_SIZE_ROWS)
         max_bytes = _positive_int(config, "batch_max_bytes", DEFAULT_BATCH_MAX_BYTES)
         interval = config.get("commit_interval_seconds", DEFAULT_COMMIT_INTERVAL_SECONDS)

@@ -7,11 +7,12 @@ import functools
 import logging
 import os
 import sys
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from dativo.errors import DativoError
 from target_dativo_iceberg.loader import Loader
@@ -39,6 +40,13 @@ class TargetDativoIceberg(Target):
 
     name = "target-dativo-iceberg"
     package_name = "dativo-ingest"
+
+    # Our own message loop does not apply stream maps, flattening or per-record
+    # jsonschema validation, so those are not advertised (nor their settings offered).
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property("tenant_id", th.StringType, required=True,

@@ -171,6 +171,7 @@ def test_rerun_from_state_adds_nothing_twice(
          b"'lenient' is not one of ['strict', 'warn'] in config['validation_mode']"),
         ({"batch_size_rows": 0}, b"batch_size_rows: 0 must be a positive integer"),
         ({"contracts_dir": "/nonexistent/contracts"}, b"contracts_dir: /nonexistent/contracts"),
+        ({"add_record_metadata": True}, b"add_record_metadata: not supported"),
         ({"catalog": {"name": "x", "type": "no-such-catalog-type"}},
          b"catalog: cannot load catalog 'x'"),
     ],
@@ -202,3 +203,15 @@ def test_batches_are_written_as_files_and_committed_together_per_interval(
         "bookmarks": {"users": {"id": 2499}}}
     assert len(table.inspect.files()) == 3
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(2500))
+
+
+def test_about_advertises_only_what_the_target_does() -> None:
+    """Stream maps and flattening are not applied by our message loop: not advertised."""
+    result = subprocess.run([str(BIN / "target-dativo-iceberg"), "--about", "--format", "json"],
+                            capture_output=True, timeout=60, check=True)
+    about = orjson.loads(result.stdout)
+    assert about["capabilities"] == ["about", "structured-logging"]
+    assert {"tenant_id", "catalog", "contracts_dir", "stream_contracts", "validation_mode",
+            "batch_size_rows", "batch_max_bytes", "commit_interval_seconds"} <= set(
+        about["settings"]["properties"])
+    assert "stream_maps" not in about["settings"]["properties"]

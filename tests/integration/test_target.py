@@ -215,3 +215,22 @@ def test_about_advertises_only_what_the_target_does() -> None:
             "batch_size_rows", "batch_max_bytes", "commit_interval_seconds"} <= set(
         about["settings"]["properties"])
     assert "stream_maps" not in about["settings"]["properties"]
+
+
+def test_a_new_schema_column_is_added_to_the_table(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Additive evolution, both within a run (SCHEMA changes mid-stream) and across runs."""
+    v2 = {**SCHEMA, "schema": {**SCHEMA["schema"], "properties": {
+        **SCHEMA["schema"]["properties"], "email": {"type": ["string", "null"]}}}}
+    first = run_target(target_config(), singer_lines(
+        [SCHEMA, record(1), v2, record(2, email="b@x.io"), state(2)]))
+    assert first.returncode == 0, first.stderr.decode()
+    second = run_target(target_config(), singer_lines([v2, record(3, email="c@x.io")]))
+    assert second.returncode == 0, second.stderr.decode()
+    table = open_catalog().load_table(("acme", "default", "users"))
+    assert "email" in {f.name for f in table.schema().fields}
+    rows = sorted(table.scan().to_arrow().select(["id", "email"]).to_pylist(),
+                  key=lambda r: r["id"])
+    assert rows == [{"id": 1, "email": None}, {"id": 2, "email": "b@x.io"},
+                    {"id": 3, "email": "c@x.io"}]

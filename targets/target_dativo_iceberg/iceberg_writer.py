@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
@@ -137,8 +138,11 @@ class IcebergWriter:
             raise CommitError(f"writing data files of {table.name()} failed: {exc}") from exc
 
     def commit_files(self, table: Table, files: list[DataFile],
-                     properties: Mapping[str, str]) -> int | None:
+                     properties: Mapping[str, str], *, replace: bool = False) -> int | None:
         """Append ``files`` to ``table`` in one snapshot; return its id.
+
+        ``replace``: in the same metadata commit, first delete every existing row, so
+        readers see either the old contents or the new, never a mix or an empty table.
 
         Conflicting concurrent commits are retried with exponential backoff and jitter;
         the files are already written, so a retry only redoes the metadata.
@@ -149,6 +153,8 @@ class IcebergWriter:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 with table.transaction() as tx:
+                    if replace and table.current_snapshot() is not None:
+                        tx.delete(AlwaysTrue(), snapshot_properties=dict(properties))
                     update = tx.update_snapshot(snapshot_properties=dict(properties))
                     with update.fast_append() as append:
                         for data_file in files:

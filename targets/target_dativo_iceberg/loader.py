@@ -230,8 +230,12 @@ class Loader:
             self._stage(sink, batch, checked)
         if state is not _NO_STATE:
             self._staged_state = state
-        interval = self.settings.commit_interval_seconds
-        if publish or not self._staged or time.monotonic() - self._published_at >= interval:
+        if publish:
+            self._publish()
+        elif self.settings.load_method == "overwrite":
+            return  # the new contents replace the old in one commit, at the end
+        elif not self._staged or (time.monotonic() - self._published_at
+                                  >= self.settings.commit_interval_seconds):
             self._publish()
 
     def _stage(self, sink: _StreamSink, batch: SpooledBatch, checked: CheckedBatch) -> None:
@@ -275,7 +279,9 @@ class Loader:
             properties[STATE_PROPERTY] = orjson.dumps(self._staged_state).decode()
         for staged in self._staged.values():
             started = time.monotonic()
-            snapshot = self._writer.result().commit_files(staged.table, staged.files, properties)
+            replace = self.settings.load_method == "overwrite" and not staged.dead_letter
+            snapshot = self._writer.result().commit_files(staged.table, staged.files,
+                                                          properties, replace=replace)
             if staged.dead_letter:
                 continue
             stats = self.stats[staged.stream]

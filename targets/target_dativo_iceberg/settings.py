@@ -12,6 +12,7 @@ from dativo.errors import ConfigError
 from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
+LoadMethod = Literal["append-only", "overwrite"]
 
 DEFAULT_BATCH_SIZE_ROWS = 200_000
 DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
@@ -31,6 +32,7 @@ class TargetSettings:
     batch_size_rows: int = DEFAULT_BATCH_SIZE_ROWS
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     commit_interval_seconds: float = DEFAULT_COMMIT_INTERVAL_SECONDS
+    load_method: LoadMethod = "append-only"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
@@ -53,9 +55,10 @@ class TargetSettings:
         if mode not in ("strict", "warn"):
             raise ConfigError(f"validation_mode: {mode!r} must be 'strict' or 'warn'")
         load_method = config.get("load_method") or "append-only"
-        if load_method not in ("append-only", "append"):
+        if load_method not in ("append-only", "overwrite"):
             raise ConfigError(
-                f"load_method: {load_method!r} is not supported yet; use 'append-only'"
+                f"load_method: {load_method!r} is not supported yet; use 'append-only' "
+                "or 'overwrite'"
             )
         if config.get("add_record_metadata"):
             raise ConfigError(
@@ -79,6 +82,7 @@ class TargetSettings:
             batch_size_rows=rows,
             batch_max_bytes=max_bytes,
             commit_interval_seconds=float(interval),
+            load_method=load_method,
         )
 
 

@@ -234,3 +234,33 @@ def test_a_new_schema_column_is_added_to_the_table(
                   key=lambda r: r["id"])
     assert rows == [{"id": 1, "email": None}, {"id": 2, "email": "b@x.io"},
                     {"id": 3, "email": "c@x.io"}]
+
+
+def test_overwrite_replaces_the_table_in_one_commit_at_the_end(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    config = target_config(batch_size_rows=2, commit_interval_seconds=0)
+    first = run_target(config, singer_lines([SCHEMA, *(record(i) for i in range(5)), state(4)]))
+    assert first.returncode == 0, first.stderr.decode()
+    table = open_catalog().load_table(("acme", "default", "users"))
+    before = {s.snapshot_id for s in table.snapshots()}
+    commits_before = len(table.metadata.metadata_log)
+
+    overwrite = target_config(batch_size_rows=2, commit_interval_seconds=0,
+                              load_method="overwrite")
+    second = run_target(overwrite, singer_lines(
+        [SCHEMA, record(10), state(10), record(11), record(12), state(12)]))
+    assert second.returncode == 0, second.stderr.decode()
+    assert emitted_states(second) == [{"bookmarks": {"users": {"id": 12}}}]
+    table = open_catalog().load_table(("acme", "default", "users"))
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [10, 11, 12]
+    new = [s for s in table.snapshots() if s.snapshot_id not in before]
+    # One metadata commit: a delete snapshot and an append snapshot, both carrying STATE.
+    assert len(table.metadata.metadata_log) == commits_before + 1
+    assert [s.summary.operation.value for s in new] == ["delete", "append"]
+    assert all(orjson.loads(s.summary["dativo.state"]) == {"bookmarks": {"users": {"id": 12}}}
+               for s in new)
+    # The table before the overwrite is still readable (time travel), unchanged.
+    old_rows = table.scan(snapshot_id=max(before, key=lambda i: table.snapshot_by_id(i)
+                                          .sequence_number)).to_arrow()
+    assert sorted(old_rows.column("id").to_pylist()) == [0, 1, 2, 3, 4]

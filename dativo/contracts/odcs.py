@@ -23,6 +23,10 @@ from dativo.errors import ConfigError, ContractLintError
 SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2")
 
 _DECIMAL = re.compile(r"^(?:decimal|numeric|number)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
+PARTITION_TRANSFORM = "partitionTransform"
+"""customProperties key for a partition column's Iceberg transform, e.g. ``day``."""
+_TRANSFORM = re.compile(r"^(identity|year|month|day|hour|bucket\[[1-9][0-9]*\]|"
+                        r"truncate\[[1-9][0-9]*\])$")
 _PHYSICAL_KINDS: dict[str, FieldKind] = {
     **dict.fromkeys(("bigint", "int8", "long", "int", "integer", "int4", "smallint",
                      "int2", "tinyint", "serial", "bigserial"), "integer"),
@@ -127,6 +131,10 @@ def _lint_properties(props: list[Any], where: str) -> list[str]:
                 re.compile(pattern)
             except re.error as exc:
                 problems.append(f"{path} ({name}): pattern does not compile: {exc}")
+        if prop.get("partitioned") and not _TRANSFORM.match(_partition_transform(prop)):
+            problems.append(
+                f"{path} ({name}): partition transform {_partition_transform(prop)!r} is not "
+                "one of identity, year, month, day, hour, bucket[N], truncate[W]")
         problems.extend(_lint_properties(prop.get("properties") or [], path))
         items = prop.get("items")
         if isinstance(items, dict):
@@ -163,6 +171,22 @@ def _resolve_kind(prop: dict[str, Any]) -> tuple[FieldKind, int | None, int | No
     if kind == "object" and not prop.get("properties"):
         kind = "json"
     return kind, None, None
+
+
+def _partition_transform(prop: dict[str, Any]) -> str:
+    """The Iceberg transform of a partition column, from customProperties (ODCS has no
+    field for it); identity when absent."""
+    for custom in prop.get("customProperties") or []:
+        if isinstance(custom, dict) and custom.get("property") == PARTITION_TRANSFORM:
+            return str(custom.get("value")).strip().lower()
+    return "identity"
+
+
+def _partitioning(props: list[Any]) -> tuple[tuple[str, str], ...]:
+    """Partition columns in ``partitionKeyPosition`` order, each with its transform."""
+    keyed = [p for p in props if isinstance(p, dict) and p.get("partitioned")]
+    keyed.sort(key=lambda p: p.get("partitionKeyPosition") or 0)
+    return tuple((str(p["name"]), _partition_transform(p)) for p in keyed)
 
 
 def _valid_values(prop: dict[str, Any]) -> tuple[object, ...] | None:
@@ -233,6 +257,7 @@ def load_contract(path: Path, object_name: str | None = None) -> Contract:
     return Contract(
         name=str(obj["name"]),
         fields=tuple(_field_from_property(p) for p in obj.get("properties") or []),
+        partitioning=_partitioning(obj.get("properties") or []),
         domain=str(doc.get("domain") or "default"),
         tenant=doc.get("tenant"),
         version=str(doc.get("version")),

@@ -29,6 +29,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
+from pyiceberg.transforms import parse_transform
 
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
@@ -98,6 +99,12 @@ class IcebergWriter:
         if contract.primary_key and not table.schema().identifier_field_names():
             with table.update_schema() as update:
                 update.set_identifier_fields(*contract.primary_key)
+        if contract.partitioning and table.spec().is_unpartitioned():
+            with table.update_spec() as spec:
+                for column, transform in contract.partitioning:
+                    name = column if transform == "identity" else (
+                        f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
+                    spec.add_field(column, parse_transform(transform), name)
         existing = {f.name for f in table.schema().fields}
         missing = [f.name for f in schema if f.name not in existing]
         if missing:

@@ -102,6 +102,12 @@ class TargetDativoIceberg(Target):
         except DativoError as exc:
             LOGGER.error("%s", exc, exc_info=LOGGER.isEnabledFor(logging.DEBUG))
             sys.exit(2)
+        except Exception as exc:  # a bug or an environment fault: one line, no STATE
+            LOGGER.error(
+                "unexpected %s: %s; no STATE was emitted past the last commit, so a rerun "
+                "is safe. Run with LOGLEVEL=DEBUG for the traceback and report it if it "
+                "persists", type(exc).__name__, exc, exc_info=LOGGER.isEnabledFor(logging.DEBUG))
+            sys.exit(1)
         # Everything is committed and the loader is closed; skip interpreter teardown,
         # which spends ~0.25 s freeing Arrow, DuckDB and pyiceberg state for nothing.
         sys.stdout.flush()

@@ -264,3 +264,45 @@ def test_overwrite_replaces_the_table_in_one_commit_at_the_end(
     old_rows = table.scan(snapshot_id=max(before, key=lambda i: table.snapshot_by_id(i)
                                           .sequence_number)).to_arrow()
     assert sorted(old_rows.column("id").to_pylist()) == [0, 1, 2, 3, 4]
+
+
+PARTITIONED_CONTRACT = """\
+apiVersion: v3.0.2
+kind: DataContract
+id: acme-events
+version: 1.0.0
+status: active
+domain: web
+schema:
+  - name: users
+    properties:
+      - {name: id, logicalType: integer, required: true, primaryKey: true,
+         partitioned: true, partitionKeyPosition: 2,
+         customProperties: [{property: partitionTransform, value: "bucket[4]"}]}
+      - {name: name, logicalType: string}
+      - {name: signed_up, logicalType: date, physicalType: timestamptz,
+         partitioned: true, partitionKeyPosition: 1,
+         customProperties: [{property: partitionTransform, value: day}]}
+"""
+
+
+def test_contract_partitioning_becomes_the_table_spec(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    contract = tmp_path / "contracts" / "acme" / "web" / "users.odcs.yaml"
+    contract.parent.mkdir(parents=True)
+    contract.write_text(PARTITIONED_CONTRACT)
+    config = target_config(contracts_dir=str(tmp_path / "contracts"))
+    days = ["2024-03-01T12:00:00Z", "2024-03-02T08:00:00Z"]
+    result = run_target(config, singer_lines(
+        [SCHEMA, *(record(i, signed_up=days[i % 2]) for i in range(8)), state(7)]))
+    assert result.returncode == 0, result.stderr.decode()
+    table = open_catalog().load_table(("acme", "web", "users"))
+    assert [(f.name, str(f.transform)) for f in table.spec().fields] == [
+        ("signed_up_day", "day"), ("id_bucket4", "bucket[4]")]
+    files = table.inspect.files().column("file_path").to_pylist()
+    assert all("signed_up_day=2024-03-0" in path and "id_bucket4=" in path for path in files)
+    assert len({path.split("signed_up_day=")[1][:10] for path in files}) == 2
+    rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert [(r["id"], r["signed_up"].date().isoformat()) for r in rows] == [
+        (i, days[i % 2][:10]) for i in range(8)]

@@ -61,6 +61,9 @@ def test_unquoted_dates_stay_strings(tmp_path: Path) -> None:
         ({"name": "code", "logicalType": "string",
           "logicalTypeOptions": {"pattern": "([a-z"}}, "pattern does not compile"),
         ({"name": "x", "logicalType": "strin"}, "schema[0].properties[0].logicalType"),
+        ({"name": "at", "logicalType": "date", "partitioned": True,
+          "customProperties": [{"property": "partitionTransform", "value": "bucket[0]"}]},
+         "partition transform 'bucket[0]' is not one of"),
     ],
 )
 def test_lint_names_the_bad_key(prop: dict, expected: str) -> None:

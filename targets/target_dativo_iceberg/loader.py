@@ -35,7 +35,7 @@ from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.settings import TargetSettings
-from target_dativo_iceberg.stream_contracts import contract_for_stream
+from target_dativo_iceberg.stream_contracts import contract_for_stream, schema_drift
 
 if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
@@ -54,6 +54,7 @@ class StreamStats:
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     snapshot_ids: list[int] = field(default_factory=list)
+    schema_drift: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +130,8 @@ class Loader:
             self.drain()
             current.buffer.close()
         contract = contract_for_stream(self.settings, stream, schema, key_properties)
+        self.stats.setdefault(stream, StreamStats()).schema_drift = schema_drift(
+            stream, schema, contract)
         try:
             compiled = compile_contract(contract)
         except ValueError as exc:
@@ -136,7 +139,6 @@ class Loader:
         sink = _StreamSink(contract, compiled, arrow_schema(contract))
         self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
                                         key)
-        self.stats.setdefault(stream, StreamStats())
 
     def on_records(self, stream: str, lines: bytes, first_line: int, count: int) -> None:
         """Buffer ``count`` consecutive RECORD lines starting at input line ``first_line``."""
@@ -328,6 +330,7 @@ class Loader:
                     "rejected": st.rejected,
                     "rejected_by_rule": dict(st.reasons),
                     "snapshot_ids": st.snapshot_ids,
+                    "schema_drift": st.schema_drift,
                 }
                 for name, st in self.stats.items()
             },

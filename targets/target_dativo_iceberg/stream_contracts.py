@@ -42,20 +42,35 @@ def contract_for_stream(
     _refuse_other_tenant(settings, stream, path)
     contract = load_contract(path, object_name=stream.split("-")[-1])
     LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
-    _warn_on_columns_outside_contract(stream, schema, contract)
     return contract
 
 
-def _warn_on_columns_outside_contract(stream: str, schema: dict[str, Any],
-                                      contract: Contract) -> None:
-    """The contract defines the table, so SCHEMA columns it lacks are not loaded: say so."""
-    extra = sorted(set(schema.get("properties") or {}) - {f.name for f in contract.fields})
-    if extra:
+def schema_drift(stream: str, schema: dict[str, Any], contract: Contract) -> dict[str, list[str]]:
+    """Columns the tap's SCHEMA and the ODCS contract disagree on, logged once.
+
+    The contract defines the table: SCHEMA-only columns are not loaded, and
+    contract-only columns stay null (or are rejected when required).
+    """
+    if not contract.is_odcs:
+        return {}
+    declared = set(schema.get("properties") or {})
+    contracted = {f.name for f in contract.fields}
+    drift = {"schema_only": sorted(declared - contracted),
+             "contract_only": sorted(contracted - declared)}
+    drift = {k: v for k, v in drift.items() if v}
+    if "schema_only" in drift:
         LOGGER.warning(
             "Stream '%s': column(s) %s are in the SCHEMA but not in contract %s, so they "
             "are not loaded; add them to the contract to keep them",
-            stream, ", ".join(extra), contract.source,
+            stream, ", ".join(drift["schema_only"]), contract.source,
         )
+    if "contract_only" in drift:
+        LOGGER.warning(
+            "Stream '%s': contract column(s) %s are missing from the SCHEMA; records "
+            "without them get nulls, or are rejected where the contract requires them",
+            stream, ", ".join(drift["contract_only"]),
+        )
+    return drift
 
 
 def _refuse_other_tenant(settings: TargetSettings, stream: str, path: Path) -> None:

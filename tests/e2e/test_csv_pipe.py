@@ -160,9 +160,14 @@ def test_pipe_lands_csv_values_and_dead_letters_the_four_bad_rows(
     assert (run.returncode, run.tap_returncode, run.target_returncode) == (0, 0, 0), (
         run.tap_stderr + run.target_stderr)
     catalog = open_catalog()
-    # Columns outside the contract are not loaded, and the target says so.
+    # Columns outside the contract are not loaded, and the target says so, in the log
+    # and in the run summary.
     assert ("Stream 'customers': column(s) _sdc_source_file, _sdc_source_file_mtime, "
             "_sdc_source_lineno are in the SCHEMA but not in contract") in run.target_stderr
+    summary = json.loads(run.target_stderr.split("Run summary: ", 1)[1].splitlines()[0])
+    assert summary["streams"]["customers"]["schema_drift"] == {
+        "schema_only": ["_sdc_source_file", "_sdc_source_file_mtime", "_sdc_source_lineno"]}
+    assert summary["streams"]["orders"]["schema_drift"] == {}
 
     types = contract_types(project.contract)
     rows = csv_rows(project.customers)

@@ -13,6 +13,7 @@ from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
 LoadMethod = Literal["append-only", "overwrite"]
+SchemaEvolution = Literal["discard_columns", "evolve"]
 
 DEFAULT_BATCH_SIZE_ROWS = 200_000
 DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
@@ -33,6 +34,7 @@ class TargetSettings:
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     commit_interval_seconds: float = DEFAULT_COMMIT_INTERVAL_SECONDS
     load_method: LoadMethod = "append-only"
+    schema_evolution: SchemaEvolution = "discard_columns"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
@@ -60,6 +62,12 @@ class TargetSettings:
                 f"load_method: {load_method!r} is not supported yet; use 'append-only' "
                 "or 'overwrite'"
             )
+        evolution = config.get("schema_evolution") or "discard_columns"
+        if evolution not in ("discard_columns", "evolve"):
+            raise ConfigError(
+                f"schema_evolution: {evolution!r} is not supported yet; use "
+                "'discard_columns' or 'evolve'"
+            )
         if config.get("add_record_metadata"):
             raise ConfigError(
                 "add_record_metadata: not supported; the contract defines the table's "
@@ -83,6 +91,7 @@ class TargetSettings:
             batch_max_bytes=max_bytes,
             commit_interval_seconds=float(interval),
             load_method=load_method,
+            schema_evolution=evolution,
         )
 
 

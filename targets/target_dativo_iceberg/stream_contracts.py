@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,24 @@ def contract_for_stream(
     _refuse_other_tenant(settings, stream, path)
     contract = load_contract(path, object_name=stream.split("-")[-1])
     LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
+    if settings.schema_evolution == "evolve":
+        contract = _with_schema_only_columns(stream, schema, contract)
     return contract
+
+
+def _with_schema_only_columns(stream: str, schema: dict[str, Any],
+                              contract: Contract) -> Contract:
+    """``evolve``: SCHEMA columns the contract lacks join the table, typed by the SCHEMA,
+    nullable and unchecked (the contract has no rules for them)."""
+    known = {f.name for f in contract.fields}
+    extra = {name: prop for name, prop in (schema.get("properties") or {}).items()
+             if name not in known}
+    if not extra:
+        return contract
+    added = contract_from_singer_schema(stream, {"properties": extra}, []).fields
+    LOGGER.info("Stream '%s': schema_evolution=evolve adds column(s) %s from the SCHEMA",
+                stream, ", ".join(f.name for f in added))
+    return replace(contract, fields=contract.fields + added)
 
 
 def schema_drift(stream: str, schema: dict[str, Any], contract: Contract) -> dict[str, list[str]]:

@@ -306,3 +306,26 @@ def test_contract_partitioning_becomes_the_table_spec(
     rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
     assert [(r["id"], r["signed_up"].date().isoformat()) for r in rows] == [
         (i, days[i % 2][:10]) for i in range(8)]
+
+
+@pytest.mark.parametrize("mode", ["discard_columns", "evolve"])
+def test_schema_evolution_modes_for_columns_outside_the_contract(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+    mode: str,
+) -> None:
+    """The contract lacks ``name`` and ``prefs``: discard drops them, evolve adds them."""
+    contract = tmp_path / "contracts" / "acme" / "web" / "users.odcs.yaml"
+    contract.parent.mkdir(parents=True)
+    contract.write_text(PARTITIONED_CONTRACT.replace(
+        "      - {name: name, logicalType: string}\n", ""))
+    config = target_config(contracts_dir=str(tmp_path / "contracts"), schema_evolution=mode)
+    result = run_target(config, singer_lines([SCHEMA, record(1), record(2, name=None)]))
+    assert result.returncode == 0, result.stderr.decode()
+    table = open_catalog().load_table(("acme", "web", "users"))
+    rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    if mode == "evolve":
+        assert [(r["id"], r["name"], r["prefs"]) for r in rows] == [
+            (1, "user 1", {"theme": "dark"}), (2, None, {"theme": "dark"})]
+    else:
+        assert {"name", "prefs"}.isdisjoint(rows[0])
+        assert b"column(s) name, prefs are in the SCHEMA but not in contract" in result.stderr

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import orjson
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog, load_catalog
+
+from tests.services.postgres import PostgresServer, running_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -74,3 +76,10 @@ def emitted_states(result: subprocess.CompletedProcess[bytes]) -> list[Any]:
 
 def read_table(catalog: Catalog, identifier: tuple[str, ...]) -> pa.Table:
     return catalog.load_table(identifier).scan().to_arrow()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the session; tests create their own databases."""
+    with running_postgres() as server:
+        yield server

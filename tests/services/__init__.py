@@ -1,0 +1,1 @@
+"""Throwaway servers the tests start on free loopback ports (see shared/ARCHITECTURE.md)."""

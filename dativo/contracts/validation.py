@@ -205,15 +205,35 @@ class CompiledContract:
     safe_query: str | None
     strict_schema: pa.Schema | None = None
     pretyped_query: str | None = None
+    unknown_columns_query: str | None = None
 
     def query(self, ndjson_path: str, *, safe: bool = False) -> str:
         """SQL that reads RECORD lines from ``ndjson_path`` and types/checks them."""
         template = self.safe_query if safe and self.safe_query else self.fast_query
         return template.replace(_PATH_MARKER, sql_literal(ndjson_path), 1)
 
+    def unknown_columns(self, ndjson_path: str) -> str | None:
+        """SQL listing, per RECORD line, the non-null keys outside the contract (the
+        ``freeze`` check); ``None`` when unknown columns are simply not loaded."""
+        if self.unknown_columns_query is None:
+            return None
+        return self.unknown_columns_query.replace(_PATH_MARKER, sql_literal(ndjson_path), 1)
 
-def compile_contract(contract: Contract) -> CompiledContract:
+
+def _unknown_columns_query(contract: Contract) -> str:
+    known = ", ".join(sql_literal(f.name) for f in contract.fields)
+    return (f"SELECT list_filter(json_keys(record), k -> NOT list_contains([{known}], k) "
+            "AND json_type(record, '$.' || json_quote(k)) <> 'NULL') AS unknown "
+            f"FROM read_json({_PATH_MARKER}, format='newline_delimited', "
+            "maximum_object_size=268435456, columns={'record': 'JSON'})")
+
+
+def compile_contract(contract: Contract, *,
+                     reject_unknown_columns: bool = False) -> CompiledContract:
     """Compile ``contract`` into its fast and (if it has nested fields) safe queries.
+
+    ``reject_unknown_columns``: a record with a value in a column the contract lacks
+    fails rule ``unknownColumn`` (``schema_evolution: freeze``) instead of losing it.
 
     Raises:
         ValueError: The contract has no fields.
@@ -228,4 +248,5 @@ def compile_contract(contract: Contract) -> CompiledContract:
         _query(contract, safe=True) if has_nested else None,
         strict_schema,
         _query(contract, pretyped=True) if strict_schema is not None else None,
+        _unknown_columns_query(contract) if reject_unknown_columns else None,
     )

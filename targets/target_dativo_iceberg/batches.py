@@ -82,11 +82,19 @@ class SpooledBatch:
             table = self._run_per_record(con, compiled)
         reasons = table.column(REASONS_COLUMN)
         ok = pc.equal(pc.list_value_length(reasons), 0)
+        unknown = self._unknown_columns(con, compiled)
+        if unknown is not None:
+            ok = pc.and_(ok, pc.equal(pc.list_value_length(unknown), 0))
         valid = table.filter(ok).drop_columns([REASONS_COLUMN])
         rejected: list[RejectedRecord] = []
         if valid.num_rows != table.num_rows:
             bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-            rejected = self._rejected(bad_rows, reasons.take(bad_rows).to_pylist())
+            bad_reasons = reasons.take(bad_rows).to_pylist()
+            if unknown is not None:
+                for row_reasons, keys in zip(bad_reasons, unknown.take(bad_rows).to_pylist(),
+                                             strict=True):
+                    row_reasons.extend({"field": k, "rule": "unknownColumn"} for k in keys)
+            rejected = self._rejected(bad_rows, bad_reasons)
         return CheckedBatch(valid=valid.cast(schema), rejected=rejected)
 
     def discard(self) -> None:
@@ -126,6 +134,17 @@ class SpooledBatch:
         table = pa.table({name: (checked.column(name) if name in checked.column_names
                                  else columns[i]) for i, name in enumerate(names)})
         return table.append_column(REASONS_COLUMN, checked.column(REASONS_COLUMN))
+
+    def _unknown_columns(self, con: duckdb.DuckDBPyConnection,
+                         compiled: CompiledContract) -> pa.ChunkedArray | None:
+        """Per row, the keys with a value that the contract lacks (``freeze`` only)."""
+        query = compiled.unknown_columns(self.path)
+        if query is None:
+            return None
+        try:
+            return con.execute(query).fetch_arrow_table().column(0)
+        except duckdb.Error as exc:
+            raise self._codec_error(exc) from exc
 
     def _run_per_record(self, con: duckdb.DuckDBPyConnection,
                         compiled: CompiledContract) -> pa.Table:

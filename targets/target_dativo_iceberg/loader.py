@@ -35,7 +35,11 @@ from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.settings import TargetSettings
-from target_dativo_iceberg.stream_contracts import contract_for_stream, schema_drift
+from target_dativo_iceberg.stream_contracts import (
+    contract_for_stream,
+    schema_drift,
+    with_schema_only_columns,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
@@ -130,10 +134,14 @@ class Loader:
             self.drain()
             current.buffer.close()
         contract = contract_for_stream(self.settings, stream, schema, key_properties)
+        evolution = self.settings.schema_evolution
         self.stats.setdefault(stream, StreamStats()).schema_drift = schema_drift(
-            stream, schema, contract)
+            stream, schema, contract, evolution)
+        if evolution == "evolve":
+            contract = with_schema_only_columns(stream, schema, contract)
         try:
-            compiled = compile_contract(contract)
+            compiled = compile_contract(contract,
+                                        reject_unknown_columns=evolution == "freeze")
         except ValueError as exc:
             raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
         sink = _StreamSink(contract, compiled, arrow_schema(contract))

@@ -6,14 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from dativo.errors import ConfigError
 from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
 LoadMethod = Literal["append-only", "overwrite"]
-SchemaEvolution = Literal["discard_columns", "evolve"]
+SchemaEvolution = Literal["discard_columns", "evolve", "freeze"]
 
 DEFAULT_BATCH_SIZE_ROWS = 200_000
 DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
@@ -63,10 +63,10 @@ class TargetSettings:
                 "or 'overwrite'"
             )
         evolution = config.get("schema_evolution") or "discard_columns"
-        if evolution not in ("discard_columns", "evolve"):
+        if evolution not in get_args(SchemaEvolution):
             raise ConfigError(
-                f"schema_evolution: {evolution!r} is not supported yet; use "
-                "'discard_columns' or 'evolve'"
+                f"schema_evolution: {evolution!r} is not one of "
+                f"{', '.join(get_args(SchemaEvolution))}"
             )
         if config.get("add_record_metadata"):
             raise ConfigError(

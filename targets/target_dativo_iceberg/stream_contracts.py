@@ -14,7 +14,7 @@ from dativo.contracts import (
     resolve_contract_path,
 )
 from dativo.errors import ConfigError
-from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -43,12 +43,10 @@ def contract_for_stream(
     _refuse_other_tenant(settings, stream, path)
     contract = load_contract(path, object_name=stream.split("-")[-1])
     LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
-    if settings.schema_evolution == "evolve":
-        contract = _with_schema_only_columns(stream, schema, contract)
     return contract
 
 
-def _with_schema_only_columns(stream: str, schema: dict[str, Any],
+def with_schema_only_columns(stream: str, schema: dict[str, Any],
                               contract: Contract) -> Contract:
     """``evolve``: SCHEMA columns the contract lacks join the table, typed by the SCHEMA,
     nullable and unchecked (the contract has no rules for them)."""
@@ -63,11 +61,20 @@ def _with_schema_only_columns(stream: str, schema: dict[str, Any],
     return replace(contract, fields=contract.fields + added)
 
 
-def schema_drift(stream: str, schema: dict[str, Any], contract: Contract) -> dict[str, list[str]]:
+_SCHEMA_ONLY_FATE = {
+    "discard_columns": "so they are not loaded; add them to the contract to keep them",
+    "evolve": "so schema_evolution=evolve adds them to the table, unchecked",
+    "freeze": "so schema_evolution=freeze sends records with a value in them to the "
+              "dead-letter table; add them to the contract to accept them",
+}
+
+
+def schema_drift(stream: str, schema: dict[str, Any], contract: Contract,
+                 evolution: SchemaEvolution) -> dict[str, list[str]]:
     """Columns the tap's SCHEMA and the ODCS contract disagree on, logged once.
 
-    The contract defines the table: SCHEMA-only columns are not loaded, and
-    contract-only columns stay null (or are rejected when required).
+    SCHEMA-only columns meet the fate ``evolution`` gives them; contract-only columns
+    stay null (or are rejected when required).
     """
     if not contract.is_odcs:
         return {}
@@ -78,9 +85,9 @@ def schema_drift(stream: str, schema: dict[str, Any], contract: Contract) -> dic
     drift = {k: v for k, v in drift.items() if v}
     if "schema_only" in drift:
         LOGGER.warning(
-            "Stream '%s': column(s) %s are in the SCHEMA but not in contract %s, so they "
-            "are not loaded; add them to the contract to keep them",
+            "Stream '%s': column(s) %s are in the SCHEMA but not in contract %s, %s",
             stream, ", ".join(drift["schema_only"]), contract.source,
+            _SCHEMA_ONLY_FATE[evolution],
         )
     if "contract_only" in drift:
         LOGGER.warning(

@@ -72,10 +72,11 @@ class TargetDativoIceberg(Target):
         th.Property("batch_max_bytes", th.IntegerType, default=DEFAULT_BATCH_MAX_BYTES,
                     description="... or after this many bytes of buffered records."),
         th.Property("schema_evolution", th.StringType, default="discard_columns",
-                    allowed_values=["discard_columns", "evolve"],
+                    allowed_values=["discard_columns", "evolve", "freeze"],
                     description="SCHEMA columns the contract lacks: discard_columns drops "
                                 "them with one warning; evolve adds them to the table, typed "
-                                "by the SCHEMA."),
+                                "by the SCHEMA; freeze sends records with a value in a "
+                                "column outside the contract to the dead-letter table."),
         th.Property("commit_interval_seconds", th.NumberType,
                     default=DEFAULT_COMMIT_INTERVAL_SECONDS,
                     description="Commit written data files (one snapshot per table) and emit "

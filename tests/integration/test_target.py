@@ -308,24 +308,40 @@ def test_contract_partitioning_becomes_the_table_spec(
         (i, days[i % 2][:10]) for i in range(8)]
 
 
-@pytest.mark.parametrize("mode", ["discard_columns", "evolve"])
+@pytest.mark.parametrize("mode", ["discard_columns", "evolve", "freeze"])
 def test_schema_evolution_modes_for_columns_outside_the_contract(
     tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
     mode: str,
 ) -> None:
-    """The contract lacks ``name`` and ``prefs``: discard drops them, evolve adds them."""
+    """The contract lacks ``name`` and ``prefs``: discard drops them, evolve adds them,
+    freeze dead-letters records that carry a value in them (a null loses nothing)."""
     contract = tmp_path / "contracts" / "acme" / "web" / "users.odcs.yaml"
     contract.parent.mkdir(parents=True)
     contract.write_text(PARTITIONED_CONTRACT.replace(
         "      - {name: name, logicalType: string}\n", ""))
     config = target_config(contracts_dir=str(tmp_path / "contracts"), schema_evolution=mode)
-    result = run_target(config, singer_lines([SCHEMA, record(1), record(2, name=None)]))
+    lines = [SCHEMA, record(1), record(2, name=None),
+             record(3, name=None, prefs=None), state(3)]
+    result = run_target(config, singer_lines(lines))
     assert result.returncode == 0, result.stderr.decode()
-    table = open_catalog().load_table(("acme", "web", "users"))
-    rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+    assert emitted_states(result) == [state(3)["value"]]
+    catalog = open_catalog()
+    rows = sorted(read_table(catalog, ("acme", "web", "users")).to_pylist(),
+                  key=lambda r: r["id"])
     if mode == "evolve":
         assert [(r["id"], r["name"], r["prefs"]) for r in rows] == [
-            (1, "user 1", {"theme": "dark"}), (2, None, {"theme": "dark"})]
-    else:
-        assert {"name", "prefs"}.isdisjoint(rows[0])
+            (1, "user 1", {"theme": "dark"}), (2, None, {"theme": "dark"}), (3, None, None)]
+        return
+    assert {"name", "prefs"}.isdisjoint(rows[0])
+    if mode == "discard_columns":
+        assert [r["id"] for r in rows] == [1, 2, 3]
         assert b"column(s) name, prefs are in the SCHEMA but not in contract" in result.stderr
+        return
+    assert [r["id"] for r in rows] == [3]
+    dead = sorted(read_table(catalog, ("acme", "web", "users__dead_letter")).to_pylist(),
+                  key=lambda r: r["line_number"])
+    assert [(d["line_number"], orjson.loads(d["record_json"])["id"],
+             [(x["field"], x["rule"]) for x in d["reasons"]]) for d in dead] == [
+        (2, 1, [("name", "unknownColumn"), ("prefs", "unknownColumn")]),
+        (3, 2, [("prefs", "unknownColumn")]),
+    ]

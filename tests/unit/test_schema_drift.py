@@ -17,7 +17,7 @@ CONTRACT = Contract(name="users", source="users.odcs.yaml",
 def test_drift_lists_columns_on_each_side_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     schema = {"properties": {"id": {"type": "integer"}, "nickname": {"type": "string"}}}
     with caplog.at_level(logging.WARNING):
-        drift = schema_drift("users", schema, CONTRACT)
+        drift = schema_drift("users", schema, CONTRACT, "discard_columns")
     assert drift == {"schema_only": ["nickname"], "contract_only": ["email"]}
     assert "column(s) nickname are in the SCHEMA but not in contract" in caplog.text
     assert "contract column(s) email are missing from the SCHEMA" in caplog.text
@@ -25,6 +25,6 @@ def test_drift_lists_columns_on_each_side_and_warns(caplog: pytest.LogCaptureFix
 
 def test_no_drift_when_they_agree_or_when_the_schema_is_the_contract() -> None:
     schema = {"properties": {"id": {"type": "integer"}, "email": {"type": "string"}}}
-    assert schema_drift("users", schema, CONTRACT) == {}
+    assert schema_drift("users", schema, CONTRACT, "discard_columns") == {}
     fallback = Contract(name="users", fields=(FieldSpec("id", "integer"),))
-    assert schema_drift("users", {"properties": {"x": {}}}, fallback) == {}
+    assert schema_drift("users", {"properties": {"x": {}}}, fallback, "freeze") == {}

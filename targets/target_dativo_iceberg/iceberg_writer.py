@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -58,6 +58,35 @@ def _create_local_dirs(props: Mapping[str, str]) -> None:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if warehouse.startswith("file://"):
         Path(urlparse(warehouse).path).mkdir(parents=True, exist_ok=True)
+
+
+def _evolve_schema(table: Table, schema: pa.Schema) -> None:
+    """Add the contract's new columns and widen types where Iceberg allows it (int to
+    long, float to double, a decimal's precision up); a narrower type is kept as is.
+    Nothing is committed when the table already fits.
+
+    Raises:
+        ConfigError: A column changed in a way Iceberg cannot evolve (e.g. string to
+            integer); the message says which and what to do.
+    """
+    before = table.schema()
+    try:
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"table {'.'.join(table.name())}: the contract's column types cannot be "
+            f"applied to the existing table ({exc}); Iceberg only widens int to long, "
+            "float to double and a decimal's precision. Keep the old type, add a new "
+            "column instead, or load into a new table"
+        ) from exc
+    after = table.schema()
+    if after.schema_id != before.schema_id:
+        old = {f.field_id: f for f in before.fields}
+        changed = [f"{f.name} {old[f.field_id].field_type} -> {f.field_type}"
+                   if f.field_id in old else f"+{f.name} {f.field_type}"
+                   for f in after.fields if f not in before.fields]
+        LOGGER.info("Evolved %s: %s", ".".join(table.name()), ", ".join(changed))
 
 
 def table_name(name: str) -> str:
@@ -105,12 +134,7 @@ class IcebergWriter:
                     name = column if transform == "identity" else (
                         f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
                     spec.add_field(column, parse_transform(transform), name)
-        existing = {f.name for f in table.schema().fields}
-        missing = [f.name for f in schema if f.name not in existing]
-        if missing:
-            LOGGER.info("Evolving %s: adding columns %s", ".".join(identifier), missing)
-            with table.update_schema() as update:
-                update.union_by_name(schema)
+        _evolve_schema(table, schema)
         return table
 
     def dead_letter_table(self, contract: Contract) -> Table:

@@ -345,3 +345,60 @@ def test_schema_evolution_modes_for_columns_outside_the_contract(
         (2, 1, [("name", "unknownColumn"), ("prefs", "unknownColumn")]),
         (3, 2, [("prefs", "unknownColumn")]),
     ]
+
+
+PRICES_CONTRACT = """\
+apiVersion: v3.0.2
+kind: DataContract
+id: acme-prices
+version: {version}
+status: active
+domain: shop
+schema:
+  - name: prices
+    properties:
+      - {{name: id, logicalType: integer, required: true, primaryKey: true}}
+      - {{name: amount, logicalType: number, physicalType: "{amount_type}"}}
+"""
+PRICES_SCHEMA = {"type": "SCHEMA", "stream": "prices", "key_properties": ["id"],
+                 "schema": {"properties": {"id": {"type": "integer"},
+                                           "amount": {"type": "string"}}}}
+
+
+def test_a_wider_contract_type_widens_the_table_and_an_incompatible_one_fails_clearly(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    contract = tmp_path / "contracts" / "acme" / "shop" / "prices.odcs.yaml"
+    contract.parent.mkdir(parents=True)
+    config = target_config(contracts_dir=str(tmp_path / "contracts"), validation_mode="strict")
+
+    def load(version: str, amount_type: str, rec: dict) -> subprocess.CompletedProcess[bytes]:
+        contract.write_text(PRICES_CONTRACT.format(version=version, amount_type=amount_type))
+        return run_target(config, singer_lines(
+            [PRICES_SCHEMA, {"type": "RECORD", "stream": "prices", "record": rec}]))
+
+    assert load("1.0.0", "decimal(10,2)", {"id": 1, "amount": "12345678.90"}).returncode == 0
+    table = open_catalog().load_table(("acme", "shop", "prices"))
+    assert str(table.schema().find_field("amount").field_type) == "decimal(10, 2)"
+    metadata, schemas = table.metadata_location, len(table.schemas())
+
+    again = load("1.0.0", "decimal(10,2)", {"id": 2, "amount": "1.00"})
+    assert again.returncode == 0, again.stderr.decode()
+    assert len(open_catalog().load_table(("acme", "shop", "prices")).schemas()) == schemas
+
+    wider = load("1.1.0", "decimal(18,2)", {"id": 3, "amount": "1234567890123456.78"})
+    assert wider.returncode == 0, wider.stderr.decode()
+    assert b"Evolved acme.shop.prices: amount decimal(10, 2) -> decimal(18, 2)" in wider.stderr
+    table = open_catalog().load_table(("acme", "shop", "prices"))
+    assert str(table.schema().find_field("amount").field_type) == "decimal(18, 2)"
+    assert sorted((r["id"], str(r["amount"])) for r in table.scan().to_arrow().to_pylist()) == [
+        (1, "12345678.90"), (2, "1.00"), (3, "1234567890123456.78")]
+    assert table.metadata_location != metadata
+
+    snapshots = len(table.snapshots())
+    broken = load("2.0.0", "string", {"id": 4, "amount": "n/a"})
+    assert broken.returncode != 0
+    message = broken.stderr.decode()
+    assert "acme.shop.prices" in message and "amount" in message
+    assert "Iceberg only widens" in message and "Traceback" not in message
+    assert len(open_catalog().load_table(("acme", "shop", "prices")).snapshots()) == snapshots

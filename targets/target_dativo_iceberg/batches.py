@@ -122,18 +122,7 @@ class SpooledBatch:
             LOGGER.debug("Stream '%s': batch is not strictly typed, checking per record",
                          self.stream)
             return None
-        con.register(ARROW_VIEW, records)
-        try:
-            checked = con.execute(compiled.pretyped_query).fetch_arrow_table()
-        finally:
-            con.unregister(ARROW_VIEW)
-        # Only re-typed columns and the reasons came back from DuckDB; the rest are
-        # pyarrow's columns as read, so nothing is copied twice.
-        columns = records.column("record").flatten()
-        names = [f.name for f in compiled.strict_schema.field("record").type]
-        table = pa.table({name: (checked.column(name) if name in checked.column_names
-                                 else columns[i]) for i, name in enumerate(names)})
-        return table.append_column(REASONS_COLUMN, checked.column(REASONS_COLUMN))
+        return check_pretyped(con, compiled, records)
 
     def _unknown_columns(self, con: duckdb.DuckDBPyConnection,
                          compiled: CompiledContract) -> pa.ChunkedArray | None:
@@ -197,6 +186,28 @@ class SpooledBatch:
         )
 
 
+def check_pretyped(con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+                   records: pa.Table) -> pa.Table:
+    """Check ``records`` (one ``record`` struct column typed as
+    ``compiled.strict_schema``) against the contract's rules; return the typed columns
+    plus the reasons column. Shared by spooled RECORD lines and BATCH Parquet files.
+    """
+    if compiled.strict_schema is None or compiled.pretyped_query is None:
+        raise ValueError(f"contract {compiled.contract.name!r} cannot be checked pretyped")
+    con.register(ARROW_VIEW, records)
+    try:
+        checked = con.execute(compiled.pretyped_query).fetch_arrow_table()
+    finally:
+        con.unregister(ARROW_VIEW)
+    # Only re-typed columns and the reasons came back from DuckDB; the rest are
+    # pyarrow's columns as read, so nothing is copied twice.
+    columns = records.column("record").flatten()
+    names = [f.name for f in compiled.strict_schema.field("record").type]
+    table = pa.table({name: (checked.column(name) if name in checked.column_names
+                             else columns[i]) for i, name in enumerate(names)})
+    return table.append_column(REASONS_COLUMN, checked.column(REASONS_COLUMN))
+
+
 def raw_record_json(message: str) -> str:
     """The ``record`` member of a Singer RECORD line, exactly as the tap wrote it.
 
@@ -245,14 +256,22 @@ class StreamBuffer:
                                     dir=self._spool_dir)
         self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
         self.batch = SpooledBatch(self.stream, path)
+        self._adopted: SpooledBatch | None = None
 
     @property
     def rows(self) -> int:
-        return self.batch.rows
+        return (self._adopted or self.batch).rows
 
     @property
     def bytes(self) -> int:
-        return self.batch.bytes
+        return (self._adopted or self.batch).bytes
+
+    def adopt(self, batch: SpooledBatch) -> None:
+        """Make ``batch`` (one file of a BATCH message, see ``batch_messages``) the next
+        batch ``detach`` returns. The buffer must be empty, so no record is reordered."""
+        if self.rows:
+            raise RuntimeError("adopt() needs an empty buffer; drain it first")
+        self._adopted = batch
 
     def append(self, lines: bytes, first_line: int, count: int) -> None:
         """Spool ``count`` newline-terminated RECORD lines that start at ``first_line``."""
@@ -265,6 +284,9 @@ class StreamBuffer:
 
     def detach(self) -> SpooledBatch:
         """Close the current spool and start a new one; the caller owns the result."""
+        if self._adopted is not None:
+            batch, self._adopted = self._adopted, None
+            return batch
         self._file.close()
         batch = self.batch
         self._open()
@@ -273,6 +295,8 @@ class StreamBuffer:
     def close(self) -> None:
         self._file.close()
         self.batch.discard()
+        if self._adopted is not None:
+            self._adopted.discard()
 
 
 def _safe(name: str) -> str:

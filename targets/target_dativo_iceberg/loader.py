@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +171,29 @@ class Loader:
                 buffer.bytes >= self.settings.batch_max_bytes):
             # Wait for the next message: if it is the STATE covering this batch, the
             # bookmark rides in the same commit's snapshot summary.
+            self._drain_due = True
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where batches are spooled; removed with everything in it by :meth:`close`."""
+        return Path(self._spool_dir.name)
+
+    def on_batch(self, stream: str, batches: Iterable[SpooledBatch], line: int) -> None:
+        """Queue the files of a BATCH message (input line ``line``), each as a batch of
+        its own (built lazily by ``batch_messages``, after the SCHEMA check).
+
+        The stream's buffered RECORDs drain first, so order is kept; each file drains
+        like a full buffer, with the next message, so a STATE after the BATCH rides in
+        the same commit and is emitted only once the file's rows are committed.
+        """
+        entry = self._streams.get(stream)
+        if entry is None:
+            raise CodecError(f"BATCH for stream '{stream}' arrived before its SCHEMA "
+                             "message; the tap must send SCHEMA first", line=line)
+        for batch in batches:
+            if self._drain_due or entry.buffer.rows:
+                self.drain()
+            entry.buffer.adopt(batch)
             self._drain_due = True
 
     def on_state(self, value: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +13,21 @@ _STRING_FORMATS: dict[str, FieldKind] = {
     "date": "date",
     "time": "time",
 }
+
+# Taps that know the SQL type say so in ``x-sql-datatype`` (singer-sdk's keyword): a
+# JSON number that is a numeric(p,s) must stay an exact decimal, and a date-time that
+# is a timestamp without time zone must not become an instant.
+_SQL_DECIMAL = re.compile(r"\s*(?:numeric|decimal)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", re.I)
+_MAX_DECIMAL_PRECISION = 38
+_SQL_LOCAL_TIMESTAMPS = frozenset({"timestamp", "timestamp without time zone"})
+
+
+def _sql_decimal(schema: dict[str, Any]) -> tuple[int, int] | None:
+    match = _SQL_DECIMAL.fullmatch(str(schema.get("x-sql-datatype", "")))
+    if match is None:
+        return None
+    precision, scale = int(match[1]), int(match[2])
+    return (precision, scale) if scale <= precision <= _MAX_DECIMAL_PRECISION else None
 
 
 def _non_null_types(schema: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -31,10 +47,16 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
     kind: FieldKind
     children: tuple[FieldSpec, ...] = ()
     item: FieldSpec | None = None
-    if len(types) != 1:
+    decimal = _sql_decimal(schema) if types == ["number"] else None
+    if decimal is not None:
+        kind = "decimal"
+    elif len(types) != 1:
         kind = "json" if types else "string"
     elif types[0] == "string":
         kind = _STRING_FORMATS.get(schema.get("format", ""), "string")
+        if kind == "timestamptz" and str(schema.get("x-sql-datatype", "")).lower() in (
+                _SQL_LOCAL_TIMESTAMPS):
+            kind = "timestamp"
     elif types[0] in ("integer", "number", "boolean"):
         kind = types[0]  # type: ignore[assignment]
     elif types[0] == "object" and schema.get("properties"):
@@ -52,6 +74,8 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
         name=name,
         kind=kind,
         required=required,
+        precision=decimal[0] if decimal else None,
+        scale=decimal[1] if decimal else None,
         children=children,
         item=item,
         min_length=schema.get("minLength"),

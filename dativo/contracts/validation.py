@@ -34,7 +34,7 @@ _TEXT_CASTS = {"integer": "BIGINT", "number": "DOUBLE", "date": "DATE", "time": 
                "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
 _FORMATS = {
     "email": r"NOT regexp_full_match({v}, '[^@\s]+@[^@\s]+\.[^@\s]+')",
-    "uuid": "TRY_CAST({v} AS UUID) IS NULL",
+    "uuid": "{v} IS NOT NULL AND TRY_CAST({v} AS UUID) IS NULL",
     "date": "TRY_CAST({v} AS DATE) IS NULL OR NOT regexp_full_match({v}, "
             "'[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')",
     "date-time": "TRY_CAST({v} AS TIMESTAMPTZ) IS NULL",

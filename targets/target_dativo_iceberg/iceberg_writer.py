@@ -26,15 +26,19 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
 
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
 from dativo.tables import DEAD_LETTER_SUFFIX
 from target_dativo_iceberg.dead_letter import DEAD_LETTER_SCHEMA
+from target_dativo_iceberg.staging import CommitMode, FileBatch
+from target_dativo_iceberg.upsert import rewrite_matching_rows
 
 LOGGER = logging.getLogger(__name__)
 
@@ -162,21 +166,22 @@ class IcebergWriter:
         Raises:
             CommitError: The files cannot be written.
         """
-        try:
-            return list(_dataframe_to_data_files(table_metadata=table.metadata, df=data,
-                                                 io=table.io))
-        except OSError as exc:
-            raise CommitError(f"writing data files of {table.name()} failed: {exc}") from exc
+        return _write(table.metadata, table.io, data, table.name())
 
-    def commit_files(self, table: Table, files: list[DataFile],
-                     properties: Mapping[str, str], *, replace: bool = False) -> int | None:
-        """Append ``files`` to ``table`` in one snapshot; return its id.
+    def commit_files(self, table: Table, batches: list[FileBatch],
+                     properties: Mapping[str, str], *, mode: CommitMode = "append"
+                     ) -> int | None:
+        """Put the ``batches``' files into ``table`` in one metadata commit; return the
+        id of the last snapshot.
 
-        ``replace``: in the same metadata commit, first delete every existing row, so
-        readers see either the old contents or the new, never a mix or an empty table.
+        ``overwrite``: first delete every existing row, so readers see either the old
+        contents or the new, never a mix or an empty table. ``upsert``: before each
+        batch's files are added, rows with the batch's keys are removed (rewritten
+        copy-on-write), in batch order, so the latest record for a key wins.
 
         Conflicting concurrent commits are retried with exponential backoff and jitter;
-        the files are already written, so a retry only redoes the metadata.
+        the batches' files are already written, so a retry only redoes the metadata
+        (and, for upsert, the rewrite of files that a concurrent writer changed).
 
         Raises:
             CommitError: The commit still fails after the last attempt.
@@ -184,12 +189,12 @@ class IcebergWriter:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 with table.transaction() as tx:
-                    if replace and table.current_snapshot() is not None:
+                    if mode == "overwrite" and table.current_snapshot() is not None:
                         tx.delete(AlwaysTrue(), snapshot_properties=dict(properties))
-                    update = tx.update_snapshot(snapshot_properties=dict(properties))
-                    with update.fast_append() as append:
-                        for data_file in files:
-                            append.append_data_file(data_file)
+                    if mode == "upsert":
+                        self._upsert(tx, table, batches, properties)
+                    else:
+                        _add_files(tx, [f for b in batches for f in b.files], properties)
                 snapshot = table.current_snapshot()
                 return snapshot.snapshot_id if snapshot else None
             except CommitFailedException as exc:
@@ -206,3 +211,40 @@ class IcebergWriter:
             except OSError as exc:
                 raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
         return None
+
+    @staticmethod
+    def _upsert(tx: Transaction, table: Table, batches: list[FileBatch],
+                properties: Mapping[str, str]) -> None:
+        replaced = 0
+        for batch in batches:
+            if batch.keys is None:
+                raise ValueError("upsert batch without keys")
+            rewrite = rewrite_matching_rows(
+                tx, table.io, batch.keys,
+                lambda data: _write(tx.table_metadata, table.io, data, table.name()))
+            replaced += rewrite.rows_replaced
+            if not rewrite.removed:
+                _add_files(tx, batch.files, properties)
+                continue
+            with tx.update_snapshot(snapshot_properties=dict(properties)).overwrite() as change:
+                for data_file in rewrite.removed:
+                    change.delete_data_file(data_file)
+                for data_file in rewrite.added + batch.files:
+                    change.append_data_file(data_file)
+        if replaced:
+            LOGGER.info("Upsert into %s replaces %d existing row(s)", ".".join(table.name()),
+                        replaced)
+
+
+def _write(metadata: TableMetadata, io: FileIO, data: pa.Table,
+           name: tuple[str, ...]) -> list[DataFile]:
+    try:
+        return list(_dataframe_to_data_files(table_metadata=metadata, df=data, io=io))
+    except OSError as exc:
+        raise CommitError(f"writing data files of {'.'.join(name)} failed: {exc}") from exc
+
+
+def _add_files(tx: Transaction, files: list[DataFile], properties: Mapping[str, str]) -> None:
+    with tx.update_snapshot(snapshot_properties=dict(properties)).fast_append() as append:
+        for data_file in files:
+            append.append_data_file(data_file)

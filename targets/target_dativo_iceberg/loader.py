@@ -30,11 +30,12 @@ import orjson
 import pyarrow as pa
 
 from dativo.contracts import CompiledContract, Contract, arrow_schema, compile_contract
-from dativo.errors import CodecError, ContractViolation
+from dativo.errors import CodecError, ConfigError, ContractViolation
 from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.staging import CommitMode, FileBatch, last_per_key
 from target_dativo_iceberg.stream_contracts import (
     contract_for_stream,
     schema_drift,
@@ -42,7 +43,6 @@ from target_dativo_iceberg.stream_contracts import (
 )
 
 if TYPE_CHECKING:
-    from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
@@ -68,6 +68,7 @@ class _StreamSink:
     contract: Contract
     compiled: CompiledContract
     schema: pa.Schema
+    upsert_keys: tuple[str, ...] = ()
     table: Table | None = None
     dead_letter: Table | None = None
 
@@ -79,11 +80,11 @@ class _Staged:
     table: Table
     stream: str
     dead_letter: bool
-    files: list[DataFile] = field(default_factory=list)
+    batches: list[FileBatch] = field(default_factory=list)
     rows: int = 0
 
-    def add(self, files: list[DataFile], rows: int) -> None:
-        self.files.extend(files)
+    def add(self, batch: FileBatch, rows: int) -> None:
+        self.batches.append(batch)
         self.rows += rows
 
 
@@ -144,9 +145,28 @@ class Loader:
                                         reject_unknown_columns=evolution == "freeze")
         except ValueError as exc:
             raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
-        sink = _StreamSink(contract, compiled, arrow_schema(contract))
+        sink = _StreamSink(contract, compiled, arrow_schema(contract),
+                           self._upsert_keys(stream, contract, key_properties))
         self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
                                         key)
+
+    def _upsert_keys(self, stream: str, contract: Contract,
+                     key_properties: list[str]) -> tuple[str, ...]:
+        """The contract's primary key, else the SCHEMA's ``key_properties`` (upsert only)."""
+        if self.settings.load_method != "upsert":
+            return ()
+        keys = contract.primary_key or tuple(key_properties)
+        if not keys:
+            raise ConfigError(
+                f"load_method: upsert needs a key for stream '{stream}': mark the primary "
+                f"key in contract {contract.source} (primaryKey: true) or have the tap "
+                "send key_properties in its SCHEMA")
+        unknown = [k for k in keys if k not in {f.name for f in contract.fields}]
+        if unknown:
+            raise ConfigError(
+                f"load_method: upsert: key column(s) {', '.join(unknown)} of stream "
+                f"'{stream}' are not in contract {contract.source}; add them to it")
+        return keys
 
     def on_records(self, stream: str, lines: bytes, first_line: int, count: int) -> None:
         """Buffer ``count`` consecutive RECORD lines starting at input line ``first_line``."""
@@ -281,7 +301,7 @@ class Loader:
                 sink.dead_letter = writer.dead_letter_table(sink.contract)
             rows = dead_letter_rows(stream, self.run_id, checked.rejected)
             self._staged_files(sink.dead_letter, stream, dead_letter=True).add(
-                writer.write_files(sink.dead_letter, rows), rows.num_rows)
+                FileBatch(writer.write_files(sink.dead_letter, rows)), rows.num_rows)
             stats.rejected += len(checked.rejected)
             for rejected in checked.rejected:
                 stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
@@ -291,11 +311,15 @@ class Loader:
                 stream, len(checked.rejected), first.line_number,
                 ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
             )
-        if checked.valid.num_rows:
+        valid, keys = checked.valid, None
+        if sink.upsert_keys and valid.num_rows:
+            valid = last_per_key(valid, sink.upsert_keys)
+            keys = valid.select(list(sink.upsert_keys))
+        if valid.num_rows:
             if sink.table is None:
                 sink.table = writer.ensure_table(sink.contract, sink.schema)
             self._staged_files(sink.table, stream, dead_letter=False).add(
-                writer.write_files(sink.table, checked.valid), checked.valid.num_rows)
+                FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
 
     def _staged_files(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
         name = ".".join(table.name())
@@ -312,9 +336,11 @@ class Loader:
             properties[STATE_PROPERTY] = orjson.dumps(self._staged_state).decode()
         for staged in self._staged.values():
             started = time.monotonic()
-            replace = self.settings.load_method == "overwrite" and not staged.dead_letter
-            snapshot = self._writer.result().commit_files(staged.table, staged.files,
-                                                          properties, replace=replace)
+            mode: CommitMode = "append"
+            if not staged.dead_letter and self.settings.load_method != "append-only":
+                mode = self.settings.load_method
+            snapshot = self._writer.result().commit_files(staged.table, staged.batches,
+                                                          properties, mode=mode)
             if staged.dead_letter:
                 continue
             stats = self.stats[staged.stream]
@@ -323,7 +349,8 @@ class Loader:
                 stats.snapshot_ids.append(snapshot)
             LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
                         "(%d committed, %d rejected so far)", staged.stream, staged.rows,
-                        len(staged.files), time.monotonic() - started, stats.committed,
+                        sum(len(b.files) for b in staged.batches),
+                        time.monotonic() - started, stats.committed,
                         stats.rejected)
         self._staged.clear()
         self._published_at = time.monotonic()

@@ -12,7 +12,7 @@ from dativo.errors import ConfigError
 from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
-LoadMethod = Literal["append-only", "overwrite"]
+LoadMethod = Literal["append-only", "upsert", "overwrite"]
 SchemaEvolution = Literal["discard_columns", "evolve", "freeze"]
 
 DEFAULT_BATCH_SIZE_ROWS = 200_000
@@ -57,10 +57,9 @@ class TargetSettings:
         if mode not in ("strict", "warn"):
             raise ConfigError(f"validation_mode: {mode!r} must be 'strict' or 'warn'")
         load_method = config.get("load_method") or "append-only"
-        if load_method not in ("append-only", "overwrite"):
+        if load_method not in get_args(LoadMethod):
             raise ConfigError(
-                f"load_method: {load_method!r} is not supported yet; use 'append-only' "
-                "or 'overwrite'"
+                f"load_method: {load_method!r} is not one of {', '.join(get_args(LoadMethod))}"
             )
         evolution = config.get("schema_evolution") or "discard_columns"
         if evolution not in get_args(SchemaEvolution):

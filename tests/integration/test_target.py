@@ -402,3 +402,71 @@ def test_a_wider_contract_type_widens_the_table_and_an_incompatible_one_fails_cl
     assert "acme.shop.prices" in message and "amount" in message
     assert "Iceberg only widens" in message and "Traceback" not in message
     assert len(open_catalog().load_table(("acme", "shop", "prices")).snapshots()) == snapshots
+
+
+@pytest.mark.parametrize("interval", [0, 3600])
+def test_upsert_replaces_rows_by_key_and_the_last_record_for_a_key_wins(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog], interval: int,
+) -> None:
+    """Keys repeat within a batch, across batches of one commit and across runs."""
+    first = run_target(target_config(batch_size_rows=3),
+                       singer_lines([SCHEMA, *(record(i, name=f"v1 {i}") for i in range(6))]))
+    assert first.returncode == 0, first.stderr.decode()
+
+    upsert = target_config(batch_size_rows=3, commit_interval_seconds=interval,
+                           load_method="upsert")
+    second = run_target(upsert, singer_lines([
+        SCHEMA,
+        record(4, name="v2 4"), record(7, name="v2 7"), record(4, name="v3 4"),  # batch 1
+        record(5, name="v2 5"), record(6, name=None), state(6),                   # batch 2
+        record(5, name="v3 5"), record(8, name="v2 8"), state(8),                 # batch 3
+    ]))
+    assert second.returncode == 0, second.stderr.decode()
+    assert emitted_states(second)[-1] == state(8)["value"]
+    rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
+    assert sorted((r["id"], r["name"]) for r in rows) == [
+        (0, "v1 0"), (1, "v1 1"), (2, "v1 2"), (3, "v1 3"), (4, "v3 4"), (5, "v3 5"),
+        (6, None), (7, "v2 7"), (8, "v2 8")]
+    assert b"Upsert into acme.default.users replaces" in second.stderr
+
+    # A rerun of the same input changes nothing: upsert is idempotent.
+    again = run_target(upsert, singer_lines([SCHEMA, record(5, name="v3 5"), state(9)]))
+    assert again.returncode == 0, again.stderr.decode()
+    rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
+    assert len(rows) == 9 and [r["name"] for r in rows if r["id"] == 5] == ["v3 5"]
+
+
+def test_upsert_on_a_composite_key_from_the_schema(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    schema = {"type": "SCHEMA", "stream": "links", "key_properties": ["a", "b"],
+              "schema": {"properties": {"a": {"type": "integer"}, "b": {"type": "string"},
+                                        "w": {"type": ["number", "null"]}}}}
+
+    def link(a: int, b: str, w: float) -> dict:
+        return {"type": "RECORD", "stream": "links", "record": {"a": a, "b": b, "w": w}}
+
+    config = target_config(load_method="upsert", batch_size_rows=2)
+    first = run_target(config, singer_lines([schema, link(1, "x", 1.0), link(1, "y", 2.0),
+                                             link(2, "x", 3.0)]))
+    assert first.returncode == 0, first.stderr.decode()
+    second = run_target(config, singer_lines([schema, link(1, "y", 20.0), link(2, "y", 4.0),
+                                              link(2, "x", 30.0)]))
+    assert second.returncode == 0, second.stderr.decode()
+    rows = read_table(open_catalog(), ("acme", "default", "links")).to_pylist()
+    assert sorted((r["a"], r["b"], r["w"]) for r in rows) == [
+        (1, "x", 1.0), (1, "y", 20.0), (2, "x", 30.0), (2, "y", 4.0)]
+
+
+def test_upsert_without_any_key_fails_before_loading(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    keyless = {**SCHEMA, "key_properties": []}
+    result = run_target(target_config(load_method="upsert"),
+                        singer_lines([keyless, record(1), state(1)]))
+    assert result.returncode != 0
+    message = result.stderr.decode()
+    assert "load_method: upsert needs a key for stream 'users'" in message
+    assert "key_properties" in message and "Traceback" not in message
+    assert emitted_states(result) == []
+    assert not open_catalog().table_exists(("acme", "default", "users"))

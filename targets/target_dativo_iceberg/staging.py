@@ -1,0 +1,41 @@
+"""What a checked batch leaves for the next commit: its data files, and for upsert its keys.
+
+Kept free of pyiceberg imports: the loader imports this on the main thread, while
+pyiceberg itself is first imported on the commit thread (see :class:`Loader`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from pyiceberg.manifest import DataFile
+
+CommitMode = Literal["append", "overwrite", "upsert"]
+_POSITION = "__dativo_position"
+
+
+@dataclass(frozen=True)
+class FileBatch:
+    """Data files written from one batch; ``keys`` (the batch's primary keys) for upsert."""
+
+    files: list[DataFile]
+    keys: pa.Table | None = None
+
+
+def last_per_key(data: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """Keep, for every key, only the batch's last record (Singer order is time order)."""
+    if data.num_rows < 2:
+        return data
+    positions = data.select(list(keys)).append_column(
+        _POSITION, pa.array(range(data.num_rows), pa.int64()))
+    last = positions.group_by(list(keys), use_threads=False).aggregate(
+        [(_POSITION, "max")]).column(f"{_POSITION}_max")
+    if len(last) == data.num_rows:
+        return data
+    return data.take(last.take(pc.sort_indices(last)))  # kept in input order

@@ -1,0 +1,175 @@
+"""The PostgreSQL connector: connection URL, session settings, discovery filters.
+
+Every connection runs with ``TimeZone=UTC``, ``IntervalStyle=iso_8601`` and
+``DateStyle=ISO``, so timestamptz values carry ``+00:00`` and intervals arrive as
+ISO 8601 text; the driver is told to keep intervals as text (its ``timedelta`` would
+fold months into 30 days).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import sqlalchemy as sa
+from singer_sdk.singerlib import CatalogEntry
+from singer_sdk.sql import SQLConnector
+from sqlalchemy.engine import Engine, reflection
+
+from dativo.errors import ConfigError
+from tap_dativo_postgres.types import PostgresToJSONSchema
+
+SESSION_OPTIONS = "-c TimeZone=UTC -c IntervalStyle=iso_8601 -c DateStyle=ISO"
+INTERVAL_OID, INTERVAL_ARRAY_OID = 1186, 1187
+CONNECTION_KEYS = ("host", "port", "user", "password", "database")
+SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
+
+_INTERVAL_TEXT = psycopg2.extensions.new_type((INTERVAL_OID,), "INTERVAL_TEXT",
+                                              psycopg2.STRING)
+_INTERVAL_TEXT_ARRAY = psycopg2.extensions.new_array_type((INTERVAL_ARRAY_OID,),
+                                                          "INTERVAL_TEXT[]", _INTERVAL_TEXT)
+
+
+def register_text_intervals(dbapi_connection: Any) -> None:
+    """Make this psycopg2 connection return intervals (and their arrays) as text."""
+    psycopg2.extensions.register_type(_INTERVAL_TEXT, dbapi_connection)
+    psycopg2.extensions.register_type(_INTERVAL_TEXT_ARRAY, dbapi_connection)
+
+
+def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
+    """The URL from ``sqlalchemy_url``, or built from host/port/user/password/database.
+
+    Raises:
+        ConfigError: Both styles are given, or neither; the message names the keys.
+    """
+    # ``port`` is left out: it has a default, and the URL carries its own port.
+    given = [key for key in CONNECTION_KEYS if key != "port" and config.get(key) not in (None, "")]
+    if config.get("sqlalchemy_url"):
+        if given:
+            raise ConfigError(f"sqlalchemy_url and {', '.join(given)} are both set; give "
+                              "either sqlalchemy_url or the separate connection settings")
+        try:
+            url = sa.engine.make_url(config["sqlalchemy_url"])
+        except sa.exc.ArgumentError:
+            raise ConfigError("sqlalchemy_url: not a URL; expected "
+                              "postgresql://user:password@host:port/database") from None
+        if url.get_backend_name() not in ("postgresql", "postgres"):
+            raise ConfigError(f"sqlalchemy_url: scheme {url.drivername!r} is not PostgreSQL; "
+                              "use postgresql:// or postgresql+psycopg2://")
+        url = url.set(drivername="postgresql+psycopg2")
+    else:
+        missing = [key for key in ("host", "user", "database") if not config.get(key)]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)}: required (or set sqlalchemy_url)")
+        url = sa.engine.URL.create(
+            "postgresql+psycopg2", username=config["user"], password=config.get("password"),
+            host=config["host"], port=int(config.get("port") or 5432),
+            database=config["database"])
+    if config.get("sslmode"):
+        url = url.update_query_dict({"sslmode": config["sslmode"]})
+    return url
+
+
+def psycopg2_dsn(url: sa.engine.URL) -> dict[str, Any]:
+    """libpq keyword arguments for the same server (the CDC connections use them)."""
+    params: dict[str, Any] = {"host": url.host, "port": url.port or 5432, "user": url.username,
+                              "dbname": url.database}
+    if url.password is not None:
+        params["password"] = url.password
+    params.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    params["options"] = SESSION_OPTIONS
+    return params
+
+
+def describe(url: sa.engine.URL) -> str:
+    """The URL for messages: never the password."""
+    return url.render_as_string(hide_password=True)
+
+
+class PostgresConnector(SQLConnector):
+    """SQLAlchemy + psycopg2 on one PostgreSQL database, filtered by schema and table."""
+
+    sql_to_jsonschema_converter = PostgresToJSONSchema
+
+    def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
+        return sqlalchemy_url(config).render_as_string(hide_password=False)
+
+    @property
+    def url(self) -> sa.engine.URL:
+        return sa.engine.make_url(self.sqlalchemy_url)
+
+    def create_engine(self) -> Engine:
+        """One pooled engine; each connection gets the session settings (module doc)."""
+        engine = sa.create_engine(self.sqlalchemy_url, connect_args={"options": SESSION_OPTIONS},
+                                  pool_pre_ping=True)
+        sa.event.listen(engine, "connect", lambda conn, _record: register_text_intervals(conn))
+        return engine
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A connection whose queries stream through a server-side (named) cursor."""
+        with self._engine.connect().execution_options(stream_results=True) as conn:
+            yield conn
+
+    def get_schema_names(self, engine: Engine, inspected: reflection.Inspector) -> list[str]:
+        """``filter_schemas`` when set, else every schema except the system ones."""
+        wanted = list(self.config.get("filter_schemas") or [])
+        existing = [s for s in inspected.get_schema_names() if s not in SYSTEM_SCHEMAS]
+        if not wanted:
+            return existing
+        unknown = [s for s in wanted if s not in existing]
+        if unknown:
+            raise ConfigError(f"filter_schemas: {unknown} not found in database "
+                              f"{self.url.database!r}; existing schemas: {existing}")
+        return wanted
+
+    def discover_catalog_entry(self, engine: Engine, inspected: reflection.Inspector,
+                               schema_name: str | None, table_name: str, is_view: bool,
+                               **reflected: Any) -> CatalogEntry:
+        """singer-sdk's entry, with a unique index as the key of a table without one.
+
+        SQLAlchemy reports "no primary key" as an empty constraint, which singer-sdk
+        takes as the key and so never looks at unique indexes; drop the empty one.
+        """
+        pk = reflected.get("reflected_pk")
+        if pk is not None and not pk.get("constrained_columns"):
+            reflected["reflected_pk"] = None
+        return super().discover_catalog_entry(engine, inspected, schema_name, table_name,
+                                              is_view, **reflected)
+
+    def discover_catalog_entries(self, **kwargs: Any) -> list[dict]:
+        """Discovered streams, kept when they match ``filter_tables`` (if set).
+
+        Raises:
+            ConfigError: The server cannot be reached (the message names the URL
+                without its password).
+        """
+        try:
+            entries = super().discover_catalog_entries(**kwargs)
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConfigError(f"cannot connect to {describe(self.url)}: {reason}; check "
+                              "host, port, user, password, database and sslmode") from None
+        patterns = list(self.config.get("filter_tables") or [])
+        if not patterns:
+            return entries
+        return [entry for entry in entries if table_matches(entry, patterns)]
+
+
+def table_matches(entry: Mapping[str, Any], patterns: list[str]) -> bool:
+    """``orders``, ``public.orders`` and globs like ``sales.*`` or ``*_log`` match."""
+    schema = _schema_name(entry)
+    table = entry["table_name"]
+    return any(fnmatch.fnmatchcase(table, p) if "." not in p
+               else fnmatch.fnmatchcase(f"{schema}.{table}", p) for p in patterns)
+
+
+def _schema_name(entry: Mapping[str, Any]) -> str:
+    for item in entry.get("metadata", []):
+        if not item.get("breadcrumb"):
+            return str(item.get("metadata", {}).get("schema-name", ""))
+    return ""

@@ -1,0 +1,166 @@
+"""One stream per table or view: FULL_TABLE, INCREMENTAL, or LOG_BASED (see cdc.py)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.sql import SQLStream
+from singer_sdk.streams.core import REPLICATION_LOG_BASED
+
+from dativo.errors import CodecError
+from tap_dativo_postgres.client import PostgresConnector
+from tap_dativo_postgres.types import NonFiniteDecimal, decimal_text, is_decimal_text, to_json
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+    from sqlalchemy.sql import selectable
+
+LSN = "_sdc_lsn"
+DELETED_AT = "_sdc_deleted_at"
+CDC_COLUMNS: dict[str, dict[str, Any]] = {
+    LSN: {"type": ["integer", "null"],
+          "description": "WAL position of the change (the snapshot's position for "
+                         "snapshot rows)."},
+    DELETED_AT: {"type": ["string", "null"], "format": "date-time",
+                 "description": "Commit time of the delete; null for inserts and updates."},
+}
+DEFAULT_FETCH_ROWS = 10_000
+
+
+class PostgresStream(SQLStream):
+    """Rows of one table, read through a server-side cursor.
+
+    INCREMENTAL reads ``WHERE key >= bookmark ORDER BY key NULLS FIRST, <primary key>``:
+    ``>=`` re-reads the rows that share the last bookmark value (a row committed later
+    with that same value is therefore never skipped), and the primary key makes the
+    order stable, so an interrupted sync resumes from its last STATE (``is_sorted``).
+    The price is that the last bookmark's rows are sent again on every run.
+    """
+
+    connector_class = PostgresConnector
+    supports_nulls_first = True
+    # Values are made JSON-ready in ``row_to_record``; singer-sdk's conformance would
+    # walk every value again (and turn JSON scalars in json columns into strings).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(self, tap: Tap, catalog_entry: dict,
+                 connector: PostgresConnector | None = None) -> None:
+        """A LOG_BASED entry gets the CDC columns before singer-sdk reads its schema."""
+        if _entry_method(catalog_entry) == REPLICATION_LOG_BASED:
+            catalog_entry = with_cdc_columns(catalog_entry)
+        super().__init__(tap, catalog_entry, connector)
+        props = self.schema.get("properties", {})
+        self._decimal_text = frozenset(n for n, p in props.items() if is_decimal_text(p))
+
+    @property
+    def pg_connector(self) -> PostgresConnector:
+        connector = self.connector
+        assert isinstance(connector, PostgresConnector)
+        return connector
+
+    @property
+    def fetch_rows(self) -> int:
+        return int(self.config.get("fetch_rows") or DEFAULT_FETCH_ROWS)
+
+    def apply_query_filters(self, query: selectable.Select, table: sa.Table, *,
+                            context: Context | None = None) -> selectable.Select:
+        """singer-sdk's ``>=`` bookmark filter, plus the primary key as a tie-breaker."""
+        query = super().apply_query_filters(query, table, context=context)
+        if self.replication_key:
+            keys = [table.columns[k] for k in self.primary_keys if k in table.columns]
+            query = query.order_by(*keys)
+        return query
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Rows of the table (FULL_TABLE/INCREMENTAL) or its changes (LOG_BASED)."""
+        if self.replication_method == REPLICATION_LOG_BASED:
+            from tap_dativo_postgres.cdc import ChangeReader
+
+            yield from ChangeReader(self).records()
+            return
+        with self.pg_connector.connect() as conn:
+            query = self.build_query(context=context)
+            names, rows = select_rows(conn, query, self.fetch_rows)
+            for row in rows:
+                yield self.row_to_record(names, row)
+
+    def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+        """Driver values to JSON-ready ones.
+
+        Raises:
+            CodecError: A numeric is NaN or infinite; the message names the stream,
+                column and the row's primary key.
+        """
+        texts = self._decimal_text
+        try:
+            return {name: decimal_text(value) if name in texts else to_json(value)
+                    for name, value in zip(names, row, strict=True)}
+        except NonFiniteDecimal:
+            values = dict(zip(names, row, strict=True))
+            bad = [n for n, v in values.items() if type(v).__name__ == "Decimal"
+                   and not v.is_finite()]
+            key = {k: values.get(k) for k in self.primary_keys}
+            raise CodecError(
+                f"stream '{self.name}', row {key or values}: column {bad[0]} is "
+                f"{values[bad[0]]}, which JSON cannot carry exactly; store NULL instead, or "
+                "cast the column to double precision in a view and select the view"
+            ) from None
+
+
+def select_rows(conn: sa.Connection, query: selectable.Select,
+                fetch_rows: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """Column names and a lazy row iterator over a server-side cursor.
+
+    ``yield_per`` makes psycopg2 use a named cursor that fetches ``fetch_rows`` rows at
+    a time, so memory stays flat whatever the table size. This is also the seam for a
+    columnar (BATCH) path: it yields plain tuples, before any per-record dict.
+    """
+    result = conn.execution_options(yield_per=fetch_rows).execute(query)
+    names = list(result.keys())
+
+    def rows() -> Iterator[Sequence[Any]]:
+        with result:
+            for partition in result.partitions():
+                yield from partition
+
+    return names, rows()
+
+
+def _entry_method(entry: dict) -> str | None:
+    if entry.get("replication_method"):
+        return str(entry["replication_method"])
+    for item in entry.get("metadata", []):
+        if not item.get("breadcrumb"):
+            meta = item.get("metadata", {})
+            return meta.get("replication-method") or meta.get("forced-replication-method")
+    return None
+
+
+def with_cdc_columns(entry: dict) -> dict:
+    """A copy of the catalog entry with ``_sdc_lsn`` and ``_sdc_deleted_at`` added.
+
+    Every other column becomes nullable too: a delete carries only the key columns
+    (unless the table has ``REPLICA IDENTITY FULL``).
+    """
+    entry = copy.deepcopy(entry)
+    schema = entry.setdefault("schema", {"type": "object", "properties": {}})
+    props = schema.setdefault("properties", {})
+    keys = set(entry.get("key_properties") or [])
+    for name, prop in props.items():
+        types = prop.get("type")
+        if name not in keys and isinstance(types, list) and "null" not in types:
+            prop["type"] = [*types, "null"]
+    for name, prop in CDC_COLUMNS.items():
+        props.setdefault(name, dict(prop))
+    metadata = entry.setdefault("metadata", [])
+    known = {tuple(item.get("breadcrumb", ())) for item in metadata}
+    for name in CDC_COLUMNS:
+        if ("properties", name) not in known:
+            metadata.append({"breadcrumb": ["properties", name],
+                             "metadata": {"inclusion": "automatic"}})
+    return entry

@@ -1,0 +1,95 @@
+"""tap-dativo-postgres: PostgreSQL tables to Singer (full table, incremental, log-based CDC)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from singer_sdk import SQLTap
+from singer_sdk import typing as th
+
+from dativo.errors import DativoError
+from tap_dativo_postgres.streams import PostgresStream
+
+SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+@contextlib.contextmanager
+def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
+    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do.
+
+    The message names the stream, row and column (or the config key) and the fix; a
+    traceback would bury it, so it is only added at log level DEBUG.
+    """
+    try:
+        yield
+    except DativoError as exc:
+        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+        sys.exit(2)
+
+
+class TapDativoPostgres(SQLTap):
+    """Every table and view of one PostgreSQL database (after the filters) as a stream."""
+
+    name = "tap-dativo-postgres"
+    package_name = "dativo-ingest"
+    default_stream_class = PostgresStream
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("host", th.StringType,
+                    description="Server host name or IP address."),
+        th.Property("port", th.IntegerType, default=5432,
+                    description="Server port."),
+        th.Property("user", th.StringType,
+                    description="Role to connect as. CDC needs the REPLICATION attribute "
+                                "(see docs/tap-postgres.md)."),
+        th.Property("password", th.StringType, secret=True,
+                    description="Password of `user`; never logged."),
+        th.Property("database", th.StringType,
+                    description="Database to read; one tap reads one database."),
+        th.Property("sslmode", th.StringType, allowed_values=SSL_MODES,
+                    description="libpq sslmode; also applied to `sqlalchemy_url`."),
+        th.Property("sqlalchemy_url", th.StringType, secret=True,
+                    description="Instead of host/port/user/password/database: one URL, "
+                                "`postgresql://user:password@host:port/database`."),
+        th.Property("filter_schemas", th.ArrayType(th.StringType),
+                    description="Schemas to discover; default all but the system schemas."),
+        th.Property("filter_tables", th.ArrayType(th.StringType),
+                    description="Tables to discover: names or globs, `orders`, "
+                                "`sales.*`, `public.*_log`; default all."),
+        th.Property("fetch_rows", th.IntegerType, default=10_000,
+                    description="Rows fetched per round trip from the server-side cursor; "
+                                "memory is bounded by this, not by the table size."),
+        th.Property("replication_slot_prefix", th.StringType, default="dativo",
+                    description="LOG_BASED: each stream uses its own logical replication "
+                                "slot `<prefix>_<schema>_<table>` (pgoutput), created on "
+                                "the first run."),
+        th.Property("publication_name", th.StringType, default="dativo",
+                    description="LOG_BASED: the publication listing the CDC tables "
+                                "(CREATE PUBLICATION, see docs/tap-postgres.md)."),
+    ).to_dict()
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+        """Run a sync (or --about); see :func:`_exit_on_dativo_error` for failures."""
+        with _exit_on_dativo_error(cls.logger):
+            super().invoke(**kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
+        """--discover runs in a click callback, outside ``invoke``; wrap it the same way."""
+        with _exit_on_dativo_error(cls.logger):
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
+        """--test runs in a click callback, outside ``invoke``; wrap it the same way."""
+        with _exit_on_dativo_error(cls.logger):
+            super().cb_test(ctx, param, value)
+
+
+if __name__ == "__main__":
+    TapDativoPostgres.cli()

@@ -1,0 +1,143 @@
+"""PostgreSQL column types to JSON Schema, and driver values to JSON-ready values.
+
+The JSON Schema carries ``x-sql-datatype`` wherever JSON alone would lose meaning
+(``numeric(p,s)``, ``timestamp`` without zone, ``interval``, ``bytea``), so a target
+can pick an exact type: target-dativo-iceberg reads ``numeric(p,s)`` as a decimal.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy.types as sat
+from singer_sdk.sql.connector import SQLToJSONSchema
+from sqlalchemy.dialects import postgresql as pg
+
+# Iceberg (and Arrow's decimal128) hold at most 38 digits; wider or unconstrained
+# numerics travel as exact decimal strings instead.
+MAX_DECIMAL_PRECISION = 38
+# Every JSON value: what json/jsonb columns hold (objects, arrays or scalars).
+ANY_JSON = ["object", "array", "string", "number", "integer", "boolean"]
+
+
+class PostgresToJSONSchema(SQLToJSONSchema):
+    """One small method per PostgreSQL type family (singer-sdk dispatches on the class)."""
+
+    @functools.singledispatchmethod
+    def to_jsonschema(self, column_type: Any) -> dict:
+        """Anything not registered below (enums, citext, inet, ...) travels as text."""
+        return super().to_jsonschema(column_type)  # type: ignore[no-any-return]
+
+    @to_jsonschema.register
+    def numeric_to_jsonschema(self, column_type: sat.Numeric) -> dict:
+        """numeric(p,s) as an exact JSON number; floats (real/double) as plain numbers."""
+        if isinstance(column_type, sat.Float):
+            return {"type": ["number"]}
+        precision, scale = column_type.precision, column_type.scale
+        if precision is not None and precision <= MAX_DECIMAL_PRECISION:
+            return {"type": ["number"], "x-sql-datatype": f"numeric({precision},{scale or 0})"}
+        return {"type": ["string"], "format": "x-singer.decimal", "x-sql-datatype": "numeric"}
+
+    @to_jsonschema.register
+    def datetime_to_jsonschema(self, column_type: sat.DateTime) -> dict:
+        """timestamptz is an instant; timestamp is a wall-clock value without a zone."""
+        if column_type.timezone:
+            return {"type": ["string"], "format": "date-time",
+                    "x-sql-datatype": "timestamp with time zone"}
+        return {"type": ["string"], "format": "date-time",
+                "x-sql-datatype": "timestamp without time zone"}
+
+    @to_jsonschema.register
+    def interval_to_jsonschema(self, column_type: pg.INTERVAL) -> dict:
+        """ISO 8601 durations (``P1Y2M3DT4H``): months and days stay apart, unlike timedelta."""
+        return {"type": ["string"], "x-sql-datatype": "interval"}
+
+    @to_jsonschema.register
+    def bytea_to_jsonschema(self, column_type: sat.LargeBinary) -> dict:
+        return {"type": ["string"], "contentEncoding": "base64", "x-sql-datatype": "bytea"}
+
+    @to_jsonschema.register
+    def uuid_to_jsonschema(self, column_type: sat.Uuid) -> dict:
+        return {"type": ["string"], "format": "uuid"}
+
+    @to_jsonschema.register
+    def json_to_jsonschema(self, column_type: sat.JSON) -> dict:
+        return {"type": list(ANY_JSON)}
+
+    @to_jsonschema.register
+    def array_to_jsonschema(self, column_type: sat.ARRAY) -> dict:
+        item = self.to_jsonschema(column_type.item_type)
+        item_types = item.get("type", [])
+        if isinstance(item_types, list) and "null" not in item_types:
+            item = {**item, "type": [*item_types, "null"]}
+        return {"type": ["array"], "items": item}
+
+    @to_jsonschema.register
+    def enum_to_jsonschema(self, column_type: sat.Enum) -> dict:
+        """Enum labels are not pinned in the schema: ``ALTER TYPE ... ADD VALUE`` must not
+        make new rows invalid before the next discovery."""
+        return {"type": ["string"], "x-sql-datatype": f"enum {column_type.name}"}
+
+
+def _iso(value: dt.date | dt.time) -> str:
+    return value.isoformat()
+
+
+def _base64(value: bytes | memoryview) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+class NonFiniteDecimal(ValueError):
+    """Raised when a numeric is NaN or ±Infinity, which JSON cannot carry exactly."""
+
+
+def _decimal(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise NonFiniteDecimal(str(value))
+    return value
+
+
+def _list(value: list[Any]) -> list[Any]:
+    return [to_json(item) for item in value]
+
+
+_CONVERT: dict[type, Callable[[Any], Any]] = {
+    dt.datetime: _iso,
+    dt.date: _iso,
+    dt.time: _iso,
+    Decimal: _decimal,
+    uuid.UUID: str,
+    memoryview: _base64,
+    bytes: _base64,
+    list: _list,
+}
+
+
+def decimal_text(value: Any) -> Any:
+    """Unconstrained numerics (and arrays of them) as exact decimal strings."""
+    if isinstance(value, list):
+        return [decimal_text(item) for item in value]
+    return None if value is None else str(_decimal(value))
+
+
+def is_decimal_text(schema: dict[str, Any]) -> bool:
+    """Whether a column's schema (or its array items) is an ``x-singer.decimal`` string."""
+    if "items" in schema and isinstance(schema["items"], dict):
+        return is_decimal_text(schema["items"])
+    return schema.get("format") == "x-singer.decimal"
+
+
+def to_json(value: Any) -> Any:
+    """One driver value as a JSON-ready value (exact decimals stay ``Decimal``).
+
+    Raises:
+        NonFiniteDecimal: The value is a NaN or infinite numeric.
+    """
+    convert = _CONVERT.get(type(value))
+    return value if convert is None else convert(value)

@@ -3,7 +3,8 @@
 Input is read in large blocks. Runs of consecutive RECORD lines of one stream, written
 the way singer-sdk taps write them (``{"type":"RECORD","stream":"..."``), are found
 with one regex search and handed to the stream's spool in a single call, so there is
-no per-record Python work at all. Every other line is decoded with orjson. Every
+no per-record Python work at all. Every other line is decoded with orjson; a BATCH
+message's files are read by :mod:`~target_dativo_iceberg.batch_messages`. Every
 protocol error names its 1-based input line.
 """
 
@@ -15,6 +16,7 @@ from typing import IO, Any
 import orjson
 
 from dativo.errors import CodecError
+from target_dativo_iceberg.batch_messages import manifest_batches, parse_batch_message
 from target_dativo_iceberg.loader import Loader
 
 BLOCK_BYTES = 8 * 1024 * 1024
@@ -129,10 +131,9 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
     elif kind == "ACTIVATE_VERSION":
         loader.on_activate_version(_require(message, "stream", line_number))
     elif kind == "BATCH":
-        raise CodecError(
-            "BATCH messages are not supported by this version of target-dativo-iceberg; "
-            "turn off batch_config in the tap", line=line_number,
-        )
+        batch = parse_batch_message(message, line_number)
+        loader.on_batch(batch.stream, manifest_batches(
+            batch, loader.spool_dir, loader.settings.batch_size_rows), line_number)
     else:
         raise CodecError(
             f"unknown Singer message type {kind!r}; expected SCHEMA, RECORD, STATE, "

@@ -1,0 +1,290 @@
+"""BATCH messages into target-dativo-iceberg: jsonl (gzip, none) and Parquet manifests
+land the same rows and the same dead letters as RECORD lines, STATE waits for the
+commit, and an unreadable file names the line and the file."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyiceberg.catalog import Catalog
+
+from tests.conftest import REPO, emitted_states, read_table, run_target
+
+CONTRACT = REPO / "odcs_contracts" / "demo" / "crm" / "customers.odcs.yaml"
+TABLE = ("acme", "crm", "customers")
+DEAD = ("acme", "crm", "customers__dead_letter")
+SCHEMA = {
+    "type": "SCHEMA", "stream": "customers", "key_properties": ["customer_id"],
+    "schema": {"type": "object", "properties": {
+        "customer_id": {"type": "integer"}, "email": {"type": "string"},
+        "full_name": {"type": ["string", "null"]}, "country": {"type": ["string", "null"]},
+        "signup_date": {"type": "string", "format": "date"},
+        "lifetime_value": {"type": ["number", "null"]}, "tier": {"type": ["string", "null"]},
+    }},
+}
+
+
+def customer(i: int, **overrides: Any) -> dict[str, Any]:
+    row = {"customer_id": i, "email": f"c{i}@example.com", "full_name": f"Customer {i}",
+           "country": "DE", "signup_date": "2024-01-02", "lifetime_value": Decimal("12.50"),
+           "tier": "gold"}
+    row.update(overrides)
+    return row
+
+
+# One valid row, then one row per contract rule; reasons as RECORDs get them.
+ROWS = [
+    customer(1),
+    customer(2, email="not-an-email"),
+    customer(3, country="Germany"),
+    customer(4, lifetime_value=Decimal("-1.00")),
+    customer(5, tier="platinum"),
+    customer(6, signup_date="2024-02-30"),
+    customer(7, full_name=None),
+    customer(8, country=None, tier=None, lifetime_value=None),
+]
+EXPECTED_REASONS = {
+    2: [{"field": "email", "rule": "format"}],
+    3: [{"field": "country", "rule": "pattern"}],
+    4: [{"field": "lifetime_value", "rule": "minimum"}],
+    5: [{"field": "tier", "rule": "validValues"}],
+    6: [{"field": "signup_date", "rule": "type"}],
+    7: [{"field": "full_name", "rule": "required"}],
+}
+
+
+def dumps(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, default=lambda v: orjson.Fragment(str(v)))
+
+
+def lines(messages: list[dict[str, Any]]) -> bytes:
+    """Singer messages as compact JSON lines, decimals digit for digit (as singer-sdk)."""
+    return b"".join(dumps(m) + b"\n" for m in messages)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]], *, gzipped: bool) -> str:
+    data = b"".join(dumps(r) + b"\n" for r in rows)
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    return path.as_uri()
+
+
+def write_parquet(path: Path, table: pa.Table, **kwargs: Any) -> str:
+    pq.write_table(table, path, **kwargs)
+    return path.as_uri()
+
+
+def batch(manifest: list[str], fmt: str = "jsonl", compression: str = "none") -> dict[str, Any]:
+    return {"type": "BATCH", "stream": "customers",
+            "encoding": {"format": fmt, "compression": compression}, "manifest": manifest}
+
+
+def state(n: int) -> dict[str, Any]:
+    return {"type": "STATE", "value": {"bookmarks": {"customers": {"n": n}}}}
+
+
+@pytest.fixture
+def config(tmp_path: Path, target_config: Callable[..., Path]) -> Callable[..., Path]:
+    contracts = tmp_path / "contracts" / "acme" / "crm"
+    contracts.mkdir(parents=True)
+    shutil.copy(CONTRACT, contracts / "customers.odcs.yaml")
+    text = (contracts / "customers.odcs.yaml").read_text().replace("tenant: demo", "tenant: acme")
+    (contracts / "customers.odcs.yaml").write_text(text)
+
+    def _config(**overrides: Any) -> Path:
+        return target_config(contracts_dir=str(tmp_path / "contracts"), **overrides)
+
+    return _config
+
+
+def landed(catalog: Catalog) -> list[dict[str, Any]]:
+    return sorted(read_table(catalog, TABLE).to_pylist(), key=lambda r: r["customer_id"])
+
+
+def dead_letters(catalog: Catalog) -> dict[int, dict[str, Any]]:
+    rows = read_table(catalog, DEAD).to_pylist()
+    return {orjson.loads(r["record_json"])["customer_id"]: r for r in rows}
+
+
+def assert_loaded_like_records(catalog: Catalog, batch_line: int) -> None:
+    rows = landed(catalog)
+    assert [r["customer_id"] for r in rows] == [1, 8]
+    first = rows[0]
+    assert (first["email"], first["full_name"], first["country"], first["tier"]) == (
+        "c1@example.com", "Customer 1", "DE", "gold")
+    assert first["lifetime_value"] == Decimal("12.50")
+    assert first["signup_date"].isoformat() == "2024-01-02"
+    assert (rows[1]["country"], rows[1]["tier"], rows[1]["lifetime_value"]) == (None, None, None)
+    dead = dead_letters(catalog)
+    assert {i: d["reasons"] for i, d in dead.items()} == EXPECTED_REASONS
+    assert {d["line_number"] for d in dead.values()} == {batch_line}
+    assert {d["stream"] for d in dead.values()} == {"customers"}
+
+
+def test_records_reference(config: Callable[..., Path],
+                           open_catalog: Callable[[], Catalog]) -> None:
+    """The RECORD path gives EXPECTED_REASONS: the baseline BATCH must match."""
+    records = [{"type": "RECORD", "stream": "customers", "record": r} for r in ROWS]
+    result = run_target(config(), lines([SCHEMA, *records, state(1)]))
+    assert result.returncode == 0, result.stderr.decode()
+    dead = dead_letters(open_catalog())
+    assert {i: d["reasons"] for i, d in dead.items()} == EXPECTED_REASONS
+    assert [r["customer_id"] for r in landed(open_catalog())] == [1, 8]
+
+
+@pytest.mark.parametrize(("gzipped", "declared"), [
+    (True, "gzip"), (False, "none"),
+    (True, "none"),  # singer-sdk 0.54's jsonl batcher gzips whatever the config says
+])
+def test_jsonl_manifest_lands_values_and_dead_letters(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+    gzipped: bool, declared: str,
+) -> None:
+    # Two files: rows split across them, and a batch size that cuts each file.
+    first = write_jsonl(tmp_path / "part-1.jsonl", ROWS[:5], gzipped=gzipped)
+    second = write_jsonl(tmp_path / "part-2.jsonl", ROWS[5:], gzipped=gzipped)
+    messages = [SCHEMA, batch([first, second], compression=declared), state(8)]
+    result = run_target(config(batch_size_rows=2), lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [state(8)["value"]]
+    catalog = open_catalog()
+    assert_loaded_like_records(catalog, batch_line=2)
+    # The dead letter holds the record exactly as the file had it.
+    assert dead_letters(catalog)[4]["record_json"] == dumps(ROWS[3]).decode()
+    summary = catalog.load_table(TABLE).current_snapshot().summary
+    assert orjson.loads(summary["dativo.state"]) == state(8)["value"]
+
+
+def test_parquet_manifest_is_checked_like_records(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    table = pa.Table.from_pylist(ROWS)  # decimal128 lifetime_value, string signup_date
+    assert pa.types.is_decimal(table.schema.field("lifetime_value").type)
+    uri = write_parquet(tmp_path / "customers.parquet", table, row_group_size=3)
+    result = run_target(config(batch_size_rows=4),
+                        lines([SCHEMA, batch([uri], "parquet"), state(8)]))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [state(8)["value"]]
+    catalog = open_catalog()
+    assert_loaded_like_records(catalog, batch_line=2)
+    kept = orjson.loads(dead_letters(catalog)[3]["record_json"])
+    assert (kept["country"], kept["customer_id"]) == ("Germany", 3)
+
+
+def test_parquet_with_lossy_columns_gets_per_row_reasons(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Text in an integer column, floats for a decimal: each row is judged as a RECORD
+    with those JSON values would be ("12" is a number, "x" is not)."""
+    table = pa.table({
+        "customer_id": ["1", "x", "3"],
+        "email": ["a@b.io", "b@b.io", "c@b.io"],
+        "full_name": ["A", "B", "C"],
+        "signup_date": pa.array([0, 1, 19_000], pa.date32()),
+        "lifetime_value": [1.25, 2.5, 0.125],
+        "extra": [1, 2, 3],
+    })
+    uri = write_parquet(tmp_path / "lossy.parquet", table)
+    result = run_target(config(), lines([SCHEMA, state(0), batch([uri], "parquet"),
+                                                state(3)]))
+    assert result.returncode == 0, result.stderr.decode()
+    catalog = open_catalog()
+    rows = landed(catalog)
+    assert [(r["customer_id"], r["lifetime_value"], r["signup_date"].isoformat())
+            for r in rows] == [(1, Decimal("1.25"), "1970-01-01")]
+    dead = read_table(catalog, DEAD).to_pylist()
+    reasons = {orjson.loads(d["record_json"])["email"]: d["reasons"] for d in dead}
+    assert reasons == {"b@b.io": [{"field": "customer_id", "rule": "type"}],
+                       "c@b.io": [{"field": "lifetime_value", "rule": "scale"}]}
+    assert {d["line_number"] for d in dead} == {3}
+
+
+def test_state_after_batch_waits_for_its_commit(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """RECORDs and BATCHes, each followed by a STATE: the STATEs come out in order, and
+    each one rides in the snapshot that holds exactly the rows sent before it."""
+    jsonl = write_jsonl(tmp_path / "a.jsonl", [customer(i) for i in range(10, 20)],
+                        gzipped=True)
+    parquet = write_parquet(tmp_path / "b.parquet",
+                            pa.Table.from_pylist([customer(i) for i in range(20, 25)]))
+    records = [{"type": "RECORD", "stream": "customers", "record": customer(i)}
+               for i in range(1, 4)]
+    messages = [SCHEMA, *records, state(3), batch([jsonl], compression="gzip"), state(19),
+                batch([parquet], "parquet"), state(24)]
+    result = run_target(config(commit_interval_seconds=0), lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [state(n)["value"] for n in (3, 19, 24)]
+    table = open_catalog().load_table(TABLE)
+    covered = {}
+    for snapshot in table.snapshots():
+        ids = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().column("customer_id")
+        bookmark = orjson.loads(snapshot.summary["dativo.state"])["bookmarks"]["customers"]
+        covered[bookmark["n"]] = max(ids.to_pylist())
+    assert covered == {3: 3, 19: 19, 24: 24}
+
+
+def test_failing_batch_emits_no_state_past_the_last_commit(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", [customer(i) for i in range(10, 20)],
+                       gzipped=False)
+    missing = (tmp_path / "gone.parquet").as_uri()
+    messages = [SCHEMA, batch([good]), state(19), batch([missing], "parquet"), state(99)]
+    result = run_target(config(commit_interval_seconds=0), lines(messages))
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert f"line 4: stream 'customers': BATCH manifest file {missing} cannot be read" in stderr
+    assert "Traceback" not in stderr
+    emitted = emitted_states(result)
+    assert emitted in ([], [state(19)["value"]])
+    if emitted:  # the STATE that got out is covered by committed rows
+        ids = read_table(open_catalog(), TABLE).column("customer_id").to_pylist()
+        assert sorted(ids) == list(range(10, 20))
+
+
+def test_unreadable_jsonl_row_names_line_file_and_row(
+    tmp_path: Path, config: Callable[..., Path]
+) -> None:
+    path = tmp_path / "broken.jsonl"
+    path.write_bytes(dumps(customer(1)) + b"\n" + b'{"customer_id": 2, "email": \n')
+    result = run_target(config(), lines([SCHEMA, batch([path.as_uri()]), state(1)]))
+    assert result.returncode == 2
+    stderr = result.stderr.decode()
+    assert f"line 2: stream 'customers': BATCH file {path.as_uri()} row 2" in stderr, stderr
+    assert result.stdout == b""
+
+
+@pytest.mark.parametrize(("message", "error"), [
+    (batch(["x"], "avro"), "line 2: BATCH for stream 'customers': encoding.format 'avro'"),
+    (batch(["x"], compression="zstd"), "encoding.compression 'zstd' is not supported"),
+    ({"type": "BATCH", "stream": "customers", "encoding": {"format": "jsonl"},
+      "manifest": "file:///x"}, "'manifest' must be a list of file URIs"),
+    ({**batch(["x"]), "stream": "orders"},
+     "line 2: BATCH for stream 'orders' arrived before its SCHEMA message"),
+])
+def test_bad_batch_messages_get_one_clear_line(
+    config: Callable[..., Path], message: dict[str, Any], error: str
+) -> None:
+    result = run_target(config(), lines([SCHEMA, message]))
+    assert result.returncode == 2
+    assert error in result.stderr.decode(), result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+
+
+def test_corrupt_gzip_names_the_file(tmp_path: Path, config: Callable[..., Path]) -> None:
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(dumps(customer(1)) + b"\n")[:-12])
+    result = run_target(config(), lines([SCHEMA, batch([path.as_uri()], "jsonl",
+                                                              "gzip")]))
+    assert result.returncode == 2
+    assert f"line 2: stream 'customers': BATCH manifest file {path.as_uri()} cannot be " \
+           "read" in result.stderr.decode()

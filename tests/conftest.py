@@ -16,6 +16,7 @@ import pytest
 from pyiceberg.catalog import Catalog, load_catalog
 
 from tests.services.postgres import PostgresServer, running_postgres
+from tests.services.s3 import S3Server, running_s3
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -82,4 +83,11 @@ def read_table(catalog: Catalog, identifier: tuple[str, ...]) -> pa.Table:
 def postgres() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL cluster for the session; tests create their own databases."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """One throwaway S3 server (SeaweedFS) for the session; tests create their own buckets."""
+    with running_s3() as server:
         yield server

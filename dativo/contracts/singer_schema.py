@@ -51,7 +51,8 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
     if decimal is not None:
         kind = "decimal"
     elif len(types) != 1:
-        kind = "json" if types else "string"
+        # No type at all is JSON Schema's "any value" ({}), e.g. a json/jsonb column.
+        kind = "json" if types or "type" not in schema else "string"
     elif types[0] == "string":
         kind = _STRING_FORMATS.get(schema.get("format", ""), "string")
         if kind == "timestamptz" and str(schema.get("x-sql-datatype", "")).lower() in (

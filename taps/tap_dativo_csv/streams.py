@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream
@@ -13,10 +13,12 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from dativo.contracts import Contract
 from dativo.errors import CodecError, ConfigError
 from tap_dativo_csv import files
+from tap_dativo_csv.batch_files import BatchFileWriter, parse_batch_config
 from tap_dativo_csv.convert import Converter, as_string, converter, property_for
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
 
     from tap_dativo_csv.settings import FileSettings
@@ -101,6 +103,21 @@ class CSVStream(Stream):
                              files.iso(modified))
             return
         yield from self._read(path, files.iso(modified))
+
+    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
+        """``batch_config`` with defaults and a clear error per bad key."""
+        return parse_batch_config(config.get("batch_config"))
+
+    def get_batches(self, batch_config: BatchConfig, context: Context | None = None
+                    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """BATCH files instead of RECORD messages (``batch_config``), see batch_files.py.
+
+        Records come from singer-sdk's ``_sync_records`` as in its own ``get_batches``,
+        so bookmarks advance exactly as with RECORDs: the STATE singer-sdk writes after
+        each BATCH message covers only files already read to the end.
+        """
+        writer = BatchFileWriter(self.tap_name, self.name, batch_config)
+        yield from writer.batches(self._sync_records(context, write_messages=False))
 
     def _unchanged(self, context: Context, modified: dt.datetime) -> bool:
         """True when the file is not newer than its bookmark.

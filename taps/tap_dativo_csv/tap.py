@@ -13,6 +13,7 @@ from singer_sdk import typing as th
 
 from dativo.contracts import load_contract
 from dativo.errors import DativoError
+from tap_dativo_csv.batch_files import parse_batch_config
 from tap_dativo_csv.settings import parse_files
 from tap_dativo_csv.streams import CSVStream
 
@@ -86,8 +87,10 @@ class TapDativoCSV(Tap):
         """One stream per ``files`` entry, typed by its contract when it has one.
 
         Raises:
-            ConfigError: An entry is inconsistent or its contract is invalid.
+            ConfigError: An entry is inconsistent, its contract is invalid, or
+                ``batch_config`` has a bad value.
         """
+        parse_batch_config(self.config.get("batch_config"))  # fail before any file is read
         streams = []
         for item in parse_files(self.config):
             contract = None

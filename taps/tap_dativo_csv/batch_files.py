@@ -1,0 +1,137 @@
+"""BATCH files for tap-dativo-csv (singer-sdk's ``batch_config``).
+
+singer-sdk's own encoders fall short for CSV rows in two ways, so the stream uses
+this writer instead:
+
+- its jsonl encoder gzips every file whatever ``encoding.compression`` says, and its
+  BATCH message then claims ``none``; here the file is what the message says;
+- its Parquet encoder (``pa.Table.from_pylist``) fails the whole sync on a column
+  whose values have mixed types, which is exactly what a cell that did not convert
+  produces (see ``convert.py``: the text is passed on for the target to reject).
+  Such a chunk is written as jsonl instead (each BATCH message carries its own
+  encoding), so the bad cell reaches the target's dead-letter table unchanged.
+
+Rows are built per record by the tap's converters either way; the Arrow conversion
+and Parquet encoding of each chunk run in C.
+"""
+
+from __future__ import annotations
+
+import decimal
+import gzip
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from singer_sdk.batch import lazy_chunked_generator
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
+
+from dativo.errors import ConfigError
+
+LOGGER = logging.getLogger(__name__)
+DEFAULT_ROOT = Path("output") / "batches"
+FORMATS = ("jsonl", "parquet")
+COMPRESSIONS = ("gzip", "none")
+DEFAULT_BATCH_SIZE = 10_000
+
+
+def parse_batch_config(raw: Mapping[str, Any] | None) -> BatchConfig | None:
+    """``batch_config`` checked, with defaults: compression none, storage root
+    ``./output/batches`` (beside the target's default warehouse), batch_size 10000.
+
+    Raises:
+        ConfigError: A key has an unsupported value; the message names the key.
+    """
+    if not raw:
+        return None
+    encoding = dict(raw.get("encoding") or {})
+    if encoding.get("format") not in FORMATS:
+        raise ConfigError(f"batch_config.encoding.format: must be jsonl or parquet, got "
+                          f"{encoding.get('format')!r}")
+    encoding["compression"] = encoding.get("compression") or "none"
+    if encoding["compression"] not in COMPRESSIONS:
+        raise ConfigError("batch_config.encoding.compression: must be gzip or none, got "
+                          f"{encoding['compression']!r}")
+    storage = dict(raw.get("storage") or {})
+    storage["root"] = storage.get("root") or DEFAULT_ROOT.resolve().as_uri()
+    size = raw.get("batch_size")
+    size = DEFAULT_BATCH_SIZE if size is None else size
+    if not isinstance(size, int) or size < 1:
+        raise ConfigError(f"batch_config.batch_size: must be a positive integer, got {size!r}")
+    return BatchConfig(encoding=BaseBatchFileEncoding(**encoding),
+                       storage=StorageTarget(root=storage["root"],
+                                             prefix=storage.get("prefix")),
+                       batch_size=size)
+
+
+def _default(value: Any) -> Any:
+    """Decimals digit for digit (as singer-sdk writes RECORD messages), not as floats."""
+    if isinstance(value, decimal.Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
+    """One compact JSON object per line, newline-terminated."""
+    return b"".join(orjson.dumps(r, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+                    for r in records)
+
+
+class BatchFileWriter:
+    """Writes one stream's records as BATCH files under ``batch_config.storage``."""
+
+    def __init__(self, tap_name: str, stream_name: str, config: BatchConfig) -> None:
+        self.config = config
+        self.stream_name = stream_name
+        self.sync_id = f"{tap_name}--{stream_name}-{uuid4()}"
+        self.gzip = config.encoding.compression == "gzip"
+
+    def batches(self, records: Iterable[dict[str, Any]]
+                ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Yield ``(encoding, manifest)`` per ``batch_size`` records, as
+        :meth:`singer_sdk.Stream.get_batches` does."""
+        fmt = self.config.encoding.format
+        for index, chunk in enumerate(lazy_chunked_generator(records, self.config.batch_size),
+                                      start=1):
+            rows = list(chunk)
+            table = _as_arrow(self.stream_name, rows) if fmt == "parquet" else None
+            if table is not None:
+                yield self._encoding("parquet"), [self._write_parquet(index, table)]
+            else:
+                yield self._encoding("jsonl"), [self._write_jsonl(index, rows)]
+
+    def _encoding(self, fmt: str) -> BaseBatchFileEncoding:
+        return BaseBatchFileEncoding(format=fmt,
+                                     compression="gzip" if self.gzip else "none")
+
+    def _filename(self, index: int, suffix: str) -> str:
+        return f"{self.config.storage.prefix or ''}{self.sync_id}-{index}{suffix}"
+
+    def _write_jsonl(self, index: int, rows: list[dict[str, Any]]) -> str:
+        name = self._filename(index, ".jsonl.gz" if self.gzip else ".jsonl")
+        data = jsonl_bytes(rows)
+        with self.config.storage.open(name, "wb") as handle:
+            handle.write(gzip.compress(data, compresslevel=1) if self.gzip else data)
+        return self.config.storage.get_url(name)
+
+    def _write_parquet(self, index: int, table: pa.Table) -> str:
+        name = self._filename(index, ".parquet")
+        with self.config.storage.open(name, "wb") as handle:
+            pq.write_table(table, handle, compression="gzip" if self.gzip else "zstd")
+        return self.config.storage.get_url(name)
+
+
+def _as_arrow(stream: str, rows: list[dict[str, Any]]) -> pa.Table | None:
+    """The chunk as an Arrow table, or ``None`` when a column mixes types."""
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        LOGGER.info("stream '%s': batch written as jsonl, not Parquet: a column has mixed "
+                    "types, e.g. a cell that did not convert (%s)", stream,
+                    str(exc).splitlines()[0])
+        return None

@@ -154,6 +154,8 @@ class PostgresConnector(SQLConnector):
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ConfigError(f"cannot connect to {describe(self.url)}: {reason}; check "
                               "host, port, user, password, database and sslmode") from None
+        for entry in entries:
+            _fix_nullable_any_of(entry["schema"])
         patterns = list(self.config.get("filter_tables") or [])
         if not patterns:
             return entries
@@ -166,6 +168,15 @@ def table_matches(entry: Mapping[str, Any], patterns: list[str]) -> bool:
     table = entry["table_name"]
     return any(fnmatch.fnmatchcase(table, p) if "." not in p
                else fnmatch.fnmatchcase(f"{schema}.{table}", p) for p in patterns)
+
+
+def _fix_nullable_any_of(schema: dict[str, Any]) -> None:
+    """singer-sdk makes a nullable ``anyOf`` property by appending the bare string
+    ``"null"`` to the list, which is not a schema; make it ``{"type": "null"}``."""
+    for prop in schema.get("properties", {}).values():
+        if isinstance(prop.get("anyOf"), list):
+            prop["anyOf"] = [{"type": "null"} if branch == "null" else branch
+                             for branch in prop["anyOf"]]
 
 
 def _schema_name(entry: Mapping[str, Any]) -> str:

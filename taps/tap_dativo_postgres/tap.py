@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from singer_sdk import SQLTap
 from singer_sdk import typing as th
+from singer_sdk.sql import SQLTap
 
 from dativo.errors import DativoError
 from tap_dativo_postgres.streams import PostgresStream

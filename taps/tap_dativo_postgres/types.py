@@ -22,8 +22,9 @@ from sqlalchemy.dialects import postgresql as pg
 # Iceberg (and Arrow's decimal128) hold at most 38 digits; wider or unconstrained
 # numerics travel as exact decimal strings instead.
 MAX_DECIMAL_PRECISION = 38
-# Every JSON value: what json/jsonb columns hold (objects, arrays or scalars).
-ANY_JSON = ["object", "array", "string", "number", "integer", "boolean"]
+# What a json/jsonb value may be. Targets read an ``anyOf`` of several types as free
+# JSON (target-dativo-iceberg keeps it as JSON text).
+ANY_JSON = ("object", "array", "string", "number", "boolean")
 
 
 class PostgresToJSONSchema(SQLToJSONSchema):
@@ -68,7 +69,8 @@ class PostgresToJSONSchema(SQLToJSONSchema):
 
     @to_jsonschema.register
     def json_to_jsonschema(self, column_type: sat.JSON) -> dict:
-        return {"type": list(ANY_JSON)}
+        """Any JSON value (objects, arrays or scalars), sent parsed, not as text."""
+        return {"anyOf": [{"type": kind} for kind in ANY_JSON]}
 
     @to_jsonschema.register
     def array_to_jsonschema(self, column_type: sat.ARRAY) -> dict:

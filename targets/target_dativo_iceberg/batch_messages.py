@@ -357,9 +357,10 @@ class ParquetFileBatch(SpooledBatch):
         """Nothing to delete: the file belongs to the tap."""
 
     def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
-              schema: pa.Schema) -> CheckedBatch:
+              schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
         """Cast to the contract's strict types and run the rule query; a lossy column
         (or a contract the strict reader cannot express) goes through JSON instead.
+        BATCH files carry no Singer ``version``, so ``read_versions`` has nothing to read.
 
         Raises:
             CodecError: The file cannot be read; names the BATCH line and the file.
@@ -454,6 +455,8 @@ def _castable(source: pa.DataType, target: pa.DataType, spec: FieldSpec) -> bool
     """Whether a safe Arrow cast gives the value the JSON path would give: same type
     family only (a float 1.0 for an integer is a type error there, not 1)."""
     types = pa.types
+    if types.is_null(source):  # a column with no value in this file
+        return True
     if spec.kind in ("date", "time", "timestamp"):  # checked as text in SQL
         return (types.is_string(source) or types.is_large_string(source)
                 or (spec.kind == "date" and types.is_date(source))

@@ -35,6 +35,8 @@ class TargetSettings:
     commit_interval_seconds: float = DEFAULT_COMMIT_INTERVAL_SECONDS
     load_method: LoadMethod = "append-only"
     schema_evolution: SchemaEvolution = "discard_columns"
+    hard_delete: bool = False
+    process_activate_version_messages: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
@@ -45,10 +47,9 @@ class TargetSettings:
                 f"tenant_id: {tenant!r} is invalid; use lower-case letters, digits and "
                 "underscores, starting with a letter (it names Iceberg namespaces)"
             )
-        catalog = dict(config.get("catalog") or default_catalog_properties())
+        catalog = flat_properties(config.get("catalog") or default_catalog_properties())
         if "warehouse" not in catalog and catalog.get("type", "sql") == "sql":
             raise ConfigError("catalog.warehouse: a SQL catalog needs a warehouse location")
-        catalog = {k: str(v) for k, v in catalog.items()}
         catalog.setdefault("name", "dativo")
         contracts_dir = config.get("contracts_dir")
         if contracts_dir is not None and not Path(contracts_dir).is_dir():
@@ -91,7 +92,33 @@ class TargetSettings:
             commit_interval_seconds=float(interval),
             load_method=load_method,
             schema_evolution=evolution,
+            hard_delete=_flag(config, "hard_delete", default=False),
+            process_activate_version_messages=_flag(
+                config, "process_activate_version_messages", default=True),
         )
+
+
+def _flag(config: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} must be true or false")
+    return value
+
+
+def flat_properties(props: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """pyiceberg's flat ``s3.endpoint`` keys from Meltano's nested form.
+
+    Meltano turns dotted setting names (``catalog.s3.endpoint``, or ``s3.endpoint:``
+    in meltano.yml) into nested objects, and gives declared but unset ones as null."""
+    flat: dict[str, str] = {}
+    for key, value in props.items():
+        if isinstance(value, Mapping):
+            flat.update(flat_properties(value, f"{prefix}{key}."))
+        elif value is not None:
+            flat[f"{prefix}{key}"] = str(value)
+    return flat
 
 
 def _positive_int(config: Mapping[str, Any], key: str, default: int) -> int:

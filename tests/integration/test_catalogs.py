@@ -207,3 +207,26 @@ def test_bad_catalog_uri_names_the_key_without_the_password(
     assert b"catalog: cannot load catalog 'broken'" in result.stderr, result.stderr.decode()
     assert b"Traceback" not in result.stderr
     assert password.encode() not in result.stderr
+
+
+def test_nested_catalog_properties_as_meltano_writes_them(
+    request: pytest.FixtureRequest, tmp_path: Path, s3: S3Server,
+    target_config: Callable[..., Path],
+) -> None:
+    """Meltano nests dotted names (``catalog.s3.endpoint`` becomes ``{"s3": {...}}``)
+    and gives declared but unset settings as null; the target flattens them back."""
+    backend = make_backend("postgres-s3", request, tmp_path)
+    nested: dict[str, object] = {k: v for k, v in backend.props.items()
+                                 if not k.startswith("s3.")}
+    nested["s3"] = {k.removeprefix("s3."): v for k, v in backend.props.items()
+                    if k.startswith("s3.")}
+    nested["credential"] = None
+    result = run_target(target_config(catalog=nested),
+                        singer_lines([SCHEMA, record(1), record(2), state(2)]))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [{"bookmarks": {"users": {"id": 2}}}]
+    table = backend.open().load_table(USERS)
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 2]
+    assert backend.bucket is not None
+    assert any(k.endswith(".parquet") for k in s3.list_objects(backend.bucket, "lake/"))
+    assert_no_secret(result, backend.secrets)

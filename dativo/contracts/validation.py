@@ -126,7 +126,10 @@ def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[str]:
         # Re-cast with more fractional digits: a difference means rounding, i.e. loss.
         precision, scale = spec.precision or 38, spec.scale or 0
         probe = min(38, max(scale + 1, 38 - (precision - scale)))
-        reasons.append(_reason(spec, "scale", f"TRY_CAST({col} AS DECIMAL(38,{probe})) <> {value}"))
+        # Both sides TRY_CAST: a valid decimal(38,s) value with 38 digits overflows the
+        # probe type, and a plain (implicit) cast of it would abort the whole batch.
+        reasons.append(_reason(spec, "scale", f"TRY_CAST({col} AS DECIMAL(38,{probe})) <> "
+                                              f"TRY_CAST({value} AS DECIMAL(38,{probe}))"))
     if spec.min_length is not None:
         reasons.append(_reason(spec, "minLength", f"length({value}) < {spec.min_length}"))
     if spec.max_length is not None:

@@ -22,7 +22,12 @@ _MAX_DECIMAL_PRECISION = 38
 _SQL_LOCAL_TIMESTAMPS = frozenset({"timestamp", "timestamp without time zone"})
 
 
-def _sql_decimal(schema: dict[str, Any]) -> tuple[int, int] | None:
+def _sql_decimal(types: list[str], schema: dict[str, Any]) -> tuple[int, int] | None:
+    """(precision, scale) of a JSON number or ``x-singer.decimal`` string that is a
+    SQL numeric(p,s); None for anything else (unconstrained numerics stay strings)."""
+    decimal_string = types == ["string"] and schema.get("format") == "x-singer.decimal"
+    if types != ["number"] and not decimal_string:
+        return None
     match = _SQL_DECIMAL.fullmatch(str(schema.get("x-sql-datatype", "")))
     if match is None:
         return None
@@ -47,7 +52,7 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
     kind: FieldKind
     children: tuple[FieldSpec, ...] = ()
     item: FieldSpec | None = None
-    decimal = _sql_decimal(schema) if types == ["number"] else None
+    decimal = _sql_decimal(types, schema)
     if decimal is not None:
         kind = "decimal"
     elif len(types) != 1:

@@ -11,7 +11,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.sql import SQLStream
 from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
-from dativo.errors import CodecError
+from dativo.errors import CodecError, ConfigError
 from tap_dativo_postgres.client import PostgresConnector
 from tap_dativo_postgres.types import NonFiniteDecimal, decimal_text, is_decimal_text, to_json
 
@@ -83,6 +83,11 @@ class PostgresStream(SQLStream):
 
             yield from ChangeReader(self).records()
             return
+        if self.replication_key in self._decimal_text:
+            raise ConfigError(
+                f"stream '{self.name}': replication key {self.replication_key} is a numeric "
+                "sent as a decimal string, whose text order is not its numeric order; set "
+                "use_singer_decimal: false, or pick another replication key")
         with self.pg_connector.connect() as conn:
             query = self.build_query(context=context)
             names, rows = select_rows(conn, query, self.fetch_rows)

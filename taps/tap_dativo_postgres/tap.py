@@ -70,6 +70,11 @@ class TapDativoPostgres(SQLTap):
         th.Property("publication_name", th.StringType, default="dativo",
                     description="LOG_BASED: the publication listing the CDC tables "
                                 "(CREATE PUBLICATION, see docs/tap-postgres.md)."),
+        th.Property("use_singer_decimal", th.BooleanType, default=True,
+                    description="numeric(p,s) values as decimal strings (`x-singer.decimal` "
+                                "with precision and scale), so no JSON reader rounds them "
+                                "through a float; false sends JSON numbers with every digit. "
+                                "Unconstrained numerics are always strings."),
     ).to_dict()
 
     @classmethod

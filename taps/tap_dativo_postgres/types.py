@@ -37,13 +37,23 @@ class PostgresToJSONSchema(SQLToJSONSchema):
 
     @to_jsonschema.register
     def numeric_to_jsonschema(self, column_type: sat.Numeric) -> dict:
-        """numeric(p,s) as an exact JSON number; floats (real/double) as plain numbers."""
+        """numeric(p,s) exactly; real and double precision as plain JSON numbers.
+
+        With ``use_singer_decimal`` (this tap's default) the value is a decimal string
+        (singer-sdk's ``x-singer.decimal``), which no JSON parser can round through a
+        float; otherwise a JSON number with every digit. Either way ``x-sql-datatype``
+        says ``numeric(p,s)``. Unconstrained (or wider than 38 digits) numerics are
+        always strings: no fixed-point type downstream holds them.
+        """
         if isinstance(column_type, sat.Float):
             return {"type": ["number"]}
         precision, scale = column_type.precision, column_type.scale
-        if precision is not None and precision <= MAX_DECIMAL_PRECISION:
-            return {"type": ["number"], "x-sql-datatype": f"numeric({precision},{scale or 0})"}
-        return {"type": ["string"], "format": "x-singer.decimal", "x-sql-datatype": "numeric"}
+        if precision is None or precision > MAX_DECIMAL_PRECISION:
+            return {"type": ["string"], "format": "x-singer.decimal", "x-sql-datatype": "numeric"}
+        sql = f"numeric({precision},{scale or 0})"
+        if self.use_singer_decimal:
+            return {"type": ["string"], "format": "x-singer.decimal", "x-sql-datatype": sql}
+        return {"type": ["number"], "x-sql-datatype": sql}
 
     @to_jsonschema.register
     def datetime_to_jsonschema(self, column_type: sat.DateTime) -> dict:

@@ -160,7 +160,8 @@ def test_discover_finds_keys_of_tables_views_and_unique_indexes(
     }
     orders = next(e for e in catalog["streams"] if e["tap_stream_id"] == "public-orders")
     assert orders["schema"]["properties"]["amount"] == {
-        "type": ["number", "null"], "x-sql-datatype": "numeric(10,2)"}
+        "type": ["string", "null"], "format": "x-singer.decimal",
+        "x-sql-datatype": "numeric(10,2)"}
     assert orders["schema"]["properties"]["note"] == {"type": ["string", "null"]}
     root = next(m["metadata"] for m in orders["metadata"] if not m["breadcrumb"])
     assert root["schema-name"] == "public"
@@ -230,18 +231,25 @@ def test_full_table_emits_every_row_and_an_empty_bookmark(
     run = run_tap(tmp_path, config, catalog=catalog)
     assert run.returncode == 0, run.stderr
     assert sorted(run.records("public-orders"), key=lambda r: r["id"]) == [
-        {"id": 1, "amount": Decimal("10.50"), "note": "first"},
-        {"id": 2, "amount": Decimal("250.00"), "note": None},
-        {"id": 3, "amount": Decimal("0.01"), "note": "third"},
+        {"id": 1, "amount": "10.50", "note": "first"},
+        {"id": 2, "amount": "250.00", "note": None},
+        {"id": 3, "amount": "0.01", "note": "third"},
     ]
     assert sorted((r["order_id"], r["line"], r["sku"]) for r in
                   run.records("public-order_lines")) == [(1, 1, "A"), (1, 2, "B"), (2, 1, "C")]
     assert run.schema("public-orders")["key_properties"] == ["id"]
     assert run.states[-1] == {"bookmarks": {"public-orders": {}, "public-order_lines": {}}}
-    # Exact decimals: the JSON text carries the column's scale, not a float's rendering.
-    amounts = [str(r["amount"]) for r in sorted(run.records("public-orders"),
-                                                key=lambda r: r["id"])]
-    assert amounts == ["10.50", "250.00", "0.01"]
+
+    # use_singer_decimal false: JSON numbers, still with every digit and the scale.
+    as_numbers = run_tap(tmp_path, {**config, "use_singer_decimal": False},
+                         catalog=select(discover(tmp_path, {**config, "use_singer_decimal":
+                                                            False}), {"public-orders": {}}))
+    amounts = [r["amount"] for r in sorted(as_numbers.records("public-orders"),
+                                           key=lambda r: r["id"])]
+    assert [(type(a), str(a)) for a in amounts] == [
+        (Decimal, "10.50"), (Decimal, "250.00"), (Decimal, "0.01")]
+    assert as_numbers.schema("public-orders")["schema"]["properties"]["amount"] == {
+        "type": ["number", "null"], "x-sql-datatype": "numeric(10,2)"}
 
 
 EVENTS = """

@@ -33,6 +33,7 @@ from bench import (
     TABLE_IDENTIFIER,
     TENANT,
     WORK_DIR,
+    batch_manifest,
     meltano_project,
 )
 from bench.generate import ensure_file, records_from_env
@@ -44,13 +45,17 @@ GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
-RUN_NAMES = ("floor", "target", "meltano", "peer")
+RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
     "meltano": "target-dativo-iceberg (meltano run)",
     "peer": "peer: singer-sdk BatchSink + pyiceberg",
+    "batch_parquet": "target-dativo-iceberg (BATCH, Parquet manifest)",
+    "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
 }
+TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
+GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 
 
 def venv_bin() -> Path:
@@ -210,6 +215,24 @@ class Bench:
             cmd, stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, _ = count_rows(run_dir)
 
+    def batch_parquet(self, result: Result) -> None:
+        self._batch(result, "parquet")
+
+    def batch_jsonl(self, result: Result) -> None:
+        self._batch(result, "jsonl")
+
+    def _batch(self, result: Result, fmt: str) -> None:
+        """BATCH messages naming pre-generated files (bench/batch_manifest.py) on stdin;
+        the time includes reading the files, which the target does itself."""
+        messages = batch_manifest.ensure_manifest(self.records, fmt)
+        run_dir = self._dir(f"batch-{fmt}")
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        cmd = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+        result.seconds, result.peak_rss = measure(
+            cmd, stdin=messages, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, result.dead_letter_rows = count_rows(run_dir)
+
     def run(self, key: str, repeat: int) -> Result:
         """Run ``key`` ``repeat`` times (the slow peer once); keep the median time and
         the highest peak RSS, so one noisy run on a shared machine does not decide."""
@@ -261,8 +284,13 @@ def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bo
                      f"{ratio} | {r.peak_rss / 2**20:.0f} |")
     lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
     for r in results:
-        if r.key not in ("target", "meltano") or not r.ok or not r.seconds:
+        if r.key not in TARGET_RUNS or not r.ok or not r.seconds:
             continue
+        if r.key == "batch_parquet":
+            rate = records / r.seconds
+            verdict = "PASS" if rate >= GOAL_BATCH_PARQUET_ROWS_PER_SECOND else "FAIL"
+            lines.append(f"- {verdict}: {LABELS[r.key]} {rate:,.0f} rows/s "
+                         f"(goal >= {GOAL_BATCH_PARQUET_ROWS_PER_SECOND:,} rows/s)")
         if floor and floor.seconds:
             ratio = floor.seconds / r.seconds
             verdict = "PASS" if ratio >= GOAL_FLOOR_RATIO else "FAIL"

@@ -57,7 +57,7 @@ _READ_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _RECORD_OPEN = b'{"record":'
 _RECORD_SEP = b'}\n{"record":'
-_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r]*(?:\n|$)")
+_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t]*\n")  # lines always end with a newline
 _FIX_HINT = ("check that the tap's batch_config storage is readable from the target "
              "(same machine or shared storage, credentials in the environment)")
 
@@ -290,6 +290,8 @@ class _Spool:
 
     def write(self, lines: bytes) -> int:
         """Wrap and spool newline-terminated record lines; return how many."""
+        if b"\r" in lines:  # CRLF files: a JSON string cannot hold a raw CR
+            lines = lines.replace(b"\r\n", b"\n")
         if _BLANK_LINE.search(lines):
             lines = b"".join(ln + b"\n" for ln in lines.split(b"\n") if ln.strip())
             if not lines:
@@ -378,9 +380,10 @@ class ParquetFileBatch(SpooledBatch):
         checked = check_pretyped(con, compiled, records)
         reasons = checked.column(REASONS_COLUMN)
         ok = pc.equal(pc.list_value_length(reasons), 0)
-        valid = checked.filter(ok).drop_columns([REASONS_COLUMN])
+        valid = checked.drop_columns([REASONS_COLUMN])
         rejected: list[RejectedRecord] = []
-        if valid.num_rows != checked.num_rows:
+        if not pc.all(ok).as_py():  # filtering copies every column: only when needed
+            valid = valid.filter(ok)
             bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
             texts = _rows_as_json(con, table.take(bad_rows))
             rejected = [RejectedRecord(self.batch_line, text, row_reasons) for text, row_reasons

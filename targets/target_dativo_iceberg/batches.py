@@ -27,6 +27,7 @@ import pyarrow.json as pa_json
 
 from dativo.contracts import ARROW_VIEW, REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
+from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 _STRICT_BLOCK_BYTES = 16 * 1024 * 1024  # pyarrow parses blocks in parallel; a line must fit
@@ -70,8 +71,11 @@ class SpooledBatch:
         return self.run_lines[run] + row - self.run_rows[run]
 
     def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
-              schema: pa.Schema) -> CheckedBatch:
+              schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
         """Type and validate every buffered record in one vectorised pass.
+
+        ``read_versions``: also keep each RECORD's Singer ``version`` (for
+        ACTIVATE_VERSION), as column ``_sdc_table_version`` of the valid rows.
 
         Raises:
             CodecError: A line is not valid JSON or not a Singer RECORD; the message
@@ -95,7 +99,10 @@ class SpooledBatch:
                                              strict=True):
                     row_reasons.extend({"field": k, "rule": "unknownColumn"} for k in keys)
             rejected = self._rejected(bad_rows, bad_reasons)
-        return CheckedBatch(valid=valid.cast(schema), rejected=rejected)
+        valid = valid.cast(schema)
+        if read_versions:
+            valid = valid.append_column(VERSION_COLUMN, self._versions(con).filter(ok))
+        return CheckedBatch(valid=valid, rejected=rejected)
 
     def discard(self) -> None:
         os.unlink(self.path)
@@ -123,6 +130,16 @@ class SpooledBatch:
                          self.stream)
             return None
         return check_pretyped(con, compiled, records)
+
+    def _versions(self, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
+        """Each RECORD line's top-level ``version`` (null where absent)."""
+        try:
+            return con.execute(
+                "SELECT version FROM read_json(?, format='newline_delimited', "
+                "maximum_object_size=268435456, columns={'version': 'BIGINT'})",
+                [self.path]).fetch_arrow_table().column(0)
+        except duckdb.Error as exc:
+            raise self._codec_error(exc) from exc
 
     def _unknown_columns(self, con: duckdb.DuckDBPyConnection,
                          compiled: CompiledContract) -> pa.ChunkedArray | None:

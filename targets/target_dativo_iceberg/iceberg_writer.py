@@ -20,12 +20,17 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
-from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchTableError,
+    ValidationError,
+    ValidationException,
+)
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -37,12 +42,21 @@ from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
 from dativo.tables import DEAD_LETTER_SUFFIX
 from target_dativo_iceberg.dead_letter import DEAD_LETTER_SCHEMA
-from target_dativo_iceberg.staging import CommitMode, FileBatch
-from target_dativo_iceberg.upsert import rewrite_matching_rows
+from target_dativo_iceberg.rewrites import (
+    RowChange,
+    mark_older_versions_deleted,
+    older_versions,
+    rewrite_rows,
+    without_keys,
+)
+from target_dativo_iceberg.staging import CommitMode, TableChange, VersionActivation
 
 LOGGER = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 6
+COMMIT_BACKOFF_SECONDS = (0.1, 5.0)  # first and largest wait between attempts, before jitter
+CATALOG_OPEN_ATTEMPTS = 5
+SECRET_PROPERTY = re.compile(r"secret|password|token|credential|private", re.IGNORECASE)
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "write.target-file-size-bytes": str(160 * 1024 * 1024),
@@ -105,11 +119,9 @@ class IcebergWriter:
         props = dict(catalog_properties)
         name = props.pop("name", "dativo")
         _create_local_dirs(props)
-        try:
-            self.catalog: Catalog = load_catalog(name, **props)
-        except Exception as exc:  # pyiceberg raises many types for bad catalog config
-            raise ConfigError(f"catalog: cannot load catalog {name!r}: {exc}") from exc
+        self.catalog: Catalog = _open_catalog(name, props)
         self.tenant_id = tenant_id
+        self.warehouse = props.get("warehouse", "")
 
     def namespace(self, contract: Contract) -> tuple[str, str]:
         """The tenant's namespace for a contract, refusing any other tenant's.
@@ -129,17 +141,23 @@ class IcebergWriter:
         """Load the stream's table, creating it or adding new columns as needed."""
         identifier = (*self.namespace(contract), table_name(contract.name))
         table = self._create_or_load(identifier, schema)
-        if contract.primary_key and not table.schema().identifier_field_names():
-            with table.update_schema() as update:
-                update.set_identifier_fields(*contract.primary_key)
-        if contract.partitioning and table.spec().is_unpartitioned():
-            with table.update_spec() as spec:
-                for column, transform in contract.partitioning:
-                    name = column if transform == "identity" else (
-                        f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
-                    spec.add_field(column, parse_transform(transform), name)
-        _evolve_schema(table, schema)
-        return table
+        attempt = 0
+        while True:  # each step re-checks the table, so a retry redoes only what is missing
+            attempt += 1
+            try:
+                if contract.primary_key and not table.schema().identifier_field_names():
+                    with table.update_schema() as update:
+                        update.set_identifier_fields(*contract.primary_key)
+                if contract.partitioning and table.spec().is_unpartitioned():
+                    with table.update_spec() as spec:
+                        for column, transform in contract.partitioning:
+                            name = column if transform == "identity" else (
+                                f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
+                            spec.add_field(column, parse_transform(transform), name)
+                _evolve_schema(table, schema)
+                return table
+            except CommitFailedException as exc:  # another writer changed the table first
+                _wait_before_retry(table, attempt, exc)
 
     def dead_letter_table(self, contract: Contract) -> Table:
         identifier = (*self.namespace(contract),
@@ -147,14 +165,35 @@ class IcebergWriter:
         return self._create_or_load(identifier, DEAD_LETTER_SCHEMA)
 
     def _create_or_load(self, identifier: tuple[str, ...], schema: pa.Schema) -> Table:
-        self.catalog.create_namespace_if_not_exists(identifier[:-1])
+        """Load the table, creating it and its namespace first if needed.
+
+        Another process may create either at the same moment: the loser loads what the
+        winner created (pyiceberg's ``*_if_not_exists`` cover the table; SqlCatalog lets
+        a concurrent namespace insert fail with the database's own error).
+
+        Raises:
+            ConfigError: The warehouse cannot be read or written (location, credentials).
+        """
+        namespace = identifier[:-1]
         try:
-            return self.catalog.load_table(identifier)
-        except NoSuchTableError:
-            LOGGER.info("Creating Iceberg table %s", ".".join(identifier))
-            return self.catalog.create_table_if_not_exists(
-                identifier, schema=schema, properties=TABLE_PROPERTIES
-            )
+            try:
+                self.catalog.create_namespace_if_not_exists(namespace)
+            except Exception:
+                if not self.catalog.namespace_exists(namespace):
+                    raise
+            try:
+                return self.catalog.load_table(identifier)
+            except NoSuchTableError:
+                LOGGER.info("Creating Iceberg table %s", ".".join(identifier))
+                return self.catalog.create_table_if_not_exists(
+                    identifier, schema=schema, properties=TABLE_PROPERTIES
+                )
+        except OSError as exc:
+            raise ConfigError(
+                f"catalog.warehouse: table {'.'.join(identifier)} cannot be read or written "
+                f"in {self.warehouse or 'the warehouse'} ({exc}); check the warehouse "
+                "location and its credentials (s3.* catalog properties or AWS_* variables)"
+            ) from exc
 
     def write_files(self, table: Table, data: pa.Table) -> list[DataFile]:
         """Write ``data`` as Parquet data files of ``table``, not yet part of any snapshot.
@@ -168,20 +207,21 @@ class IcebergWriter:
         """
         return _write(table.metadata, table.io, data, table.name())
 
-    def commit_files(self, table: Table, batches: list[FileBatch],
+    def commit_files(self, table: Table, changes: list[TableChange],
                      properties: Mapping[str, str], *, mode: CommitMode = "append"
                      ) -> int | None:
-        """Put the ``batches``' files into ``table`` in one metadata commit; return the
+        """Apply ``changes`` to ``table``, in order, in one metadata commit; return the
         id of the last snapshot.
 
         ``overwrite``: first delete every existing row, so readers see either the old
         contents or the new, never a mix or an empty table. ``upsert``: before each
         batch's files are added, rows with the batch's keys are removed (rewritten
-        copy-on-write), in batch order, so the latest record for a key wins.
+        copy-on-write), so the latest record for a key wins. A version activation
+        deletes (or marks deleted) the rows of older table versions.
 
         Conflicting concurrent commits are retried with exponential backoff and jitter;
         the batches' files are already written, so a retry only redoes the metadata
-        (and, for upsert, the rewrite of files that a concurrent writer changed).
+        (and any copy-on-write rewrite, against the table as it now is).
 
         Raises:
             CommitError: The commit still fails after the last attempt.
@@ -191,49 +231,89 @@ class IcebergWriter:
                 with table.transaction() as tx:
                     if mode == "overwrite" and table.current_snapshot() is not None:
                         tx.delete(AlwaysTrue(), snapshot_properties=dict(properties))
-                    if mode == "upsert":
-                        self._upsert(tx, table, batches, properties)
-                    else:
-                        _add_files(tx, [f for b in batches for f in b.files], properties)
+                    _TableChanges(tx, table, properties, mode).apply(changes)
                 snapshot = table.current_snapshot()
                 return snapshot.snapshot_id if snapshot else None
-            except CommitFailedException as exc:
-                if attempt == COMMIT_ATTEMPTS:
-                    raise CommitError(
-                        f"commit to {table.name()} failed after {attempt} attempts: {exc}; "
-                        "the state was not advanced, rerun the pipeline"
-                    ) from exc
-                delay = min(5.0, 0.1 * 2**attempt) * (0.5 + random.random())
-                LOGGER.warning("Commit conflict on %s (attempt %d), retrying in %.2fs",
-                               table.name(), attempt, delay)
-                time.sleep(delay)
-                table.refresh()
+            except (CommitFailedException, ValidationException) as exc:
+                # pyiceberg has already re-applied the snapshot itself (commit.retry.*
+                # table properties); here the whole change is redone on the refreshed
+                # table, including a delete or copy-on-write rewrite.
+                _wait_before_retry(table, attempt, exc)
             except OSError as exc:
                 raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
         return None
 
-    @staticmethod
-    def _upsert(tx: Transaction, table: Table, batches: list[FileBatch],
-                properties: Mapping[str, str]) -> None:
+
+class _TableChanges:
+    """Stages one commit's changes of one table in a transaction, in message order."""
+
+    def __init__(self, tx: Transaction, table: Table, properties: Mapping[str, str],
+                 mode: CommitMode) -> None:
+        self.tx, self.table, self.mode = tx, table, mode
+        self.properties = dict(properties)
+        self.name = ".".join(table.name())
+
+    def apply(self, changes: list[TableChange]) -> None:
+        appends: list[DataFile] = []
         replaced = 0
-        for batch in batches:
-            if batch.keys is None:
-                raise ValueError("upsert batch without keys")
-            rewrite = rewrite_matching_rows(
-                tx, table.io, batch.keys,
-                lambda data: _write(tx.table_metadata, table.io, data, table.name()))
-            replaced += rewrite.rows_replaced
-            if not rewrite.removed:
-                _add_files(tx, batch.files, properties)
-                continue
-            with tx.update_snapshot(snapshot_properties=dict(properties)).overwrite() as change:
-                for data_file in rewrite.removed:
-                    change.delete_data_file(data_file)
-                for data_file in rewrite.added + batch.files:
-                    change.append_data_file(data_file)
+        for change in changes:
+            if isinstance(change, VersionActivation):
+                self._add(appends)
+                appends = []
+                self._activate(change)
+            elif self.mode == "upsert" and change.keys is not None:
+                self._add(appends)
+                appends = []
+                replaced += self._rewrite(*without_keys(change.keys), extra=change.files)
+            else:
+                appends.extend(change.files)  # consecutive appends: one snapshot
+        self._add(appends)
         if replaced:
-            LOGGER.info("Upsert into %s replaces %d existing row(s)", ".".join(table.name()),
-                        replaced)
+            LOGGER.info("Upsert into %s replaces %d existing row(s)", self.name, replaced)
+
+    def _add(self, files: list[DataFile]) -> None:
+        if not files:
+            return
+        with self.tx.update_snapshot(snapshot_properties=self.properties).fast_append() as add:
+            for data_file in files:
+                add.append_data_file(data_file)
+
+    def _activate(self, activation: VersionActivation) -> None:
+        if activation.hard_delete:
+            before = _row_count(self.tx)
+            self.tx.delete(older_versions(activation.version),
+                           snapshot_properties=self.properties)
+            retired = before - _row_count(self.tx)
+        else:
+            retired = self._rewrite(*mark_older_versions_deleted(activation.version,
+                                                                 activation.at))
+        LOGGER.info("ACTIVATE_VERSION %d on %s: %s %d row(s) of older versions",
+                    activation.version, self.name,
+                    "deleted" if activation.hard_delete else "marked _sdc_deleted_at on",
+                    retired)
+
+    def _rewrite(self, prune: BooleanExpression, change: RowChange,
+                 extra: list[DataFile] | None = None) -> int:
+        """Copy-on-write ``change`` plus ``extra`` new files, as one overwrite snapshot."""
+        io, metadata = self.table.io, self.tx.table_metadata
+        rewrite = rewrite_rows(self.tx, io, prune, change,
+                               lambda data: _write(metadata, io, data, self.table.name()))
+        if not rewrite.removed:
+            self._add(extra or [])
+            return 0
+        with self.tx.update_snapshot(snapshot_properties=self.properties).overwrite() as ow:
+            for data_file in rewrite.removed:
+                ow.delete_data_file(data_file)
+            for data_file in rewrite.added + (extra or []):
+                ow.append_data_file(data_file)
+        return rewrite.rows_changed
+
+
+def _row_count(tx: Transaction) -> int:
+    snapshot = tx.table_metadata.current_snapshot()
+    if snapshot is None or snapshot.summary is None:
+        return 0
+    return int(snapshot.summary.get("total-records", 0))
 
 
 def _write(metadata: TableMetadata, io: FileIO, data: pa.Table,
@@ -244,7 +324,69 @@ def _write(metadata: TableMetadata, io: FileIO, data: pa.Table,
         raise CommitError(f"writing data files of {'.'.join(name)} failed: {exc}") from exc
 
 
-def _add_files(tx: Transaction, files: list[DataFile], properties: Mapping[str, str]) -> None:
-    with tx.update_snapshot(snapshot_properties=dict(properties)).fast_append() as append:
-        for data_file in files:
-            append.append_data_file(data_file)
+def _wait_before_retry(table: Table, attempt: int, exc: Exception) -> None:
+    """After a commit conflict: wait (exponential backoff, jittered so writers that
+    collided do not collide again) and refresh ``table`` to the catalog's current state.
+
+    Raises:
+        CommitError: ``attempt`` was the last one.
+    """
+    name = ".".join(table.name())
+    if attempt >= COMMIT_ATTEMPTS:
+        raise CommitError(
+            f"commit to {name} still conflicted with concurrent writers after {attempt} "
+            f"attempts ({exc}); this commit is not in the table and its STATE was not "
+            "emitted, so a rerun is safe; if it persists, fewer writers per table or a "
+            "longer commit_interval_seconds reduce conflicts"
+        ) from exc
+    first, largest = COMMIT_BACKOFF_SECONDS
+    delay = min(largest, first * 2**attempt) * random.uniform(0.5, 1.5)
+    LOGGER.warning("Commit conflict on %s (attempt %d of %d: %s); retrying in %.2f s",
+                   name, attempt, COMMIT_ATTEMPTS, exc, delay)
+    time.sleep(delay)
+    table.refresh()
+
+
+def _open_catalog(name: str, props: dict[str, str]) -> Catalog:
+    """Load the catalog. Processes that start together on a new SqlCatalog database
+    all create its tables; the losers see a duplicate-key error and simply retry.
+
+    Raises:
+        ConfigError: The catalog cannot be loaded (the message carries no secret).
+    """
+    for attempt in range(1, CATALOG_OPEN_ATTEMPTS + 1):
+        try:
+            return load_catalog(name, **props)
+        except Exception as exc:  # pyiceberg raises many types for bad catalog config
+            if attempt < CATALOG_OPEN_ATTEMPTS and _lost_init_race(exc):
+                LOGGER.info("Catalog %r is being set up by another process; retrying", name)
+                time.sleep(0.2 * attempt)
+                continue
+            raise ConfigError(
+                f"catalog: cannot load catalog {name!r}: {redact_secrets(str(exc), props)}"
+            ) from exc
+    raise AssertionError("unreachable")
+
+
+def _lost_init_race(exc: Exception) -> bool:
+    try:
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+    except ImportError:  # no SQL catalog support installed, so not a SqlCatalog race
+        return False
+    return isinstance(exc, IntegrityError | ProgrammingError)
+
+
+def redact_secrets(text: str, props: Mapping[str, str]) -> str:
+    """``text`` without the values of secret-looking catalog properties and without
+    passwords embedded in URIs, so that an error message can be logged."""
+    secrets = {v for k, v in props.items() if SECRET_PROPERTY.search(k) and v}
+    for value in props.values():
+        try:
+            password = urlparse(value).password
+        except ValueError:
+            continue
+        if password:
+            secrets |= {password, unquote(password)}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

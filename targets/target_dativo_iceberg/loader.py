@@ -22,12 +22,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dativo.contracts import CompiledContract, Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ConfigError, ContractViolation
@@ -35,7 +37,15 @@ from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.settings import TargetSettings
-from target_dativo_iceberg.staging import CommitMode, FileBatch, last_per_key
+from target_dativo_iceberg.staging import (
+    VERSION_COLUMN,
+    VERSION_FIELDS,
+    CommitMode,
+    FileBatch,
+    TableChange,
+    VersionActivation,
+    last_per_key,
+)
 from target_dativo_iceberg.stream_contracts import (
     contract_for_stream,
     schema_drift,
@@ -49,6 +59,7 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 _NO_STATE = object()
+_VERSION_KEY = b'"version"'  # a nested key of that name only costs one extra scan
 
 
 @dataclass
@@ -71,6 +82,16 @@ class _StreamSink:
     upsert_keys: tuple[str, ...] = ()
     table: Table | None = None
     dead_letter: Table | None = None
+    # ACTIVATE_VERSION bookkeeping (commit thread): once a stream is versioned its rows
+    # carry _sdc_table_version, from their RECORD or else the last activated version.
+    versioned: bool = False
+    current_version: int | None = None
+
+    @property
+    def table_schema(self) -> pa.Schema:
+        if not self.versioned:
+            return self.schema
+        return pa.schema([*self.schema, *VERSION_FIELDS])
 
 
 @dataclass
@@ -80,11 +101,11 @@ class _Staged:
     table: Table
     stream: str
     dead_letter: bool
-    batches: list[FileBatch] = field(default_factory=list)
+    changes: list[TableChange] = field(default_factory=list)
     rows: int = 0
 
-    def add(self, batch: FileBatch, rows: int) -> None:
-        self.batches.append(batch)
+    def add(self, change: TableChange, rows: int) -> None:
+        self.changes.append(change)
         self.rows += rows
 
 
@@ -93,6 +114,7 @@ class _Stream:
     sink: _StreamSink
     buffer: StreamBuffer
     schema_key: bytes
+    versioned_records: bool = False  # a RECORD line carried a "version"
 
 
 class Loader:
@@ -178,6 +200,9 @@ class Loader:
             )
         if self._drain_due:
             self.drain()
+        if (not entry.versioned_records and _VERSION_KEY in lines
+                and self.settings.process_activate_version_messages):
+            entry.versioned_records = True  # from now on, each batch reads its versions
         buffer = entry.buffer
         room = self.settings.batch_size_rows - buffer.rows
         while count > room:  # cut the run so every batch holds exactly batch_size_rows
@@ -226,11 +251,25 @@ class Loader:
         if self._drain_due or not any(entry.buffer.rows for entry in self._streams.values()):
             self.drain()
 
-    def on_activate_version(self, stream: str) -> None:
-        """Drain first, so records of the old version are not mixed with the new."""
-        if stream not in self._streams:
+    def on_activate_version(self, stream: str, version: int) -> None:
+        """Retire the stream's older table versions, after the records before it.
+
+        The stream's pending records drain first (loading them after the activation
+        would retire them too, the bug of target-postgres #340); the activation is then
+        staged behind them, so the next commit applies both in message order.
+        """
+        entry = self._streams.get(stream)
+        if entry is None:
             LOGGER.warning("ACTIVATE_VERSION for unknown stream '%s' ignored", stream)
+            return
+        if not self.settings.process_activate_version_messages:
+            LOGGER.info("ACTIVATE_VERSION %d for stream '%s' ignored "
+                        "(process_activate_version_messages is off)", version, stream)
+            return
         self.drain()
+        previous = self._committing[-1] if self._committing else None
+        self._committing.append(self._commit_pool.submit(
+            self._activate_version, previous, entry.sink, stream, version))
 
     # -- flushing -------------------------------------------------------------
     def drain(self, *, publish: bool = False) -> None:
@@ -242,7 +281,7 @@ class Loader:
         N+1 is checked and N+2 is spooled. Waiting here for check N-1 and commit N-2
         bounds memory to a few batches.
         """
-        batches = [(entry.sink, entry.buffer.detach())
+        batches = [(entry.sink, entry.buffer.detach(), entry.versioned_records)
                    for entry in self._streams.values() if entry.buffer.rows]
         state, self._pending_state = self._pending_state, _NO_STATE
         self._drain_due = False
@@ -264,13 +303,14 @@ class Loader:
             self._committing.popleft().result()
         self._checking = None
 
-    def _check_all(self, batches: list[tuple[_StreamSink, SpooledBatch]]
+    def _check_all(self, batches: list[tuple[_StreamSink, SpooledBatch, bool]]
                    ) -> list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]:
         try:
-            return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema))
-                    for sink, batch in batches]
+            return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema,
+                                              read_versions=versions))
+                    for sink, batch, versions in batches]
         finally:
-            for _, batch in batches:
+            for _, batch, _ in batches:
                 batch.discard()
 
     def _commit_all(self, previous: Future[None] | None,
@@ -312,14 +352,32 @@ class Loader:
                 ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
             )
         valid, keys = checked.valid, None
+        if VERSION_COLUMN in valid.column_names and not sink.versioned:
+            sink.versioned, sink.table = True, None  # the table gains the version columns
+        if sink.versioned:
+            valid = _with_version_columns(valid, sink.current_version)
         if sink.upsert_keys and valid.num_rows:
             valid = last_per_key(valid, sink.upsert_keys)
             keys = valid.select(list(sink.upsert_keys))
         if valid.num_rows:
             if sink.table is None:
-                sink.table = writer.ensure_table(sink.contract, sink.schema)
+                sink.table = writer.ensure_table(sink.contract, sink.table_schema)
             self._staged_files(sink.table, stream, dead_letter=False).add(
                 FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
+
+    def _activate_version(self, previous: Future[None] | None, sink: _StreamSink,
+                          stream: str, version: int) -> None:
+        """Stage an ACTIVATE_VERSION behind the stream's earlier batches (commit thread)."""
+        if previous is not None:
+            previous.result()
+        if not sink.versioned:
+            sink.versioned, sink.table = True, None
+        sink.current_version = version
+        if sink.table is None:
+            sink.table = self._writer.result().ensure_table(sink.contract, sink.table_schema)
+        self._staged_files(sink.table, stream, dead_letter=False).add(
+            VersionActivation(version, self.settings.hard_delete, datetime.now(timezone.utc)),
+            0)
 
     def _staged_files(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
         name = ".".join(table.name())
@@ -339,7 +397,7 @@ class Loader:
             mode: CommitMode = "append"
             if not staged.dead_letter and self.settings.load_method != "append-only":
                 mode = self.settings.load_method
-            snapshot = self._writer.result().commit_files(staged.table, staged.batches,
+            snapshot = self._writer.result().commit_files(staged.table, staged.changes,
                                                           properties, mode=mode)
             if staged.dead_letter:
                 continue
@@ -349,7 +407,8 @@ class Loader:
                 stats.snapshot_ids.append(snapshot)
             LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
                         "(%d committed, %d rejected so far)", staged.stream, staged.rows,
-                        sum(len(b.files) for b in staged.batches),
+                        sum(len(c.files) for c in staged.changes
+                            if isinstance(c, FileBatch)),
                         time.monotonic() - started, stats.committed,
                         stats.rejected)
         self._staged.clear()
@@ -402,6 +461,20 @@ class Loader:
             entry.buffer.close()
         self._con.close()
         self._spool_dir.cleanup()
+
+
+def _with_version_columns(rows: pa.Table, current: int | None) -> pa.Table:
+    """Give a versioned stream's rows their version (or the activated one) and a null
+    ``_sdc_deleted_at``."""
+    version_field, deleted_field = VERSION_FIELDS
+    if VERSION_COLUMN in rows.column_names:
+        versions = pc.fill_null(rows.column(VERSION_COLUMN), current) if current is not None \
+            else rows.column(VERSION_COLUMN)
+        rows = rows.drop_columns([VERSION_COLUMN])
+    else:
+        versions = pa.array([current] * rows.num_rows, version_field.type)
+    return (rows.append_column(version_field, versions)
+            .append_column(deleted_field, pa.nulls(rows.num_rows, deleted_field.type)))
 
 
 def _after_nth_newline(data: bytes, n: int) -> int:

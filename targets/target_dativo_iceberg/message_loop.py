@@ -129,7 +129,12 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
     elif kind == "STATE":
         loader.on_state(_require(message, "value", line_number))
     elif kind == "ACTIVATE_VERSION":
-        loader.on_activate_version(_require(message, "stream", line_number))
+        stream = _require(message, "stream", line_number)
+        version = _require(message, "version", line_number)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CodecError(f"ACTIVATE_VERSION for stream '{stream}' has a non-integer "
+                             f"version {version!r}", line=line_number)
+        loader.on_activate_version(stream, version)
     elif kind == "BATCH":
         batch = parse_batch_message(message, line_number)
         loader.on_batch(batch.stream, manifest_batches(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
 CommitMode = Literal["append", "overwrite", "upsert"]
 _POSITION = "__dativo_position"
 
+# Singer's table-version bookkeeping, as singer-sdk's SQL targets name it. A stream gets
+# these columns once its tap sends ACTIVATE_VERSION or versioned RECORDs.
+VERSION_COLUMN = "_sdc_table_version"
+DELETED_AT_COLUMN = "_sdc_deleted_at"
+VERSION_FIELDS = (pa.field(VERSION_COLUMN, pa.int64()),
+                  pa.field(DELETED_AT_COLUMN, pa.timestamp("us", tz="UTC")))
+
 
 @dataclass(frozen=True)
 class FileBatch:
@@ -26,6 +34,19 @@ class FileBatch:
 
     files: list[DataFile]
     keys: pa.Table | None = None
+
+
+@dataclass(frozen=True)
+class VersionActivation:
+    """ACTIVATE_VERSION: rows of older versions are deleted, or marked deleted at ``at``."""
+
+    version: int
+    hard_delete: bool
+    at: datetime
+
+
+TableChange = FileBatch | VersionActivation
+"""One step of a table's next commit; steps apply in the order the messages arrived."""
 
 
 def last_per_key(data: pa.Table, keys: Sequence[str]) -> pa.Table:

@@ -12,7 +12,11 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 import orjson
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.helpers.capabilities import (
+    CapabilitiesEnum,
+    PluginCapabilities,
+    TargetCapabilities,
+)
 
 from dativo.errors import DativoError
 from target_dativo_iceberg.loader import Loader
@@ -46,6 +50,8 @@ class TargetDativoIceberg(Target):
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.ABOUT,
         PluginCapabilities.STRUCTURED_LOGGING,
+        PluginCapabilities.ACTIVATE_VERSION,
+        TargetCapabilities.HARD_DELETE,
     ]
 
     config_jsonschema = th.PropertiesList(
@@ -77,6 +83,9 @@ class TargetDativoIceberg(Target):
                                 "them with one warning; evolve adds them to the table, typed "
                                 "by the SCHEMA; freeze sends records with a value in a "
                                 "column outside the contract to the dead-letter table."),
+        th.Property("hard_delete", th.BooleanType, default=False,
+                    description="ACTIVATE_VERSION: delete the rows of older table versions "
+                                "(true) or set their _sdc_deleted_at (false)."),
         th.Property("commit_interval_seconds", th.NumberType,
                     default=DEFAULT_COMMIT_INTERVAL_SECONDS,
                     description="Commit written data files (one snapshot per table) and emit "

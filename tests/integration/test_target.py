@@ -210,9 +210,11 @@ def test_about_advertises_only_what_the_target_does() -> None:
     result = subprocess.run([str(BIN / "target-dativo-iceberg"), "--about", "--format", "json"],
                             capture_output=True, timeout=60, check=True)
     about = orjson.loads(result.stdout)
-    assert about["capabilities"] == ["about", "structured-logging"]
+    assert about["capabilities"] == ["about", "structured-logging", "activate-version",
+                                     "hard-delete"]
     assert {"tenant_id", "catalog", "contracts_dir", "stream_contracts", "validation_mode",
-            "batch_size_rows", "batch_max_bytes", "commit_interval_seconds"} <= set(
+            "batch_size_rows", "batch_max_bytes", "commit_interval_seconds", "load_method",
+            "schema_evolution", "hard_delete", "process_activate_version_messages"} <= set(
         about["settings"]["properties"])
     assert "stream_maps" not in about["settings"]["properties"]
 
@@ -470,3 +472,56 @@ def test_upsert_without_any_key_fails_before_loading(
     assert "key_properties" in message and "Traceback" not in message
     assert emitted_states(result) == []
     assert not open_catalog().table_exists(("acme", "default", "users"))
+
+
+def versioned(i: int, version: int, **overrides: object) -> dict:
+    return {**record(i, **overrides), "version": version}
+
+
+def activate(version: int) -> dict:
+    return {"type": "ACTIVATE_VERSION", "stream": "users", "version": version}
+
+
+@pytest.mark.parametrize("hard_delete", [False, True])
+def test_activate_version_retires_older_versions_after_draining_pending_records(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog], hard_delete: bool,
+) -> None:
+    """singer-sdk taps announce a version before its records; classic taps activate it
+    after them, with records of an older version possibly still pending (the
+    target-postgres #340 case): those must be loaded first and then retired too."""
+    config = target_config(hard_delete=hard_delete, commit_interval_seconds=3600)
+    runs = [
+        [SCHEMA, activate(100), *(versioned(i, 100) for i in range(1, 5)), state(1)],
+        [SCHEMA, activate(200), versioned(1, 200), versioned(2, 200), state(2)],
+        [SCHEMA, versioned(7, 250), versioned(1, 300), versioned(5, 300), activate(300),
+         state(3)],
+    ]
+    for lines in runs:
+        result = run_target(config, singer_lines(lines))
+        assert result.returncode == 0, result.stderr.decode()
+        assert emitted_states(result) == [lines[-1]["value"]]
+    rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
+    live = sorted((r["id"], r["_sdc_table_version"]) for r in rows
+                  if r["_sdc_deleted_at"] is None)
+    assert live == [(1, 300), (5, 300)]
+    retired = sorted((r["id"], r["_sdc_table_version"]) for r in rows
+                     if r["_sdc_deleted_at"] is not None)
+    if hard_delete:
+        assert retired == []
+        assert b"ACTIVATE_VERSION 300 on acme.default.users: deleted 3 row(s)" in result.stderr
+    else:
+        assert retired == [(1, 100), (1, 200), (2, 100), (2, 200), (3, 100), (4, 100),
+                           (7, 250)]
+        assert b"marked _sdc_deleted_at on 3 row(s)" in result.stderr
+
+
+def test_activate_version_can_be_ignored(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    config = target_config(process_activate_version_messages=False)
+    for version in (1, 2):
+        result = run_target(config, singer_lines([SCHEMA, activate(version),
+                                                  versioned(version, version)]))
+        assert result.returncode == 0, result.stderr.decode()
+    rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
+    assert sorted(r["id"] for r in rows) == [1, 2] and "_sdc_deleted_at" not in rows[0]

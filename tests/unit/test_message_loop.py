@@ -33,7 +33,7 @@ class RecordingLoader:
     def on_state(self, value: Any) -> None:
         self.events.append(("STATE", value))
 
-    def on_activate_version(self, stream: str) -> None:
+    def on_activate_version(self, stream: str, version: int) -> None:
         self.events.append(("ACTIVATE_VERSION", stream))
 
 

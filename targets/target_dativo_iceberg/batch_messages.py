@@ -22,10 +22,8 @@ name that line, the file and the row.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
-import re
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -57,7 +55,6 @@ _READ_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _RECORD_OPEN = b'{"record":'
 _RECORD_SEP = b'}\n{"record":'
-_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t]*\n")  # lines always end with a newline
 _FIX_HINT = ("check that the tap's batch_config storage is readable from the target "
              "(same machine or shared storage, credentials in the environment)")
 
@@ -204,32 +201,37 @@ def _decompressed(message: BatchMessage, uri: str) -> Iterator[bytes]:
         raise _unreadable(message, uri, exc) from exc
     try:
         with raw:
-            head = raw.read(2)
-            if head == _GZIP_MAGIC or message.compression == "gzip":
-                source: IO[bytes] = gzip.GzipFile(fileobj=_Prepend(head, raw))
-            else:
-                yield head
-                source = raw
-            with source:
-                while block := source.read(_READ_BYTES):
+            block = raw.read(_READ_BYTES)
+            if block[:2] != _GZIP_MAGIC and message.compression != "gzip":
+                while block:
                     yield block
+                    block = raw.read(_READ_BYTES)
+                return
+            yield from _gunzip(block, raw)
     except (OSError, EOFError, zlib.error, pa.ArrowException) as exc:
         raise _unreadable(message, uri, exc) from exc
 
 
-class _Prepend:
-    """A read-only file that returns ``head`` and then the rest of ``raw``."""
+def _gunzip(block: bytes, raw: IO[bytes]) -> Iterator[bytes]:
+    """Inflate gzip members (zlib directly: about twice as fast as ``gzip.GzipFile``).
 
-    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
-        self._head, self._raw = head, raw
-
-    def read(self, size: int = -1) -> bytes:
-        if not self._head:
-            return self._raw.read(size)
-        head, self._head = self._head, b""
-        if size < 0:
-            return head + self._raw.read()
-        return head + self._raw.read(max(0, size - len(head)))
+    Raises:
+        EOFError: The file ends inside a member (a truncated file).
+    """
+    inflate = zlib.decompressobj(wbits=31)
+    while block:
+        data = block
+        while data:  # output is capped per call, so memory stays bounded
+            out = inflate.decompress(data, _READ_BYTES)
+            if out:
+                yield out
+            if not inflate.eof:
+                data = inflate.unconsumed_tail
+            elif data := inflate.unused_data:  # concatenated members
+                inflate = zlib.decompressobj(wbits=31)
+        block = raw.read(_READ_BYTES)
+    if not inflate.eof:
+        raise EOFError("the gzip data ends early (truncated file)")
 
 
 def spool_jsonl(message: BatchMessage, uri: str, spool_dir: Path,
@@ -268,6 +270,13 @@ def spool_jsonl(message: BatchMessage, uri: str, spool_dir: Path,
             spool.close().discard()
 
 
+def _may_have_blank_line(lines: bytes) -> bool:
+    """Cheap (memchr-speed) test; a regex over the block is ten times slower. True
+    also for lines with trailing blanks, which the slow path then keeps intact."""
+    return (lines[:1] in (b"\n", b" ", b"\t") or b"\n\n" in lines or b" \n" in lines
+            or b"\t\n" in lines)
+
+
 def _after_lines(data: bytes, n: int) -> int:
     """Offset just past the ``n``-th newline of ``data``, or its end if it has fewer."""
     if data.count(b"\n") <= n:
@@ -292,7 +301,7 @@ class _Spool:
         """Wrap and spool newline-terminated record lines; return how many."""
         if b"\r" in lines:  # CRLF files: a JSON string cannot hold a raw CR
             lines = lines.replace(b"\r\n", b"\n")
-        if _BLANK_LINE.search(lines):
+        if _may_have_blank_line(lines):
             lines = b"".join(ln + b"\n" for ln in lines.split(b"\n") if ln.strip())
             if not lines:
                 return 0

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from pyiceberg.catalog import Catalog, load_catalog
 
+from target_dativo_iceberg.iceberg_writer import redact_secrets
 from tests.conftest import emitted_states, run_target, singer_lines
 from tests.services.postgres import PostgresServer
 from tests.services.s3 import S3Server
@@ -187,10 +188,13 @@ def test_wrong_s3_secret_fails_clearly_without_printing_any_secret(
     props = {**backend.props, "s3.secret-access-key": wrong}
     result = run_target(target_config(catalog=props), singer_lines([SCHEMA, record(1),
                                                                     state(1)]))
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr.decode()
     assert b"Traceback" not in result.stderr
-    assert b"SIGNATURE_DOES_NOT_MATCH" in result.stderr or b"AccessDenied" in result.stderr \
-        or b"ACCESS_DENIED" in result.stderr, result.stderr.decode()
+    message = result.stderr.decode()
+    assert (f"catalog.warehouse: table acme.default.users cannot be read or written in "
+            f"{backend.props['warehouse']}") in message
+    assert "ACCESS_DENIED" in message or "SIGNATURE_DOES_NOT_MATCH" in message
+    assert "check the warehouse location and its credentials" in message
     assert result.stdout == b""  # nothing committed, so no STATE
     assert_no_secret(result, [*backend.secrets, wrong])
 
@@ -230,3 +234,15 @@ def test_nested_catalog_properties_as_meltano_writes_them(
     assert backend.bucket is not None
     assert any(k.endswith(".parquet") for k in s3.list_objects(backend.bucket, "lake/"))
     assert_no_secret(result, backend.secrets)
+
+
+def test_redact_secrets_removes_secret_properties_and_uri_passwords() -> None:
+    props = {"uri": "postgresql+psycopg2://app:p%40ss-word@db:5432/cat",
+             "s3.secret-access-key": "s3-key-value", "credential": "client:oauth-secret",
+             "token": "tok-123", "warehouse": "s3://lake/wh", "s3.access-key-id": "AKIA1"}
+    text = ("failed for postgresql+psycopg2://app:p%40ss-word@db:5432/cat (password "
+            "p@ss-word) with client:oauth-secret, s3-key-value and tok-123 at s3://lake/wh "
+            "as AKIA1")
+    assert redact_secrets(text, props) == (
+        "failed for postgresql+psycopg2://app:***@db:5432/cat (password ***) with ***, *** "
+        "and *** at s3://lake/wh as AKIA1")

@@ -18,6 +18,7 @@ import pytest
 from pyiceberg.catalog import Catalog
 
 from tests.conftest import REPO, emitted_states, read_table, run_target
+from tests.services.s3 import S3Server
 
 CONTRACT = REPO / "odcs_contracts" / "demo" / "crm" / "customers.odcs.yaml"
 TABLE = ("acme", "crm", "customers")
@@ -287,4 +288,40 @@ def test_corrupt_gzip_names_the_file(tmp_path: Path, config: Callable[..., Path]
                                                               "gzip")]))
     assert result.returncode == 2
     assert f"line 2: stream 'customers': BATCH manifest file {path.as_uri()} cannot be " \
+           "read" in result.stderr.decode()
+
+
+def test_s3_manifest_files_are_read_with_the_environment_credentials(
+    s3: S3Server, config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """s3:// URIs as singer-sdk writes them with an S3 storage root; the target finds
+    the server and key through the standard AWS environment variables."""
+    bucket = s3.create_bucket("batch-files")
+    store = s3.filesystem()
+    with store.open_output_stream(f"{bucket}/run/part-1.parquet") as out:
+        pq.write_table(pa.Table.from_pylist(ROWS[:4]), out)
+    with store.open_output_stream(f"{bucket}/run/part-2.jsonl.gz", compression=None) as out:
+        out.write(gzip.compress(b"".join(dumps(r) + b"\n" for r in ROWS[4:])))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    monkeypatch.setenv("AWS_REGION", s3.region)
+    messages = [SCHEMA, batch([f"s3://{bucket}/run/part-1.parquet"], "parquet"),
+                batch([f"s3://{bucket}/run/part-2.jsonl.gz"], "jsonl", "gzip"), state(8)]
+    result = run_target(config(), lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [state(8)["value"]]
+    catalog = open_catalog()
+    assert [r["customer_id"] for r in landed(catalog)] == [1, 8]
+    dead = dead_letters(catalog)
+    assert {i: d["reasons"] for i, d in dead.items()} == EXPECTED_REASONS
+    assert {i: d["line_number"] for i, d in dead.items()} == {
+        2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3}
+    assert s3.secret_key.encode() not in result.stderr
+
+    missing = f"s3://{bucket}/run/part-3.parquet"
+    result = run_target(config(), lines([SCHEMA, batch([missing], "parquet")]))
+    assert result.returncode == 2
+    assert f"line 2: stream 'customers': BATCH manifest file {missing} cannot be " \
            "read" in result.stderr.decode()

@@ -127,9 +127,14 @@ class BatchFileWriter:
 
 
 def _as_arrow(stream: str, rows: list[dict[str, Any]]) -> pa.Table | None:
-    """The chunk as an Arrow table, or ``None`` when a column mixes types."""
+    """The chunk as an Arrow table, or ``None`` when a column mixes types.
+
+    Columns are the union over all rows: ``pa.Table.from_pylist`` takes the first
+    row's keys only, which would drop a column that only later files of a glob have.
+    """
+    names = dict.fromkeys(key for row in rows for key in row)
     try:
-        return pa.Table.from_pylist(rows)
+        return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         LOGGER.info("stream '%s': batch written as jsonl, not Parquet: a column has mixed "
                     "types, e.g. a cell that did not convert (%s)", stream,

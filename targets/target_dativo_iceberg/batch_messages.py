@@ -165,6 +165,14 @@ class FileSpooledBatch(SpooledBatch):
     def where(self, row: int) -> str:
         return f"file {self.uri} row {self.first_row + row + 1}"
 
+    def _rejected(self, rows: list[int], reasons: list[list[dict[str, str]]]
+                  ) -> list[RejectedRecord]:
+        """As for RECORDs; the log also names the file and row, which the dead-letter
+        row (keyed by the BATCH message's line) cannot."""
+        LOGGER.info("Stream '%s': %d row(s) of BATCH %s rejected", self.stream, len(rows),
+                    self.where(rows[0]))
+        return super()._rejected(rows, reasons)
+
     def _codec_error(self, exc: duckdb.Error) -> CodecError:
         """Name the first row that is not a JSON object (error path only: re-scans)."""
         row = _first_bad_row(self.path)
@@ -397,7 +405,7 @@ class ParquetFileBatch(SpooledBatch):
             texts = _rows_as_json(con, table.take(bad_rows))
             rejected = [RejectedRecord(self.batch_line, text, row_reasons) for text, row_reasons
                         in zip(texts, reasons.take(bad_rows).to_pylist(), strict=True)]
-            LOGGER.info("Stream '%s': %d row(s) of BATCH file %s rejected, first at row %d",
+            LOGGER.info("Stream '%s': %d row(s) of BATCH file %s row %d rejected",
                         self.stream, len(bad_rows), self.uri, self.first_row + bad_rows[0] + 1)
         return CheckedBatch(valid=valid.cast(schema), rejected=rejected)
 

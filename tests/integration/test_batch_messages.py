@@ -325,3 +325,22 @@ def test_s3_manifest_files_are_read_with_the_environment_credentials(
     assert result.returncode == 2
     assert f"line 2: stream 'customers': BATCH manifest file {missing} cannot be " \
            "read" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_freeze_rejects_batch_rows_with_unknown_columns(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog], fmt: str
+) -> None:
+    rows = [customer(1, referrer=None), customer(2, referrer="ads"), customer(3)]
+    if fmt == "parquet":
+        uri = write_parquet(tmp_path / "f.parquet", pa.Table.from_pylist(rows))
+    else:
+        uri = write_jsonl(tmp_path / "f.jsonl", rows, gzipped=False)
+    result = run_target(config(schema_evolution="freeze"),
+                        lines([SCHEMA, batch([uri], fmt), state(3)]))
+    assert result.returncode == 0, result.stderr.decode()
+    catalog = open_catalog()
+    assert [r["customer_id"] for r in landed(catalog)] == [1, 3]
+    assert {i: d["reasons"] for i, d in dead_letters(catalog).items()} == {
+        2: [{"field": "referrer", "rule": "unknownColumn"}]}
+    assert f"1 row(s) of BATCH file {uri} row 2 rejected" in result.stderr.decode()

@@ -137,3 +137,21 @@ def test_storage_defaults_to_output_batches(in_tmp: Path) -> None:  # noqa: F811
     (uri,) = message["manifest"]
     assert local(uri).parent == in_tmp / "output" / "batches"
     assert [r["order_id"] for r in file_records(message)] == ["1", "2"]
+
+
+def test_parquet_batch_spanning_files_keeps_every_column(in_tmp: Path) -> None:  # noqa: F811
+    """Files of one glob with different headers: a batch holding rows of both keeps
+    the columns only the second file has."""
+    write(in_tmp / "data" / "a.csv", "id,name\n1,x\n")
+    write(in_tmp / "data" / "b.csv", "id,name,city\n2,y,Oslo\n")
+    cfg = {"files": [{"entity": "people", "path": "data/*.csv"}],
+           "batch_config": {"encoding": {"format": "parquet"},
+                            "storage": {"root": (in_tmp / "out").as_uri()},
+                            "batch_size": 10}}
+    plain = run_tap({"files": cfg["files"]})
+    (message,) = of_type(run_tap(cfg), "BATCH")
+    rows = file_records(message)
+    assert [(r["id"], r["name"], r["city"]) for r in rows] == [("1", "x", None),
+                                                               ("2", "y", "Oslo")]
+    assert [{k: v for k, v in r.items() if v is not None} for r in rows] == [
+        {k: v for k, v in r.items() if v is not None} for r in records(plain)]

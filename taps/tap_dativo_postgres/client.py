@@ -104,8 +104,7 @@ class PostgresConnector(SQLConnector):
 
     def create_engine(self) -> Engine:
         """One pooled engine; each connection gets the session settings (module doc)."""
-        engine = sa.create_engine(self.sqlalchemy_url, connect_args={"options": SESSION_OPTIONS},
-                                  pool_pre_ping=True)
+        engine = sa.create_engine(self.sqlalchemy_url, connect_args={"options": SESSION_OPTIONS})
         sa.event.listen(engine, "connect", lambda conn, _record: register_text_intervals(conn))
         return engine
 

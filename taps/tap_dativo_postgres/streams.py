@@ -11,7 +11,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.sql import SQLStream
 from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
-from dativo.errors import CodecError, ConfigError
+from dativo.errors import CodecError, ConfigError, DativoError
 from tap_dativo_postgres.client import PostgresConnector
 from tap_dativo_postgres.types import NonFiniteDecimal, decimal_text, is_decimal_text, to_json
 
@@ -32,6 +32,11 @@ CDC_COLUMNS: dict[str, dict[str, Any]] = {
 DEFAULT_FETCH_ROWS = 10_000
 
 
+class SourceError(DativoError):
+    """Raised when PostgreSQL refuses or breaks off a query (rights, a dropped table,
+    a lost connection)."""
+
+
 class PostgresStream(SQLStream):
     """Rows of one table, read through a server-side cursor.
 
@@ -50,9 +55,9 @@ class PostgresStream(SQLStream):
 
     def __init__(self, tap: Tap, catalog_entry: dict,
                  connector: PostgresConnector | None = None) -> None:
-        """A LOG_BASED entry gets the CDC columns before singer-sdk reads its schema."""
-        if _entry_method(catalog_entry) == REPLICATION_LOG_BASED:
-            catalog_entry = with_cdc_columns(catalog_entry)
+        """The entry as :func:`prepare_entry` leaves it (the tap's input catalog has
+        been through it too)."""
+        catalog_entry = prepare_entry(catalog_entry)
         super().__init__(tap, catalog_entry, connector)
         props = self.schema.get("properties", {})
         self._decimal_text = frozenset(n for n, p in props.items() if is_decimal_text(p))
@@ -88,11 +93,17 @@ class PostgresStream(SQLStream):
                 f"stream '{self.name}': replication key {self.replication_key} is a numeric "
                 "sent as a decimal string, whose text order is not its numeric order; set "
                 "use_singer_decimal: false, or pick another replication key")
-        with self.pg_connector.connect() as conn:
-            query = self.build_query(context=context)
-            names, rows = select_rows(conn, query, self.fetch_rows)
-            for row in rows:
-                yield self.row_to_record(names, row)
+        try:
+            with self.pg_connector.connect() as conn:
+                query = self.build_query(context=context)
+                names, rows = select_rows(conn, query, self.fetch_rows)
+                for row in rows:
+                    yield self.row_to_record(names, row)
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
+                              f"failed: {reason}; the next run starts again from the last "
+                              "STATE, so no row is lost") from None
 
     def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
         """Driver values to JSON-ready ones.
@@ -134,6 +145,22 @@ def select_rows(conn: sa.Connection, query: selectable.Select,
                 yield from partition
 
     return names, rows()
+
+
+def prepare_entry(entry: dict) -> dict:
+    """A catalog entry with its replication method where singer-sdk reads it, and, when
+    LOG_BASED, the CDC columns.
+
+    The method may be the entry's ``replication_method`` (Meltano writes it), or stream
+    metadata ``replication-method`` (the Singer spec's key) or
+    ``forced-replication-method``; singer-sdk reads only the first and the last.
+    """
+    method = _entry_method(entry)
+    if method and not entry.get("replication_method"):
+        entry = {**entry, "replication_method": method}
+    if method == REPLICATION_LOG_BASED:
+        entry = with_cdc_columns(entry)
+    return entry
 
 
 def _entry_method(entry: dict) -> str | None:

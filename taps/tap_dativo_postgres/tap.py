@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from singer_sdk import typing as th
+from singer_sdk.singerlib import Catalog
 from singer_sdk.sql import SQLTap
 
 from dativo.errors import DativoError
-from tap_dativo_postgres.streams import PostgresStream
+from tap_dativo_postgres.streams import PostgresStream, prepare_entry
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -76,6 +77,20 @@ class TapDativoPostgres(SQLTap):
                                 "through a float; false sends JSON numbers with every digit. "
                                 "Unconstrained numerics are always strings."),
     ).to_dict()
+
+    _catalog_prepared = False
+
+    @property
+    def input_catalog(self) -> Catalog | None:
+        """The ``--catalog`` with every entry through :func:`prepare_entry`, so the
+        SCHEMA messages and stream maps of LOG_BASED streams have the CDC columns."""
+        catalog = self._input_catalog
+        if catalog is not None and not self._catalog_prepared:
+            raw = catalog.to_dict()
+            raw["streams"] = [prepare_entry(entry) for entry in raw.get("streams", [])]
+            self._input_catalog = catalog = Catalog.from_dict(raw)
+            self._catalog_prepared = True
+        return catalog
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]

@@ -97,6 +97,9 @@ def select(catalog: dict[str, Any], streams: dict[str, dict[str, Any]]) -> dict[
             item["metadata"]["selected"] = True
             if not item["breadcrumb"]:
                 item["metadata"].update(streams[entry["tap_stream_id"]])
+        # Meltano also writes each key, underscored, on the stream itself.
+        entry.update({key.replace("-", "_"): value
+                      for key, value in streams[entry["tap_stream_id"]].items()})
         kept.append(entry)
     assert {e["tap_stream_id"] for e in kept} == set(streams)
     return {"streams": kept}

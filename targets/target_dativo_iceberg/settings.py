@@ -47,7 +47,8 @@ class TargetSettings:
                 f"tenant_id: {tenant!r} is invalid; use lower-case letters, digits and "
                 "underscores, starting with a letter (it names Iceberg namespaces)"
             )
-        catalog = flat_properties(config.get("catalog") or default_catalog_properties())
+        # Meltano passes declared but unset catalog.* settings as nulls: still the default.
+        catalog = flat_properties(config.get("catalog") or {}) or default_catalog_properties()
         if "warehouse" not in catalog and catalog.get("type", "sql") == "sql":
             raise ConfigError("catalog.warehouse: a SQL catalog needs a warehouse location")
         catalog.setdefault("name", "dativo")

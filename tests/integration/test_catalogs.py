@@ -246,3 +246,37 @@ def test_redact_secrets_removes_secret_properties_and_uri_passwords() -> None:
     assert redact_secrets(text, props) == (
         "failed for postgresql+psycopg2://app:***@db:5432/cat (password ***) with ***, *** "
         "and *** at s3://lake/wh as AKIA1")
+
+
+def test_meltano_run_takes_the_catalog_from_environment_variables(
+    postgres: PostgresServer, s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo job under `meltano run`, its catalog given only by Meltano's variables
+    for the declared catalog.* settings: PostgreSQL catalog, S3 warehouse."""
+    from tests.e2e.test_meltano_run import VALID_CUSTOMER_IDS, copy_project, meltano
+
+    project = copy_project(tmp_path / "project")
+    password = f"pg-secret-{uuid.uuid4().hex}"
+    bucket = s3.create_bucket(f"meltano-{uuid.uuid4().hex[:8]}")
+    props = {"type": "sql", "uri": postgres_uri(postgres, password),
+             "warehouse": f"s3://{bucket}/lake", **s3.catalog_properties()}
+    for key, value in {"name": "lake", **props}.items():
+        variable = "TARGET_DATIVO_ICEBERG_CATALOG_" + key.upper().replace(".", "_").replace(
+            "-", "_")
+        monkeypatch.setenv(variable, value)
+
+    result = meltano(project, "run", "tap-dativo-csv", "target-dativo-iceberg")
+
+    catalog = load_catalog("lake", **props)
+    customers = catalog.load_table(("demo", "crm", "customers")).scan().to_arrow()
+    assert sorted(customers.column("customer_id").to_pylist()) == VALID_CUSTOMER_IDS
+    dead = catalog.load_table(("demo", "crm", "customers__dead_letter")).scan().to_arrow()
+    assert dead.num_rows == 4
+    assert catalog.load_table(("demo", "default", "orders")).scan().to_arrow().num_rows > 0
+    objects = s3.list_objects(bucket)
+    assert any(o.startswith("lake/demo.crm/customers/data/") for o in objects)
+    assert any(o.startswith("lake/demo.crm/customers__dead_letter/data/") for o in objects)
+    assert not (project / "output").exists()
+    for secret in (password, s3.secret_key):
+        assert secret not in result.stdout
+        assert secret not in result.stderr

@@ -477,6 +477,8 @@ def _castable(source: pa.DataType, target: pa.DataType, spec: FieldSpec) -> bool
     types = pa.types
     if types.is_null(source):  # a column with no value in this file
         return True
+    if types.is_dictionary(source):  # e.g. categoricals written by pandas
+        return _castable(source.value_type, target, spec)
     if spec.kind in ("date", "time", "timestamp"):  # checked as text in SQL
         return (types.is_string(source) or types.is_large_string(source)
                 or (spec.kind == "date" and types.is_date(source))

@@ -344,3 +344,31 @@ def test_freeze_rejects_batch_rows_with_unknown_columns(
     assert {i: d["reasons"] for i, d in dead_letters(catalog).items()} == {
         2: [{"field": "referrer", "rule": "unknownColumn"}]}
     assert f"1 row(s) of BATCH file {uri} row 2 rejected" in result.stderr.decode()
+
+
+def test_parquet_dictionary_and_null_columns_take_the_typed_path(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Dictionary-encoded text (pandas categoricals) is text, an all-null column has no
+    value to check, and a float in an integer column is a type error, not a cast."""
+    schema = {"type": "SCHEMA", "stream": "m", "key_properties": ["id"],
+              "schema": {"type": "object", "properties": {
+                  "id": {"type": "integer"}, "n": {"type": ["integer", "null"]},
+                  "label": {"type": ["string", "null"]}, "gone": {"type": ["string", "null"]}}}}
+    typed = pa.table({"id": [1, 2], "n": [7, None],
+                      "label": pa.array(["a", None]).dictionary_encode(),
+                      "gone": pa.nulls(2)})
+    floats = pa.table({"id": [3, 4], "n": [1.0, 2.5]})
+    manifest = [write_parquet(tmp_path / "typed.parquet", typed),
+                write_parquet(tmp_path / "floats.parquet", floats)]
+    message = {"type": "BATCH", "stream": "m", "encoding": {"format": "parquet"},
+               "manifest": manifest}
+    result = run_target(target_config(), lines([schema, message, state(3)]))
+    assert result.returncode == 0, result.stderr.decode()
+    catalog = open_catalog()
+    rows = read_table(catalog, ("acme", "default", "m")).sort_by("id").to_pylist()
+    assert rows == [{"id": 1, "n": 7, "label": "a", "gone": None},
+                    {"id": 2, "n": None, "label": None, "gone": None}]
+    dead = read_table(catalog, ("acme", "default", "m__dead_letter")).to_pylist()
+    assert sorted((orjson.loads(d["record_json"])["id"], d["reasons"]) for d in dead) == [
+        (3, [{"field": "n", "rule": "type"}]), (4, [{"field": "n", "rule": "type"}])]

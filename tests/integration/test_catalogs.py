@@ -68,7 +68,7 @@ def postgres_uri(postgres: PostgresServer, password: str) -> str:
 def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     catalog, warehouse = kind.split("-")
     secrets: list[str] = []
-    props = {"name": f"cat_{uuid.uuid4().hex[:8]}", "type": "sql"}
+    props = {"name": f"cat{uuid.uuid4().hex[:8]}", "type": "sql"}  # no "_": see docs
     if catalog == "sqlite":
         (tmp_path / "catalog").mkdir()
         props["uri"] = f"sqlite:///{tmp_path / 'catalog' / 'catalog.db'}"
@@ -280,3 +280,29 @@ def test_meltano_run_takes_the_catalog_from_environment_variables(
     for secret in (password, s3.secret_key):
         assert secret not in result.stdout
         assert secret not in result.stderr
+
+
+@pytest.mark.parametrize("route", ["aws", "pyiceberg"])
+def test_s3_credentials_from_the_environment(
+    route: str, request: pytest.FixtureRequest, tmp_path: Path, s3: S3Server,
+    target_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys kept out of the config: AWS's standard variables (the endpoint stays a
+    catalog property), or pyiceberg's PYICEBERG_CATALOG__<NAME>__* for any property."""
+    backend = make_backend("postgres-s3", request, tmp_path)
+    props = {k: v for k, v in backend.props.items()
+             if k not in ("s3.access-key-id", "s3.secret-access-key")}
+    if route == "aws":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    else:
+        prefix = f"PYICEBERG_CATALOG__{props['name'].upper()}__S3__"
+        monkeypatch.setenv(prefix + "ACCESS_KEY_ID", s3.access_key)
+        monkeypatch.setenv(prefix + "SECRET_ACCESS_KEY", s3.secret_key)
+    result = run_target(target_config(catalog=props),
+                        singer_lines([SCHEMA, record(1), record(2), state(2)]))
+    assert result.returncode == 0, result.stderr.decode()
+    assert emitted_states(result) == [{"bookmarks": {"users": {"id": 2}}}]
+    table = backend.open().load_table(USERS)
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 2]
+    assert_no_secret(result, backend.secrets)

@@ -66,14 +66,14 @@ class TapDativoPostgres(SQLTap):
                                 "memory is bounded by this, not by the table size."),
         th.Property("replication_slot_prefix", th.StringType, default="dativo",
                     description="LOG_BASED: each stream uses its own logical replication "
-                                "slot `<prefix>_<schema>_<table>` (pgoutput), created on "
-                                "the first run."),
+                                "slot `<prefix>_<database>_<schema>_<table>` (pgoutput), "
+                                "created on the first run."),
         th.Property("publication_name", th.StringType, default="dativo",
                     description="LOG_BASED: the publication listing the CDC tables "
                                 "(CREATE PUBLICATION, see docs/tap-postgres.md)."),
         th.Property("use_singer_decimal", th.BooleanType, default=True,
-                    description="numeric(p,s) values as decimal strings (`x-singer.decimal` "
-                                "with precision and scale), so no JSON reader rounds them "
+                    description="numeric(p,s) values as decimal strings (`x-singer.decimal`, "
+                                "`x-sql-datatype: numeric(p,s)`), so no JSON reader rounds them "
                                 "through a float; false sends JSON numbers with every digit. "
                                 "Unconstrained numerics are always strings."),
     ).to_dict()

@@ -10,11 +10,9 @@ import orjson
 import pytest
 
 from dativo.errors import CodecError
-from target_dativo_iceberg.batch_messages import (
-    BatchMessage,
-    parse_batch_message,
-    spool_jsonl,
-)
+from target_dativo_iceberg.batch_jsonl import spool_jsonl
+from target_dativo_iceberg.batch_messages import parse_batch_message
+from target_dativo_iceberg.batch_sources import BatchMessage
 from target_dativo_iceberg.batches import raw_record_json
 
 

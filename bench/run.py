@@ -37,6 +37,7 @@ from bench import (
     meltano_project,
 )
 from bench.generate import ensure_file, records_from_env
+from bench.postgres_tap import PostgresTapBench, count_records
 
 RUNS_DIR = WORK_DIR / "runs"
 RESULTS_FILE = WORK_DIR / "results.md"
@@ -45,7 +46,8 @@ GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
-RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl")
+RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl",
+             "pg_tap", "pg_peer")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
@@ -53,7 +55,13 @@ LABELS = {
     "peer": "peer: singer-sdk BatchSink + pyiceberg",
     "batch_parquet": "target-dativo-iceberg (BATCH, Parquet manifest)",
     "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
+    "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
+    "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
 }
+# Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
+# file, so the orjson floor does not apply; the goal compares the two taps.
+TAP_RUNS = ("pg_tap", "pg_peer")
+GOAL_TAP_VS_PEER = 5.0
 TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 
@@ -175,6 +183,7 @@ class Bench:
     def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()
+        self.postgres = PostgresTapBench(records, Path(sys.executable))
 
     def _dir(self, key: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{key}-", dir=RUNS_DIR)).resolve()
@@ -233,6 +242,20 @@ class Bench:
             cmd, stdin=messages, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, result.dead_letter_rows = count_rows(run_dir)
 
+    def pg_tap(self, result: Result) -> None:
+        self._pg(result, self.bin / "tap-dativo-postgres", "pg-tap")
+
+    def pg_peer(self, result: Result) -> None:
+        self._pg(result, self.postgres.peer_executable(), "pg-peer")
+
+    def _pg(self, result: Result, executable: Path, name: str) -> None:
+        """FULL_TABLE of the bench table to a file; discovery is not timed."""
+        run_dir = self._dir(name)
+        cmd = self.postgres.command(executable, run_dir)
+        result.seconds, result.peak_rss = measure(
+            cmd, stdin=None, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows = count_records(run_dir / "stdout.log")
+
     def run(self, key: str, repeat: int) -> Result:
         """Run ``key`` ``repeat`` times (the slow peer once); keep the median time and
         the highest peak RSS, so one noisy run on a shared machine does not decide."""
@@ -279,7 +302,8 @@ def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bo
         if not r.ok or not r.seconds:
             lines.append(f"| {LABELS[r.key]} | FAILED | | | |")
             continue
-        ratio = f"{floor.seconds / r.seconds:.2f}x" if floor and floor.seconds else "n/a"
+        ratio = (f"{floor.seconds / r.seconds:.2f}x" if floor and floor.seconds
+                 and r.key not in TAP_RUNS else "n/a")
         lines.append(f"| {LABELS[r.key]} | {r.seconds:.2f} | {records / r.seconds:,.0f} | "
                      f"{ratio} | {r.peak_rss / 2**20:.0f} |")
     lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
@@ -301,6 +325,12 @@ def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bo
         scope = " (whole tree: meltano + tap + target)" if r.key == "meltano" else ""
         lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB{scope} "
                      f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
+    taps = {r.key: r for r in results if r.key in TAP_RUNS and r.ok and r.seconds}
+    if len(taps) == 2:
+        ratio = taps["pg_peer"].seconds / taps["pg_tap"].seconds
+        verdict = "PASS" if ratio >= GOAL_TAP_VS_PEER else "FAIL"
+        lines.append(f"- {verdict}: tap-dativo-postgres {ratio:.2f}x meltanolabs-tap-postgres "
+                     f"(goal >= {GOAL_TAP_VS_PEER}x)")
     failed = [r for r in results if not r.ok]
     if failed:
         lines += ["", "Failed runs:", ""]
@@ -340,7 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         env.pop(var, None)
 
     bench = Bench(events, args.records, env, args.timeout)
-    results = [bench.run(key, max(1, args.repeat)) for key in RUN_NAMES if key in keys]
+    try:
+        results = [bench.run(key, max(1, args.repeat)) for key in RUN_NAMES if key in keys]
+    finally:
+        bench.postgres.close()
     report, all_ok = render(results, args.records, events.stat().st_size / 1e6)
     RESULTS_FILE.write_text(report, encoding="utf-8")
     print()

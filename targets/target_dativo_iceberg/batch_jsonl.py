@@ -21,9 +21,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from dativo.contracts import CompiledContract
 from dativo.errors import CodecError
 from target_dativo_iceberg.batch_sources import BatchMessage, open_input, unreadable
-from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch
+from target_dativo_iceberg.batches import CheckedBatch, RejectedRecord, SpooledBatch
 
 LOGGER = logging.getLogger(__name__)
 READ_BYTES = 8 * 1024 * 1024
@@ -40,9 +41,19 @@ class FileSpooledBatch(SpooledBatch):
     uri: str = ""
     batch_line: int = 0
     first_row: int = 0  # rows of the file before this batch
+    version: int | None = None  # the BATCH message's, for every row
 
     def line_number(self, row: int) -> int:
         return self.batch_line
+
+    def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+              schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
+        """As for RECORDs; rows carry the message's ``version`` when it has one."""
+        return super().check(con, compiled, schema,
+                             read_versions=read_versions or self.version is not None)
+
+    def _versions(self, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
+        return pa.chunked_array([version_column(self.version, self.rows)])
 
     def where(self, row: int) -> str:
         return f"file {self.uri} row {self.first_row + row + 1}"
@@ -63,6 +74,11 @@ class FileSpooledBatch(SpooledBatch):
             f"stream '{self.stream}': BATCH {place} is not a JSON object "
             f"({str(exc).splitlines()[0]}); a jsonl batch file must hold one record "
             "object per line", line=self.batch_line)
+
+
+def version_column(version: int | None, rows: int) -> pa.Array:
+    """The BATCH message's version for each of ``rows`` rows (null when it sent none)."""
+    return pa.array([version] * rows, pa.int64())
 
 
 def _first_bad_row(path: str) -> int | None:
@@ -183,7 +199,8 @@ class _Spool:
         fd, path = tempfile.mkstemp(prefix="batch-", suffix=".ndjson", dir=spool_dir)
         self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
         self.batch = FileSpooledBatch(message.stream, path, uri=uri,
-                                      batch_line=message.line, first_row=first_row)
+                                      batch_line=message.line, first_row=first_row,
+                                      version=message.version)
 
     def write(self, lines: bytes) -> int:
         """Wrap and spool newline-terminated record lines; return how many."""

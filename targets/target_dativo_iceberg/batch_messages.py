@@ -51,7 +51,11 @@ def parse_batch_message(message: dict[str, Any], line: int) -> BatchMessage:
     if not isinstance(manifest, list) or not all(isinstance(u, str) for u in manifest):
         raise CodecError(f"BATCH for stream '{stream}': 'manifest' must be a list of "
                          "file URIs", line=line)
-    return BatchMessage(stream, fmt, compression, tuple(manifest), line)
+    version = message.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise CodecError(f"BATCH for stream '{stream}': 'version' must be an integer, got "
+                         f"{version!r}", line=line)
+    return BatchMessage(stream, fmt, compression, tuple(manifest), line, version)
 
 
 def manifest_batches(message: BatchMessage, spool_dir: Path,

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dativo.contracts import REASONS_COLUMN, CompiledContract, FieldSpec
-from target_dativo_iceberg.batch_jsonl import FileSpooledBatch
+from target_dativo_iceberg.batch_jsonl import FileSpooledBatch, version_column
 from target_dativo_iceberg.batch_sources import BatchMessage, open_input, unreadable
 from target_dativo_iceberg.batches import (
     CheckedBatch,
@@ -30,6 +30,7 @@ from target_dativo_iceberg.batches import (
     SpooledBatch,
     check_pretyped,
 )
+from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 
@@ -46,21 +47,23 @@ def parquet_batches(message: BatchMessage, uri: str, spool_dir: Path,
             metadata = pq.ParquetFile(handle).metadata
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise unreadable(message.stream, message.line, uri, exc) from exc
+    def batch(groups: list[int], first_row: int, rows: int) -> ParquetFileBatch:
+        return ParquetFileBatch(message.stream, uri, rows=rows, uri=uri,
+                                batch_line=message.line, first_row=first_row,
+                                row_groups=groups, spool_dir=spool_dir,
+                                version=message.version)
+
     groups: list[int] = []
     rows = first_row = 0
     for index in range(metadata.num_row_groups):
         group_rows = metadata.row_group(index).num_rows
         if groups and rows + group_rows > batch_size_rows:
-            yield ParquetFileBatch(message.stream, uri, rows=rows, uri=uri,
-                                   batch_line=message.line, first_row=first_row,
-                                   row_groups=groups, spool_dir=spool_dir)
+            yield batch(groups, first_row, rows)
             groups, first_row, rows = [], first_row + rows, 0
         groups.append(index)
         rows += group_rows
     if rows:
-        yield ParquetFileBatch(message.stream, uri, rows=rows, uri=uri,
-                               batch_line=message.line, first_row=first_row,
-                               row_groups=groups, spool_dir=spool_dir)
+        yield batch(groups, first_row, rows)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class ParquetFileBatch(SpooledBatch):
     first_row: int = 0
     row_groups: list[int] = field(default_factory=list)
     spool_dir: Path = Path()
+    version: int | None = None  # the BATCH message's, for every row
 
     def line_number(self, row: int) -> int:
         return self.batch_line
@@ -84,7 +88,8 @@ class ParquetFileBatch(SpooledBatch):
               schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
         """Cast to the contract's strict types and run the rule query; a lossy column
         (or a contract the strict reader cannot express) goes through JSON instead.
-        BATCH files carry no Singer ``version``, so ``read_versions`` has nothing to read.
+        Rows carry the BATCH message's ``version`` when it has one (singer-sdk sends
+        none: the stream's activated version then applies).
 
         Raises:
             CodecError: The file cannot be read; names the BATCH line and the file.
@@ -96,7 +101,7 @@ class ParquetFileBatch(SpooledBatch):
             raise unreadable(self.stream, self.batch_line, self.uri, exc) from exc
         records = _strict_records(table, compiled)
         if records is None:
-            return self._check_as_json(con, compiled, schema, table)
+            return self._check_as_json(con, compiled, schema, table, read_versions)
         checked = check_pretyped(con, compiled, records)
         reasons = checked.column(REASONS_COLUMN)
         ok = pc.equal(pc.list_value_length(reasons), 0)
@@ -110,10 +115,15 @@ class ParquetFileBatch(SpooledBatch):
                         in zip(texts, reasons.take(bad_rows).to_pylist(), strict=True)]
             LOGGER.info("Stream '%s': %d row(s) of BATCH file %s row %d rejected",
                         self.stream, len(bad_rows), self.uri, self.first_row + bad_rows[0] + 1)
-        return CheckedBatch(valid=valid.cast(schema), rejected=rejected)
+        valid = valid.cast(schema)
+        if read_versions or self.version is not None:
+            valid = valid.append_column(VERSION_COLUMN,
+                                        version_column(self.version, valid.num_rows))
+        return CheckedBatch(valid=valid, rejected=rejected)
 
     def _check_as_json(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
-                       schema: pa.Schema, table: pa.Table) -> CheckedBatch:
+                       schema: pa.Schema, table: pa.Table,
+                       read_versions: bool) -> CheckedBatch:
         """Write the rows as RECORD-shaped JSON (DuckDB, vectorised) and check that."""
         LOGGER.debug("Stream '%s': BATCH file %s is not strictly typed, checking as JSON",
                       self.stream, self.uri)
@@ -126,11 +136,12 @@ class ParquetFileBatch(SpooledBatch):
         finally:
             con.unregister("__dativo_parquet")
         spooled = FileSpooledBatch(self.stream, path, rows=table.num_rows, uri=self.uri,
-                                   batch_line=self.batch_line, first_row=self.first_row)
+                                   batch_line=self.batch_line, first_row=self.first_row,
+                                   version=self.version)
         spooled.run_rows.append(0)
         spooled.run_lines.append(self.batch_line)
         try:
-            return spooled.check(con, compiled, schema)
+            return spooled.check(con, compiled, schema, read_versions=read_versions)
         finally:
             spooled.discard()
 

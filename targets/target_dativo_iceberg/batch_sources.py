@@ -29,6 +29,8 @@ class BatchMessage:
     compression: str
     manifest: tuple[str, ...]
     line: int
+    version: int | None = None
+    """Table version of the rows (FULL_TABLE syncs with ACTIVATE_VERSION), if sent."""
 
 
 def open_input(uri: str) -> IO[bytes]:

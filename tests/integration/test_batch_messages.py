@@ -372,3 +372,46 @@ def test_parquet_dictionary_and_null_columns_take_the_typed_path(
     dead = read_table(catalog, ("acme", "default", "m__dead_letter")).to_pylist()
     assert sorted((orjson.loads(d["record_json"])["id"], d["reasons"]) for d in dead) == [
         (3, [{"field": "n", "rule": "type"}]), (4, [{"field": "n", "rule": "type"}])]
+
+
+def test_batch_rows_take_part_in_activate_version(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """singer-sdk's BATCH messages carry no version (the activated one applies); a
+    BATCH message's own ``version`` stamps its rows, as RECORDs' versions do."""
+    def activate(version: int) -> dict[str, Any]:
+        return {"type": "ACTIVATE_VERSION", "stream": "customers", "version": version}
+
+    first = write_parquet(tmp_path / "v100.parquet",
+                          pa.Table.from_pylist([customer(i) for i in (1, 2, 3)]))
+    second = write_jsonl(tmp_path / "v200.jsonl", [customer(i) for i in (1, 2)],
+                         gzipped=True)
+    third = write_parquet(tmp_path / "v300.parquet", pa.Table.from_pylist([customer(9)]))
+    runs = [
+        [SCHEMA, activate(100), batch([first], "parquet"), state(1)],
+        [SCHEMA, activate(200), {**batch([second], compression="gzip"), "version": 200},
+         state(2)],
+        [SCHEMA, {**batch([third], "parquet"), "version": 300}, activate(300), state(3)],
+    ]
+    cfg = config(commit_interval_seconds=3600)
+    for messages in runs:
+        result = run_target(cfg, lines(messages))
+        assert result.returncode == 0, result.stderr.decode()
+        assert emitted_states(result) == [messages[-1]["value"]]
+        if messages is runs[1]:
+            rows = read_table(open_catalog(), TABLE).to_pylist()
+            assert sorted((r["customer_id"], r["_sdc_table_version"]) for r in rows
+                          if r["_sdc_deleted_at"] is None) == [(1, 200), (2, 200)]
+    rows = read_table(open_catalog(), TABLE).to_pylist()
+    assert sorted((r["customer_id"], r["_sdc_table_version"]) for r in rows
+                  if r["_sdc_deleted_at"] is None) == [(9, 300)]
+    assert sorted((r["customer_id"], r["_sdc_table_version"]) for r in rows
+                  if r["_sdc_deleted_at"] is not None) == [
+        (1, 100), (1, 200), (2, 100), (2, 200), (3, 100)]
+
+
+def test_batch_version_must_be_an_integer(config: Callable[..., Path]) -> None:
+    result = run_target(config(), lines([SCHEMA, {**batch(["x"]), "version": "v1"}]))
+    assert result.returncode == 2
+    assert "line 2: BATCH for stream 'customers': 'version' must be an integer, got 'v1'" \
+        in result.stderr.decode()

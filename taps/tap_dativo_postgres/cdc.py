@@ -142,11 +142,12 @@ class ChangeReader:
                 f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             names, rows = select_rows(conn, self.stream.build_query(context=None),
                                       self.stream.fetch_rows)
-            for row in rows:
-                record = self.stream.row_to_record(names, row)
-                record[LSN] = lsn
-                record[DELETED_AT] = None
-                yield record
+            with closing(rows):
+                for row in rows:
+                    record = self.stream.row_to_record(names, row)
+                    record[LSN] = lsn
+                    record[DELETED_AT] = None
+                    yield record
             conn.rollback()
         self._advance(lsn)
         return lsn

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 import sqlalchemy as sa
 from singer_sdk.singerlib import CatalogEntry
 from singer_sdk.sql import SQLConnector
@@ -35,9 +37,12 @@ _INTERVAL_TEXT_ARRAY = psycopg2.extensions.new_array_type((INTERVAL_ARRAY_OID,),
 
 
 def register_text_intervals(dbapi_connection: Any) -> None:
-    """Make this psycopg2 connection return intervals (and their arrays) as text."""
+    """Make this psycopg2 connection return intervals (and their arrays) as text, and
+    parse json/jsonb with orjson (same values as the json module, faster)."""
     psycopg2.extensions.register_type(_INTERVAL_TEXT, dbapi_connection)
     psycopg2.extensions.register_type(_INTERVAL_TEXT_ARRAY, dbapi_connection)
+    psycopg2.extras.register_default_json(dbapi_connection, loads=orjson.loads)
+    psycopg2.extras.register_default_jsonb(dbapi_connection, loads=orjson.loads)
 
 
 def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:

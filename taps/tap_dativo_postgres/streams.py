@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import psycopg2
 import sqlalchemy as sa
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.sql import SQLStream
@@ -13,7 +16,13 @@ from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
 from dativo.errors import CodecError, ConfigError, DativoError
 from tap_dativo_postgres.client import PostgresConnector
-from tap_dativo_postgres.types import NonFiniteDecimal, decimal_text, is_decimal_text, to_json
+from tap_dativo_postgres.types import (
+    Converter,
+    NonFiniteDecimal,
+    converter_for,
+    is_decimal_text,
+    needs_text,
+)
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -61,6 +70,7 @@ class PostgresStream(SQLStream):
         super().__init__(tap, catalog_entry, connector)
         props = self.schema.get("properties", {})
         self._decimal_text = frozenset(n for n, p in props.items() if is_decimal_text(p))
+        self._converters: dict[tuple[str, ...], list[tuple[str, Converter]]] = {}
 
     @property
     def pg_connector(self) -> PostgresConnector:
@@ -97,8 +107,9 @@ class PostgresStream(SQLStream):
             with self.pg_connector.connect() as conn:
                 query = self.build_query(context=context)
                 names, rows = select_rows(conn, query, self.fetch_rows)
-                for row in rows:
-                    yield self.row_to_record(names, row)
+                with contextlib.closing(rows):  # before the connection goes
+                    for row in rows:
+                        yield self.row_to_record(names, row)
         except sa.exc.DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
@@ -106,43 +117,79 @@ class PostgresStream(SQLStream):
                               "STATE, so no row is lost") from None
 
     def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-        """Driver values to JSON-ready ones.
+        """Driver values to JSON-ready ones, with each column's converter (types.py).
 
         Raises:
             CodecError: A numeric is NaN or infinite; the message names the stream,
                 column and the row's primary key.
         """
-        texts = self._decimal_text
+        record = dict(zip(names, row, strict=True))
+        name = ""
         try:
-            return {name: decimal_text(value) if name in texts else to_json(value)
-                    for name, value in zip(names, row, strict=True)}
-        except NonFiniteDecimal:
-            values = dict(zip(names, row, strict=True))
-            bad = [n for n, v in values.items() if type(v).__name__ == "Decimal"
-                   and not v.is_finite()]
-            key = {k: values.get(k) for k in self.primary_keys}
+            for name, convert in self._converters_for(names):
+                value = record[name]
+                if value is not None:
+                    record[name] = convert(value)
+        except NonFiniteDecimal as exc:
+            key = {k: record.get(k) for k in self.primary_keys}
             raise CodecError(
-                f"stream '{self.name}', row {key or values}: column {bad[0]} is "
-                f"{values[bad[0]]}, which JSON cannot carry exactly; store NULL instead, or "
-                "cast the column to double precision in a view and select the view"
-            ) from None
+                f"stream '{self.name}', row {key or record}: column {name} is {exc}, which "
+                "JSON cannot carry exactly; store NULL instead, or cast the column to "
+                "double precision in a view and select the view") from None
+        return record
+
+    def _converters_for(self, names: Sequence[str]) -> list[tuple[str, Converter]]:
+        key = tuple(names)
+        found = self._converters.get(key)
+        if found is None:
+            props = self.schema.get("properties", {})
+            found = [(name, convert) for name in names
+                     if (convert := converter_for(props.get(name, {}))) is not None]
+            self._converters[key] = found
+        return found
+
+    def build_query(self, *, context: Context | None = None) -> selectable.Select:
+        """singer-sdk's query, with columns of types the driver would return as objects
+        (ranges, inet, ...) selected as text (see ``types.needs_text``)."""
+        selected = self.get_selected_schema()["properties"].keys()
+        table = self.connector.get_table(full_table_name=self.fully_qualified_name,
+                                         column_names=selected)
+        columns = [sa.cast(c, sa.Text).label(c.name) if needs_text(c.type) else c
+                   for c in table.columns]
+        query = self.apply_query_filters(sa.select(*columns), table, context=context)
+        return self.apply_query_limit(query)
 
 
 def select_rows(conn: sa.Connection, query: selectable.Select,
                 fetch_rows: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
     """Column names and a lazy row iterator over a server-side cursor.
 
-    ``yield_per`` makes psycopg2 use a named cursor that fetches ``fetch_rows`` rows at
-    a time, so memory stays flat whatever the table size. This is also the seam for a
-    columnar (BATCH) path: it yields plain tuples, before any per-record dict.
+    A named psycopg2 cursor (``DECLARE ... CURSOR``) fetches ``fetch_rows`` rows per
+    round trip, so memory stays flat whatever the table size. It runs in ``conn``'s
+    transaction (the CDC snapshot relies on that). Rows are the driver's tuples:
+    SQLAlchemy's per-value result processors would only copy them. This is also the
+    seam for a columnar (BATCH) path: nothing per-record has been built yet.
     """
-    result = conn.execution_options(yield_per=fetch_rows).execute(query)
-    names = list(result.keys())
+    compiled = query.compile(dialect=conn.dialect)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor(name=f"dativo_{uuid.uuid4().hex}")
+    cursor.itersize = fetch_rows
+    cursor.execute(str(compiled), compiled.params)
+    first = cursor.fetchmany(fetch_rows)  # a named cursor describes itself after a fetch
+    names = [column.name for column in cursor.description]
 
     def rows() -> Iterator[Sequence[Any]]:
-        with result:
-            for partition in result.partitions():
-                yield from partition
+        try:
+            batch = first
+            while batch:
+                yield from batch
+                batch = cursor.fetchmany(fetch_rows)
+        finally:
+            # A reader that stops early (singer-sdk's record limit) may close it after
+            # its transaction ended, when PostgreSQL has dropped the cursor already.
+            with contextlib.suppress(psycopg2.Error):
+                cursor.close()
 
     return names, rows()
 

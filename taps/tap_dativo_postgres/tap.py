@@ -14,6 +14,7 @@ from singer_sdk.sql import SQLTap
 
 from dativo.errors import DativoError
 from tap_dativo_postgres.streams import PostgresStream, prepare_entry
+from tap_dativo_postgres.writer import OrjsonSingerWriter
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -38,6 +39,7 @@ class TapDativoPostgres(SQLTap):
     name = "tap-dativo-postgres"
     package_name = "dativo-ingest"
     default_stream_class = PostgresStream
+    message_writer_class = OrjsonSingerWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property("host", th.StringType,

@@ -145,6 +145,59 @@ def is_decimal_text(schema: dict[str, Any]) -> bool:
     return schema.get("format") == "x-singer.decimal"
 
 
+Converter = Callable[[Any], Any]
+# Column types whose driver values are already what the schema says, or which
+# ``converter_for`` handles; any other type is selected as ``::text`` (``needs_text``).
+_DRIVER_TYPES = (sat.Integer, sat.Numeric, sat.Boolean, sat.String, sat.Date, sat.DateTime,
+                 sat.Time, sat.LargeBinary, sat.Uuid, sat.JSON, sat.ARRAY, pg.INTERVAL)
+
+
+def needs_text(column_type: sat.TypeEngine) -> bool:
+    """Whether a column is read as PostgreSQL's text output: ranges, inet, tsvector, ...
+
+    Their schema is a string, and psycopg2 would return objects (``NumericRange``)
+    whose ``str()`` is not PostgreSQL's text.
+    """
+    if isinstance(column_type, sat.ARRAY):
+        return needs_text(column_type.item_type)
+    return not isinstance(column_type, _DRIVER_TYPES)
+
+
+def _items(convert: Converter) -> Converter:
+    return lambda values: [None if v is None else convert(v) for v in values]
+
+
+def converter_for(schema: dict[str, Any]) -> Converter | None:
+    """How a non-NULL driver value of a column with this JSON Schema becomes JSON-ready;
+    None when it already is (integers, booleans, floats, text, json values).
+
+    Decided once per column from the schema, so a row costs one dict and a few calls.
+    """
+    if is_decimal_text(schema):
+        return decimal_text
+    if "anyOf" in schema:
+        return None  # json/jsonb: the driver returns parsed JSON
+    declared = schema.get("type", [])
+    types = [t for t in ([declared] if isinstance(declared, str) else declared) if t != "null"]
+    kind = types[0] if len(types) == 1 else None
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        item = converter_for(schema["items"])
+        return None if item is None else _items(item)
+    if kind in ("integer", "boolean"):
+        return None
+    if kind == "number":
+        return _decimal if "x-sql-datatype" in schema else None
+    if kind == "string":
+        if schema.get("format") in ("date", "time", "date-time"):
+            return _iso
+        if schema.get("format") == "uuid":
+            return str
+        if schema.get("contentEncoding") == "base64":
+            return _base64
+        return None
+    return to_json
+
+
 def to_json(value: Any) -> Any:
     """One driver value as a JSON-ready value (exact decimals stay ``Decimal``).
 

@@ -141,11 +141,10 @@ def running_s3() -> Iterator[S3Server]:
     """SeaweedFS with an S3 gateway on 127.0.0.1, stopped and deleted on exit."""
     root = Path(tempfile.mkdtemp(prefix="dativo-s3-"))
     (root / "data").mkdir()
-    server = S3Server(endpoint="", access_key="dativo-test",
-                      secret_key=f"s3-secret-{secrets.token_hex(12)}")
+    access_key, secret_key = "dativo-test", f"s3-secret-{secrets.token_hex(12)}"
     (root / "s3.json").write_text(json.dumps({"identities": [{
         "name": "dativo",
-        "credentials": [{"accessKey": server.access_key, "secretKey": server.secret_key}],
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}))
     ports = _free_ports(len(PORT_FLAGS))
@@ -160,8 +159,8 @@ def running_s3() -> Iterator[S3Server]:
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "TMPDIR": str(root)})
     s3_port = ports[PORT_FLAGS.index("s3.port")]
-    server = S3Server(endpoint=f"http://127.0.0.1:{s3_port}", access_key=server.access_key,
-                      secret_key=server.secret_key)
+    server = S3Server(endpoint=f"http://127.0.0.1:{s3_port}", access_key=access_key,
+                      secret_key=secret_key)
     try:
         wait_for_port(s3_port, what="SeaweedFS S3", timeout=READY_TIMEOUT_SECONDS)
         _wait_ready(server, proc, log)

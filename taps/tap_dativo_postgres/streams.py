@@ -198,9 +198,10 @@ def prepare_entry(entry: dict) -> dict:
     """A catalog entry with its replication method where singer-sdk reads it, and, when
     LOG_BASED, the CDC columns.
 
-    The method may be the entry's ``replication_method`` (Meltano writes it), or stream
-    metadata ``replication-method`` (the Singer spec's key) or
-    ``forced-replication-method``; singer-sdk reads only the first and the last.
+    The method may be the entry's ``replication_method`` (Meltano writes it there as
+    well as into the metadata) or stream metadata ``forced-replication-method``; a raw
+    dict may also carry metadata ``replication-method``, which singer-sdk's catalog
+    parser drops, so it is copied onto the entry here.
     """
     method = _entry_method(entry)
     if method and not entry.get("replication_method"):

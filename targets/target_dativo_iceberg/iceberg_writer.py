@@ -115,7 +115,12 @@ def table_name(name: str) -> str:
 class IcebergWriter:
     """Creates, evolves and appends to the tenant's tables in one catalog."""
 
-    def __init__(self, catalog_properties: Mapping[str, str], tenant_id: str) -> None:
+    def __init__(self, catalog_properties: Mapping[str, str], tenant_id: str,
+                 table_properties: Mapping[str, str] | None = None) -> None:
+        """``table_properties`` (file size, compression) override :data:`TABLE_PROPERTIES`
+        on new tables, and are set on existing ones that differ."""
+        self.table_properties = {**TABLE_PROPERTIES, **(table_properties or {})}
+        self._pinned = dict(table_properties or {})
         props = dict(catalog_properties)
         name = props.pop("name", "dativo")
         _create_local_dirs(props)
@@ -155,9 +160,17 @@ class IcebergWriter:
                                 f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
                             spec.add_field(column, parse_transform(transform), name)
                 _evolve_schema(table, schema)
+                self._pin_properties(table)
                 return table
             except CommitFailedException as exc:  # another writer changed the table first
                 _wait_before_retry(table, attempt, exc)
+
+    def _pin_properties(self, table: Table) -> None:
+        changed = {k: v for k, v in self._pinned.items() if table.properties.get(k) != v}
+        if changed:
+            LOGGER.info("Setting %s on %s", changed, ".".join(table.name()))
+            with table.transaction() as tx:
+                tx.set_properties(changed)
 
     def dead_letter_table(self, contract: Contract) -> Table:
         identifier = (*self.namespace(contract),
@@ -186,7 +199,7 @@ class IcebergWriter:
             except NoSuchTableError:
                 LOGGER.info("Creating Iceberg table %s", ".".join(identifier))
                 return self.catalog.create_table_if_not_exists(
-                    identifier, schema=schema, properties=TABLE_PROPERTIES
+                    identifier, schema=schema, properties=self.table_properties
                 )
         except OSError as exc:
             raise ConfigError(

@@ -1,15 +1,14 @@
-"""Run-level coordination: stream buffers, flushes, commits and STATE emission.
+"""Run-level coordination: stream buffers, drains, and the check/commit pipeline.
 
 The invariant this module keeps: a STATE value reaches stdout only after every RECORD
 received before it is committed to its table or to its dead-letter table. A drain
-therefore takes *all* streams' buffered records together with the pending STATE, and
-that STATE is written into each commit's snapshot summary and emitted afterwards.
+therefore takes *all* streams' buffered records together with the pending STATE.
 
 Drains run through a two-stage pipeline, one thread per stage, while the main thread
 keeps reading input into fresh spool files (see :meth:`Loader.drain`): the check
-thread types and validates a batch, the commit thread writes it as data files and,
-once per ``commit_interval_seconds``, commits all files written since the last
-commit and only then emits the STATE they cover.
+thread types and validates a batch, and the commit thread hands it to the
+:class:`~target_dativo_iceberg.committer.Committer`, which writes data files,
+commits them and only then emits the STATE they cover.
 """
 
 from __future__ import annotations
@@ -18,34 +17,21 @@ import logging
 import tempfile
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from dativo.contracts import CompiledContract, Contract, arrow_schema, compile_contract
+from dativo.contracts import Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ConfigError, ContractViolation
-from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
-from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch, StreamBuffer
-from target_dativo_iceberg.dead_letter import dead_letter_rows
+from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
+from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
 from target_dativo_iceberg.settings import TargetSettings
-from target_dativo_iceberg.staging import (
-    VERSION_COLUMN,
-    VERSION_FIELDS,
-    CommitMode,
-    FileBatch,
-    TableChange,
-    VersionActivation,
-    last_per_key,
-)
 from target_dativo_iceberg.stream_contracts import (
     contract_for_stream,
     schema_drift,
@@ -53,8 +39,6 @@ from target_dativo_iceberg.stream_contracts import (
 )
 
 if TYPE_CHECKING:
-    from pyiceberg.table import Table
-
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
@@ -63,55 +47,8 @@ _VERSION_KEY = b'"version"'  # a nested key of that name only costs one extra sc
 
 
 @dataclass
-class StreamStats:
-    received: int = 0
-    committed: int = 0
-    rejected: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    snapshot_ids: list[int] = field(default_factory=list)
-    schema_drift: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class _StreamSink:
-    """Where one stream's batches go; only the commit thread mutates it after creation."""
-
-    contract: Contract
-    compiled: CompiledContract
-    schema: pa.Schema
-    upsert_keys: tuple[str, ...] = ()
-    table: Table | None = None
-    dead_letter: Table | None = None
-    # ACTIVATE_VERSION bookkeeping (commit thread): once a stream is versioned its rows
-    # carry _sdc_table_version, from their RECORD or else the last activated version.
-    versioned: bool = False
-    current_version: int | None = None
-
-    @property
-    def table_schema(self) -> pa.Schema:
-        if not self.versioned:
-            return self.schema
-        return pa.schema([*self.schema, *VERSION_FIELDS])
-
-
-@dataclass
-class _Staged:
-    """Data files of one table written since its last commit (commit thread only)."""
-
-    table: Table
-    stream: str
-    dead_letter: bool
-    changes: list[TableChange] = field(default_factory=list)
-    rows: int = 0
-
-    def add(self, change: TableChange, rows: int) -> None:
-        self.changes.append(change)
-        self.rows += rows
-
-
-@dataclass
 class _Stream:
-    sink: _StreamSink
+    sink: StreamSink
     buffer: StreamBuffer
     schema_key: bytes
     versioned_records: bool = False  # a RECORD line carried a "version"
@@ -137,13 +74,11 @@ class Loader:
         self._drain_due = False
         self._check_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-check")
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-commit")
-        self._checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None = None
+        self._checking: Future[CheckedDrain] | None = None
         self._committing: deque[Future[None]] = deque()
         self._writer = self._commit_pool.submit(open_writer)
-        # Commit-thread state: data files written but not yet in a snapshot.
-        self._staged: dict[str, _Staged] = {}
-        self._staged_state: Any = _NO_STATE
-        self._published_at = time.monotonic()
+        self._committer = Committer(settings, self._writer, self.stats, self.run_id, emit_state)
+        self._drains = 0
         self._started = time.monotonic()
 
     # -- messages -------------------------------------------------------------
@@ -167,8 +102,8 @@ class Loader:
                                         reject_unknown_columns=evolution == "freeze")
         except ValueError as exc:
             raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
-        sink = _StreamSink(contract, compiled, arrow_schema(contract),
-                           self._upsert_keys(stream, contract, key_properties))
+        sink = StreamSink(contract, compiled, arrow_schema(contract),
+                          self._upsert_keys(stream, contract, key_properties))
         self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
                                         key)
 
@@ -294,8 +229,9 @@ class Loader:
                 self._committing.popleft().result()
         self._checking = self._check_pool.submit(self._check_all, batches) if batches else None
         previous = self._committing[-1] if self._committing else None
-        self._committing.append(
-            self._commit_pool.submit(self._commit_all, previous, self._checking, state, publish))
+        self._drains += 1
+        self._committing.append(self._commit_pool.submit(
+            self._commit_all, previous, self._checking, state, self._drains, publish))
 
     def wait(self) -> None:
         """Block until every drain is committed; re-raise the first error."""
@@ -303,8 +239,8 @@ class Loader:
             self._committing.popleft().result()
         self._checking = None
 
-    def _check_all(self, batches: list[tuple[_StreamSink, SpooledBatch, bool]]
-                   ) -> list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]:
+    def _check_all(self, batches: list[tuple[StreamSink, SpooledBatch, bool]]
+                   ) -> CheckedDrain:
         try:
             return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema,
                                               read_versions=versions))
@@ -314,108 +250,19 @@ class Loader:
                 batch.discard()
 
     def _commit_all(self, previous: Future[None] | None,
-                    checking: Future[list[tuple[_StreamSink, SpooledBatch, CheckedBatch]]] | None,
-                    state: Any, publish: bool) -> None:
-        """Write the drain's data files; publish (commit, then emit STATE) when due."""
+                    checking: Future[CheckedDrain] | None, state: Any, drain: int,
+                    final: bool) -> None:
         if previous is not None:
             previous.result()  # a failed drain must not let a later STATE through
-        for sink, batch, checked in checking.result() if checking is not None else ():
-            self._stage(sink, batch, checked)
-        if state is not _NO_STATE:
-            self._staged_state = state
-        if publish:
-            self._publish()
-        elif self.settings.load_method == "overwrite":
-            return  # the new contents replace the old in one commit, at the end
-        elif not self._staged or (time.monotonic() - self._published_at
-                                  >= self.settings.commit_interval_seconds):
-            self._publish()
+        self._committer.commit_drain(checking.result() if checking is not None else [],
+                                     state, drain, has_state=state is not _NO_STATE,
+                                     final=final)
 
-    def _stage(self, sink: _StreamSink, batch: SpooledBatch, checked: CheckedBatch) -> None:
-        """Write one batch's valid and rejected rows as data files, to commit later."""
-        stream, stats = batch.stream, self.stats[batch.stream]
-        writer = self._writer.result()
-        stats.received += batch.rows
-        if checked.rejected:
-            if sink.dead_letter is None:
-                sink.dead_letter = writer.dead_letter_table(sink.contract)
-            rows = dead_letter_rows(stream, self.run_id, checked.rejected)
-            self._staged_files(sink.dead_letter, stream, dead_letter=True).add(
-                FileBatch(writer.write_files(sink.dead_letter, rows)), rows.num_rows)
-            stats.rejected += len(checked.rejected)
-            for rejected in checked.rejected:
-                stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
-            first = checked.rejected[0]
-            LOGGER.warning(
-                "Stream '%s': %d record(s) rejected by the contract, e.g. line %d: %s",
-                stream, len(checked.rejected), first.line_number,
-                ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
-            )
-        valid, keys = checked.valid, None
-        if VERSION_COLUMN in valid.column_names and not sink.versioned:
-            sink.versioned, sink.table = True, None  # the table gains the version columns
-        if sink.versioned:
-            valid = _with_version_columns(valid, sink.current_version)
-        if sink.upsert_keys and valid.num_rows:
-            valid = last_per_key(valid, sink.upsert_keys)
-            keys = valid.select(list(sink.upsert_keys))
-        if valid.num_rows:
-            if sink.table is None:
-                sink.table = writer.ensure_table(sink.contract, sink.table_schema)
-            self._staged_files(sink.table, stream, dead_letter=False).add(
-                FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
-
-    def _activate_version(self, previous: Future[None] | None, sink: _StreamSink,
+    def _activate_version(self, previous: Future[None] | None, sink: StreamSink,
                           stream: str, version: int) -> None:
-        """Stage an ACTIVATE_VERSION behind the stream's earlier batches (commit thread)."""
         if previous is not None:
             previous.result()
-        if not sink.versioned:
-            sink.versioned, sink.table = True, None
-        sink.current_version = version
-        if sink.table is None:
-            sink.table = self._writer.result().ensure_table(sink.contract, sink.table_schema)
-        self._staged_files(sink.table, stream, dead_letter=False).add(
-            VersionActivation(version, self.settings.hard_delete, datetime.now(timezone.utc)),
-            0)
-
-    def _staged_files(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
-        name = ".".join(table.name())
-        staged = self._staged.get(name)
-        if staged is None:
-            staged = self._staged[name] = _Staged(table, stream, dead_letter)
-        staged.table = table  # the newest handle, after any schema evolution
-        return staged
-
-    def _publish(self) -> None:
-        """Commit every staged table (bookmark in each summary), then emit the STATE."""
-        properties = {RUN_ID_PROPERTY: self.run_id}
-        if self._staged_state is not _NO_STATE:
-            properties[STATE_PROPERTY] = orjson.dumps(self._staged_state).decode()
-        for staged in self._staged.values():
-            started = time.monotonic()
-            mode: CommitMode = "append"
-            if not staged.dead_letter and self.settings.load_method != "append-only":
-                mode = self.settings.load_method
-            snapshot = self._writer.result().commit_files(staged.table, staged.changes,
-                                                          properties, mode=mode)
-            if staged.dead_letter:
-                continue
-            stats = self.stats[staged.stream]
-            stats.committed += staged.rows
-            if snapshot is not None:
-                stats.snapshot_ids.append(snapshot)
-            LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
-                        "(%d committed, %d rejected so far)", staged.stream, staged.rows,
-                        sum(len(c.files) for c in staged.changes
-                            if isinstance(c, FileBatch)),
-                        time.monotonic() - started, stats.committed,
-                        stats.rejected)
-        self._staged.clear()
-        self._published_at = time.monotonic()
-        if self._staged_state is not _NO_STATE:
-            self.emit_state(self._staged_state)
-            self._staged_state = _NO_STATE
+        self._committer.activate_version(sink, stream, version)
 
     # -- end of input -----------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -461,20 +308,6 @@ class Loader:
             entry.buffer.close()
         self._con.close()
         self._spool_dir.cleanup()
-
-
-def _with_version_columns(rows: pa.Table, current: int | None) -> pa.Table:
-    """Give a versioned stream's rows their version (or the activated one) and a null
-    ``_sdc_deleted_at``."""
-    version_field, deleted_field = VERSION_FIELDS
-    if VERSION_COLUMN in rows.column_names:
-        versions = pc.fill_null(rows.column(VERSION_COLUMN), current) if current is not None \
-            else rows.column(VERSION_COLUMN)
-        rows = rows.drop_columns([VERSION_COLUMN])
-    else:
-        versions = pa.array([current] * rows.num_rows, version_field.type)
-    return (rows.append_column(version_field, versions)
-            .append_column(deleted_field, pa.nulls(rows.num_rows, deleted_field.type)))
 
 
 def _after_nth_newline(data: bytes, n: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -18,6 +19,9 @@ SchemaEvolution = Literal["discard_columns", "evolve", "freeze"]
 DEFAULT_BATCH_SIZE_ROWS = 200_000
 DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
+DEFAULT_TARGET_FILE_SIZE_MB = 160
+DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
+Compression = Literal["zstd", "snappy", "gzip", "lz4", "uncompressed"]
 TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -37,6 +41,15 @@ class TargetSettings:
     schema_evolution: SchemaEvolution = "discard_columns"
     hard_delete: bool = False
     process_activate_version_messages: bool = True
+    target_file_size_mb: int = DEFAULT_TARGET_FILE_SIZE_MB
+    compression: Compression = "zstd"
+    max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
+
+    @property
+    def table_properties(self) -> dict[str, str]:
+        """Iceberg table properties these settings pin (other engines honour them too)."""
+        return {"write.target-file-size-bytes": str(self.target_file_size_mb * 1024 * 1024),
+                "write.parquet.compression-codec": self.compression}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
@@ -76,12 +89,14 @@ class TargetSettings:
             )
         rows = _positive_int(config, "batch_size_rows", DEFAULT_BATCH_SIZE_ROWS)
         max_bytes = _positive_int(config, "batch_max_bytes", DEFAULT_BATCH_MAX_BYTES)
-        interval = config.get("commit_interval_seconds", DEFAULT_COMMIT_INTERVAL_SECONDS)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-            raise ConfigError(
-                f"commit_interval_seconds: {interval!r} must be a number >= 0 (0 commits "
-                "every batch)"
-            )
+        interval = _seconds(config, "commit_interval_seconds", DEFAULT_COMMIT_INTERVAL_SECONDS,
+                            "0 commits every batch")
+        lag = _seconds(config, "max_state_lag_seconds", DEFAULT_MAX_STATE_LAG_SECONDS,
+                       "0 closes open data files at every commit")
+        compression = config.get("compression") or "zstd"
+        if compression not in get_args(Compression):
+            raise ConfigError(f"compression: {compression!r} is not one of "
+                              f"{', '.join(get_args(Compression))}")
         return cls(
             tenant_id=tenant,
             catalog=catalog,
@@ -94,9 +109,23 @@ class TargetSettings:
             load_method=load_method,
             schema_evolution=evolution,
             hard_delete=_flag(config, "hard_delete", default=False),
+            target_file_size_mb=_positive_int(config, "target_file_size_mb",
+                                              DEFAULT_TARGET_FILE_SIZE_MB),
+            compression=compression,
+            max_state_lag_seconds=lag,
             process_activate_version_messages=_flag(
                 config, "process_activate_version_messages", default=True),
         )
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float, zero: str) -> float:
+    value = config.get(key, default)
+    if value is None:
+        return default
+    # singer-sdk parses JSON config numbers with fractions as Decimal.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
+        raise ConfigError(f"{key}: {value!r} must be a number of seconds >= 0 ({zero})")
+    return float(value)
 
 
 def _flag(config: Mapping[str, Any], key: str, *, default: bool) -> bool:

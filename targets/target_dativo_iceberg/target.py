@@ -25,6 +25,8 @@ from target_dativo_iceberg.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_SIZE_ROWS,
     DEFAULT_COMMIT_INTERVAL_SECONDS,
+    DEFAULT_MAX_STATE_LAG_SECONDS,
+    DEFAULT_TARGET_FILE_SIZE_MB,
     TargetSettings,
 )
 
@@ -83,6 +85,19 @@ class TargetDativoIceberg(Target):
                                 "them with one warning; evolve adds them to the table, typed "
                                 "by the SCHEMA; freeze sends records with a value in a "
                                 "column outside the contract to the dead-letter table."),
+        th.Property("target_file_size_mb", th.IntegerType,
+                    default=DEFAULT_TARGET_FILE_SIZE_MB,
+                    description="Parquet data files span batches and close at this size "
+                                "(bytes on storage); set as the table's "
+                                "write.target-file-size-bytes."),
+        th.Property("compression", th.StringType, default="zstd",
+                    allowed_values=["zstd", "snappy", "gzip", "lz4", "uncompressed"],
+                    description="Parquet compression codec (write.parquet.compression-codec)."),
+        th.Property("max_state_lag_seconds", th.NumberType,
+                    default=DEFAULT_MAX_STATE_LAG_SECONDS,
+                    description="Longest a STATE waits for open data files to fill up; then "
+                                "they are closed smaller and committed, so the bookmark "
+                                "moves on."),
         th.Property("hard_delete", th.BooleanType, default=False,
                     description="ACTIVATE_VERSION: delete the rows of older table versions "
                                 "(true) or set their _sdc_deleted_at (false)."),
@@ -146,7 +161,7 @@ class TargetDativoIceberg(Target):
 def _open_writer(settings: TargetSettings) -> IcebergWriter:
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
-    return IcebergWriter(settings.catalog, settings.tenant_id)
+    return IcebergWriter(settings.catalog, settings.tenant_id, settings.table_properties)
 
 
 if __name__ == "__main__":

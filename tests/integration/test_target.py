@@ -187,10 +187,10 @@ def test_bad_config_names_the_key_and_commits_nothing(
     assert emitted_states(result) == []
 
 
-def test_batches_are_written_as_files_and_committed_together_per_interval(
+def test_batches_share_a_data_file_and_are_committed_together_per_interval(
     target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
 ) -> None:
-    """Within one commit interval, three batches make three data files but one snapshot,
+    """Within one commit interval, three batches fill one data file and one snapshot,
     which carries the last STATE; that STATE is emitted once, after the commit."""
     config = target_config(batch_size_rows=1000, commit_interval_seconds=3600)
     messages = [SCHEMA, *(record(i) for i in range(2500)), state(999), state(2499)]
@@ -201,8 +201,50 @@ def test_batches_are_written_as_files_and_committed_together_per_interval(
     assert len(table.snapshots()) == 1
     assert orjson.loads(table.current_snapshot().summary["dativo.state"]) == {
         "bookmarks": {"users": {"id": 2499}}}
-    assert len(table.inspect.files()) == 3
+    assert table.inspect.files().column("record_count").to_pylist() == [2500]
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(2500))
+
+
+def test_data_files_roll_over_at_the_target_size_across_batches(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """Incompressible names make ~5 MB of Parquet; 1 MB files, batches of 4000 rows."""
+    rows = 40_000
+    config = target_config(batch_size_rows=4000, target_file_size_mb=1,
+                           compression="snappy", commit_interval_seconds=3600)
+    messages = [SCHEMA, *(record(i, name=os.urandom(48).hex()) for i in range(rows)),
+                state(rows)]
+    result = run_target(config, singer_lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    table = open_catalog().load_table(("acme", "default", "users"))
+    assert table.properties["write.parquet.compression-codec"] == "snappy"
+    files = table.inspect.files().to_pylist()
+    sizes = [f["file_size_in_bytes"] for f in files]
+    assert len(files) >= 4 and sum(f["record_count"] for f in files) == rows
+    assert sorted(sizes)[1] >= 1024 * 1024  # all but the last file reach the target...
+    assert max(sizes) < 1.5 * 1024 * 1024  # ...overshooting by less than one batch
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == list(range(rows))
+
+
+@pytest.mark.parametrize("lag", [0, 3600])
+def test_a_state_waits_for_its_rows_open_data_file_at_most_max_state_lag_seconds(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog], lag: int,
+) -> None:
+    """Commits are due after every batch, but rows in an open file are not committed:
+    their STATE waits for the file to close (at the end here), unless the lag is 0."""
+    config = target_config(batch_size_rows=10, commit_interval_seconds=0.000001,
+                           max_state_lag_seconds=lag)
+    messages = [SCHEMA]
+    for n in range(3):
+        messages += [*(record(10 * n + i) for i in range(10)), state(10 * n + 9)]
+    result = run_target(config, singer_lines(messages))
+    assert result.returncode == 0, result.stderr.decode()
+    table = open_catalog().load_table(("acme", "default", "users"))
+    committed_states = [orjson.loads(s.summary["dativo.state"])["bookmarks"]["users"]["id"]
+                        for s in table.snapshots()]
+    assert committed_states == ([9, 19, 29] if lag == 0 else [29])
+    assert emitted_states(result)[-1] == state(29)["value"]
+    assert table.scan().to_arrow().num_rows == 30
 
 
 def test_about_advertises_only_what_the_target_does() -> None:

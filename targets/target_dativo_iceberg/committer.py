@@ -1,0 +1,302 @@
+"""The commit thread's half of a run: checked batches become data files, data files
+become snapshots, and a STATE is emitted only once every row before it is committed.
+
+Appended rows go into data files that stay open across batches until they reach the
+table's target size (:mod:`target_dativo_iceberg.data_files`). Each publish (once per
+``commit_interval_seconds``) commits the files closed so far, and emits the newest
+STATE whose rows are all in them. Rows still in an open file hold their STATE back;
+after ``max_state_lag_seconds`` the open files are closed early, smaller, so the
+bookmark keeps moving. ``commit_interval_seconds: 0`` closes them at every commit.
+
+Everything here runs on the loader's single commit thread, so nothing is locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dativo.contracts import CompiledContract, Contract
+from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
+from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
+from target_dativo_iceberg.dead_letter import dead_letter_rows
+from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.staging import (
+    VERSION_COLUMN,
+    VERSION_FIELDS,
+    CommitMode,
+    FileBatch,
+    TableChange,
+    VersionActivation,
+    last_per_key,
+)
+
+if TYPE_CHECKING:
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+
+    from target_dativo_iceberg.data_files import RollingDataFiles
+    from target_dativo_iceberg.iceberg_writer import IcebergWriter
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamStats:
+    received: int = 0
+    committed: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    snapshot_ids: list[int] = field(default_factory=list)
+    schema_drift: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class StreamSink:
+    """Where one stream's batches go; only the commit thread mutates it after creation."""
+
+    contract: Contract
+    compiled: CompiledContract
+    schema: pa.Schema
+    upsert_keys: tuple[str, ...] = ()
+    table: Table | None = None
+    dead_letter: Table | None = None
+    # ACTIVATE_VERSION bookkeeping: once a stream is versioned its rows carry
+    # _sdc_table_version, from their RECORD or else the last activated version.
+    versioned: bool = False
+    current_version: int | None = None
+
+    @property
+    def table_schema(self) -> pa.Schema:
+        if not self.versioned:
+            return self.schema
+        return pa.schema([*self.schema, *VERSION_FIELDS])
+
+
+CheckedDrain = list[tuple[StreamSink, SpooledBatch, CheckedBatch]]
+
+
+@dataclass
+class _Staged:
+    """One table's changes since its last commit, in message order."""
+
+    table: Table
+    stream: str
+    dead_letter: bool
+    changes: list[TableChange] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, change: TableChange, rows: int) -> None:
+        self.changes.append(change)
+        self.rows += rows
+
+
+@dataclass
+class _Rolling:
+    files: RollingDataFiles
+    table: Table
+    stream: str
+
+
+@dataclass(frozen=True)
+class _PendingState:
+    drain: int
+    value: Any
+    since: float
+
+
+class Committer:
+    """Stages, commits and acknowledges (emits STATE for) one run's drains, in order."""
+
+    def __init__(self, settings: TargetSettings, writer: Future[IcebergWriter],
+                 stats: dict[str, StreamStats], run_id: str,
+                 emit_state: Callable[[Any], None]) -> None:
+        self.settings = settings
+        self._writer = writer
+        self.stats = stats
+        self.run_id = run_id
+        self.emit_state = emit_state
+        self._staged: dict[str, _Staged] = {}
+        self._rolling: dict[str, _Rolling] = {}
+        self._states: deque[_PendingState] = deque()
+        self._published_at = time.monotonic()
+
+    def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
+                     has_state: bool, final: bool) -> None:
+        """Write a drain's batches; publish when due (always when ``final``)."""
+        for sink, batch, result in checked:
+            self._stage(sink, batch, result, drain)
+        if has_state:
+            self._states.append(_PendingState(drain, state, time.monotonic()))
+        if final:
+            self._publish(final=True)
+        elif self.settings.load_method == "overwrite":
+            return  # the new contents replace the old in one commit, at the end
+        elif not self._staged or (time.monotonic() - self._published_at
+                                  >= self.settings.commit_interval_seconds):
+            self._publish(final=False)
+
+    def activate_version(self, sink: StreamSink, stream: str, version: int) -> None:
+        """Stage an ACTIVATE_VERSION behind the stream's earlier rows (closing their
+        open files, so those rows are retired too when they belong to older versions)."""
+        if not sink.versioned:
+            sink.versioned, sink.table = True, None
+        sink.current_version = version
+        if sink.table is None:
+            sink.table = self._writer.result().ensure_table(sink.contract, sink.table_schema)
+        staged = self._staged_for(sink.table, stream, dead_letter=False)
+        rolling = self._rolling.pop(staged_name(sink.table), None)
+        if rolling is not None:
+            self._add_closed(staged, rolling.files.close_all())
+        staged.add(VersionActivation(version, self.settings.hard_delete,
+                                     datetime.now(timezone.utc)), 0)
+
+    # -- staging ----------------------------------------------------------------
+    def _stage(self, sink: StreamSink, batch: SpooledBatch, checked: CheckedBatch,
+               drain: int) -> None:
+        """Write one batch's rejected rows, and its valid rows, as data files."""
+        stream, stats = batch.stream, self.stats[batch.stream]
+        stats.received += batch.rows
+        if checked.rejected:
+            self._stage_rejected(sink, stream, checked)
+        valid, keys = checked.valid, None
+        if VERSION_COLUMN in valid.column_names and not sink.versioned:
+            sink.versioned, sink.table = True, None  # the table gains the version columns
+        if sink.versioned:
+            valid = _with_version_columns(valid, sink.current_version)
+        if sink.upsert_keys and valid.num_rows:
+            valid = last_per_key(valid, sink.upsert_keys)
+            keys = valid.select(list(sink.upsert_keys))
+        if not valid.num_rows:
+            return
+        writer = self._writer.result()
+        if sink.table is None:
+            sink.table = writer.ensure_table(sink.contract, sink.table_schema)
+        staged = self._staged_for(sink.table, stream, dead_letter=False)
+        if keys is not None:  # upsert applies batch by batch: its files stay per batch
+            staged.add(FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
+            return
+        self._add_closed(staged, self._rolling_for(sink.table, stream, staged)
+                         .write(valid, drain))
+
+    def _stage_rejected(self, sink: StreamSink, stream: str, checked: CheckedBatch) -> None:
+        writer, stats = self._writer.result(), self.stats[stream]
+        if sink.dead_letter is None:
+            sink.dead_letter = writer.dead_letter_table(sink.contract)
+        rows = dead_letter_rows(stream, self.run_id, checked.rejected)
+        self._staged_for(sink.dead_letter, stream, dead_letter=True).add(
+            FileBatch(writer.write_files(sink.dead_letter, rows)), rows.num_rows)
+        stats.rejected += len(checked.rejected)
+        for rejected in checked.rejected:
+            stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
+        first = checked.rejected[0]
+        LOGGER.warning(
+            "Stream '%s': %d record(s) rejected by the contract, e.g. line %d: %s",
+            stream, len(checked.rejected), first.line_number,
+            ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
+        )
+
+    def _rolling_for(self, table: Table, stream: str, staged: _Staged) -> RollingDataFiles:
+        from target_dativo_iceberg.data_files import RollingDataFiles
+
+        name = staged_name(table)
+        rolling = self._rolling.get(name)
+        if rolling is not None and not rolling.files.fits(table.metadata):
+            # The table's schema or spec changed: files opened under the old one close.
+            self._add_closed(staged, rolling.files.close_all())
+            rolling = None
+        if rolling is None:
+            rolling = self._rolling[name] = _Rolling(
+                RollingDataFiles(table.metadata, table.io), table, stream)
+        return rolling.files
+
+    def _staged_for(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
+        name = staged_name(table)
+        staged = self._staged.get(name)
+        if staged is None:
+            staged = self._staged[name] = _Staged(table, stream, dead_letter)
+        staged.table = table  # the newest handle, after any schema evolution
+        return staged
+
+    @staticmethod
+    def _add_closed(staged: _Staged, files: list[DataFile]) -> None:
+        if files:
+            staged.add(FileBatch(files), sum(f.record_count for f in files))
+
+    # -- publishing -------------------------------------------------------------
+    def _publish(self, *, final: bool) -> None:
+        """Commit every staged table, then emit the newest STATE they fully cover."""
+        lagging = bool(self._states) and (time.monotonic() - self._states[0].since
+                                          >= self.settings.max_state_lag_seconds)
+        if final or lagging or self.settings.commit_interval_seconds == 0:
+            for rolling in self._rolling.values():
+                if files := rolling.files.close_all():
+                    self._add_closed(self._staged_for(rolling.table, rolling.stream,
+                                                      dead_letter=False), files)
+        acknowledged = self._acknowledgeable()
+        properties = {RUN_ID_PROPERTY: self.run_id}
+        if acknowledged is not None:
+            properties[STATE_PROPERTY] = orjson.dumps(acknowledged.value).decode()
+        for staged in self._staged.values():
+            self._commit(staged, properties)
+        self._staged.clear()
+        self._published_at = time.monotonic()
+        if acknowledged is not None:
+            self.emit_state(acknowledged.value)
+
+    def _acknowledgeable(self) -> _PendingState | None:
+        """Pop and return the newest STATE none of whose rows is in an open file."""
+        blocked = min((drain for rolling in self._rolling.values()
+                       if (drain := rolling.files.oldest_open_drain()) is not None),
+                      default=None)
+        newest = None
+        while self._states and (blocked is None or self._states[0].drain < blocked):
+            newest = self._states.popleft()
+        return newest
+
+    def _commit(self, staged: _Staged, properties: dict[str, str]) -> None:
+        started = time.monotonic()
+        mode: CommitMode = "append"
+        if not staged.dead_letter and self.settings.load_method != "append-only":
+            mode = self.settings.load_method
+        snapshot = self._writer.result().commit_files(staged.table, staged.changes,
+                                                      properties, mode=mode)
+        if staged.dead_letter:
+            return
+        stats = self.stats[staged.stream]
+        stats.committed += staged.rows
+        if snapshot is not None:
+            stats.snapshot_ids.append(snapshot)
+        LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
+                    "(%d committed, %d rejected so far)", staged.stream, staged.rows,
+                    sum(len(c.files) for c in staged.changes if isinstance(c, FileBatch)),
+                    time.monotonic() - started, stats.committed, stats.rejected)
+
+
+def staged_name(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def _with_version_columns(rows: pa.Table, current: int | None) -> pa.Table:
+    """Give a versioned stream's rows their version (or the activated one) and a null
+    ``_sdc_deleted_at``."""
+    version_field, deleted_field = VERSION_FIELDS
+    if VERSION_COLUMN in rows.column_names:
+        versions = rows.column(VERSION_COLUMN)
+        if current is not None:
+            versions = pc.fill_null(versions, current)
+        rows = rows.drop_columns([VERSION_COLUMN])
+    else:
+        versions = pa.array([current] * rows.num_rows, version_field.type)
+    return (rows.append_column(version_field, versions)
+            .append_column(deleted_field, pa.nulls(rows.num_rows, deleted_field.type)))

@@ -30,7 +30,7 @@ from pyiceberg.exceptions import (
     ValidationError,
     ValidationException,
 )
-from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -44,8 +44,8 @@ from dativo.tables import DEAD_LETTER_SUFFIX
 from target_dativo_iceberg.dead_letter import DEAD_LETTER_SCHEMA
 from target_dativo_iceberg.rewrites import (
     RowChange,
+    drop_older_versions,
     mark_older_versions_deleted,
-    older_versions,
     rewrite_rows,
     without_keys,
 )
@@ -277,7 +277,7 @@ class _TableChanges:
             elif self.mode == "upsert" and change.keys is not None:
                 self._add(appends)
                 appends = []
-                replaced += self._rewrite(*without_keys(change.keys), extra=change.files)
+                replaced += self._rewrite(without_keys(change.keys), extra=change.files)
             else:
                 appends.extend(change.files)  # consecutive appends: one snapshot
         self._add(appends)
@@ -292,25 +292,17 @@ class _TableChanges:
                 add.append_data_file(data_file)
 
     def _activate(self, activation: VersionActivation) -> None:
-        if activation.hard_delete:
-            before = _row_count(self.tx)
-            self.tx.delete(older_versions(activation.version),
-                           snapshot_properties=self.properties)
-            retired = before - _row_count(self.tx)
-        else:
-            retired = self._rewrite(*mark_older_versions_deleted(activation.version,
-                                                                 activation.at))
+        retired = self._rewrite(
+            drop_older_versions(activation.version) if activation.hard_delete
+            else mark_older_versions_deleted(activation.version, activation.at))
         LOGGER.info("ACTIVATE_VERSION %d on %s: %s %d row(s) of older versions",
                     activation.version, self.name,
                     "deleted" if activation.hard_delete else "marked _sdc_deleted_at on",
                     retired)
 
-    def _rewrite(self, prune: BooleanExpression, change: RowChange,
-                 extra: list[DataFile] | None = None) -> int:
+    def _rewrite(self, change: RowChange, extra: list[DataFile] | None = None) -> int:
         """Copy-on-write ``change`` plus ``extra`` new files, as one overwrite snapshot."""
-        io, metadata = self.table.io, self.tx.table_metadata
-        rewrite = rewrite_rows(self.tx, io, prune, change,
-                               lambda data: _write(metadata, io, data, self.table.name()))
+        rewrite = rewrite_rows(self.tx, self.table.io, change)
         if not rewrite.removed:
             self._add(extra or [])
             return 0
@@ -320,13 +312,6 @@ class _TableChanges:
             for data_file in rewrite.added + (extra or []):
                 ow.append_data_file(data_file)
         return rewrite.rows_changed
-
-
-def _row_count(tx: Transaction) -> int:
-    snapshot = tx.table_metadata.current_snapshot()
-    if snapshot is None or snapshot.summary is None:
-        return 0
-    return int(snapshot.summary.get("total-records", 0))
 
 
 def _write(metadata: TableMetadata, io: FileIO, data: pa.Table,

@@ -4,8 +4,8 @@ pyiceberg cannot write equality deletes, and its ``Table.upsert`` builds one pre
 term per key (a composite key of a 200k-row batch becomes a 200k-branch expression)
 and holds every matched row in memory. Here a predicate only *prunes* files (by the
 manifests' column bounds); each candidate file is then read on its own, changed with
-Arrow, and rewritten if anything changed. Memory is one data file plus the batch's
-keys, whatever the table's size.
+Arrow one record batch at a time, and rewritten (into target-sized files) if anything
+changed. Memory is a record batch plus the batch's keys, whatever the table's size.
 """
 
 from __future__ import annotations
@@ -31,14 +31,23 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import DataScan, Transaction
 
+from target_dativo_iceberg.data_files import RollingDataFiles
 from target_dativo_iceberg.staging import DELETED_AT_COLUMN, VERSION_COLUMN
 
 _IN_LIST_LIMIT = 200  # above this, pyiceberg's metrics evaluators give up on IN
 _POSITION = "__dativo_position"
 
-RowChange = Callable[[pa.Table], tuple[pa.Table, int] | None]
-"""Given one data file's rows: the rows to put in its place and how many rows were
-dropped or changed, or ``None`` when the file stays as it is."""
+@dataclass(frozen=True)
+class RowChange:
+    """A copy-on-write change: which files may hold affected rows (``prune``), how many
+    rows of a file it affects (``count``, given only ``columns``, so untouched files
+    cost a narrow read), and the rows to keep in place of a slice of a file (``apply``).
+    """
+
+    prune: BooleanExpression
+    columns: tuple[str, ...]
+    count: Callable[[pa.Table], int]
+    apply: Callable[[pa.Table], pa.Table]
 
 
 @dataclass
@@ -50,9 +59,9 @@ class Rewrite:
     rows_changed: int = 0
 
 
-def rewrite_rows(tx: Transaction, io: FileIO, prune: BooleanExpression, change: RowChange,
-                 write: Callable[[pa.Table], list[DataFile]]) -> Rewrite:
-    """Apply ``change`` to every data file that ``prune`` may match, one at a time.
+def rewrite_rows(tx: Transaction, io: FileIO, change: RowChange) -> Rewrite:
+    """Apply ``change`` to every data file it affects, streaming one record batch at a
+    time into new target-sized files.
 
     Reads the table as staged in ``tx``, so earlier changes of the same commit are seen.
     """
@@ -60,40 +69,47 @@ def rewrite_rows(tx: Transaction, io: FileIO, prune: BooleanExpression, change: 
     metadata = tx.table_metadata
     if metadata.current_snapshot() is None:
         return outcome
-    scan = DataScan(table_metadata=metadata, io=io, row_filter=prune)
-    reader = ArrowScan(table_metadata=metadata, io=io, projected_schema=metadata.schema(),
+    schema = metadata.schema()
+    probe = ArrowScan(table_metadata=metadata, io=io, row_filter=AlwaysTrue(),
+                      projected_schema=schema.select(*change.columns))
+    reader = ArrowScan(table_metadata=metadata, io=io, projected_schema=schema,
                        row_filter=AlwaysTrue())
-    for task in scan.plan_files():
-        existing = reader.to_table([task])
-        changed = change(existing)
-        if changed is None:
+    output = RollingDataFiles(metadata, io)
+    for task in DataScan(table_metadata=metadata, io=io, row_filter=change.prune).plan_files():
+        touched = change.count(probe.to_table([task]))
+        if not touched:
             continue
-        kept, rows = changed
         outcome.removed.append(task.file)
-        outcome.rows_changed += rows
-        if kept.num_rows:
-            outcome.added.extend(write(kept))
+        outcome.rows_changed += touched
+        for batch in reader.to_record_batches([task]):
+            kept = change.apply(pa.Table.from_batches([batch]))
+            if kept.num_rows:
+                outcome.added.extend(output.write(kept, drain=0))
+    outcome.added.extend(output.close_all())
     return outcome
 
 
-def without_keys(keys: pa.Table) -> tuple[BooleanExpression, RowChange]:
+def without_keys(keys: pa.Table) -> RowChange:
     """Upsert: drop existing rows whose key is in ``keys`` (the batch then adds them)."""
+    names = tuple(keys.column_names)
 
-    def change(existing: pa.Table) -> tuple[pa.Table, int] | None:
-        probe = pa.table({name: keys.column(name).cast(existing.schema.field(name).type)
-                          for name in keys.column_names})
-        # Join only the keys (Arrow cannot carry nested columns through a join), then
-        # take the surviving rows in their original order.
-        positions = existing.select(keys.column_names).append_column(
-            _POSITION, pa.array(range(existing.num_rows), pa.int64()))
-        survivors = positions.join(probe, keys=keys.column_names, join_type="left anti")
-        if survivors.num_rows == existing.num_rows:
-            return None
-        kept_at = survivors.column(_POSITION)
-        return (existing.take(kept_at.take(pc.sort_indices(kept_at))),
-                existing.num_rows - survivors.num_rows)
+    def matching(rows: pa.Table) -> pa.Table:
+        """Positions of ``rows`` whose key is in ``keys``, joining only the keys (Arrow
+        cannot carry nested columns through a join)."""
+        probe = pa.table({n: keys.column(n).cast(rows.schema.field(n).type) for n in names})
+        positions = rows.select(list(names)).append_column(
+            _POSITION, pa.array(range(rows.num_rows), pa.int64()))
+        return positions.join(probe, keys=list(names), join_type="left semi")
 
-    return _key_prune_filter(keys), change
+    def apply(rows: pa.Table) -> pa.Table:
+        hit = matching(rows).column(_POSITION)
+        if not len(hit):
+            return rows
+        keep = pc.invert(pc.is_in(pa.array(range(rows.num_rows), pa.int64()), value_set=hit))
+        return rows.filter(keep)
+
+    return RowChange(_key_prune_filter(keys), names, lambda rows: matching(rows).num_rows,
+                     apply)
 
 
 def older_versions(version: int) -> BooleanExpression:
@@ -101,24 +117,33 @@ def older_versions(version: int) -> BooleanExpression:
     return LessThan(VERSION_COLUMN, version)
 
 
-def mark_older_versions_deleted(version: int, at: datetime
-                                ) -> tuple[BooleanExpression, RowChange]:
+def drop_older_versions(version: int) -> RowChange:
+    """Hard delete: drop rows of versions before ``version``."""
+
+    def older(rows: pa.Table) -> pa.ChunkedArray:
+        return pc.fill_null(pc.less(rows.column(VERSION_COLUMN), version), False)
+
+    return RowChange(older_versions(version), (VERSION_COLUMN,),
+                     lambda rows: pc.sum(older(rows).cast(pa.int64())).as_py() or 0,
+                     lambda rows: rows.filter(pc.invert(older(rows))))
+
+
+def mark_older_versions_deleted(version: int, at: datetime) -> RowChange:
     """Soft delete: set ``_sdc_deleted_at`` on live rows of versions before ``version``."""
 
-    def change(existing: pa.Table) -> tuple[pa.Table, int] | None:
-        stale = pc.and_(pc.less(existing.column(VERSION_COLUMN), version),
-                        pc.is_null(existing.column(DELETED_AT_COLUMN)))
-        stale = pc.fill_null(stale, False)
-        count = pc.sum(stale.cast(pa.int64())).as_py() or 0
-        if not count:
-            return None
-        index = existing.schema.get_field_index(DELETED_AT_COLUMN)
-        column = existing.column(index)
-        stamp = pa.scalar(at, column.type)
-        return existing.set_column(index, existing.schema.field(index),
-                                   pc.if_else(stale, stamp, column)), count
+    def stale(rows: pa.Table) -> pa.ChunkedArray:
+        return pc.fill_null(pc.and_(pc.less(rows.column(VERSION_COLUMN), version),
+                                    pc.is_null(rows.column(DELETED_AT_COLUMN))), False)
 
-    return And(older_versions(version), IsNull(DELETED_AT_COLUMN)), change
+    def apply(rows: pa.Table) -> pa.Table:
+        index = rows.schema.get_field_index(DELETED_AT_COLUMN)
+        column = rows.column(index)
+        return rows.set_column(index, rows.schema.field(index),
+                               pc.if_else(stale(rows), pa.scalar(at, column.type), column))
+
+    return RowChange(And(older_versions(version), IsNull(DELETED_AT_COLUMN)),
+                     (VERSION_COLUMN, DELETED_AT_COLUMN),
+                     lambda rows: pc.sum(stale(rows).cast(pa.int64())).as_py() or 0, apply)
 
 
 def _key_prune_filter(keys: pa.Table) -> BooleanExpression:

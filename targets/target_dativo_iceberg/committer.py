@@ -154,12 +154,12 @@ class Committer:
         sink.current_version = version
         if sink.table is None:
             sink.table = self._writer.result().ensure_table(sink.contract, sink.table_schema)
-        staged = self._staged_for(sink.table, stream, dead_letter=False)
         rolling = self._rolling.pop(staged_name(sink.table), None)
         if rolling is not None:
-            self._add_closed(staged, rolling.files.close_all())
-        staged.add(VersionActivation(version, self.settings.hard_delete,
-                                     datetime.now(timezone.utc)), 0)
+            self._add_closed(sink.table, stream, rolling.files.close_all())
+        activation = VersionActivation(version, self.settings.hard_delete,
+                                       datetime.now(timezone.utc))
+        self._staged_for(sink.table, stream, dead_letter=False).add(activation, 0)
 
     # -- staging ----------------------------------------------------------------
     def _stage(self, sink: StreamSink, batch: SpooledBatch, checked: CheckedBatch,
@@ -182,12 +182,12 @@ class Committer:
         writer = self._writer.result()
         if sink.table is None:
             sink.table = writer.ensure_table(sink.contract, sink.table_schema)
-        staged = self._staged_for(sink.table, stream, dead_letter=False)
         if keys is not None:  # upsert applies batch by batch: its files stay per batch
-            staged.add(FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
+            self._staged_for(sink.table, stream, dead_letter=False).add(
+                FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
             return
-        self._add_closed(staged, self._rolling_for(sink.table, stream, staged)
-                         .write(valid, drain))
+        self._add_closed(sink.table, stream,
+                         self._rolling_for(sink.table, stream).write(valid, drain))
 
     def _stage_rejected(self, sink: StreamSink, stream: str, checked: CheckedBatch) -> None:
         writer, stats = self._writer.result(), self.stats[stream]
@@ -206,14 +206,14 @@ class Committer:
             ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
         )
 
-    def _rolling_for(self, table: Table, stream: str, staged: _Staged) -> RollingDataFiles:
+    def _rolling_for(self, table: Table, stream: str) -> RollingDataFiles:
         from target_dativo_iceberg.data_files import RollingDataFiles
 
         name = staged_name(table)
         rolling = self._rolling.get(name)
         if rolling is not None and not rolling.files.fits(table.metadata):
             # The table's schema or spec changed: files opened under the old one close.
-            self._add_closed(staged, rolling.files.close_all())
+            self._add_closed(table, stream, rolling.files.close_all())
             rolling = None
         if rolling is None:
             rolling = self._rolling[name] = _Rolling(
@@ -228,10 +228,10 @@ class Committer:
         staged.table = table  # the newest handle, after any schema evolution
         return staged
 
-    @staticmethod
-    def _add_closed(staged: _Staged, files: list[DataFile]) -> None:
+    def _add_closed(self, table: Table, stream: str, files: list[DataFile]) -> None:
         if files:
-            staged.add(FileBatch(files), sum(f.record_count for f in files))
+            self._staged_for(table, stream, dead_letter=False).add(
+                FileBatch(files), sum(f.record_count for f in files))
 
     # -- publishing -------------------------------------------------------------
     def _publish(self, *, final: bool) -> None:
@@ -240,9 +240,7 @@ class Committer:
                                           >= self.settings.max_state_lag_seconds)
         if final or lagging or self.settings.commit_interval_seconds == 0:
             for rolling in self._rolling.values():
-                if files := rolling.files.close_all():
-                    self._add_closed(self._staged_for(rolling.table, rolling.stream,
-                                                      dead_letter=False), files)
+                self._add_closed(rolling.table, rolling.stream, rolling.files.close_all())
         acknowledged = self._acknowledgeable()
         properties = {RUN_ID_PROPERTY: self.run_id}
         if acknowledged is not None:

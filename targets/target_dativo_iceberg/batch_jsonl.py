@@ -1,6 +1,10 @@
-"""jsonl BATCH files: decompress and spool them as RECORD-shaped lines.
+"""jsonl BATCH files: read them straight with pyarrow, or spool them as RECORD lines.
 
-A jsonl file holds one record object per line. Each line is wrapped as
+A jsonl file holds one record object per line. A file that fits one batch
+(``batch_max_bytes``) is parsed by pyarrow's strict JSON reader directly from its
+(gunzipped) bytes on the check thread, then checked by the same rule query as
+RECORDs; nothing is copied to a spool. A bigger file, or one the strict reader
+refuses (a value of the wrong type somewhere), is spooled: each line is wrapped as
 ``{"record":...}`` with one C-level ``bytes.replace`` per block (a JSON string cannot
 hold a raw newline, so every newline ends a record), so the spool is exactly what
 the RECORD path checks: pyarrow's strict JSON reader, then DuckDB per record.
@@ -20,17 +24,32 @@ from typing import IO
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
-from dativo.contracts import CompiledContract
+from dativo.contracts import REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
-from target_dativo_iceberg.batch_sources import BatchMessage, open_input, unreadable
-from target_dativo_iceberg.batches import CheckedBatch, RejectedRecord, SpooledBatch
+from target_dativo_iceberg.batch_sources import (
+    BatchMessage,
+    open_input,
+    open_native,
+    unreadable,
+)
+from target_dativo_iceberg.batches import (
+    CheckedBatch,
+    RejectedRecord,
+    SpooledBatch,
+    check_pretyped,
+)
+from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 READ_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _RECORD_OPEN = b'{"record":'
 _RECORD_SEP = b'}\n{"record":'
+_STRICT_BLOCK_BYTES = 16 * 1024 * 1024  # as for spooled RECORDs: a line must fit
+_NO_LIMIT = 1 << 62
 
 
 @dataclass
@@ -223,3 +242,150 @@ class _Spool:
         self.batch.run_rows.append(0)
         self.batch.run_lines.append(self.batch.batch_line)
         return self.batch
+
+
+# -- whole files, read directly -----------------------------------------------------
+def jsonl_batches(message: BatchMessage, uri: str, spool_dir: Path, batch_size_rows: int,
+                  batch_max_bytes: int) -> Iterator[FileSpooledBatch]:
+    """One direct batch for a file of at most ``batch_max_bytes`` (decompressed),
+    else spooled batches of ``batch_size_rows``. Opens the file here, so a missing
+    one fails at its BATCH line.
+
+    Raises:
+        CodecError: The file cannot be opened or read; names the line and the file.
+    """
+    gzipped, size = _probe(message, uri)
+    if size > batch_max_bytes:
+        yield from spool_jsonl(message, uri, spool_dir, batch_size_rows)
+        return
+    yield DirectJsonlBatch(message.stream, uri, uri=uri, batch_line=message.line,
+                           version=message.version, gzipped=gzipped, spool_dir=spool_dir)
+
+
+def _probe(message: BatchMessage, uri: str) -> tuple[bool, int]:
+    """(gzipped, decompressed size); gzip's trailer holds the size modulo 4 GiB, so a
+    trailer smaller than the file itself means "big" (or several members)."""
+    try:
+        with open_input(uri) as raw:
+            gzipped = raw.read(2) == _GZIP_MAGIC or message.compression == "gzip"
+            size = raw.seek(0, os.SEEK_END)
+            if not gzipped:
+                return False, size
+            if size < 18:  # shorter than an empty gzip member: reading will say why
+                return True, 0
+            raw.seek(size - 4)
+            isize = int.from_bytes(raw.read(4), "little")
+            return True, isize if isize >= size else _NO_LIMIT
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise unreadable(message.stream, message.line, uri, exc) from exc
+
+
+@dataclass
+class DirectJsonlBatch(FileSpooledBatch):
+    """A whole jsonl file, parsed by pyarrow on the check thread (``path`` is its URI,
+    the tap's file: :meth:`discard` leaves it alone). ``rows`` is known after
+    :meth:`check`."""
+
+    gzipped: bool = False
+    spool_dir: Path = Path()
+
+    def discard(self) -> None:
+        """Nothing to delete: the file belongs to the tap."""
+
+    def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+              schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
+        """Strict pyarrow read and the rule query; anything else goes through a spool.
+
+        Raises:
+            CodecError: The file cannot be read; names the BATCH line and the file.
+        """
+        records = self._read_strict(compiled)
+        if records is None:
+            return self._check_spooled(con, compiled, schema, read_versions)
+        self.rows = records.num_rows
+        checked = check_pretyped(con, compiled, records)
+        reasons = checked.column(REASONS_COLUMN)
+        ok = pc.equal(pc.list_value_length(reasons), 0)
+        valid = checked.drop_columns([REASONS_COLUMN])
+        rejected: list[RejectedRecord] = []
+        if not pc.all(ok).as_py():  # filtering copies every column: only when needed
+            valid = valid.filter(ok)
+            bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+            rejected = self._rejected(bad_rows, reasons.take(bad_rows).to_pylist())
+        valid = valid.cast(schema)
+        if read_versions or self.version is not None:
+            valid = valid.append_column(VERSION_COLUMN,
+                                        version_column(self.version, valid.num_rows))
+        return CheckedBatch(valid=valid, rejected=rejected)
+
+    def _message(self) -> BatchMessage:
+        return BatchMessage(self.stream, "jsonl", "gzip" if self.gzipped else "none",
+                            (self.uri,), self.batch_line, self.version)
+
+    def _read_strict(self, compiled: CompiledContract) -> pa.Table | None:
+        """The file as one ``record`` struct column of the strict types, or ``None``
+        when a value does not fit them (or ``freeze`` needs each record's keys)."""
+        strict = compiled.strict_schema
+        if strict is None or compiled.unknown_columns_query is not None:
+            return None
+        try:
+            source = open_native(self.uri)
+            if self.gzipped:
+                source = pa.CompressedInputStream(source, "gzip")
+            with source:
+                table = pa_json.read_json(
+                    source, read_options=pa_json.ReadOptions(block_size=_STRICT_BLOCK_BYTES),
+                    parse_options=pa_json.ParseOptions(
+                        explicit_schema=pa.schema(list(strict.field("record").type)),
+                        unexpected_field_behavior="ignore"))
+        except pa.ArrowInvalid:
+            LOGGER.debug("Stream '%s': BATCH file %s is not strictly typed, spooling it",
+                         self.stream, self.uri)
+            return None
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise unreadable(self.stream, self.batch_line, self.uri, exc) from exc
+        return pa.table({"record": table.to_struct_array()})
+
+    def _check_spooled(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+                       schema: pa.Schema, read_versions: bool) -> CheckedBatch:
+        """The RECORD path's per-record checks over a spool of the file (one batch:
+        the file fits ``batch_max_bytes``)."""
+        spooled = list(spool_jsonl(self._message(), self.uri, self.spool_dir, _NO_LIMIT))
+        if not spooled:
+            self.rows = 0
+            return CheckedBatch(valid=schema.empty_table(), rejected=[])
+        (batch,) = spooled
+        try:
+            self.rows = batch.rows
+            return batch.check(con, compiled, schema, read_versions=read_versions)
+        finally:
+            batch.discard()
+
+    def _rejected(self, rows: list[int], reasons: list[list[dict[str, str]]]
+                  ) -> list[RejectedRecord]:
+        """Re-read the file for the (few) rejected records, exactly as written; pyarrow
+        skipped blank lines, so they are not counted here either."""
+        LOGGER.info("Stream '%s': %d row(s) of BATCH %s rejected", self.stream, len(rows),
+                    self.where(rows[0]))
+        wanted = dict(zip(rows, reasons, strict=True))
+        out: list[RejectedRecord] = []
+        index, pending = 0, b""
+        for block in _decompressed(self._message(), self.uri):
+            data = pending + block
+            end = data.rfind(b"\n") + 1
+            pending = data[end:]
+            for line in data[:end].split(b"\n")[:-1]:
+                index = self._take(line, index, wanted, out)
+            if len(out) == len(wanted):
+                return out
+        self._take(pending, index, wanted, out)
+        return out
+
+    def _take(self, line: bytes, index: int, wanted: dict[int, list[dict[str, str]]],
+              out: list[RejectedRecord]) -> int:
+        text = line.strip()
+        if not text:
+            return index
+        if index in wanted:
+            out.append(RejectedRecord(self.batch_line, text.decode(), wanted[index]))
+        return index + 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dativo.errors import CodecError
-from target_dativo_iceberg.batch_jsonl import spool_jsonl
+from target_dativo_iceberg.batch_jsonl import jsonl_batches
 from target_dativo_iceberg.batch_parquet import parquet_batches
 from target_dativo_iceberg.batch_sources import BatchFormat, BatchMessage
 from target_dativo_iceberg.batches import SpooledBatch
@@ -58,8 +58,8 @@ def parse_batch_message(message: dict[str, Any], line: int) -> BatchMessage:
     return BatchMessage(stream, fmt, compression, tuple(manifest), line, version)
 
 
-def manifest_batches(message: BatchMessage, spool_dir: Path,
-                     batch_size_rows: int) -> Iterator[SpooledBatch]:
+def manifest_batches(message: BatchMessage, spool_dir: Path, batch_size_rows: int,
+                     batch_max_bytes: int) -> Iterator[SpooledBatch]:
     """Yield the checkable batches of every manifest file, in manifest order.
 
     Raises:
@@ -67,6 +67,7 @@ def manifest_batches(message: BatchMessage, spool_dir: Path,
     """
     for uri in message.manifest:
         if message.format == "jsonl":
-            yield from spool_jsonl(message, uri, spool_dir, batch_size_rows)
+            yield from jsonl_batches(message, uri, spool_dir, batch_size_rows,
+                                     batch_max_bytes)
         else:
             yield from parquet_batches(message, uri, spool_dir, batch_size_rows)

@@ -54,6 +54,15 @@ def open_input(uri: str) -> IO[bytes]:
     return filesystem.open_input_file(path)  # type: ignore[no-any-return]
 
 
+def open_native(uri: str) -> pa.NativeFile:
+    """Like :func:`open_input`, as a pyarrow file, so pyarrow's readers (and their
+    threads) read without going through Python."""
+    if urlparse(uri).scheme in ("", "file"):
+        return pa.OSFile(_local_path(uri), "rb")
+    handle = open_input(uri)
+    return handle if isinstance(handle, pa.NativeFile) else pa.PythonFile(handle, mode="r")
+
+
 def _local_path(uri: str) -> str:
     parsed = urlparse(uri)
     if parsed.scheme != "file":

@@ -277,7 +277,11 @@ class StreamBuffer:
 
     @property
     def rows(self) -> int:
-        return (self._adopted or self.batch).rows
+        """Buffered rows; an adopted BATCH file counts as at least one, since a file
+        read lazily on the check thread learns its row count only there."""
+        if self._adopted is not None:
+            return max(self._adopted.rows, 1)
+        return self.batch.rows
 
     @property
     def bytes(self) -> int:

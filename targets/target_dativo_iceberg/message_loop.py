@@ -137,8 +137,10 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
         loader.on_activate_version(stream, version)
     elif kind == "BATCH":
         batch = parse_batch_message(message, line_number)
+        settings = loader.settings
         loader.on_batch(batch.stream, manifest_batches(
-            batch, loader.spool_dir, loader.settings.batch_size_rows), line_number)
+            batch, loader.spool_dir, settings.batch_size_rows, settings.batch_max_bytes),
+            line_number)
     else:
         raise CodecError(
             f"unknown Singer message type {kind!r}; expected SCHEMA, RECORD, STATE, "

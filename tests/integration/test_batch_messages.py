@@ -145,15 +145,18 @@ def test_records_reference(config: Callable[..., Path],
     (True, "gzip"), (False, "none"),
     (True, "none"),  # singer-sdk 0.54's jsonl batcher gzips whatever the config says
 ])
+@pytest.mark.parametrize("route", ["direct", "spooled"])
 def test_jsonl_manifest_lands_values_and_dead_letters(
     tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog],
-    gzipped: bool, declared: str,
+    gzipped: bool, declared: str, route: str,
 ) -> None:
-    # Two files: rows split across them, and a batch size that cuts each file.
+    """Files within batch_max_bytes are parsed directly; bigger ones are spooled in
+    batch_size_rows pieces (here: batch_max_bytes=1, and pieces of 2 rows)."""
     first = write_jsonl(tmp_path / "part-1.jsonl", ROWS[:5], gzipped=gzipped)
     second = write_jsonl(tmp_path / "part-2.jsonl", ROWS[5:], gzipped=gzipped)
     messages = [SCHEMA, batch([first, second], compression=declared), state(8)]
-    result = run_target(config(batch_size_rows=2), lines(messages))
+    limits = {"batch_max_bytes": 1} if route == "spooled" else {}
+    result = run_target(config(batch_size_rows=2, **limits), lines(messages))
     assert result.returncode == 0, result.stderr.decode()
     assert emitted_states(result) == [state(8)["value"]]
     catalog = open_catalog()
@@ -415,3 +418,33 @@ def test_batch_version_must_be_an_integer(config: Callable[..., Path]) -> None:
     assert result.returncode == 2
     assert "line 2: BATCH for stream 'customers': 'version' must be an integer, got 'v1'" \
         in result.stderr.decode()
+
+
+@pytest.mark.parametrize("route", ["direct", "spooled"])
+def test_jsonl_blank_lines_crlf_and_type_errors(
+    tmp_path: Path, config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+    route: str,
+) -> None:
+    """Blank lines and CRLF endings are no records, on both routes. In the second file
+    a type error makes pyarrow refuse it, so it is checked per record."""
+    def messy(name: str, *rows: dict[str, Any]) -> str:
+        data = b"\r\n" + b"\r\n\r\n  \r\n".join(dumps(r) for r in rows)
+        (tmp_path / name).write_bytes(gzip.compress(data))
+        return (tmp_path / name).as_uri()
+
+    manifest = [messy("a.jsonl.gz", customer(1), customer(3, tier="platinum"), customer(4)),
+                messy("b.jsonl.gz", customer(5), customer(6, customer_id="six"),
+                      customer(7, email="nope"))]
+    limits = {"batch_max_bytes": 1} if route == "spooled" else {}
+    result = run_target(config(**limits),
+                        lines([SCHEMA, batch(manifest, compression="gzip"), state(7)]))
+    assert result.returncode == 0, result.stderr.decode()
+    catalog = open_catalog()
+    assert [r["customer_id"] for r in landed(catalog)] == [1, 4, 5]
+    dead = read_table(catalog, DEAD).to_pylist()
+    assert sorted((d["record_json"], d["reasons"][0]["rule"]) for d in dead) == sorted([
+        (dumps(customer(3, tier="platinum")).decode(), "validValues"),
+        (dumps(customer(6, customer_id="six")).decode(), "type"),
+        (dumps(customer(7, email="nope")).decode(), "format")])
+    summary = orjson.loads(result.stderr.decode().split("Run summary: ")[1].splitlines()[0])
+    assert summary["streams"]["customers"]["received"] == 6

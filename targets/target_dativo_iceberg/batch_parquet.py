@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from dativo.contracts import REASONS_COLUMN, CompiledContract, FieldSpec
 from target_dativo_iceberg.batch_jsonl import FileSpooledBatch, version_column
-from target_dativo_iceberg.batch_sources import BatchMessage, open_input, unreadable
+from target_dativo_iceberg.batch_sources import BatchMessage, open_native, unreadable
 from target_dativo_iceberg.batches import (
     CheckedBatch,
     RejectedRecord,
@@ -43,7 +43,7 @@ def parquet_batches(message: BatchMessage, uri: str, spool_dir: Path,
     line); the data is read on the check thread.
     """
     try:
-        with open_input(uri) as handle:
+        with open_native(uri) as handle:
             metadata = pq.ParquetFile(handle).metadata
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise unreadable(message.stream, message.line, uri, exc) from exc
@@ -95,7 +95,7 @@ class ParquetFileBatch(SpooledBatch):
             CodecError: The file cannot be read; names the BATCH line and the file.
         """
         try:
-            with open_input(self.uri) as handle:
+            with open_native(self.uri) as handle:
                 table = pq.ParquetFile(handle).read_row_groups(self.row_groups)
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise unreadable(self.stream, self.batch_line, self.uri, exc) from exc

@@ -34,6 +34,7 @@ from bench import (
     TENANT,
     WORK_DIR,
     batch_manifest,
+    large_load,
     meltano_project,
 )
 from bench.generate import ensure_file, records_from_env
@@ -47,7 +48,7 @@ GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl",
-             "pg_tap", "pg_peer")
+             "upsert", "large", "pg_tap", "pg_peer")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
@@ -55,6 +56,8 @@ LABELS = {
     "peer": "peer: singer-sdk BatchSink + pyiceberg",
     "batch_parquet": "target-dativo-iceberg (BATCH, Parquet manifest)",
     "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
+    "upsert": "target-dativo-iceberg (upsert N records into an N-row table)",
+    "large": "target-dativo-iceberg (>= 2 GiB stream, default file sizing)",
     "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
     "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
 }
@@ -63,6 +66,9 @@ LABELS = {
 TAP_RUNS = ("pg_tap", "pg_peer")
 GOAL_TAP_VS_PEER = 5.0
 TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
+# Runs whose input is not the events file: no floor ratio, but the same RSS goal.
+OWN_INPUT_RUNS = ("upsert", "large")
+RUN_ONCE = ("peer", "large")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 
 
@@ -79,6 +85,7 @@ class Result:
     peak_rss: int = 0
     rows: int | None = None
     dead_letter_rows: int = 0
+    expected_rows: int | None = None
     error: str | None = None
 
     @property
@@ -184,6 +191,7 @@ class Bench:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()
         self.postgres = PostgresTapBench(records, Path(sys.executable))
+        self.notes: list[str] = []
 
     def _dir(self, key: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{key}-", dir=RUNS_DIR)).resolve()
@@ -242,6 +250,37 @@ class Bench:
             cmd, stdin=messages, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, result.dead_letter_rows = count_rows(run_dir)
 
+    def upsert(self, result: Result) -> None:
+        """Load the events (not timed), then upsert the same events: every row of the
+        N-row table is replaced, batch by batch, in bounded memory."""
+        run_dir = self._dir("upsert")
+        seed = run_dir / "seed"
+        seed.mkdir()
+        config = target_config(run_dir)
+        for name, extra in (("seed.json", {}), ("upsert.json", {"load_method": "upsert"})):
+            (run_dir / name).write_text(json.dumps({**config, **extra}), encoding="utf-8")
+        target = str(self.bin / "target-dativo-iceberg")
+        measure([target, "--config", str(run_dir / "seed.json")], stdin=self.events,
+                run_dir=seed, env=self.env, timeout=self.timeout)
+        result.seconds, result.peak_rss = measure(
+            [target, "--config", str(run_dir / "upsert.json")], stdin=self.events,
+            run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, result.dead_letter_rows = count_rows(run_dir)
+
+    def large(self, result: Result) -> None:
+        """A >= 2 GiB stream with default settings; reports the data-file histogram."""
+        result.expected_rows = large_load.large_records()
+        stream = large_load.ensure_large_file(result.expected_rows)
+        run_dir = self._dir("large")
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        result.seconds, result.peak_rss = measure(
+            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)], stdin=stream,
+            run_dir=run_dir, env=self.env, timeout=self.timeout)
+        sizes = large_load.file_sizes(run_dir)
+        result.rows = large_load.row_count(run_dir)
+        self.notes += large_load.histogram(sizes, stream.stat().st_size)
+
     def pg_tap(self, result: Result) -> None:
         self._pg(result, self.bin / "tap-dativo-postgres", "pg-tap")
 
@@ -262,7 +301,7 @@ class Bench:
         step: Callable[[Result], None] = getattr(self, key)
         print(f"--> {LABELS[key]} ...", flush=True)
         samples: list[Result] = []
-        for _ in range(1 if key == "peer" else repeat):
+        for _ in range(1 if key in RUN_ONCE else repeat):
             sample = Result(key)
             try:
                 step(sample)
@@ -277,8 +316,9 @@ class Bench:
             result.peak_rss = max(r.peak_rss for r in samples)
         else:
             result = next(r for r in samples if not r.ok)
-        if result.ok and key != "floor" and result.rows != self.records:
-            result.error = (f"row count mismatch: expected {self.records:,}, table has "
+        expected = result.expected_rows or self.records
+        if result.ok and key != "floor" and result.rows != expected:
+            result.error = (f"row count mismatch: expected {expected:,}, table has "
                             f"{result.rows:,} (dead-letter rows: {result.dead_letter_rows:,})")
         status = (f"median {result.seconds:.2f}s" if result.ok and result.seconds
                   else "FAILED")
@@ -286,7 +326,8 @@ class Bench:
         return result
 
 
-def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bool]:
+def render(results: list[Result], records: int, file_mb: float,
+           notes: Sequence[str] = ()) -> tuple[str, bool]:
     """Markdown report (table + goal checks); also whether every run succeeded."""
     floor = next((r for r in results if r.key == "floor" and r.ok), None)
     lines = [
@@ -303,8 +344,9 @@ def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bo
             lines.append(f"| {LABELS[r.key]} | FAILED | | | |")
             continue
         ratio = (f"{floor.seconds / r.seconds:.2f}x" if floor and floor.seconds
-                 and r.key not in TAP_RUNS else "n/a")
-        lines.append(f"| {LABELS[r.key]} | {r.seconds:.2f} | {records / r.seconds:,.0f} | "
+                 and r.key not in TAP_RUNS + OWN_INPUT_RUNS else "n/a")
+        rows = r.expected_rows or records
+        lines.append(f"| {LABELS[r.key]} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
                      f"{ratio} | {r.peak_rss / 2**20:.0f} |")
     lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
     for r in results:
@@ -325,12 +367,20 @@ def render(results: list[Result], records: int, file_mb: float) -> tuple[str, bo
         scope = " (whole tree: meltano + tap + target)" if r.key == "meltano" else ""
         lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB{scope} "
                      f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
+    for r in results:
+        if r.key in OWN_INPUT_RUNS and r.ok:
+            mb = r.peak_rss / 2**20
+            verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
+            lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB "
+                         f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
     taps = {r.key: r for r in results if r.key in TAP_RUNS and r.ok and r.seconds}
     if len(taps) == 2:
         ratio = taps["pg_peer"].seconds / taps["pg_tap"].seconds
         verdict = "PASS" if ratio >= GOAL_TAP_VS_PEER else "FAIL"
         lines.append(f"- {verdict}: tap-dativo-postgres {ratio:.2f}x meltanolabs-tap-postgres "
                      f"(goal >= {GOAL_TAP_VS_PEER}x)")
+    if notes:
+        lines += ["", "## Data-file sizes", "", *notes]
     failed = [r for r in results if not r.ok]
     if failed:
         lines += ["", "Failed runs:", ""]
@@ -374,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [bench.run(key, max(1, args.repeat)) for key in RUN_NAMES if key in keys]
     finally:
         bench.postgres.close()
-    report, all_ok = render(results, args.records, events.stat().st_size / 1e6)
+    report, all_ok = render(results, args.records, events.stat().st_size / 1e6, bench.notes)
     RESULTS_FILE.write_text(report, encoding="utf-8")
     print()
     print(report)

@@ -459,12 +459,13 @@ def test_upsert_replaces_rows_by_key_and_the_last_record_for_a_key_wins(
 
     upsert = target_config(batch_size_rows=3, commit_interval_seconds=interval,
                            load_method="upsert")
-    second = run_target(upsert, singer_lines([
+    stream = singer_lines([
         SCHEMA,
         record(4, name="v2 4"), record(7, name="v2 7"), record(4, name="v3 4"),  # batch 1
         record(5, name="v2 5"), record(6, name=None), state(6),                   # batch 2
         record(5, name="v3 5"), record(8, name="v2 8"), state(8),                 # batch 3
-    ]))
+    ])
+    second = run_target(upsert, stream)
     assert second.returncode == 0, second.stderr.decode()
     assert emitted_states(second)[-1] == state(8)["value"]
     rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
@@ -473,11 +474,11 @@ def test_upsert_replaces_rows_by_key_and_the_last_record_for_a_key_wins(
         (6, None), (7, "v2 7"), (8, "v2 8")]
     assert b"Upsert into acme.default.users replaces" in second.stderr
 
-    # A rerun of the same input changes nothing: upsert is idempotent.
-    again = run_target(upsert, singer_lines([SCHEMA, record(5, name="v3 5"), state(9)]))
+    # Replaying the same stream leaves the same table: upsert is idempotent.
+    again = run_target(upsert, stream)
     assert again.returncode == 0, again.stderr.decode()
-    rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
-    assert len(rows) == 9 and [r["name"] for r in rows if r["id"] == 5] == ["v3 5"]
+    replayed = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
+    assert sorted(replayed, key=lambda r: r["id"]) == sorted(rows, key=lambda r: r["id"])
 
 
 def test_upsert_on_a_composite_key_from_the_schema(

@@ -110,8 +110,9 @@ class PostgresStream(SQLStream):
                 with contextlib.closing(rows):  # before the connection goes
                     for row in rows:
                         yield self.row_to_record(names, row)
-        except sa.exc.DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        except (sa.exc.DBAPIError, psycopg2.Error) as exc:
+            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
                               f"failed: {reason}; the next run starts again from the last "
                               "STATE, so no row is lost") from None

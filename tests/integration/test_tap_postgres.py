@@ -322,3 +322,18 @@ def test_rows_stream_through_a_server_side_cursor_in_fetch_rows_chunks(
     fetches = [line for line in statements if "FETCH FORWARD 1000" in line]
     assert declares, "the SELECT must run as a named (server-side) cursor"
     assert len(fetches) >= 3  # 2500 rows in chunks of 1000, never all at once
+
+
+def test_unreadable_table_fails_the_stream_with_one_clear_line(
+    postgres: PostgresServer, shop: str, tmp_path: Path
+) -> None:
+    role = f"reader_{shop}"
+    postgres.psql(f'CREATE ROLE "{role}" LOGIN; GRANT SELECT ON orders TO "{role}"', shop)
+    catalog = select(discover(tmp_path, tap_config(postgres, shop)),
+                     {"public-orders": {}, "public-order_lines": {}})
+    run = run_tap(tmp_path, {**tap_config(postgres, shop), "user": role}, catalog=catalog)
+    assert run.returncode == 2
+    assert ("stream 'public-order_lines': reading public.order_lines failed: permission "
+            "denied for table order_lines") in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.records("public-order_lines") == []

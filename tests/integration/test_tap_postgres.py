@@ -337,3 +337,16 @@ def test_unreadable_table_fails_the_stream_with_one_clear_line(
             "denied for table order_lines") in run.stderr
     assert "Traceback" not in run.stderr
     assert run.records("public-order_lines") == []
+
+
+@pytest.mark.parametrize("url_style", [False, True])
+def test_sslmode_reaches_libpq(
+    postgres: PostgresServer, shop: str, tmp_path: Path, url_style: bool
+) -> None:
+    """The throwaway server has no TLS, so ``require`` must fail, naming the cause."""
+    config = ({"sqlalchemy_url": postgres.dsn(shop)} if url_style
+              else tap_config(postgres, shop))
+    run = run_tap(tmp_path, {**config, "sslmode": "require"}, "--discover")
+    assert run.returncode == 2
+    assert "server does not support SSL, but SSL was required" in run.stderr
+    assert "Traceback" not in run.stderr

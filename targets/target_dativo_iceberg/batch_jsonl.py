@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -98,6 +98,26 @@ class FileSpooledBatch(SpooledBatch):
 def version_column(version: int | None, rows: int) -> pa.Array:
     """The BATCH message's version for each of ``rows`` rows (null when it sent none)."""
     return pa.array([version] * rows, pa.int64())
+
+
+def split_checked(checked: pa.Table, schema: pa.Schema,
+                  rejected_of: Callable[[list[int], list[list[dict[str, str]]]],
+                                        list[RejectedRecord]],
+                  versions: bool, version: int | None) -> CheckedBatch:
+    """Valid rows (cast to the table schema, with the version column if wanted) and
+    the rejected ones, whose JSON ``rejected_of(rows, reasons)`` recovers."""
+    reasons = checked.column(REASONS_COLUMN)
+    ok = pc.equal(pc.list_value_length(reasons), 0)
+    valid = checked.drop_columns([REASONS_COLUMN])
+    rejected: list[RejectedRecord] = []
+    if not pc.all(ok).as_py():  # filtering copies every column: only when needed
+        valid = valid.filter(ok)
+        bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+        rejected = rejected_of(bad_rows, reasons.take(bad_rows).to_pylist())
+    valid = valid.cast(schema)
+    if versions or version is not None:
+        valid = valid.append_column(VERSION_COLUMN, version_column(version, valid.num_rows))
+    return CheckedBatch(valid=valid, rejected=rejected)
 
 
 def _first_bad_row(path: str) -> int | None:
@@ -303,20 +323,8 @@ class DirectJsonlBatch(FileSpooledBatch):
         if records is None:
             return self._check_spooled(con, compiled, schema, read_versions)
         self.rows = records.num_rows
-        checked = check_pretyped(con, compiled, records)
-        reasons = checked.column(REASONS_COLUMN)
-        ok = pc.equal(pc.list_value_length(reasons), 0)
-        valid = checked.drop_columns([REASONS_COLUMN])
-        rejected: list[RejectedRecord] = []
-        if not pc.all(ok).as_py():  # filtering copies every column: only when needed
-            valid = valid.filter(ok)
-            bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-            rejected = self._rejected(bad_rows, reasons.take(bad_rows).to_pylist())
-        valid = valid.cast(schema)
-        if read_versions or self.version is not None:
-            valid = valid.append_column(VERSION_COLUMN,
-                                        version_column(self.version, valid.num_rows))
-        return CheckedBatch(valid=valid, rejected=rejected)
+        return split_checked(check_pretyped(con, compiled, records), schema, self._rejected,
+                             read_versions, self.version)
 
     def _message(self) -> BatchMessage:
         return BatchMessage(self.stream, "jsonl", "gzip" if self.gzipped else "none",

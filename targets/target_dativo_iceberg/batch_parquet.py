@@ -9,6 +9,7 @@ RECORD with those values would.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -18,11 +19,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dativo.contracts import REASONS_COLUMN, CompiledContract, FieldSpec
-from target_dativo_iceberg.batch_jsonl import FileSpooledBatch, version_column
+from dativo.contracts import CompiledContract, FieldSpec
+from target_dativo_iceberg.batch_jsonl import FileSpooledBatch, split_checked
 from target_dativo_iceberg.batch_sources import BatchMessage, open_native, unreadable
 from target_dativo_iceberg.batches import (
     CheckedBatch,
@@ -30,7 +30,6 @@ from target_dativo_iceberg.batches import (
     SpooledBatch,
     check_pretyped,
 )
-from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 
@@ -103,23 +102,17 @@ class ParquetFileBatch(SpooledBatch):
         if records is None:
             return self._check_as_json(con, compiled, schema, table, read_versions)
         checked = check_pretyped(con, compiled, records)
-        reasons = checked.column(REASONS_COLUMN)
-        ok = pc.equal(pc.list_value_length(reasons), 0)
-        valid = checked.drop_columns([REASONS_COLUMN])
-        rejected: list[RejectedRecord] = []
-        if not pc.all(ok).as_py():  # filtering copies every column: only when needed
-            valid = valid.filter(ok)
-            bad_rows = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-            texts = _rows_as_json(con, table.take(bad_rows))
-            rejected = [RejectedRecord(self.batch_line, text, row_reasons) for text, row_reasons
-                        in zip(texts, reasons.take(bad_rows).to_pylist(), strict=True)]
-            LOGGER.info("Stream '%s': %d row(s) of BATCH file %s row %d rejected",
-                        self.stream, len(bad_rows), self.uri, self.first_row + bad_rows[0] + 1)
-        valid = valid.cast(schema)
-        if read_versions or self.version is not None:
-            valid = valid.append_column(VERSION_COLUMN,
-                                        version_column(self.version, valid.num_rows))
-        return CheckedBatch(valid=valid, rejected=rejected)
+        return split_checked(checked, schema, functools.partial(self._rejected_rows, con, table),
+                             read_versions, self.version)
+
+    def _rejected_rows(self, con: duckdb.DuckDBPyConnection, table: pa.Table, rows: list[int],
+                       reasons: list[list[dict[str, str]]]) -> list[RejectedRecord]:
+        """The (few) rejected rows as JSON, via DuckDB: no Python object per value."""
+        LOGGER.info("Stream '%s': %d row(s) of BATCH file %s row %d rejected",
+                    self.stream, len(rows), self.uri, self.first_row + rows[0] + 1)
+        texts = _rows_as_json(con, table.take(rows))
+        return [RejectedRecord(self.batch_line, text, row_reasons)
+                for text, row_reasons in zip(texts, reasons, strict=True)]
 
     def _check_as_json(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
                        schema: pa.Schema, table: pa.Table,

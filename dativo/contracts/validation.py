@@ -34,7 +34,7 @@ _TEXT_CASTS = {"integer": "BIGINT", "number": "DOUBLE", "date": "DATE", "time": 
                "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
 _FORMATS = {
     "email": r"NOT regexp_full_match({v}, '[^@\s]+@[^@\s]+\.[^@\s]+')",
-    "uuid": "{v} IS NOT NULL AND TRY_CAST({v} AS UUID) IS NULL",
+    "uuid": "TRY_CAST({v} AS UUID) IS NULL",
     "date": "TRY_CAST({v} AS DATE) IS NULL OR NOT regexp_full_match({v}, "
             "'[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')",
     "date-time": "TRY_CAST({v} AS TIMESTAMPTZ) IS NULL",
@@ -143,8 +143,9 @@ def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[str]:
     if spec.maximum is not None:
         op = ">=" if spec.exclusive_maximum else ">"
         reasons.append(_reason(spec, "maximum", f"{value} {op} {_bound(spec, spec.maximum)}"))
-    if spec.format in _FORMATS:
-        reasons.append(_reason(spec, "format", _FORMATS[spec.format].format(v=value)))
+    if spec.format in _FORMATS:  # a NULL has no format to fail (``required`` is separate)
+        condition = _FORMATS[spec.format].format(v=value)
+        reasons.append(_reason(spec, "format", f"{value} IS NOT NULL AND ({condition})"))
     if spec.valid_values:
         listed = ", ".join(sql_literal(v) for v in spec.valid_values)
         reasons.append(_reason(spec, "validValues", f"{value} NOT IN ({listed})"))

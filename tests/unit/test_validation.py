@@ -185,3 +185,11 @@ def test_strict_fast_path_serves_clean_batches(tmp_path: Path) -> None:
     assert row.pop("d").isoformat() == "2024-02-29"
     assert row.pop("at").isoformat() == "2024-03-01T12:00:00+00:00"
     assert row == {"id": 5, "f": 1.5, "b": True, "s": "bb", "o": {"n": 1, "t": "x"}, "a": ["x"]}
+
+
+@pytest.mark.parametrize("fmt", ["email", "uuid", "date", "date-time", "uri"])
+def test_a_null_passes_every_format_check_and_a_bad_value_does_not(
+    tmp_path: Path, fmt: str
+) -> None:
+    assert rejected_rules(tmp_path, FieldSpec("v", "string", format=fmt),
+                          [None, "not valid at all"]) == [[], ["format"]]

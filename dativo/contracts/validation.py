@@ -75,8 +75,12 @@ def _is_nested(spec: FieldSpec) -> bool:
 
 
 def _read_type(spec: FieldSpec, *, safe: bool) -> str:
-    """How DuckDB's JSON reader should read a field before our checks run."""
-    if spec.kind == "json" or (safe and _is_nested(spec)):
+    """How DuckDB's JSON reader should read a field before our checks run.
+
+    Decimals are read as JSON, not text: DuckDB parses a JSON number into a double
+    even for a VARCHAR column, so only the JSON type tells whether digits were lost.
+    """
+    if spec.kind in ("json", "decimal") or (safe and _is_nested(spec)):
         return "JSON"
     return duckdb_type(spec) if _is_nested(spec) else "VARCHAR"
 
@@ -165,12 +169,18 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
     for i, spec in enumerate(contract.fields):
         col = quote_ident(spec.name)
         raw, typed = f"r{i}", f"v{i}"
+        source = col
         if pretyped and spec.kind not in TEXT_CHECKED_KINDS:
             value, type_error = col, None
         else:
-            value, _ = _value_and_type_check(spec, col, typed, safe=safe)
+            if spec.kind == "decimal":
+                source = _json_scalar_text(col)
+                inner.append(f"json_type({col}) = 'DOUBLE' AS n{i}")
+                reasons.append(_reason(spec, "precision",
+                                       f"n{i} AND {_significant_digits(raw)} > 15"))
+            value, _ = _value_and_type_check(spec, source, typed, safe=safe)
             _, type_error = _value_and_type_check(spec, raw, typed, safe=safe)
-        inner.append(f"{col} AS {raw}, {value} AS {typed}")
+        inner.append(f"{source} AS {raw}, {value} AS {typed}")
         if not pretyped or spec.kind in TEXT_CHECKED_KINDS:
             outer.append(f"{typed} AS {col}")
         if spec.required:
@@ -186,6 +196,20 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
               f"columns={{'record': {sql_literal(_read_columns(contract, safe=safe))}}})")
     return (f"SELECT {''.join(c + ', ' for c in outer)}{reasons_sql} AS {REASONS_COLUMN} FROM ("
             f"SELECT {', '.join(inner)} FROM (SELECT record.* FROM {source}))")
+
+
+def _json_scalar_text(col: str) -> str:
+    """A JSON scalar as text: strings unquoted, JSON null as SQL NULL."""
+    return (f"CASE json_type({col}) WHEN 'NULL' THEN NULL WHEN 'VARCHAR' THEN {col} ->> '$' "
+            f"ELSE CAST({col} AS VARCHAR) END")
+
+
+def _significant_digits(text: str) -> str:
+    """Significant digits of a number's text. A JSON number with more than 15 was
+    rounded by the double it was parsed into, so it is refused (rule ``precision``),
+    never stored rounded; the tap should send such decimals as strings."""
+    return (f"length(trim(regexp_replace(split_part(lower({text}), 'e', 1), '[^0-9]', '', "
+            "'g'), '0'))")
 
 
 def _read_columns(contract: Contract, *, safe: bool) -> str:

@@ -193,3 +193,32 @@ def test_a_null_passes_every_format_check_and_a_bad_value_does_not(
 ) -> None:
     assert rejected_rules(tmp_path, FieldSpec("v", "string", format=fmt),
                           [None, "not valid at all"]) == [[], ["format"]]
+
+
+def test_a_decimal_json_number_too_precise_for_a_double_is_refused_not_rounded(
+    tmp_path: Path,
+) -> None:
+    """DuckDB parses JSON numbers into doubles; a free-form json column forces that
+    path. Strings keep every digit; numbers with <= 15 significant digits are exact."""
+    fields = [FieldSpec("id", "integer", required=True),
+              FieldSpec("amount", "decimal", precision=38, scale=5),
+              FieldSpec("extra", "json")]
+    result = check(tmp_path, fields, [
+        {"id": 1, "amount": "12345678901234567890.12345", "extra": {"a": 1}},
+        {"id": 2, "amount": 123456789012.345, "extra": None},
+        {"id": 3, "amount": None},
+    ])
+    spool = (tmp_path / "spool.ndjson").read_text().splitlines()
+    spool.insert(1, '{"type":"RECORD","stream":"s","record":{"id":4,'
+                    '"amount":12345678901234567890.12345}}')
+    assert [str(v) for v in result.valid.column("amount").to_pylist()] == [
+        "12345678901234567890.12345", "123456789012.34500", "None"]
+    (tmp_path / "spool.ndjson").write_text("\n".join(spool) + "\n")
+    batch = SpooledBatch("s", str(tmp_path / "spool.ndjson"), rows=4)
+    batch.run_rows.append(0)
+    batch.run_lines.append(1)
+    contract = Contract(name="s", fields=tuple(fields))
+    checked = batch.check(duckdb.connect(), compile_contract(contract), arrow_schema(contract))
+    assert [(r.line_number, r.reasons) for r in checked.rejected] == [
+        (2, [{"field": "amount", "rule": "precision"}])]
+    assert '12345678901234567890.12345' in checked.rejected[0].record_json

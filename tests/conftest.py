@@ -16,6 +16,7 @@ import pytest
 from pyiceberg.catalog import Catalog, load_catalog
 
 from tests.services.postgres import PostgresServer, running_postgres
+from tests.services.pushgateway import running_pushgateway
 from tests.services.s3 import S3Server, running_s3
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,3 +92,10 @@ def s3() -> Iterator[S3Server]:
     """One throwaway S3 server (SeaweedFS) for the session; tests create their own buckets."""
     with running_s3() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pushgateway() -> Iterator[str]:
+    """A real Prometheus Pushgateway for the session (its URL)."""
+    with running_pushgateway() as url:
+        yield url

@@ -26,7 +26,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dativo import metrics
+from dativo.audit import AuditLog
 from dativo.contracts import CompiledContract, Contract
+from dativo.metrics import RunMetrics
 from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
@@ -120,8 +123,12 @@ class Committer:
 
     def __init__(self, settings: TargetSettings, writer: Future[IcebergWriter],
                  stats: dict[str, StreamStats], run_id: str,
-                 emit_state: Callable[[Any], None]) -> None:
+                 emit_state: Callable[[Any], None], run_metrics: RunMetrics) -> None:
         self.settings = settings
+        self.run_metrics = run_metrics
+        self.audit = (AuditLog(settings.audit_log_path, run_id=run_id, plugin=run_metrics.plugin,
+                               tenant=settings.tenant_id)
+                      if settings.audit_log_path else None)
         self._writer = writer
         self.stats = stats
         self.run_id = run_id
@@ -167,6 +174,9 @@ class Committer:
         """Write one batch's rejected rows, and its valid rows, as data files."""
         stream, stats = batch.stream, self.stats[batch.stream]
         stats.received += batch.rows
+        labels = self.run_metrics.stream(stream)
+        metrics.RECORDS_RECEIVED.labels(**labels).inc(batch.rows)
+        metrics.BATCHES.labels(**labels).inc()
         if checked.rejected:
             self._stage_rejected(sink, stream, checked)
         valid, keys = checked.valid, None
@@ -197,8 +207,13 @@ class Committer:
         self._staged_for(sink.dead_letter, stream, dead_letter=True).add(
             FileBatch(writer.write_files(sink.dead_letter, rows)), rows.num_rows)
         stats.rejected += len(checked.rejected)
+        reasons: Counter[str] = Counter()
         for rejected in checked.rejected:
-            stats.reasons.update(f"{r['field']}:{r['rule']}" for r in rejected.reasons)
+            reasons.update({f"{r['field']}:{r['rule']}" for r in rejected.reasons})
+        stats.reasons.update(reasons)
+        for reason, count in reasons.items():
+            metrics.RECORDS_REJECTED.labels(**self.run_metrics.stream(stream),
+                                            reason=reason).inc(count)
         first = checked.rejected[0]
         LOGGER.warning(
             "Stream '%s': %d record(s) rejected by the contract, e.g. line %d: %s",
@@ -258,8 +273,10 @@ class Committer:
                        if (drain := rolling.files.oldest_open_drain()) is not None),
                       default=None)
         newest = None
+        latency = metrics.STATE_LATENCY.labels(**self.run_metrics.labels)
         while self._states and (blocked is None or self._states[0].drain < blocked):
             newest = self._states.popleft()
+            latency.observe(time.monotonic() - newest.since)
         return newest
 
     def _commit(self, staged: _Staged, properties: dict[str, str]) -> None:
@@ -269,15 +286,27 @@ class Committer:
             mode = self.settings.load_method
         snapshot = self._writer.result().commit_files(staged.table, staged.changes,
                                                       properties, mode=mode)
+        table = staged_name(staged.table)
+        files = [f for c in staged.changes if isinstance(c, FileBatch) for f in c.files]
+        size = sum(f.file_size_in_bytes for f in files)
+        metrics.COMMITS.labels(**self.run_metrics.labels, table=table).inc()
+        if self.audit is not None:
+            self.audit.record({"stream": staged.stream, "table": table, "snapshot_id": snapshot,
+                               "operation": mode, "dead_letter": staged.dead_letter,
+                               "rows": staged.rows, "files": len(files), "bytes": size})
         if staged.dead_letter:
             return
+        labels = self.run_metrics.stream(staged.stream)
+        metrics.RECORDS_WRITTEN.labels(**labels).inc(staged.rows)
+        metrics.BYTES_WRITTEN.labels(**labels).inc(size)
+        metrics.LAST_STREAM_SUCCESS.labels(**labels).set_to_current_time()
         stats = self.stats[staged.stream]
         stats.committed += staged.rows
         if snapshot is not None:
             stats.snapshot_ids.append(snapshot)
         LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
                     "(%d committed, %d rejected so far)", staged.stream, staged.rows,
-                    sum(len(c.files) for c in staged.changes if isinstance(c, FileBatch)),
+                    len(files),
                     time.monotonic() - started, stats.committed, stats.rejected)
 
 

@@ -29,6 +29,7 @@ import orjson
 
 from dativo.contracts import Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ConfigError, ContractViolation
+from dativo.metrics import MetricsSettings, RunMetrics
 from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
 from target_dativo_iceberg.settings import TargetSettings
@@ -58,7 +59,7 @@ class Loader:
     """Owns one target run; the message loop drives it from a single thread."""
 
     def __init__(self, settings: TargetSettings, open_writer: Callable[[], IcebergWriter],
-                 emit_state: Callable[[Any], None]) -> None:
+                 emit_state: Callable[[Any], None], metrics: RunMetrics | None = None) -> None:
         """``open_writer`` runs first on the commit thread: importing pyiceberg and
         opening the catalog (most of the target's start-up time) then overlaps with
         reading the first batch. A bad catalog still fails the run before any commit."""
@@ -77,7 +78,10 @@ class Loader:
         self._checking: Future[CheckedDrain] | None = None
         self._committing: deque[Future[None]] = deque()
         self._writer = self._commit_pool.submit(open_writer)
-        self._committer = Committer(settings, self._writer, self.stats, self.run_id, emit_state)
+        self._committer = Committer(
+            settings, self._writer, self.stats, self.run_id, emit_state,
+            metrics or RunMetrics("target-dativo-iceberg", settings.tenant_id,
+                                  MetricsSettings()))
         self._drains = 0
         self._started = time.monotonic()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from dativo.errors import ConfigError
+from dativo.metrics import MetricsSettings
 from dativo.tables import default_catalog_properties
 
 ValidationMode = Literal["strict", "warn"]
@@ -44,6 +45,8 @@ class TargetSettings:
     target_file_size_mb: int = DEFAULT_TARGET_FILE_SIZE_MB
     compression: Compression = "zstd"
     max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    audit_log_path: Path | None = None
 
     @property
     def table_properties(self) -> dict[str, str]:
@@ -113,6 +116,9 @@ class TargetSettings:
                                               DEFAULT_TARGET_FILE_SIZE_MB),
             compression=compression,
             max_state_lag_seconds=lag,
+            metrics=MetricsSettings.from_config(config.get("metrics")),
+            audit_log_path=Path(config["audit_log_path"]) if config.get("audit_log_path")
+            else None,
             process_activate_version_messages=_flag(
                 config, "process_activate_version_messages", default=True),
         )

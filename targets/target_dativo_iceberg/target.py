@@ -19,6 +19,7 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from dativo.errors import DativoError
+from dativo.metrics import RunMetrics
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import (
@@ -101,6 +102,18 @@ class TargetDativoIceberg(Target):
         th.Property("hard_delete", th.BooleanType, default=False,
                     description="ACTIVATE_VERSION: delete the rows of older table versions "
                                 "(true) or set their _sdc_deleted_at (false)."),
+        th.Property("metrics", th.ObjectType(
+            th.Property("pushgateway_url", th.StringType,
+                        description="Push the run's metrics here at the end (batch jobs)."),
+            th.Property("textfile_dir", th.StringType,
+                        description="Else write <dir>/target-dativo-iceberg.prom for "
+                                    "node-exporter's textfile collector."),
+            th.Property("port", th.IntegerType,
+                        description="Else serve /metrics on 127.0.0.1:<port> during the run."),
+        ), description="Prometheus metrics export (see observability/)."),
+        th.Property("audit_log_path", th.StringType,
+                    description="Append one JSON line per commit (run, table, snapshot, "
+                                "rows, files; never record values) to this file."),
         th.Property("commit_interval_seconds", th.NumberType,
                     default=DEFAULT_COMMIT_INTERVAL_SECONDS,
                     description="Commit written data files (one snapshot per table) and emit "
@@ -148,14 +161,23 @@ class TargetDativoIceberg(Target):
     def run(self, source: IO[bytes]) -> dict[str, Any]:
         """Load every message from ``source``; return the run summary."""
         settings = TargetSettings.from_config(self.config)
-        loader = Loader(settings, functools.partial(_open_writer, settings), _write_state)
+        metrics = RunMetrics(self.name, settings.tenant_id, settings.metrics)
+        loader = Loader(settings, functools.partial(_open_writer, settings), _write_state,
+                        metrics)
         try:
             lines = run_message_loop(source, loader)
         except BaseException:
             loader.close()
+            metrics.finish(success=False)
             raise
         LOGGER.info("Read %d lines of input", lines)
-        return loader.finish()
+        try:
+            summary = loader.finish()  # closes the loader, also when it raises
+        except BaseException:
+            metrics.finish(success=False)
+            raise
+        metrics.finish(success=True)
+        return summary
 
 
 def _open_writer(settings: TargetSettings) -> IcebergWriter:

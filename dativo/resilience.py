@@ -52,6 +52,7 @@ __all__ = [
     "RetriesExhaustedError",
     "TransientFailure",
     "parse_retry_after",
+    "settings_jsonschema",
 ]
 
 logger = logging.getLogger(__name__)
@@ -174,9 +175,14 @@ class ResilienceSettings:
     def from_config(cls, config: Mapping[str, Any], **defaults: Any) -> ResilienceSettings:
         """Settings from a tap config; ``defaults`` override the class defaults (e.g. rps)."""
         values: dict[str, Any] = dict(defaults)
-        for name in cls.__dataclass_fields__:
-            if config.get(name) is not None:
-                values[name] = config[name]
+        for name, spec in cls.__dataclass_fields__.items():
+            value = config.get(name)
+            if value is None:
+                continue
+            try:  # JSON config may hold Decimals or strings (environment variables)
+                values[name] = int(value) if spec.type == "int" else float(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"setting {name}={value!r} is not a number") from exc
         return cls(**values)
 
 
@@ -360,3 +366,39 @@ class ResiliencePolicy:
                        self.settings.max_retries, delay)
         if delay > 0:
             self.sleep(delay)
+
+
+def settings_jsonschema(*, requests_per_second: float) -> dict[str, dict[str, Any]]:
+    """JSON Schema properties of every knob, for a tap's config schema (no singer_sdk here).
+
+    Args:
+        requests_per_second: The tap's default rate (Stripe 25, HubSpot 10).
+    """
+    d = ResilienceSettings()
+    def number(default: float, text: str) -> dict[str, Any]:
+        return {"type": ["number", "null"], "default": default, "description": text}
+
+    def integer(default: int, text: str) -> dict[str, Any]:
+        return {"type": ["integer", "null"], "default": default, "description": text}
+
+    return {
+        MAX_RETRIES: integer(d.max_retries, "Retries of one request after a 429, 5xx, "
+                             "timeout, reset or truncated body; then the run stops."),
+        BACKOFF_BASE_SECONDS: number(d.backoff_base_seconds, "First retry delay when the "
+                                     "API sent no Retry-After; doubles per retry."),
+        BACKOFF_MAX_SECONDS: number(d.backoff_max_seconds, "Cap of the doubling delay."),
+        BACKOFF_JITTER: number(d.backoff_jitter, "Up to this fraction of each delay is "
+                               "taken off at random, so parallel runs spread out (0..1)."),
+        MAX_RETRY_AFTER_SECONDS: number(d.max_retry_after_seconds, "Longest Retry-After "
+                                        "honoured; a longer one is cut to this."),
+        CIRCUIT_FAILURE_THRESHOLD: integer(d.circuit_failure_threshold, "Consecutive "
+                                           "failures (any request) that open the circuit."),
+        CIRCUIT_COOLDOWN_SECONDS: number(d.circuit_cooldown_seconds, "While open, no request "
+                                         "is sent for this long; then one probe."),
+        CIRCUIT_MAX_PROBES: integer(d.circuit_max_probes, "Failed half-open probes in a row "
+                                    "after which the run stops cleanly."),
+        REQUESTS_PER_SECOND: number(requests_per_second, "Request starts per second "
+                                    "(0 = unlimited)."),
+        REQUEST_TIMEOUT_SECONDS: number(d.request_timeout_seconds, "Connect and read "
+                                        "timeout of one request; a timeout is retried."),
+    }

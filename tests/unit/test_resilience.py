@@ -79,7 +79,7 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(resilience.__all__) == [
         "ApiUnavailableError", "CircuitBreaker", "CircuitOpenError", "FatalApiError",
         "RateLimiter", "ResiliencePolicy", "ResilienceSettings", "RetriesExhaustedError",
-        "TransientFailure", "parse_retry_after"]
+        "TransientFailure", "parse_retry_after", "settings_jsonschema"]
 
 
 def test_429_storm_honours_retry_after_then_succeeds(api: CountingApi) -> None:
@@ -220,8 +220,21 @@ def test_settings_from_config_and_bad_values_name_the_key() -> None:
     assert (s.max_retries, s.requests_per_second, s.backoff_jitter) == (3, 10, 0.5)
     assert ResilienceSettings.from_config({"requests_per_second": 2},
                                           requests_per_second=10).requests_per_second == 2
+    from decimal import Decimal
+
+    assert ResilienceSettings.from_config({"backoff_base_seconds": Decimal("0.5"),
+                                           "max_retries": "4"}).backoff_base_seconds == 0.5
+    with pytest.raises(ConfigError, match="max_retries='many' is not a number"):
+        ResilienceSettings.from_config({"max_retries": "many"})
     with pytest.raises(ConfigError, match="backoff_jitter, circuit_failure_threshold"):
         ResilienceSettings(backoff_jitter=2, circuit_failure_threshold=0)
+
+
+def test_settings_jsonschema_covers_every_knob_with_the_taps_rate() -> None:
+    props = resilience.settings_jsonschema(requests_per_second=10)
+    assert sorted(props) == sorted(ResilienceSettings.__dataclass_fields__)
+    assert props["requests_per_second"]["default"] == 10
+    assert all(p["description"] for p in props.values())
 
 
 def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:

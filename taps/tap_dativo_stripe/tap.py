@@ -1,0 +1,105 @@
+"""tap-dativo-stripe: Stripe objects to Singer, incremental on ``created`` plus events."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from dativo.errors import DativoError
+from dativo.resilience import ResiliencePolicy, ResilienceSettings, settings_jsonschema
+from tap_dativo_stripe.client import StripeTransport
+from tap_dativo_stripe.streams import STREAM_TYPES, StripeStream
+
+DEFAULT_RPS = 25.0  # Stripe allows 100 read requests/s in live mode, 25 in test mode
+
+
+@contextlib.contextmanager
+def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
+    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do."""
+    try:
+        yield
+    except DativoError as exc:
+        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+        sys.exit(2)
+
+
+def _config_schema() -> dict[str, Any]:
+    schema = th.PropertiesList(
+        th.Property("api_key", th.StringType, required=True, secret=True,
+                    description="Secret key (sk_...) or restricted key (rk_...) with Read "
+                                "access to the selected objects; never logged."),
+        th.Property("start_date", th.DateTimeType,
+                    description="Only objects created at or after this time on the first "
+                                "run; default everything."),
+        th.Property("lookback_seconds", th.IntegerType, default=300,
+                    description="Incremental runs re-read objects and events created this "
+                                "long before the bookmark, for objects that appear late."),
+        th.Property("expand", th.ObjectType(additional_properties=th.ArrayType(
+                        th.StringType)),
+                    description="Per stream, fields to expand into objects, e.g. "
+                                "{\"charges\": [\"customer\"]}."),
+        th.Property("account_id", th.StringType,
+                    description="Connect: read this connected account (Stripe-Account)."),
+        th.Property("api_version", th.StringType,
+                    description="Stripe-Version header; default the account's version."),
+        th.Property("api_base", th.StringType,
+                    description="API base URL; default https://api.stripe.com (tests point "
+                                "it at a local server)."),
+    ).to_dict()
+    schema["properties"].update(settings_jsonschema(requests_per_second=DEFAULT_RPS))
+    return schema
+
+
+class TapDativoStripe(Tap):
+    """Customers, charges, invoices and their lines, subscriptions, products, prices,
+    payment intents, refunds, balance transactions and events of one Stripe account."""
+
+    name = "tap-dativo-stripe"
+    package_name = "dativo-ingest"
+    config_jsonschema = _config_schema()
+
+    def discover_streams(self) -> list[StripeStream]:
+        return [stream_type(self) for stream_type in STREAM_TYPES]
+
+    @cached_property
+    def transport(self) -> StripeTransport:
+        """One client and one resilience policy for all streams of the run."""
+        settings = ResilienceSettings.from_config(self.config, requests_per_second=DEFAULT_RPS)
+        return StripeTransport(self.config["api_key"], policy=ResiliencePolicy(settings),
+                               api_base=self.config.get("api_base"),
+                               stripe_account=self.config.get("account_id"),
+                               api_version=self.config.get("api_version"))
+
+    def sync_all(self) -> None:
+        """Sync, then log the request and retry counters (also when the run fails)."""
+        try:
+            super().sync_all()
+        finally:
+            if "transport" in self.__dict__:
+                self.logger.info("Stripe requests: %s", self.transport.policy.summary())
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+        with _exit_on_dativo_error(cls.logger):
+            super().invoke(**kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
+        with _exit_on_dativo_error(cls.logger):
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
+        with _exit_on_dativo_error(cls.logger):
+            super().cb_test(ctx, param, value)
+
+
+if __name__ == "__main__":
+    TapDativoStripe.cli()

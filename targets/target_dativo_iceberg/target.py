@@ -12,13 +12,16 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 import orjson
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
     TargetCapabilities,
 )
 
+from dativo import logs
 from dativo.errors import DativoError
+from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
@@ -111,6 +114,10 @@ class TargetDativoIceberg(Target):
             th.Property("port", th.IntegerType,
                         description="Else serve /metrics on 127.0.0.1:<port> during the run."),
         ), description="Prometheus metrics export (see observability/)."),
+        th.Property("log_format", th.StringType, default="text",
+                    allowed_values=["text", "json"],
+                    description="text for humans, json for log pipelines (one object per "
+                                "line). Secrets are redacted in both."),
         th.Property("audit_log_path", th.StringType,
                     description="Append one JSON line per commit (run, table, snapshot, "
                                 "rows, files; never record values) to this file."),
@@ -132,13 +139,24 @@ class TargetDativoIceberg(Target):
     ) -> None:
         """Run the target; a :class:`DativoError` becomes one log line and exit code 2."""
         super(Target, cls).invoke(about=about, about_format=about_format)
+        raw_config = config.config if config else {}
+        secret_keys = [k for k, v in cls.config_jsonschema["properties"].items()
+                       if v.get("secret")]
+        # Redact before the SDK validates the config: its errors quote values.
+        logs.configure(secrets=secret_values(raw_config, secret_keys))
         cls.print_version(print_fn=cls.logger.info)
-        target = cls(
-            config=config.config if config else {},
-            validate_config=True,
-            parse_env_config=config.parse_env if config else False,
-            setup_mapper=False,
-        )
+        try:
+            target = cls(config=raw_config, validate_config=True,
+                         parse_env_config=config.parse_env if config else False,
+                         setup_mapper=False)
+            logs.configure(secrets=secret_values(target.config, secret_keys),
+                           log_format=target.config.get("log_format") or "text")
+        except ConfigValidationError as exc:
+            LOGGER.error("%s: %s", exc, "; ".join(exc.errors))
+            sys.exit(2)
+        except DativoError as exc:
+            LOGGER.error("%s", exc)
+            sys.exit(2)
         source = file_input.buffer if file_input is not None else sys.stdin.buffer
         try:
             target.run(source)

@@ -1,0 +1,99 @@
+"""Log format (JSON or text) and secret redaction for every dativo plugin.
+
+Redaction happens in a filter on the root handlers, after a record's message and any
+traceback are rendered, so no code path (ours, singer-sdk's, pyiceberg's exception
+texts) can print a secret: the values of settings marked secret or named like one,
+passwords inside URIs/DSNs, and strings shaped like API keys or bearer tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+from urllib.parse import unquote, urlparse
+
+from dativo.errors import ConfigError
+
+LogFormat = Literal["text", "json"]
+MASK = "***"
+SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|private|api_?key",
+                        re.IGNORECASE)
+_PATTERNS = (
+    # user:password@ in a URI or DSN
+    (re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)"), r"\g<keep>***"),
+    # password=..., "token": "...", api_key: ...
+    (re.compile(r"(?P<keep>(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)"
+                r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',&;)}]+", re.IGNORECASE), r"\g<keep>***"),
+    (re.compile(r"(?P<keep>\bBearer\s+)\S+", re.IGNORECASE), r"\g<keep>***"),
+    (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"), MASK),  # Stripe keys
+    (re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{30,}"), MASK),  # HubSpot private app
+)
+
+
+def secret_values(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> set[str]:
+    """Every secret in ``config``: values of ``secret_keys`` (settings marked secret)
+    or of keys named like secrets, at any depth, and passwords inside URI values."""
+    marked = set(secret_keys)
+    found: set[str] = set()
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str) and value:
+            if key in marked or SECRET_KEY.search(key):
+                found.add(value)
+            try:
+                password = urlparse(value).password
+            except ValueError:
+                password = None
+            if password:
+                found.update((password, unquote(password)))
+
+    walk(config, "")
+    return {s for s in found if len(s) >= 4}  # shorter values would mask ordinary text
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces secrets in the rendered message and traceback of every record."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def configure(*, secrets: Iterable[str] = (), log_format: LogFormat = "text") -> None:
+    """Install redaction (and the JSON formatter, if asked) on every root handler."""
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"log_format: {log_format!r} must be 'text' or 'json'")
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig()
+    redactor = SecretRedactor(secrets)
+    for handler in root.handlers:
+        for old in [f for f in handler.filters if isinstance(f, SecretRedactor)]:
+            handler.removeFilter(old)
+        handler.addFilter(redactor)
+        if log_format == "json":
+            from singer_sdk.logging import StructuredFormatter
+
+            handler.setFormatter(StructuredFormatter())

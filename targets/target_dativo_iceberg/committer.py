@@ -137,6 +137,7 @@ class Committer:
         self._rolling: dict[str, _Rolling] = {}
         self._states: deque[_PendingState] = deque()
         self._published_at = time.monotonic()
+        self.last_state: Any = None  # the last STATE emitted, for the run summary
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
                      has_state: bool, final: bool) -> None:
@@ -266,6 +267,7 @@ class Committer:
         self._published_at = time.monotonic()
         if acknowledged is not None:
             self.emit_state(acknowledged.value)
+            self.last_state = acknowledged.value
 
     def _acknowledgeable(self) -> _PendingState | None:
         """Pop and return the newest STATE none of whose rows is in an open file."""

@@ -302,6 +302,7 @@ class Loader:
                 }
                 for name, st in self.stats.items()
             },
+            "state_emitted": self._committer.last_state,
         }
 
     def close(self) -> None:

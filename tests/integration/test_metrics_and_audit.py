@@ -64,6 +64,10 @@ def test_a_run_pushes_its_metrics_to_the_pushgateway(
     assert got[("dativo_state_commit_latency_seconds_count", ())] == 1
     assert got[("dativo_last_success_timestamp_seconds", ())] > 1.7e9
     assert CANARY not in text
+    summary = orjson.loads(result.stderr.split(b"Run summary: ", 1)[1].splitlines()[0])
+    assert summary["state_emitted"] == {"n": 5}
+    assert summary["streams"]["users"]["committed"] == 4
+    assert summary["streams"]["users"]["rejected_by_rule"] == {"id:type": 1}
 
     lines = [orjson.loads(line) for line in audit.read_bytes().splitlines()]
     table = open_catalog().load_table(("acme", "default", "users"))

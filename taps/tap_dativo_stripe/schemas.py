@@ -2,8 +2,9 @@
 
 A field spec is one letter per JSON type, so each object fits on a few lines:
 ``s`` string, ``i`` integer (amounts stay integers in minor units), ``b`` boolean,
-``t`` Unix timestamp (sent as an RFC 3339 UTC string), ``o`` object, ``x`` an id that
-``expand`` may replace by the object, ``l`` a Stripe list object.
+``t`` Unix timestamp (sent as an RFC 3339 UTC string), ``o`` object, ``x`` an id, or the
+object itself when the ``expand`` setting names the field (then the column is an object),
+``l`` a Stripe list object.
 Fields Stripe adds that are not listed here are kept under ``extra`` (see streams.py).
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-COMMON = "id:s object:s created:t livemode:b metadata:o"
+COMMON = "id:s object:s created:t"
+MUTABLE = "livemode:b metadata:o"  # balance transactions have neither
 TYPES: dict[str, list[str] | dict[str, Any]] = {
     "s": ["string", "null"], "i": ["integer", "null"], "b": ["boolean", "null"],
-    "o": ["object", "null"], "x": ["string", "object", "null"], "l": ["object", "null"],
+    "o": ["object", "null"], "x": ["string", "null"], "l": ["object", "null"],
 }
 
 
@@ -32,23 +34,32 @@ class StripeObject:
 
     @property
     def field_types(self) -> dict[str, str]:
-        spec = f"{COMMON} {self.fields}" if self.object_type != "line_item" else self.fields
+        if self.object_type == "line_item":
+            spec = self.fields
+        elif self.object_type == "balance_transaction":
+            spec = f"{COMMON} {self.fields}"
+        else:
+            spec = f"{COMMON} {MUTABLE} {self.fields}"
         return dict(item.split(":") for item in spec.split())
 
     @property
     def timestamp_fields(self) -> tuple[str, ...]:
         return tuple(k for k, v in self.field_types.items() if v == "t")
 
-    def json_schema(self) -> dict[str, Any]:
+    def json_schema(self, expanded: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The stream's schema; ``expanded`` fields are objects instead of ids."""
         props: dict[str, Any] = {}
         for key, code in self.field_types.items():
-            if code == "t":
+            if key in expanded:
+                props[key] = {"type": ["object", "null"]}
+            elif code == "t":
                 props[key] = {"type": ["string", "null"], "format": "date-time"}
             else:
                 props[key] = {"type": TYPES[code]}
         props["id"] = {"type": "string"}
-        props["deleted"] = {"type": ["boolean", "null"],
-                            "description": "true when the object came from a *.deleted event"}
+        if self.event_prefix:
+            props["deleted"] = {"type": ["boolean", "null"],
+                                "description": "true when a *.deleted event gave the object"}
         props["extra"] = {"type": ["object", "null"],
                           "description": "Fields Stripe sent that this schema does not list"}
         return {"type": "object", "properties": props, "required": ["id"]}

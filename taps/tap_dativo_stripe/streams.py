@@ -47,9 +47,11 @@ class StripeStream(Stream):
     is_sorted = False
 
     def __init__(self, tap: Any) -> None:
-        super().__init__(tap, schema=self.stripe_object.json_schema(),
-                         name=self.stripe_object.name)
-        self._known = set(self.stripe_object.field_types) | {"deleted"}
+        name = self.stripe_object.name
+        self.expand: list[str] = list((tap.config.get("expand") or {}).get(name) or [])
+        super().__init__(tap, schema=self.stripe_object.json_schema(frozenset(self.expand)),
+                         name=name)
+        self._known = set(self.schema["properties"]) - {"extra"}
 
     @property
     def transport(self) -> StripeTransport:
@@ -60,9 +62,8 @@ class StripeStream(Stream):
         params: dict[str, Any] = dict(self.stripe_object.list_params)
         if since is not None:
             params["created"] = {"gte": since}
-        expand = (self.config.get("expand") or {}).get(self.name) or []
-        if expand:
-            params["expand"] = [f"data.{path}" for path in expand]
+        if self.expand:
+            params["expand"] = [f"data.{path}" for path in self.expand]
         seen: set[str] = set()
         for page in self.transport.pages(self._path(context), params):
             for obj in page:
@@ -100,8 +101,12 @@ class StripeStream(Stream):
                 yield self._record(obj)
 
     def _record(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Timestamps to UTC strings; fields the schema does not list go to ``extra``."""
-        record: dict[str, Any] = {}
+        """Timestamps to UTC strings; fields the schema does not list go to ``extra``.
+
+        Every schema field is present (None when Stripe left it out), so each RECORD has
+        the same columns whatever the API version sends.
+        """
+        record: dict[str, Any] = dict.fromkeys(self._known)
         extra: dict[str, Any] = {}
         for key, value in obj.items():
             (record if key in self._known else extra)[key] = value

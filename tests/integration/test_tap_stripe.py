@@ -63,6 +63,15 @@ def test_full_sync_pages_every_object_newest_first(stripe_api: StripeApi,
     assert run.records("customers")[0]["extra"] is None
 
 
+def test_fields_outside_the_schema_are_kept_under_extra(stripe_api: StripeApi,
+                                                        tmp_path: Path) -> None:
+    txn = stripe_api.create("balance_transactions", amount=-300, fee=0, net=-300)
+    run = stripe(tmp_path, config(stripe_api), {"balance_transactions"})
+    [record] = run.records("balance_transactions")
+    assert (record["id"], record["amount"], record["net"]) == (txn["id"], -300, -300)
+    assert record["extra"] == {"exchange_rate": None, "fee_details": txn["fee_details"]}
+
+
 def test_incremental_run_returns_new_objects_and_updates_through_events(
     stripe_api: StripeApi, tmp_path: Path
 ) -> None:

@@ -83,7 +83,10 @@ def _defaults(kind: str, obj_id: str) -> dict[str, Any]:
         case "balance_transactions":
             return {"amount": 2000, "fee": 88, "net": 1912, "currency": "usd",
                     "type": "charge", "status": "available", "available_on": None,
-                    "source": None, "description": None, "reporting_category": "charge"}
+                    "source": None, "description": None, "reporting_category": "charge",
+                    "exchange_rate": None,
+                    "fee_details": [{"amount": 88, "currency": "usd", "type": "stripe_fee",
+                                     "description": "Stripe processing fees"}]}
     return dict(common)
 
 

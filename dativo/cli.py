@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Dativo ingest tools: contract linting and table inspection."""
+    """Dativo ingest tools: contract linting, table inspection and maintenance."""
     ctx.obj = {"debug": debug}
 
 
@@ -92,6 +92,41 @@ def table_show(ctx: click.Context, tables: tuple[str, ...], show_all: bool,
         if not tables and not show_all:
             raise ConfigError("name tables to show (e.g. demo.crm.customers) or pass --all")
         show_tables(open_catalog(catalog_props), tables, sample=sample, echo=click.echo)
+        return 0
+
+    _run(ctx, action)
+
+
+@main.command("maintain")
+@click.argument("tables", nargs=-1)
+@click.option("--all", "every_table", is_flag=True, help="Every table in the catalog.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="target-dativo-iceberg config JSON whose 'catalog' block to use.")
+@click.option("--older-than", default="1h", show_default=True,
+              help="Only files older than this (90s, 15m, 2h, 7d): a commit in flight "
+                   "must not lose its files.")
+@click.option("--dry-run", is_flag=True, help="List orphan files, delete nothing.")
+@click.pass_context
+def maintain(ctx: click.Context, tables: tuple[str, ...], every_table: bool,
+             config_path: Path | None, older_than: str, dry_run: bool) -> None:
+    """Delete data files no snapshot references (left by killed or failed runs)."""
+    from dativo.maintenance import delete_files, orphan_data_files, parse_duration
+    from dativo.tables import all_tables, open_catalog
+
+    def action() -> int:
+        grace = parse_duration(older_than)
+        catalog = open_catalog(_catalog_props(config_path))
+        if not tables and not every_table:
+            raise ConfigError("name tables to maintain (e.g. demo.crm.customers) or pass --all")
+        names = all_tables(catalog) if every_table else [tuple(t.split(".")) for t in tables]
+        for name in names:
+            table = catalog.load_table(name)
+            report = orphan_data_files(table, older_than=grace)
+            verb = "would delete" if dry_run else "deleted"
+            if not dry_run:
+                delete_files(table, report)
+            click.echo(f"{report.table}: {verb} {len(report.paths)} orphan data file(s), "
+                       f"{report.bytes / 2**20:.1f} MB")
         return 0
 
     _run(ctx, action)

@@ -18,6 +18,9 @@ from dativo.markdown_kv.errors import MarkdownKVError
 
 Record = dict[str, Any]
 
+_VALID_KEYS: set[str] = set()
+_MAX_CACHED_KEYS = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class RecordBlock:
@@ -84,9 +87,18 @@ def key_problem(key: Any) -> str | None:
 
 
 def check_key(key: Any, *, line: int | None = None) -> str:
+    """Return ``key`` when valid (cached: records repeat their keys).
+
+    Raises:
+        MarkdownKVError: The key breaks the key rule.
+    """
+    if key in _VALID_KEYS:
+        return key
     problem = key_problem(key)
     if problem is not None:
         raise MarkdownKVError(f"{problem}; rename the key", key=str(key), line=line)
+    if len(_VALID_KEYS) < _MAX_CACHED_KEYS:
+        _VALID_KEYS.add(key)
     return key
 
 

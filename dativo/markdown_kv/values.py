@@ -41,18 +41,17 @@ ParseFloat = Callable[[str], Any]
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERALS: dict[str, Any] = {"null": None, "true": True, "false": False}
 _JSON_START = frozenset('"[{')
+_NUMBER_START = frozenset("-0123456789")
 
 
 def is_bare(text: str) -> bool:
     """True when ``text`` reads back as itself without quoting."""
-    return (
-        text != ""
-        and text[0] not in _JSON_START
-        and text.isprintable()
-        and text == text.strip()
-        and text not in _LITERALS
-        and _NUMBER.fullmatch(text) is None
-    )
+    if text == "" or text[0] in _JSON_START or not text.isprintable():
+        return False
+    if text[0].isspace() or text[-1].isspace() or text in _LITERALS:
+        return False
+    # Only a leading digit or minus sign can start a JSON number (cheap pre-check).
+    return not (text[0] in _NUMBER_START and _NUMBER.fullmatch(text) is not None)
 
 
 def encode_value(value: Any, *, key: str = "") -> str:
@@ -62,7 +61,12 @@ def encode_value(value: Any, *, key: str = "") -> str:
         MarkdownKVError: The value is not JSON-like (a set, a datetime, NaN, a dict with
             non-string keys, a string that is not valid Unicode).
     """
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is int:  # the common scalars first: this runs once per value rendered
+        return str(value)
+    if value is None:
+        return "null"
+    if kind is str or isinstance(value, str):
         if is_bare(value):
             return value
         if "\n" in value:
@@ -105,7 +109,7 @@ def compact_json(value: Any, *, key: str = "") -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _unencodable(key, value, "is not a finite number")
-        return orjson.dumps(value).decode()
+        return repr(value)  # shortest round-trip form; valid JSON for finite floats
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise _unencodable(key, value, "is not a finite number")

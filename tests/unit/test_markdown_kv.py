@@ -286,7 +286,7 @@ TRICKY = st.lists(st.sampled_from(
      "\t", "\r", "---", "## Record 1", "é", "😀"]), max_size=8).map("".join)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(LABELS, RECORDS), max_size=4), st.none() | LABELS)
 def test_record_blocks_round_trip(blocks: list[tuple[str, dict]], title: str | None) -> None:
     text = render_records(blocks, title=title)
@@ -294,7 +294,7 @@ def test_record_blocks_round_trip(blocks: list[tuple[str, dict]], title: str | N
     assert [(b.doc_id, b.record) for b in parse_records(text)] == blocks
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.dictionaries(KEYS, TRICKY, max_size=5))
 def test_tricky_strings_round_trip_in_both_dialects(record: dict[str, str]) -> None:
     assert parse_records(render_record("1", record))[0].record == record
@@ -302,7 +302,7 @@ def test_tricky_strings_round_trip_in_both_dialects(record: dict[str, str]) -> N
     assert parse_document(render_document(document)) == document
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.none() | LABELS,
        st.dictionaries(KEYS.filter(lambda k: k != "doc_id"), JSON, max_size=3),
        st.dictionaries(LABELS.filter(lambda t: not t.startswith("#")), RECORDS, max_size=3))
@@ -315,7 +315,7 @@ def test_sectioned_round_trip(doc_id: str | None, metadata: dict, sections: dict
     assert parse_document(text) == document
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(RECORDS)
 def test_columns_only_reorder(record: dict) -> None:
     columns = sorted(record, reverse=True)

@@ -36,6 +36,7 @@ class FieldReader:
         self.parse_float = parse_float
         self.fields: Record = {}
         self._open: str | None = None  # key whose bare string may continue
+        self._empty = False  # the open value was written as a bare `key:` (hand-written)
 
     def is_continuation(self, text: str) -> bool:
         return text.startswith(INDENT)
@@ -51,7 +52,11 @@ class FieldReader:
                 "indented line does not continue a text value (only a plain text value "
                 "may continue on lines indented by two spaces); un-indent it or write "
                 "the value as a JSON string", line=line)
-        self.fields[self._open] += "\n" + text[len(INDENT):]
+        if self._empty:  # `key:` then indented lines: the lines are the value
+            self.fields[self._open] = text[len(INDENT):]
+            self._empty = False
+        else:
+            self.fields[self._open] += "\n" + text[len(INDENT):]
 
     def blank(self) -> None:
         """A blank line ends a value's continuation lines."""
@@ -84,4 +89,5 @@ class FieldReader:
                 "fix the JSON, or write text that starts with \", [ or { as a JSON "
                 "string", key=key, line=line) from None
         self.fields[key] = value
-        self._open = key if continuable else None
+        self._empty = token == ""
+        self._open = key if continuable or self._empty else None

@@ -17,7 +17,8 @@ The rule that keeps types and text apart (``parse(render(x)) == x``):
 
 Reading applies the same rule backwards: a token starting with ``"``, ``[`` or ``{`` is
 JSON, ``null``/``true``/``false`` and JSON numbers are those values, anything else is the
-string itself. Hand-written ``key:`` with nothing after it reads as ``""``.
+string itself. Hand-written ``key:`` with nothing after it reads as ``""``, or, when
+indented lines follow, as those lines (YAML-style block text).
 """
 
 from __future__ import annotations

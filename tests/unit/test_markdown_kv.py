@@ -129,8 +129,11 @@ def test_value_rendering(value: Any, text: str) -> None:
 
 
 def test_hand_written_quotes_and_empty_values_parse() -> None:
-    text = "## Record 1\n```\ncode: \"0042\"\nnone:\n```\n"
-    assert parse_records(text)[0].record == {"code": "0042", "none": ""}
+    text = "## Record 1\n```\ncode: \"0042\"\nnone:\nblock:\n  one\n    two\nx: 1\n```\n"
+    assert parse_records(text)[0].record == {"code": "0042", "none": "", "block": "one\n  two",
+                                             "x": 1}
+    assert parse_document("# s\nk::\n  a\n  b\n") == Document(None, {}, (
+        Section("s", {"k": "a\nb"}),))
 
 
 def test_decimal_parsing_keeps_digits() -> None:

@@ -111,6 +111,11 @@ class _Parser:
             if _closes(line, fence):
                 self.blocks.append(RecordBlock(doc_id, reader.fields, heading))
                 return
+            if line.startswith(HEADING):
+                raise MarkdownKVError(
+                    f"record {doc_id!r}: its block (fence opened on line {opened}) is not "
+                    f"closed before the next record; add a line {fence} before it",
+                    line=number)
             if line.strip() == "":
                 reader.blank()
             elif reader.is_continuation(line):

@@ -190,8 +190,8 @@ def test_invalid_record_ids_are_refused(doc_id: str) -> None:
      "line 5: indented line does not continue a text value"),
     ("## Record 1\n\n```\na: 1\n",
      "line 1: record '1' ends without its block: the fence opened on line 3"),
-    ("## Record 1\n````\na: 1\n```\n## Record 2\n",
-     "line 5: record '1': its block (fence opened on line 2) is not closed before the next "
+    ("## Record 1\n````\na: 1\n## Record 2\n",
+     "line 4: record '1': its block (fence opened on line 2) is not closed before the next "
      "record; add a line ```` before it"),
     ("## Record 1\n\nname: Ann\n",
      "line 3: record '1': expected a ``` fence opening the block after line 1"),

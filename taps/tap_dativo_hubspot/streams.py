@@ -177,7 +177,7 @@ class CrmObjectStream(HubSpotStream):
         return f"/crm/v3/objects/{self.object_type}{suffix}"
 
     @property
-    def rest_method(self) -> str:  # type: ignore[override]
+    def http_method(self) -> str:  # type: ignore[override]
         return "POST" if self._search else "GET"
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:

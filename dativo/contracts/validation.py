@@ -32,6 +32,12 @@ _PATH_MARKER = "__dativo_ndjson_path__"
 
 _TEXT_CASTS = {"integer": "BIGINT", "number": "DOUBLE", "date": "DATE", "time": "TIME",
                "timestamp": "TIMESTAMP", "timestamptz": "TIMESTAMPTZ"}
+_TEMPORAL_RANGE = {
+    "date": ("DATE '0001-01-01'", "DATE '9999-12-31'"),
+    "timestamp": ("TIMESTAMP '0001-01-01'", "TIMESTAMP '9999-12-31 23:59:59.999999'"),
+    "timestamptz": ("TIMESTAMPTZ '0001-01-01 00:00:00+00'",
+                    "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"),
+}
 _FORMATS = {
     "email": r"NOT regexp_full_match({v}, '[^@\s]+@[^@\s]+\.[^@\s]+')",
     "uuid": "TRY_CAST({v} AS UUID) IS NULL",
@@ -147,6 +153,10 @@ def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[str]:
     if spec.maximum is not None:
         op = ">=" if spec.exclusive_maximum else ">"
         reasons.append(_reason(spec, "maximum", f"{value} {op} {_bound(spec, spec.maximum)}"))
+    if spec.kind in _TEMPORAL_RANGE:
+        # Years outside 1-9999 parse in DuckDB but break Python, Java and Spark readers.
+        low, high = _TEMPORAL_RANGE[spec.kind]
+        reasons.append(_reason(spec, "range", f"{value} NOT BETWEEN {low} AND {high}"))
     if spec.format in _FORMATS:  # a NULL has no format to fail (``required`` is separate)
         condition = _FORMATS[spec.format].format(v=value)
         reasons.append(_reason(spec, "format", f"{value} IS NOT NULL AND ({condition})"))
@@ -171,7 +181,9 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
         raw, typed = f"r{i}", f"v{i}"
         source = col
         if pretyped and spec.kind not in TEXT_CHECKED_KINDS:
-            value, type_error = col, None
+            # pyarrow's reader takes NaN and Infinity for a number; our rule does not.
+            value, type_error = col, (f"NOT isfinite({raw})" if spec.kind == "number"
+                                      else None)
         else:
             if spec.kind == "decimal":
                 source = _json_scalar_text(col)

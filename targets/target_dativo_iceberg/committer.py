@@ -249,6 +249,15 @@ class Committer:
             self._staged_for(table, stream, dead_letter=False).add(
                 FileBatch(files), sum(f.record_count for f in files))
 
+    def salvage(self) -> None:
+        """Commit everything staged or in open files, then emit the STATEs that covers.
+
+        Only drains that finished put a STATE in the queue, so a failed drain's STATE
+        is never emitted, while the work of the drains before it is kept.
+        """
+        if self._writer.done() and self._writer.exception() is None:
+            self._publish(final=True)
+
     # -- publishing -------------------------------------------------------------
     def _publish(self, *, final: bool) -> None:
         """Commit every staged table, then emit the newest STATE they fully cover."""

@@ -238,10 +238,15 @@ class Loader:
             self._commit_all, previous, self._checking, state, self._drains, publish))
 
     def wait(self) -> None:
-        """Block until every drain is committed; re-raise the first error."""
+        """Block until every drain is done; re-raise the first error (after all are
+        done, so nothing runs on the commit thread any more)."""
+        first: BaseException | None = None
         while self._committing:
-            self._committing.popleft().result()
+            error = self._committing.popleft().exception()
+            first = first or error
         self._checking = None
+        if first is not None:
+            raise first
 
     def _check_all(self, batches: list[tuple[StreamSink, SpooledBatch, bool]]
                    ) -> CheckedDrain:
@@ -276,7 +281,12 @@ class Loader:
             ContractViolation: ``strict`` mode and any record was rejected.
         """
         self.drain(publish=True)
-        self.wait()
+        try:
+            self.wait()
+        except Exception:
+            self._salvage()
+            self.close()
+            raise
         self._writer.result()
         summary = self.summary()
         LOGGER.info("Run summary: %s", orjson.dumps(summary).decode())
@@ -304,6 +314,25 @@ class Loader:
             },
             "state_emitted": self._committer.last_state,
         }
+
+    def settle(self) -> None:
+        """After bad input: load what arrived before it, emit the STATEs that covers,
+        and close. The input error stays the one reported."""
+        try:
+            self.drain()
+            self.wait()
+        except Exception as exc:
+            LOGGER.warning("Records before the bad input could not all be loaded: %s", exc)
+        self._salvage()
+        self.close()
+
+    def _salvage(self) -> None:
+        """After a failed drain, commit what earlier drains left in open files or staged,
+        and emit the STATEs it covers (the commit thread is idle: see :meth:`wait`)."""
+        try:
+            self._committer.salvage()
+        except Exception as exc:
+            LOGGER.warning("Could not commit the rows before the failure: %s", exc)
 
     def close(self) -> None:
         """Release threads, spool files and DuckDB; safe to call after an error."""

@@ -184,6 +184,10 @@ class TargetDativoIceberg(Target):
                         metrics)
         try:
             lines = run_message_loop(source, loader)
+        except DativoError:
+            loader.settle()
+            metrics.finish(success=False)
+            raise
         except BaseException:
             loader.close()
             metrics.finish(success=False)

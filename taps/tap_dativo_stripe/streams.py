@@ -52,6 +52,7 @@ class StripeStream(Stream):
         super().__init__(tap, schema=self.stripe_object.json_schema(frozenset(self.expand)),
                          name=name)
         self._known = set(self.schema["properties"]) - {"extra"}
+        self._timestamps = self.stripe_object.timestamp_fields  # computed once, used per record
 
     @property
     def transport(self) -> StripeTransport:
@@ -110,7 +111,7 @@ class StripeStream(Stream):
         extra: dict[str, Any] = {}
         for key, value in obj.items():
             (record if key in self._known else extra)[key] = value
-        for key in self.stripe_object.timestamp_fields:
+        for key in self._timestamps:
             if key in record:
                 record[key] = to_utc(record[key])
         record["extra"] = extra or None

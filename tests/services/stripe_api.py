@@ -171,8 +171,9 @@ class StripeApi(FixtureApi):
         with self.lock:
             items = sorted(self.objects[kind].values(),
                            key=lambda o: (o["created"], o["id"]), reverse=True)
-        items = [copy.deepcopy(o) for o in items if self._matches(o, request)]
-        page = self._page(request, items, request.path)
+        page = self._page(request, [o for o in items if self._matches(o, request)],
+                          request.path)
+        page["data"] = [copy.deepcopy(o) for o in page["data"]]
         self._expand(page["data"], self._expands(request))
         return json_response(200, page, **request_id)
 

@@ -13,6 +13,7 @@ from singer_sdk import typing as th
 
 from dativo.contracts import load_contract
 from dativo.errors import DativoError
+from dativo.tap_runtime import ObservedTap
 from tap_dativo_csv.batch_files import parse_batch_config
 from tap_dativo_csv.settings import parse_files
 from tap_dativo_csv.streams import CSVStream
@@ -62,7 +63,7 @@ def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
         sys.exit(2)
 
 
-class TapDativoCSV(Tap):
+class TapDativoCSV(ObservedTap, Tap):
     """Read CSV files as Singer streams, one stream per configured path or glob."""
 
     name = "tap-dativo-csv"

@@ -13,6 +13,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from dativo.errors import DativoError
+from dativo.tap_runtime import ObservedTap
 from tap_dativo_markdown_kv.settings import DIALECT_SETTINGS, EMITS, parse_files
 from tap_dativo_markdown_kv.streams import MarkdownKVStream
 
@@ -58,7 +59,7 @@ def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
         sys.exit(2)
 
 
-class TapDativoMarkdownKV(Tap):
+class TapDativoMarkdownKV(ObservedTap, Tap):
     """Read Markdown-KV files as Singer streams, one stream per configured path or glob."""
 
     name = "tap-dativo-markdown-kv"

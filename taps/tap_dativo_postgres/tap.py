@@ -13,6 +13,7 @@ from singer_sdk.singerlib import Catalog
 from singer_sdk.sql import SQLTap
 
 from dativo.errors import DativoError
+from dativo.tap_runtime import ObservedTap
 from tap_dativo_postgres.streams import PostgresStream, prepare_entry
 from tap_dativo_postgres.writer import OrjsonSingerWriter
 
@@ -33,7 +34,7 @@ def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
         sys.exit(2)
 
 
-class TapDativoPostgres(SQLTap):
+class TapDativoPostgres(ObservedTap, SQLTap):
     """Every table and view of one PostgreSQL database (after the filters) as a stream."""
 
     name = "tap-dativo-postgres"

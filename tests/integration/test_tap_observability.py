@@ -1,0 +1,93 @@
+"""Every dativo tap counts its records into Prometheus metrics and never logs a secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import BIN, REPO
+from tests.services.postgres import PostgresServer
+
+CANARY = "Tap-Canary-Secret-31d8"
+
+
+def run(tap: str, config: dict, tmp_path: Path, *args: str
+        ) -> subprocess.CompletedProcess[bytes]:
+    path = tmp_path / f"{tap}.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run([str(BIN / tap), "--config", str(path), *args], capture_output=True,
+                          timeout=120, cwd=REPO,
+                          env={**os.environ, "LOGLEVEL": "DEBUG", "PYTHONWARNINGS": "ignore"})
+
+
+def records_received(text: str, plugin: str) -> dict[str, float]:
+    return {s.labels["stream"]: s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == "dativo_records_received_total"
+            and s.labels["plugin"] == plugin}
+
+
+def test_tap_dativo_csv_pushes_record_counts_and_logs_json(
+    tmp_path: Path, pushgateway: str,
+) -> None:
+    (tmp_path / "a.csv").write_text("id,name\n1,a\n2,b\n3,c\n")
+    result = run("tap-dativo-csv", {
+        "files": [{"entity": "people", "path": str(tmp_path / "a.csv"), "keys": ["id"]}],
+        "tenant_id": "acme", "log_format": "json",
+        "metrics": {"pushgateway_url": pushgateway}}, tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    records = [m for m in map(orjson.loads, result.stdout.splitlines()) if m["type"] == "RECORD"]
+    assert len(records) == 3
+    text = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10).read().decode()
+    assert records_received(text, "tap-dativo-csv") == {"people": 3.0}
+    json_lines = [orjson.loads(x) for x in result.stderr.splitlines() if x.startswith(b"{")]
+    assert any("Beginning sync of 'people'" in x["message"] for x in json_lines)
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_tap_dativo_postgres_never_shows_its_password(
+    tmp_path: Path, postgres: PostgresServer, reachable: bool,
+) -> None:
+    """Trust auth ignores the password, so the run succeeds while the secret is in the
+    config; an unreachable DSN makes libpq and SQLAlchemy quote it in their errors."""
+    database = f"canary_{int(reachable)}"
+    postgres.create_database(database)
+    postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)",
+                  database)
+    config = ({"host": "127.0.0.1", "port": postgres.port, "user": "postgres",
+               "password": CANARY, "database": database, "metrics": {
+                   "textfile_dir": str(tmp_path)}} if reachable else
+              {"sqlalchemy_url": f"postgresql://postgres:{CANARY}@127.0.0.1:1/{database}"})
+    args: list[str] = []
+    if reachable:  # SQL taps sync only what the catalog selects
+        catalog = orjson.loads(run("tap-dativo-postgres", config, tmp_path, "--discover").stdout)
+        for stream in catalog["streams"]:
+            for item in stream["metadata"]:
+                if not item["breadcrumb"]:
+                    item["metadata"]["selected"] = True
+        (tmp_path / "catalog.json").write_bytes(orjson.dumps(catalog))
+        args = ["--catalog", str(tmp_path / "catalog.json")]
+    result = run("tap-dativo-postgres", config, tmp_path, *args)
+    output = result.stdout + result.stderr
+    assert CANARY.encode() not in output
+    if reachable:
+        assert result.returncode == 0, result.stderr.decode()
+        text = (tmp_path / "tap-dativo-postgres.prom").read_text()
+        assert records_received(text, "tap-dativo-postgres") == {"public-t": 2.0}
+    else:
+        assert result.returncode != 0
+        assert b"***" in result.stderr
+
+
+def test_taps_document_the_observability_settings(tmp_path: Path) -> None:
+    for tap in ("tap-dativo-csv", "tap-dativo-postgres", "tap-dativo-markdown-kv"):
+        about = subprocess.run([str(BIN / tap), "--about", "--format", "json"],
+                               capture_output=True, timeout=60, check=True)
+        settings = orjson.loads(about.stdout)["settings"]["properties"]
+        assert {"metrics", "log_format", "tenant_id"} <= set(settings), tap

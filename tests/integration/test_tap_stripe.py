@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import BIN
 from tests.services.http_fixture import Fault
 from tests.services.stripe_api import API_KEY, StripeApi
 from tests.services.tap_process import TapRun, discover, run_tap, select
@@ -148,6 +151,29 @@ def test_circuit_breaker_stops_the_run_cleanly(stripe_api: StripeApi, tmp_path: 
     assert "half-open probe(s)" in run.stderr and "Traceback" not in run.stderr
     assert run.ids("charges") == [charge["id"]]  # what was read before is delivered
     assert run.state["bookmarks"]["charges"]["replication_key_value"]
+
+
+def test_circuit_opens_then_a_good_probe_closes_it_and_the_run_completes(
+    stripe_api: StripeApi, tmp_path: Path
+) -> None:
+    customers = [stripe_api.create("customers") for _ in range(3)]
+    stripe_api.inject(Fault("status", times=3, path="/v1/customers", status=500))
+    run = stripe(tmp_path, config(stripe_api, circuit_failure_threshold=3,
+                                  circuit_cooldown_seconds=0.1), {"customers"})
+    assert run.returncode == 0, run.stderr
+    assert run.ids("customers") == [c["id"] for c in reversed(customers)]
+    assert [r.fault for r in stripe_api.served("/v1/customers")] == ["status"] * 3 + [None]
+    assert "'circuit_opened': 1, 'circuit_closed_after_open': 1" in run.stderr
+    assert "circuit closed: the half-open probe succeeded" in run.stderr
+
+
+def test_about_marks_the_api_key_secret() -> None:
+    about = json.loads(subprocess.run([str(BIN / "tap-dativo-stripe"), "--about", "--format",
+                                       "json"], capture_output=True, check=True).stdout)
+    settings = about["settings"]
+    assert settings["properties"]["api_key"]["secret"] is True
+    assert settings["required"] == ["api_key"]
+    assert settings["properties"]["requests_per_second"]["default"] == 25
 
 
 def test_auth_failure_names_the_setting_and_exits_2(stripe_api: StripeApi,

@@ -149,12 +149,16 @@ class FixtureApi:
 
             def _send(self, status: int, headers: dict[str, str], data: bytes,
                       cut: int | None = None) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data if cut is None else data[:cut])
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data if cut is None else data[:cut])
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (slow fault)
+                    return
                 if cut is not None:
                     self.wfile.flush()
                     self.close_connection = True

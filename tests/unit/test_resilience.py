@@ -45,10 +45,10 @@ def api() -> Iterator[CountingApi]:
     server.stop()
 
 
-def get(url: str) -> dict[str, Any]:
+def get(url: str, timeout: float = 5) -> dict[str, Any]:
     """One attempt with requests, classified the way the taps classify."""
     try:
-        response = requests.get(url, timeout=5)
+        response = requests.get(url, timeout=timeout)
     except requests.RequestException as exc:
         raise TransientFailure("connection", type(exc).__name__) from exc
     if response.status_code == 429 or response.status_code >= 500:
@@ -123,6 +123,14 @@ def test_5xx_reset_and_truncated_bodies_are_retried_with_growing_backoff(
     assert sleeps == [0.001, 0.002, 0.004, 0.004]  # doubling, capped at backoff_max
     # a body shorter than its Content-Length is a broken connection to requests
     assert p.retries == {"500": 1, "connection": 2, "503": 1}
+
+
+def test_a_response_slower_than_the_timeout_is_retried(api: CountingApi) -> None:
+    api.inject(Fault("slow", delay=1.0))
+    p = policy()
+    assert p.call(lambda: get(f"{api.url}/n", timeout=0.2), what="GET /n") == {"n": 1}
+    assert [r.fault for r in api.requests] == ["slow", None]
+    assert p.retries == {"connection": 1}  # requests' ReadTimeout
 
 
 def test_jitter_shortens_each_delay_by_at_most_the_jitter_fraction() -> None:

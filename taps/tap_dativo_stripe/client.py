@@ -55,9 +55,7 @@ class StripeTransport:
         while True:
             page = self.policy.call(lambda q=dict(query): self._get(path, q),
                                     what=f"GET {path}")
-            data = page.get("data")
-            if not isinstance(data, list):
-                raise TransientFailure("bad-page", f"{path}: no data list")  # pragma: no cover
+            data: list[dict[str, Any]] = page["data"]
             yield data
             if not page.get("has_more") or not data:
                 return
@@ -70,7 +68,8 @@ class StripeTransport:
         except stripe.StripeError as exc:
             raise self._classify(exc, path) from exc
         data = response.data
-        if not isinstance(data, dict) or data.get("object") != "list":
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            # A proxy's error page or a half-written body: worth another try.
             raise TransientFailure("bad-body", f"{path} answered without a list object")
         return data
 

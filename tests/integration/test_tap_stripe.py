@@ -140,6 +140,16 @@ def test_429_storm_recovers_with_every_object_exactly_once(stripe_api: StripeApi
     assert "'retries': {'429': 6, '500': 1, 'connection': 1}" in run.stderr
 
 
+def test_a_200_without_a_list_object_is_retried(stripe_api: StripeApi, tmp_path: Path) -> None:
+    customer = stripe_api.create("customers")
+    stripe_api.inject(Fault("status", path="/v1/customers", status=200,
+                            body={"message": "upstream proxy says hello"}))
+    run = stripe(tmp_path, config(stripe_api), {"customers"})
+    assert run.returncode == 0, run.stderr
+    assert run.ids("customers") == [customer["id"]]
+    assert "'retries': {'bad-body': 1}" in run.stderr
+
+
 def test_circuit_breaker_stops_the_run_cleanly(stripe_api: StripeApi, tmp_path: Path) -> None:
     charge = stripe_api.create("charges")
     stripe_api.inject(Fault("status", times=50, path="/v1/customers", status=503))

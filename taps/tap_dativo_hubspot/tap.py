@@ -12,7 +12,7 @@ from typing import Any
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from dativo.errors import DativoError
+from dativo.errors import ConfigError, DativoError
 from dativo.resilience import ResiliencePolicy, ResilienceSettings, settings_jsonschema
 from tap_dativo_hubspot.client import DEFAULT_API_BASE, HubSpotClient
 from tap_dativo_hubspot.streams import (
@@ -58,6 +58,20 @@ def _config_schema() -> dict[str, Any]:
     return schema
 
 
+def _chosen(object_type: str, definitions: list[dict[str, Any]], names: list[str]
+            ) -> list[dict[str, Any]]:
+    """The definitions named in the ``properties`` setting; an unknown name is an error."""
+    known = {str(d["name"]) for d in definitions}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ConfigError(
+            f"properties.{object_type}: the portal has no {object_type} propert"
+            f"{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; use "
+            f"internal names (GET /crm/v3/properties/{object_type}), e.g. "
+            f"{', '.join(sorted(known)[:5])}")
+    return [d for d in definitions if d["name"] in set(names)]
+
+
 class TapDativoHubSpot(Tap):
     """Contacts, companies, deals, tickets, owners and contact associations of a portal."""
 
@@ -81,8 +95,7 @@ class TapDativoHubSpot(Tap):
         for object_type in OBJECT_TYPES:
             definitions = client.get_json(f"/crm/v3/properties/{object_type}")["results"]
             if wanted.get(object_type):
-                keep = set(wanted[object_type])
-                definitions = [d for d in definitions if d["name"] in keep]
+                definitions = _chosen(object_type, definitions, wanted[object_type])
             cls = ContactsStream if object_type == "contacts" else CrmObjectStream
             streams.append(cls(self, object_type, definitions))
         streams += [OwnersStream(self), ContactAssociationsStream(self)]

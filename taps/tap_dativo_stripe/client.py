@@ -91,7 +91,8 @@ class StripeTransport:
             403: f"the api_key may not read {path}: grant the restricted key Read access "
                  "to it, or deselect the stream",
             404: f"Stripe knows no {path}: check the stream selection and api_version",
-        }.get(status, f"Stripe refused GET {path}: fix the request settings")
+        }.get(status, f"Stripe refused GET {path}: check the expand, api_version and "
+                      "account_id settings")
         return FatalApiError(f"{hint} (HTTP {status}, request {exc.request_id}: {message})",
                              status=status, path=path, request_id=exc.request_id)
 

@@ -171,6 +171,16 @@ def test_missing_scope_names_the_scope(hubspot_api: HubSpotApi, tmp_path: Path) 
     assert "/crm/v3/objects/tickets" in run.stderr and "MISSING_SCOPES" in run.stderr
 
 
+def test_an_unknown_property_in_the_setting_names_it(hubspot_api: HubSpotApi,
+                                                     tmp_path: Path) -> None:
+    run = run_tap("tap-dativo-hubspot", tmp_path, config(
+        hubspot_api, properties={"deals": ["dealname", "Deal Amount"]}), "--discover")
+    assert run.returncode == 2
+    assert ("properties.deals: the portal has no deals property 'Deal Amount'; use internal "
+            "names (GET /crm/v3/properties/deals), e.g. amount, closedate") in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_a_value_that_does_not_match_its_property_type_names_record_and_property(
     hubspot_api: HubSpotApi, tmp_path: Path
 ) -> None:

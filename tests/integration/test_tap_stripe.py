@@ -124,6 +124,16 @@ def test_expand_replaces_ids_with_objects(stripe_api: StripeApi, tmp_path: Path)
     assert stripe_api.served("/v1/charges")[0].query["expand[0]"] == ["data.customer"]
 
 
+def test_a_field_that_cannot_be_expanded_fails_fast(stripe_api: StripeApi,
+                                                    tmp_path: Path) -> None:
+    run = stripe(tmp_path, config(stripe_api, expand={"charges": ["colour"]}), {"charges"})
+    assert run.returncode == 2
+    assert ("Stripe refused GET /v1/charges: check the expand, api_version and account_id "
+            "settings (HTTP 400") in run.stderr
+    assert "This property cannot be expanded (data.colour)." in run.stderr
+    assert len(stripe_api.served("/v1/charges")) == 1 and "Traceback" not in run.stderr
+
+
 def test_429_storm_recovers_with_every_object_exactly_once(stripe_api: StripeApi,
                                                            tmp_path: Path) -> None:
     customers = [stripe_api.create("customers") for _ in range(250)]

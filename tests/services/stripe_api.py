@@ -171,6 +171,11 @@ class StripeApi(FixtureApi):
         with self.lock:
             items = sorted(self.objects[kind].values(),
                            key=lambda o: (o["created"], o["id"]), reverse=True)
+        for path in self._expands(request):
+            if path.removeprefix("data.") not in EXPANDABLE:
+                return json_response(400, {"error": {
+                    "type": "invalid_request_error", "param": "expand",
+                    "message": f"This property cannot be expanded ({path})."}}, **request_id)
         page = self._page(request, [o for o in items if self._matches(o, request)],
                           request.path)
         page["data"] = [copy.deepcopy(o) for o in page["data"]]

@@ -33,6 +33,7 @@ from dativo.metrics import RunMetrics
 from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
+from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.staging import (
     VERSION_COLUMN,
@@ -72,6 +73,7 @@ class StreamSink:
     compiled: CompiledContract
     schema: pa.Schema
     upsert_keys: tuple[str, ...] = ()
+    document_keys: tuple[str, ...] = ()  # format: markdown_kv, the columns of doc_id
     table: Table | None = None
     dead_letter: Table | None = None
     # ACTIVATE_VERSION bookkeeping: once a stream is versioned its rows carry
@@ -138,12 +140,14 @@ class Committer:
         self._states: deque[_PendingState] = deque()
         self._published_at = time.monotonic()
         self.last_state: Any = None  # the last STATE emitted, for the run summary
+        self._markdown = (MarkdownKVWriter(settings.markdown_kv, settings.tenant_id)
+                          if settings.markdown_kv is not None else None)
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
                      has_state: bool, final: bool) -> None:
         """Write a drain's batches; publish when due (always when ``final``)."""
         for sink, batch, result in checked:
-            self._stage(sink, batch, result, drain)
+            self._stage(sink, batch, result, drain, state if has_state else None)
         if has_state:
             self._states.append(_PendingState(drain, state, time.monotonic()))
         if final:
@@ -157,6 +161,10 @@ class Committer:
     def activate_version(self, sink: StreamSink, stream: str, version: int) -> None:
         """Stage an ACTIVATE_VERSION behind the stream's earlier rows (closing their
         open files, so those rows are retired too when they belong to older versions)."""
+        if self._markdown is not None:
+            LOGGER.warning("ACTIVATE_VERSION %d for stream '%s' ignored: format "
+                           "markdown_kv keeps no table versions", version, stream)
+            return
         if not sink.versioned:
             sink.versioned, sink.table = True, None
         sink.current_version = version
@@ -171,7 +179,7 @@ class Committer:
 
     # -- staging ----------------------------------------------------------------
     def _stage(self, sink: StreamSink, batch: SpooledBatch, checked: CheckedBatch,
-               drain: int) -> None:
+               drain: int, state: Any = None) -> None:
         """Write one batch's rejected rows, and its valid rows, as data files."""
         stream, stats = batch.stream, self.stats[batch.stream]
         stats.received += batch.rows
@@ -181,6 +189,9 @@ class Committer:
         if checked.rejected:
             self._stage_rejected(sink, stream, checked)
         valid, keys = checked.valid, None
+        if self._markdown is not None:
+            self._stage_markdown(self._markdown, sink, stream, valid, state)
+            return
         if VERSION_COLUMN in valid.column_names and not sink.versioned:
             sink.versioned, sink.table = True, None  # the table gains the version columns
         if sink.versioned:
@@ -199,6 +210,28 @@ class Committer:
             return
         self._add_closed(sink.table, stream,
                          self._rolling_for(sink.table, stream).write(valid, drain))
+
+    def _stage_markdown(self, markdown: MarkdownKVWriter, sink: StreamSink, stream: str,
+                        valid: pa.Table, state: Any) -> None:
+        """``format: markdown_kv``: the valid rows in their storage pattern, written (with
+        any raw files) as this batch's own data files, keyed by doc_id for upsert."""
+        if VERSION_COLUMN in valid.column_names:
+            valid = valid.drop_columns([VERSION_COLUMN])
+        if sink.upsert_keys:
+            valid = last_per_key(valid, sink.upsert_keys)
+        if not valid.num_rows:
+            return
+        writer = self._writer.result()
+        if sink.table is None:
+            sink.table = writer.ensure_table(markdown.table_contract(sink.contract),
+                                             markdown.settings.schema)
+        bookmarks = state.get("bookmarks") if isinstance(state, dict) else None
+        bookmark = bookmarks.get(stream) if isinstance(bookmarks, dict) else None
+        rendered = markdown.render(stream, sink.contract, valid, sink.document_keys,
+                                   bookmark, sink.table.io)
+        self._staged_for(sink.table, stream, dead_letter=False).add(
+            FileBatch(writer.write_files(sink.table, rendered.rows),
+                      rendered.doc_ids if sink.upsert_keys else None), valid.num_rows)
 
     def _stage_rejected(self, sink: StreamSink, stream: str, checked: CheckedBatch) -> None:
         writer, stats = self._writer.result(), self.stats[stream]

@@ -32,6 +32,7 @@ from dativo.errors import CodecError, ConfigError, ContractViolation
 from dativo.metrics import MetricsSettings, RunMetrics
 from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
+from target_dativo_iceberg.markdown_kv_writer import document_keys
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import (
     contract_for_stream,
@@ -107,7 +108,9 @@ class Loader:
         except ValueError as exc:
             raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
         sink = StreamSink(contract, compiled, arrow_schema(contract),
-                          self._upsert_keys(stream, contract, key_properties))
+                          self._upsert_keys(stream, contract, key_properties),
+                          document_keys(stream, contract, key_properties)
+                          if self.settings.format == "markdown_kv" else ())
         self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
                                         key)
 

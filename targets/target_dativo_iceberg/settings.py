@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from dativo.errors import ConfigError
 from dativo.metrics import MetricsSettings
 from dativo.tables import default_catalog_properties
+from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings, OutputFormat
 
 ValidationMode = Literal["strict", "warn"]
 LoadMethod = Literal["append-only", "upsert", "overwrite"]
@@ -47,6 +48,8 @@ class TargetSettings:
     max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     audit_log_path: Path | None = None
+    format: OutputFormat = "parquet"
+    markdown_kv: MarkdownKVSettings | None = None  # set when format is markdown_kv
 
     @property
     def table_properties(self) -> dict[str, str]:
@@ -100,6 +103,7 @@ class TargetSettings:
         if compression not in get_args(Compression):
             raise ConfigError(f"compression: {compression!r} is not one of "
                               f"{', '.join(get_args(Compression))}")
+        output_format, markdown_kv = _output_format(config, catalog, load_method)
         return cls(
             tenant_id=tenant,
             catalog=catalog,
@@ -121,7 +125,25 @@ class TargetSettings:
             else None,
             process_activate_version_messages=_flag(
                 config, "process_activate_version_messages", default=True),
+            format=output_format,
+            markdown_kv=markdown_kv,
         )
+
+
+def _output_format(config: Mapping[str, Any], catalog: Mapping[str, str], load_method: str
+                   ) -> tuple[OutputFormat, MarkdownKVSettings | None]:
+    """``format`` and, for ``markdown_kv``, its validated ``markdown_kv.*`` settings."""
+    output_format = config.get("format") or "parquet"
+    raw = config.get("markdown_kv")
+    if output_format == "parquet":
+        if isinstance(raw, Mapping) and any(v is not None for v in raw.values()):
+            raise ConfigError("markdown_kv: only used with format: markdown_kv; set format "
+                              "or remove markdown_kv")
+        return "parquet", None
+    if output_format != "markdown_kv":
+        raise ConfigError(f"format: {output_format!r} is not one of parquet, markdown_kv")
+    return "markdown_kv", MarkdownKVSettings.from_config(
+        raw, warehouse=catalog.get("warehouse", ""), load_method=load_method)
 
 
 def _seconds(config: Mapping[str, Any], key: str, default: float, zero: str) -> float:

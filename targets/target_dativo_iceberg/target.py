@@ -121,6 +121,45 @@ class TargetDativoIceberg(Target):
         th.Property("audit_log_path", th.StringType,
                     description="Append one JSON line per commit (run, table, snapshot, "
                                 "rows, files; never record values) to this file."),
+        th.Property("format", th.StringType, default="parquet",
+                    allowed_values=["parquet", "markdown_kv"],
+                    description="parquet: the stream's table, typed by the contract. "
+                                "markdown_kv: the records as Markdown-KV documents for LLM "
+                                "pipelines, stored as markdown_kv.storage says (same "
+                                "contract checks, dead letters and STATE handling)."),
+        th.Property("markdown_kv", th.ObjectType(
+            th.Property("storage", th.StringType, default="string",
+                        allowed_values=["string", "raw_file", "structured"],
+                        description="string: table <table>__markdown, one row (doc_id, "
+                                    "stream, markdown, source_bookmark, extracted_at) per "
+                                    "record. raw_file: .md files at path_pattern plus the "
+                                    "manifest table <table>__md_files. structured: "
+                                    "<table>__kv (row_per_kv) or <table>__documents "
+                                    "(document_level)."),
+            th.Property("dialect", th.StringType, default="record_blocks",
+                        allowed_values=["record_blocks", "sectioned"],
+                        description="record_blocks: '## Record <doc_id>' and a fenced block "
+                                    "of 'key: value' lines. sectioned: YAML front matter "
+                                    "with doc_id, a '# <stream>' section, 'key:: value'."),
+            th.Property("layout", th.StringType, default="row_per_kv",
+                        allowed_values=["row_per_kv", "document_level"],
+                        description="structured storage: one row per key (doc_id, section, "
+                                    "key, value, value_json, ord), or one row per document "
+                                    "with a nested sections column."),
+            th.Property("path_pattern", th.StringType,
+                        default="markdown_kv/{tenant}/{stream}/{doc_id}.md",
+                        description="raw_file: file path under root, with {tenant}, "
+                                    "{stream}, {doc_id} (a batch file's first document) "
+                                    "and {date} (UTC day of writing)."),
+            th.Property("records_per_file", th.IntegerType, default=1,
+                        description="raw_file: 1 writes a file per record; N > 1 one file "
+                                    "per N records of a batch (record_blocks only)."),
+            th.Property("root", th.StringType,
+                        description="raw_file: location URI the path_pattern is under "
+                                    "(file:// or s3://); default the catalog's warehouse."),
+            additional_properties=False,
+        ), description="How format: markdown_kv stores documents (see "
+                        "docs/markdown-kv-storage.md)."),
         th.Property("commit_interval_seconds", th.NumberType,
                     default=DEFAULT_COMMIT_INTERVAL_SECONDS,
                     description="Commit written data files (one snapshot per table) and emit "

@@ -356,12 +356,17 @@ class ResiliencePolicy:
                 f"{MAX_RETRIES}") from exc
 
     def _sleep_before_retry(self, exc: TransientFailure, failures: int, what: str) -> None:
+        asked = (None if exc.retry_after is None
+                 else min(exc.retry_after, self.settings.max_retry_after_seconds))
         if self.breaker.state == "open":
-            delay = 0.0  # the breaker's cool-down is the wait
-        elif exc.retry_after is not None:
-            delay = min(exc.retry_after, self.settings.max_retry_after_seconds)
-        else:
-            delay = self.backoff_delay(failures)
+            # The cool-down is the wait; a longer Retry-After still wins.
+            cooldown = self.settings.circuit_cooldown_seconds
+            logger.warning("%s: %s; circuit open, one probe after %.1f s", what, exc,
+                           max(cooldown, asked or 0.0))
+            if asked is not None and asked > cooldown:
+                self.sleep(asked)  # covers the cool-down, which started at the failure
+            return
+        delay = asked if asked is not None else self.backoff_delay(failures)
         logger.warning("%s: %s; retry %d of %d in %.2f s", what, exc, failures,
                        self.settings.max_retries, delay)
         if delay > 0:

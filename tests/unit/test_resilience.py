@@ -176,6 +176,17 @@ def test_circuit_opens_waits_for_cool_down_and_closes_on_a_good_probe(
     assert len(api.requests) == 5
 
 
+def test_a_retry_after_longer_than_the_cool_down_delays_the_probe(api: CountingApi) -> None:
+    api.inject(Fault("status", times=2, status=429, retry_after=0.3))
+    sleeps: list[float] = []
+    p = policy(sleeps, circuit_failure_threshold=2, circuit_cooldown_seconds=0.1)
+    assert p.call(lambda: get(f"{api.url}/n"), what="GET /n") == {"n": 1}
+    assert sleeps[0] == 0.3  # before the threshold: Retry-After
+    assert sleeps[1:] == [0.3]  # open: Retry-After, which covers the shorter cool-down
+    assert [r.fault for r in api.requests] == ["status", "status", None]  # the probe
+    assert p.breaker.closed_after_open == 1
+
+
 def test_circuit_stops_the_run_when_probes_keep_failing(api: CountingApi) -> None:
     api.inject(Fault("status", times=100, status=503))
     p = policy(circuit_failure_threshold=3, circuit_max_probes=2, max_retries=50)

@@ -1,0 +1,1 @@
+"""tap-dativo-hubspot: HubSpot CRM v3 objects to Singer (singer-sdk REST streams)."""

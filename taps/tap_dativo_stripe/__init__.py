@@ -1,0 +1,1 @@
+"""tap-dativo-stripe: Stripe objects to Singer through the official stripe library."""

@@ -12,7 +12,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.pagination import BaseAPIPaginator, JSONPathPaginator
 
 from dativo.errors import DativoError
-from dativo.resilience import ResiliencePolicy, TransientFailure
+from dativo.resilience import RateLimiter, ResiliencePolicy, TransientFailure
 from tap_dativo_hubspot.client import DEFAULT_API_BASE, classify_response
 from tap_dativo_hubspot.properties import (
     Converter,
@@ -56,6 +56,10 @@ class HubSpotStream(RESTStream):
         return self._tap.policy  # type: ignore[attr-defined, no-any-return]
 
     @property
+    def search_limiter(self) -> RateLimiter:
+        return self._tap.search_limiter  # type: ignore[attr-defined, no-any-return]
+
+    @property
     def timeout(self) -> int:
         return int(self.policy.settings.request_timeout_seconds)
 
@@ -66,6 +70,8 @@ class HubSpotStream(RESTStream):
             path = requests.utils.urlparse(prepared_request.url or "").path
 
             def once() -> Any:
+                if path.endswith("/search"):
+                    self.search_limiter.acquire()  # search has its own, lower limit
                 try:
                     return func(prepared_request, context)
                 except requests.RequestException as exc:

@@ -13,7 +13,12 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from dativo.errors import ConfigError, DativoError
-from dativo.resilience import ResiliencePolicy, ResilienceSettings, settings_jsonschema
+from dativo.resilience import (
+    RateLimiter,
+    ResiliencePolicy,
+    ResilienceSettings,
+    settings_jsonschema,
+)
 from tap_dativo_hubspot.client import DEFAULT_API_BASE, HubSpotClient
 from tap_dativo_hubspot.streams import (
     ContactAssociationsStream,
@@ -23,6 +28,7 @@ from tap_dativo_hubspot.streams import (
 )
 
 DEFAULT_RPS = 10.0  # private apps: 100 requests per 10 s (Free/Starter)
+DEFAULT_SEARCH_RPS = 4.0  # the search endpoints: 5 requests per second per token
 OBJECT_TYPES = ("contacts", "companies", "deals", "tickets")
 
 
@@ -51,6 +57,9 @@ def _config_schema() -> dict[str, Any]:
                     description="Per object type, the properties to read, e.g. "
                                 "{\"contacts\": [\"email\", \"firstname\"]}; default all "
                                 "the portal defines."),
+        th.Property("search_requests_per_second", th.NumberType, default=DEFAULT_SEARCH_RPS,
+                    description="Search requests per second (incremental runs), on top of "
+                                "requests_per_second; HubSpot allows 5 (0 = unlimited)."),
         th.Property("api_base", th.StringType, default=DEFAULT_API_BASE,
                     description="API base URL (tests point it at a local server)."),
     ).to_dict()
@@ -84,6 +93,16 @@ class TapDativoHubSpot(Tap):
         """One policy (rate limit, breaker) for every request of the run."""
         return ResiliencePolicy(ResilienceSettings.from_config(
             self.config, requests_per_second=DEFAULT_RPS))
+
+    @cached_property
+    def search_limiter(self) -> RateLimiter:
+        """Spaces the search requests of all object streams."""
+        value = self.config.get("search_requests_per_second", DEFAULT_SEARCH_RPS)
+        rps = float(DEFAULT_SEARCH_RPS if value is None else value)
+        if rps < 0:
+            raise ConfigError(f"search_requests_per_second={value}: must be 0 (unlimited) "
+                              "or more")
+        return RateLimiter(rps)
 
     def discover_streams(self) -> list[Stream]:
         """Object streams typed by ``/crm/v3/properties/<object>``, then the fixed ones."""

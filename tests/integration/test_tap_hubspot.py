@@ -13,7 +13,8 @@ from tests.services.hubspot_api import SEARCH_WINDOW, TOKEN, HubSpotApi
 from tests.services.tap_process import TapRun, discover, run_tap, select
 
 FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05,
-        "circuit_cooldown_seconds": 0.05, "requests_per_second": 0}
+        "circuit_cooldown_seconds": 0.05, "requests_per_second": 0,
+        "search_requests_per_second": 0}
 
 
 @pytest.fixture
@@ -147,6 +148,17 @@ def test_circuit_breaker_opens_and_stops_the_run(hubspot_api: HubSpotApi,
     assert run.returncode == 2
     assert len(hubspot_api.served("/crm/v3/objects/deals")) == 5  # 4 + the failed probe
     assert "1 half-open probe(s)" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_negative_search_rate_names_the_setting(hubspot_api: HubSpotApi,
+                                                  tmp_path: Path) -> None:
+    hubspot_api.create("deals")
+    first = hubspot(tmp_path, config(hubspot_api), {"deals"})
+    run = hubspot(tmp_path, config(hubspot_api, search_requests_per_second=-1), {"deals"},
+                  state=first.state)
+    assert run.returncode == 2
+    assert "search_requests_per_second=-1: must be 0 (unlimited) or more" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_bad_token_fails_fast_naming_the_setting(hubspot_api: HubSpotApi,

@@ -19,6 +19,7 @@ from dativo.resilience import (
     ResilienceSettings,
     settings_jsonschema,
 )
+from dativo.tap_runtime import ObservedTap
 from tap_dativo_hubspot.client import DEFAULT_API_BASE, HubSpotClient
 from tap_dativo_hubspot.streams import (
     ContactAssociationsStream,
@@ -81,7 +82,7 @@ def _chosen(object_type: str, definitions: list[dict[str, Any]], names: list[str
     return [d for d in definitions if d["name"] in set(names)]
 
 
-class TapDativoHubSpot(Tap):
+class TapDativoHubSpot(ObservedTap, Tap):
     """Contacts, companies, deals, tickets, owners and contact associations of a portal."""
 
     name = "tap-dativo-hubspot"

@@ -14,6 +14,7 @@ from singer_sdk import typing as th
 
 from dativo.errors import DativoError
 from dativo.resilience import ResiliencePolicy, ResilienceSettings, settings_jsonschema
+from dativo.tap_runtime import ObservedTap
 from tap_dativo_stripe.client import StripeTransport
 from tap_dativo_stripe.streams import STREAM_TYPES, StripeStream
 
@@ -57,7 +58,7 @@ def _config_schema() -> dict[str, Any]:
     return schema
 
 
-class TapDativoStripe(Tap):
+class TapDativoStripe(ObservedTap, Tap):
     """Customers, charges, invoices and their lines, subscriptions, products, prices,
     payment intents, refunds, balance transactions and events of one Stripe account."""
 

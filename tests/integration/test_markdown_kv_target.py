@@ -292,6 +292,23 @@ def test_upsert_rerun_rewrites_a_document_instead_of_duplicating_it(
         assert [r["path"] for r in changed] == [files[0].as_uri()]
 
 
+def test_upsert_with_batch_files_points_the_manifest_at_the_newest_copy(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    """The manifest has one row per doc_id, naming the file with its newest version; an
+    older batch file keeps its earlier copy (docs/markdown-kv-storage.md says so)."""
+    config = markdown_config(target_config, storage="raw_file", records_per_file=2,
+                             load_method="upsert", root=(tmp_path / "md").as_uri())
+    load(config, messages(ANN, BOB))
+    load(config, messages(BOB, ANN_V2))
+    folder = tmp_path / "md" / "markdown_kv" / "acme" / "users"
+    assert [b.record for b in parse_records((folder / "2.md").read_text())] == [BOB, ANN_V2]
+    assert [b.record for b in parse_records((folder / "1.md").read_text())] == [ANN, BOB]
+    manifest = rows(open_catalog(), "users__md_files", "written_at", "bytes", "stream")
+    assert manifest == [{"doc_id": "1", "path": (folder / "2.md").as_uri()},
+                        {"doc_id": "2", "path": (folder / "2.md").as_uri()}]
+
+
 def _volatile(table: str) -> tuple[str, ...]:
     return {"users__markdown": ("extracted_at",), "users__kv": (),
             "users__documents": ("extracted_at",),
@@ -354,6 +371,17 @@ def test_bad_settings_name_the_key(
     result = run_target(target_config(**overrides), messages(ANN))
     assert result.returncode == 2
     assert message in result.stderr, result.stderr.decode()
+    assert result.stdout == b""
+
+
+def test_raw_file_needs_a_location_uri(
+    tmp_path: Path, target_config: Callable[..., Path], catalog_props: dict[str, str],
+) -> None:
+    config = target_config(catalog={**catalog_props, "warehouse": "lake"},
+                           format="markdown_kv", markdown_kv={"storage": "raw_file"})
+    result = run_target(config, messages(ANN))
+    assert result.returncode == 2
+    assert b"markdown_kv.root: raw files need a location URI" in result.stderr
     assert result.stdout == b""
 
 

@@ -61,3 +61,24 @@ def test_meltano_run_lands_stripe_customers_and_charges(stripe_api: StripeApi,
                       "late@example.com", "moved@example.com"]
     assert late["email"] == "late@example.com"
     assert bad["id"] not in {r["id"] for r in charges}
+
+
+def test_stripe_to_markdown_kv_job_writes_a_document_per_object(stripe_api: StripeApi,
+                                                                tmp_path: Path) -> None:
+    customer = stripe_api.create("customers", email="jenny@example.com", name="Jenny Rosen")
+    stripe_api.create("charges", amount=2500, customer=customer["id"])
+    project = copy_project(tmp_path / "project")
+    meltano(project, "--environment", "dev", "run", "stripe-to-markdown-kv")
+    root = project / "output" / "warehouse" / "markdown_kv" / "acme"
+    [charge_id] = stripe_api.objects["charges"]
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.md")) == [
+        f"charges/{charge_id}.md", f"customers/{customer['id']}.md"]
+    # the contract's columns (acme/stripe/customers), in its order, timestamps in UTC
+    assert (root / "customers" / f"{customer['id']}.md").read_text() == (
+        f"# customers\n\n## Record {customer['id']}\n\n```\nid: {customer['id']}\n"
+        "object: customer\ncreated: 2023-11-14T22:13:21Z\nemail: jenny@example.com\n"
+        "name: Jenny Rosen\ncurrency: usd\nbalance: 0\ndelinquent: false\n"
+        "livemode: false\ndeleted: null\n```\n")
+    charge_doc = (root / "charges" / f"{charge_id}.md").read_text()
+    assert "amount: 2500\n" in charge_doc and "currency: usd\n" in charge_doc
+    assert f"customer: {customer['id']}\n" in charge_doc

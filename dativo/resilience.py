@@ -32,6 +32,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from dativo import metrics
 from dativo.errors import ConfigError, DativoError
 
 __all__ = [
@@ -56,6 +58,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# Object ids in paths (Stripe "cus_N2Xy...", HubSpot numeric ids, uuids) would make a
+# metric label per object: they become ":id".
+_ID_SEGMENT = re.compile(r"/(?:\d+|[a-z]+_[A-Za-z0-9]{6,}|[0-9a-fA-F-]{16,})(?=/|$)")
 T = TypeVar("T")
 CircuitState = Literal["closed", "open", "half_open"]
 
@@ -282,6 +287,9 @@ class ResiliencePolicy:
     rng: random.Random = field(default_factory=random.Random)
     attempts: int = 0
     retries: Counter[str] = field(default_factory=Counter)
+    # plugin and tenant labels of this run's Prometheus metrics (dativo.metrics)
+    metric_labels: Mapping[str, str] = field(
+        default_factory=lambda: {"plugin": "unknown", "tenant": "default"})
     limiter: RateLimiter = field(init=False)
     breaker: CircuitBreaker = field(init=False)
 
@@ -323,11 +331,26 @@ class ResiliencePolicy:
                 failures += 1
                 self.retries[exc.reason] += 1
                 self.breaker.record_failure()
+                self._observe(what, exc.reason, retry=True)
                 self._check_limits(exc, failures, what)
                 self._sleep_before_retry(exc, failures, what)
                 continue
+            except FatalApiError as exc:
+                self._observe(what, str(exc.status or "fatal"), retry=False)
+                raise
             self.breaker.record_success()
+            self._observe(what, "ok", retry=False)
             return result
+
+    def _observe(self, what: str, status: str, *, retry: bool) -> None:
+        """Request, retry and breaker metrics (endpoint ids masked: bounded labels)."""
+        endpoint = _ID_SEGMENT.sub("/:id", what.split("?", 1)[0])
+        metrics.API_REQUESTS.labels(**self.metric_labels, endpoint=endpoint,
+                                    status=status).inc()
+        if retry:
+            metrics.API_RETRIES.labels(**self.metric_labels, endpoint=endpoint).inc()
+        metrics.CIRCUIT_OPEN.labels(**self.metric_labels).set(
+            1 if self.breaker.state == "open" else 0)
 
     def summary(self) -> dict[str, Any]:
         """Counters for the end-of-run log line."""

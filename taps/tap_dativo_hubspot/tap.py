@@ -93,7 +93,7 @@ class TapDativoHubSpot(ObservedTap, Tap):
     def policy(self) -> ResiliencePolicy:
         """One policy (rate limit, breaker) for every request of the run."""
         return ResiliencePolicy(ResilienceSettings.from_config(
-            self.config, requests_per_second=DEFAULT_RPS))
+            self.config, requests_per_second=DEFAULT_RPS), metric_labels=self.run_metrics.labels)
 
     @cached_property
     def search_limiter(self) -> RateLimiter:

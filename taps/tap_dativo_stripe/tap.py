@@ -73,7 +73,8 @@ class TapDativoStripe(ObservedTap, Tap):
     def transport(self) -> StripeTransport:
         """One client and one resilience policy for all streams of the run."""
         settings = ResilienceSettings.from_config(self.config, requests_per_second=DEFAULT_RPS)
-        return StripeTransport(self.config["api_key"], policy=ResiliencePolicy(settings),
+        return StripeTransport(self.config["api_key"], policy=ResiliencePolicy(
+                                   settings, metric_labels=self.run_metrics.labels),
                                api_base=self.config.get("api_base"),
                                stripe_account=self.config.get("account_id"),
                                api_version=self.config.get("api_version"))

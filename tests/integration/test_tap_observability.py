@@ -91,3 +91,37 @@ def test_taps_document_the_observability_settings(tmp_path: Path) -> None:
                                capture_output=True, timeout=60, check=True)
         settings = orjson.loads(about.stdout)["settings"]["properties"]
         assert {"metrics", "log_format", "tenant_id"} <= set(settings), tap
+
+
+def test_api_tap_metrics_count_requests_retries_and_the_breaker(
+    tmp_path: Path, pushgateway: str,
+) -> None:
+    """tap-dativo-stripe through its fixture API with a 429 storm: the pushed series
+    match what the server saw."""
+    from tests.integration.test_tap_stripe import config as stripe_config
+    from tests.services.http_fixture import Fault
+    from tests.services.stripe_api import StripeApi
+
+    api = StripeApi().start()
+    try:
+        for _ in range(150):
+            api.create("customers")
+        api.inject(Fault("status", times=3, path="/v1/customers", status=429,
+                         retry_after=0.01))
+        cfg = stripe_config(api, tenant_id="obs", metrics={"pushgateway_url": pushgateway})
+        result = run("tap-dativo-stripe", cfg, tmp_path)
+        assert result.returncode == 0, result.stderr.decode()
+        served = len(api.served("/v1/customers"))
+    finally:
+        api.stop()
+    text = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10).read().decode()
+    got = {(s.name, tuple(sorted((k, v) for k, v in s.labels.items()
+                                 if k in ("endpoint", "status", "stream")))): s.value
+           for f in text_string_to_metric_families(text) for s in f.samples
+           if s.labels.get("tenant") == "obs"}
+    endpoint = ("endpoint", "GET /v1/customers")
+    assert got[("dativo_api_requests_total", (endpoint, ("status", "429")))] == 3
+    assert got[("dativo_api_requests_total", (endpoint, ("status", "ok")))] == served - 3 == 2
+    assert got[("dativo_api_retries_total", (endpoint,))] == 3
+    assert got[("dativo_api_circuit_open", ())] == 0
+    assert got[("dativo_records_received_total", (("stream", "customers"),))] == 150

@@ -319,10 +319,8 @@ class MarkdownKVWriter:
         size = settings.records_per_file
         for start in range(0, len(docs), size):
             group = docs[start:start + size]
-            if settings.dialect == "sectioned":
-                doc_id, record = group[0]
-                text = render_document(Document(doc_id, {}, (Section(stream, record),)),
-                                       columns)
+            if settings.dialect == "sectioned":  # one document per file (checked up front)
+                text = self.render_one(stream, *group[0], columns)
             else:
                 text = render_records(group, columns, title=stream)
             path = self.path(stream, group[0][0], now)

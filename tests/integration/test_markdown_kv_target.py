@@ -325,6 +325,18 @@ def test_upsert_keeps_the_last_record_of_a_doc_id_within_a_batch(
     assert "name: Ann Example\n" in landed[0]["markdown"]
 
 
+def test_overwrite_replaces_the_documents_with_this_runs(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    config = markdown_config(target_config, storage="structured", load_method="overwrite")
+    load(config, messages(ANN, BOB))
+    assert load(config, messages(ANN_V2)) == [STATE]
+    landed = rows(open_catalog(), "users__kv")
+    assert [(r["doc_id"], r["key"], r["value"]) for r in landed] == [
+        ("1", "id", "1"), ("1", "name", "Ann Example"),
+        ("1", "signed_up", "2024-03-01T12:00:00Z"), ("1", "prefs", '{"theme":"dark"}')]
+
+
 # -- STATE and batches ----------------------------------------------------------------
 def test_each_state_follows_the_rows_it_covers(
     target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],

@@ -184,6 +184,43 @@ def test_raw_file_on_an_s3_warehouse(
         assert f.read().decode() == "# users\n\n" + ANN_BLOCK
 
 
+def note_lines(keys: list[str], notes: list[dict[str, Any]]) -> bytes:
+    schema = {"type": "SCHEMA", "stream": "notes", "key_properties": keys,
+              "schema": {"type": "object", "properties": {
+                  "folder": {"type": "string"}, "n": {"type": "integer"},
+                  "text": {"type": "string"}}}}
+    return singer_lines([schema, *({"type": "RECORD", "stream": "notes", "record": r}
+                                   for r in notes)])
+
+
+def test_raw_file_paths_percent_encode_ids(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    notes = [{"folder": "a/b", "n": 1, "text": "slash"}, {"folder": "..", "n": 2, "text": "up"},
+             {"folder": "50%", "n": 3, "text": "percent"}]
+    root = tmp_path / "md"
+    load(markdown_config(target_config, storage="raw_file", root=root.as_uri(),
+                         path_pattern="{stream}/{doc_id}/note.md"),
+         note_lines(["folder"], notes))
+    folder = root / "notes"
+    assert sorted(p.name for p in folder.iterdir()) == ["%2E%2E", "50%25", "a%2Fb"]
+    assert [(b.doc_id, b.record) for b in parse_records(
+        (folder / "a%2Fb" / "note.md").read_text())] == [("a/b", notes[0])]
+    manifest = rows(open_catalog(), "notes__md_files")
+    assert [(r["doc_id"], r["path"].removeprefix(folder.as_uri())) for r in manifest] == [
+        ("..", "/%2E%2E/note.md"), ("50%", "/50%25/note.md"), ("a/b", "/a%2Fb/note.md")]
+
+
+def test_a_composite_key_joins_its_values_with_a_bar(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    load(markdown_config(target_config, storage="string"),
+         note_lines(["folder", "n"], [{"folder": "x y", "n": 7, "text": "t"}]))
+    [row] = rows(open_catalog(), "notes__markdown")
+    assert (row["doc_id"], row["markdown"]) == (
+        "x y|7", "## Record x y|7\n\n```\nfolder: x y\nn: 7\ntext: t\n```\n")
+
+
 def test_no_state_when_the_files_cannot_be_written(
     tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
 ) -> None:

@@ -8,6 +8,7 @@ written; and the run's metrics are exported at the end (see :mod:`dativo.metrics
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import typing as th
@@ -69,9 +70,13 @@ class ObservedTap:
                        if v.get("secret")]
         logs.configure(secrets=logs.secret_values(self.config, secret_keys),
                        log_format=self.config.get("log_format") or "text")
-        self.run_metrics = RunMetrics(self.name, self.config.get("tenant_id") or "default",
-                                      MetricsSettings.from_config(self.config.get("metrics")))
         self.message_writer = _CountingWriter(self.message_writer, self.run_metrics)
+
+    @cached_property
+    def run_metrics(self) -> RunMetrics:
+        """Created on first use: API taps make requests (discovery) inside ``__init__``."""
+        return RunMetrics(self.name, self.config.get("tenant_id") or "default",
+                          MetricsSettings.from_config(self.config.get("metrics")))
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:

@@ -48,7 +48,7 @@ GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl",
-             "upsert", "large", "pg_tap", "pg_peer")
+             "upsert", "large", "markdown_kv", "pg_tap", "pg_peer")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
@@ -58,6 +58,7 @@ LABELS = {
     "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
     "upsert": "target-dativo-iceberg (upsert N records into an N-row table)",
     "large": "target-dativo-iceberg (>= 2 GiB stream, default file sizing)",
+    "markdown_kv": "target-dativo-iceberg (format: markdown_kv, storage: string)",
     "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
     "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
 }
@@ -159,14 +160,16 @@ def measure(cmd: Sequence[str], *, stdin: Path | None, run_dir: Path, env: dict[
     return seconds, peak
 
 
-def count_rows(warehouse: Path) -> tuple[int, int]:
-    """(rows in bench.perf.events, rows in its dead-letter table if any)."""
+def count_rows(warehouse: Path, suffix: str = "") -> tuple[int, int]:
+    """(rows in bench.perf.events, or its ``suffix`` table such as the Markdown-KV
+    ``events__markdown``; rows in its dead-letter table if any)."""
     from pyiceberg.catalog import load_catalog
     from pyiceberg.exceptions import NoSuchTableError
 
     catalog = load_catalog("bench", type="sql", uri=f"sqlite:///{warehouse / 'catalog.db'}",
                            warehouse=warehouse.as_uri())
-    rows = catalog.load_table(TABLE_IDENTIFIER).scan().count()
+    name = (*TABLE_IDENTIFIER[:-1], TABLE_IDENTIFIER[-1] + suffix)
+    rows = catalog.load_table(name).scan().count()
     try:
         dead = catalog.load_table((*TABLE_IDENTIFIER[:-1], TABLE_IDENTIFIER[-1] + "__dead_letter"))
         dead_rows = dead.scan().count()
@@ -281,6 +284,20 @@ class Bench:
         result.rows = large_load.row_count(run_dir)
         self.notes += large_load.histogram(sizes, stream.stat().st_size)
 
+    def markdown_kv(self, result: Result) -> None:
+        """The events rendered as Markdown-KV record blocks into ``events__markdown``
+        (the in-table pattern); the Parquet ``target`` row of the same run compares.
+        The row check counts that table: one row per record, as ids are unique."""
+        run_dir = self._dir("markdown-kv")
+        cfg = run_dir / "cfg.json"
+        config = {**target_config(run_dir), "format": "markdown_kv",
+                  "markdown_kv": {"storage": "string"}}
+        cfg.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        result.seconds, result.peak_rss = measure(
+            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)],
+            stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, result.dead_letter_rows = count_rows(run_dir, "__markdown")
+
     def pg_tap(self, result: Result) -> None:
         self._pg(result, self.bin / "tap-dativo-postgres", "pg-tap")
 
@@ -373,6 +390,7 @@ def render(results: list[Result], records: int, file_mb: float,
             verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
             lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB "
                          f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
+    lines += _markdown_kv_checks({r.key: r for r in results if r.ok and r.seconds}, records)
     taps = {r.key: r for r in results if r.key in TAP_RUNS and r.ok and r.seconds}
     if len(taps) == 2:
         ratio = taps["pg_peer"].seconds / taps["pg_tap"].seconds
@@ -386,6 +404,25 @@ def render(results: list[Result], records: int, file_mb: float,
         lines += ["", "Failed runs:", ""]
         lines += [f"- {LABELS[r.key]}: {r.error}" for r in failed]
     return "\n".join(lines) + "\n", not failed
+
+
+def _markdown_kv_checks(done: dict[str, Result], records: int) -> list[str]:
+    """Markdown-KV rendering against the Parquet path of the same run (no rate goal:
+    rendering runs in Python per record, for documents meant for LLMs), and its RSS."""
+    run = done.get("markdown_kv")
+    if run is None:
+        return []
+    lines = []
+    parquet = done.get("target")
+    if parquet is not None:
+        lines.append(f"- info: Markdown-KV rendering {records / run.seconds:,.0f} rec/s, "
+                     f"{parquet.seconds / run.seconds:.2f}x the Parquet path "
+                     f"({records / parquet.seconds:,.0f} rec/s)")
+    mb = run.peak_rss / 2**20
+    verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
+    lines.append(f"- {verdict}: {LABELS['markdown_kv']} peak RSS {mb:.0f} MB "
+                 f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

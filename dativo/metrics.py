@@ -50,9 +50,9 @@ COMMITS = Counter("dativo_iceberg_commits", "Iceberg commits (snapshots publishe
 COMMIT_CONFLICTS = Counter("dativo_iceberg_commit_conflicts",
                            "Commits retried after a concurrent writer won the race.",
                            (*_RUN, "table"), registry=REGISTRY)
-STATE_LATENCY = Histogram(
-    "dativo_state_commit_latency_seconds",
-    "Seconds from a STATE's arrival to its emission, after the commit covering its rows.",
+BATCH_COMMIT_LATENCY = Histogram(
+    "dativo_batch_commit_latency_seconds",
+    "Seconds from a batch being checked to the commit that makes all its rows durable.",
     _RUN, buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600), registry=REGISTRY)
 API_REQUESTS = Counter("dativo_api_requests", "HTTP requests an API tap sent, by status.",
                        (*_RUN, "endpoint", "status"), registry=REGISTRY)

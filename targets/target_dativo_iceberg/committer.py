@@ -138,6 +138,7 @@ class Committer:
         self._staged: dict[str, _Staged] = {}
         self._rolling: dict[str, _Rolling] = {}
         self._states: deque[_PendingState] = deque()
+        self._checked_at: deque[tuple[int, float]] = deque()  # (drain, time) not yet durable
         self._published_at = time.monotonic()
         self.last_state: Any = None  # the last STATE emitted, for the run summary
         self._markdown = (MarkdownKVWriter(settings.markdown_kv, settings.tenant_id)
@@ -148,6 +149,8 @@ class Committer:
         """Write a drain's batches; publish when due (always when ``final``)."""
         for sink, batch, result in checked:
             self._stage(sink, batch, result, drain, state if has_state else None)
+        if checked:
+            self._checked_at.append((drain, time.monotonic()))
         if has_state:
             self._states.append(_PendingState(drain, state, time.monotonic()))
         if final:
@@ -299,7 +302,10 @@ class Committer:
         if final or lagging or self.settings.commit_interval_seconds == 0:
             for rolling in self._rolling.values():
                 self._add_closed(rolling.table, rolling.stream, rolling.files.close_all())
-        acknowledged = self._acknowledgeable()
+        blocked = min((drain for rolling in self._rolling.values()
+                       if (drain := rolling.files.oldest_open_drain()) is not None),
+                      default=None)
+        acknowledged = self._acknowledgeable(blocked)
         properties = {RUN_ID_PROPERTY: self.run_id}
         if acknowledged is not None:
             properties[STATE_PROPERTY] = orjson.dumps(acknowledged.value).decode()
@@ -307,20 +313,19 @@ class Committer:
             self._commit(staged, properties)
         self._staged.clear()
         self._published_at = time.monotonic()
+        latency = metrics.BATCH_COMMIT_LATENCY.labels(**self.run_metrics.labels)
+        while self._checked_at and (blocked is None or self._checked_at[0][0] < blocked):
+            latency.observe(self._published_at - self._checked_at.popleft()[1])
         if acknowledged is not None:
             self.emit_state(acknowledged.value)
             self.last_state = acknowledged.value
 
-    def _acknowledgeable(self) -> _PendingState | None:
-        """Pop and return the newest STATE none of whose rows is in an open file."""
-        blocked = min((drain for rolling in self._rolling.values()
-                       if (drain := rolling.files.oldest_open_drain()) is not None),
-                      default=None)
+    def _acknowledgeable(self, blocked: int | None) -> _PendingState | None:
+        """Pop and return the newest STATE none of whose rows is in an open file
+        (``blocked``: the oldest drain with rows in one)."""
         newest = None
-        latency = metrics.STATE_LATENCY.labels(**self.run_metrics.labels)
         while self._states and (blocked is None or self._states[0].drain < blocked):
             newest = self._states.popleft()
-            latency.observe(time.monotonic() - newest.since)
         return newest
 
     def _commit(self, staged: _Staged, properties: dict[str, str]) -> None:

@@ -38,6 +38,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
 
+from dativo import metrics
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
 from dativo.tables import DEAD_LETTER_SUFFIX
@@ -54,6 +55,7 @@ from target_dativo_iceberg.staging import CommitMode, TableChange, VersionActiva
 LOGGER = logging.getLogger(__name__)
 
 COMMIT_ATTEMPTS = 6
+PLUGIN = "target-dativo-iceberg"
 COMMIT_BACKOFF_SECONDS = (0.1, 5.0)  # first and largest wait between attempts, before jitter
 CATALOG_OPEN_ATTEMPTS = 5
 SECRET_PROPERTY = re.compile(r"secret|password|token|credential|private", re.IGNORECASE)
@@ -163,7 +165,12 @@ class IcebergWriter:
                 self._pin_properties(table)
                 return table
             except CommitFailedException as exc:  # another writer changed the table first
-                _wait_before_retry(table, attempt, exc)
+                self._after_conflict(table, attempt, exc)
+
+    def _after_conflict(self, table: Table, attempt: int, exc: Exception) -> None:
+        metrics.COMMIT_CONFLICTS.labels(plugin=PLUGIN, tenant=self.tenant_id,
+                                        table=".".join(table.name())).inc()
+        _wait_before_retry(table, attempt, exc)
 
     def _pin_properties(self, table: Table) -> None:
         changed = {k: v for k, v in self._pinned.items() if table.properties.get(k) != v}
@@ -251,7 +258,7 @@ class IcebergWriter:
                 # pyiceberg has already re-applied the snapshot itself (commit.retry.*
                 # table properties); here the whole change is redone on the refreshed
                 # table, including a delete or copy-on-write rewrite.
-                _wait_before_retry(table, attempt, exc)
+                self._after_conflict(table, attempt, exc)
             except OSError as exc:
                 raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
         return None

@@ -24,6 +24,7 @@ from pyiceberg.table import Table
 
 from dativo.contracts import load_contract
 from dativo.errors import CommitError
+from dativo.metrics import REGISTRY
 from target_dativo_iceberg.iceberg_writer import IcebergWriter
 from target_dativo_iceberg.staging import FileBatch
 from tests.conftest import BIN, REPO, singer_lines
@@ -165,9 +166,13 @@ def test_commit_on_a_stale_table_handle_retries_and_keeps_both_commits(
     other = open_catalog(pg_catalog).load_table(("acme", "sales", "orders"))
     other.append(pa.table({"id": [1, 2]}, schema=ORDERS_SCHEMA))
 
+    labels = {"plugin": "target-dativo-iceberg", "tenant": "acme", "table": "acme.sales.orders"}
+    before = REGISTRY.get_sample_value("dativo_iceberg_commit_conflicts_total", labels) or 0
     snapshot = writer.commit_files(stale, [FileBatch(files)], {"dativo.run-id": "x"})
 
     assert "Commit conflict on acme.sales.orders (attempt 1 of 6" in caplog.text
+    assert REGISTRY.get_sample_value("dativo_iceberg_commit_conflicts_total", labels) \
+        == before + 1
     table = open_catalog(pg_catalog).load_table(("acme", "sales", "orders"))
     assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 2, 3]
     assert table.current_snapshot().snapshot_id == snapshot

@@ -61,7 +61,7 @@ def test_a_run_pushes_its_metrics_to_the_pushgateway(
     assert got[("dativo_iceberg_commits_total", (("table", "acme.default.users"),))] == 1
     assert got[("dativo_iceberg_commits_total",
                 (("table", "acme.default.users__dead_letter"),))] == 1
-    assert got[("dativo_state_commit_latency_seconds_count", ())] == 1
+    assert got[("dativo_batch_commit_latency_seconds_count", ())] == 1
     assert got[("dativo_last_success_timestamp_seconds", ())] > 1.7e9
     assert CANARY not in text
     summary = orjson.loads(result.stderr.split(b"Run summary: ", 1)[1].splitlines()[0])

@@ -1,19 +1,26 @@
-"""What every dativo tap adds to singer-sdk: redacted logs (text or JSON) and metrics.
+"""What every dativo tap adds to singer-sdk: clean errors, redacted logs, metrics.
 
-Mix :class:`ObservedTap` in before ``singer_sdk.Tap``. Secrets (settings marked
-secret, passwords in DSNs, key-shaped strings) are masked in every log line from the
-moment the config is parsed; RECORD messages are counted per stream as they are
-written; and the run's metrics are exported at the end (see :mod:`dativo.metrics`).
+Mix :class:`ObservedTap` in before ``singer_sdk.Tap``. A :class:`DativoError` (bad
+config, bad input, an API refusing) becomes one ERROR line and exit code 2 in every
+entry point (sync, ``--discover``, ``--test``). Secrets (settings marked secret,
+passwords in DSNs, key-shaped strings) are masked in every log line from the moment
+the config is parsed; RECORD messages are counted per stream as they are written; and
+the run's metrics are exported at the end (see :mod:`dativo.metrics`).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import typing as th
 
 from dativo import logs, metrics
+from dativo.errors import DativoError
 from dativo.metrics import MetricsSettings, RunMetrics
 
 if TYPE_CHECKING:
@@ -32,6 +39,20 @@ OBSERVABILITY_SETTINGS = th.PropertiesList(
     ), description="Prometheus metrics: push to a Pushgateway at the end, write a "
                    "node-exporter textfile, or serve on 127.0.0.1:<port> during the run."),
 ).to_dict()
+
+
+@contextmanager
+def exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
+    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do.
+
+    The message names the file, line, stream or setting and the fix; a traceback would
+    bury it, so it is only added at log level DEBUG.
+    """
+    try:
+        yield
+    except DativoError as exc:
+        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+        sys.exit(2)
 
 
 class _CountingWriter:
@@ -60,6 +81,7 @@ class ObservedTap:
     """Mixin for singer-sdk taps (list it before ``Tap``)."""
 
     name: str
+    logger: logging.Logger
     config: Any
     config_jsonschema: dict
     message_writer: Any
@@ -91,3 +113,20 @@ class ObservedTap:
             self.run_metrics.finish(success=False)
             raise
         self.run_metrics.finish(success=True)
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:
+        with exit_on_dativo_error(cls.logger):
+            super().invoke(**kwargs)  # type: ignore[misc]
+
+    @classmethod
+    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
+        """--discover runs in a click callback, outside ``invoke``: wrapped the same."""
+        with exit_on_dativo_error(cls.logger):
+            super().cb_discover(ctx, param, value)  # type: ignore[misc]
+
+    @classmethod
+    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
+        """--test runs in a click callback, outside ``invoke``: wrapped the same."""
+        with exit_on_dativo_error(cls.logger):
+            super().cb_test(ctx, param, value)  # type: ignore[misc]

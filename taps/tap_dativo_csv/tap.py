@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
-from typing import Any
-
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from dativo.contracts import load_contract
-from dativo.errors import DativoError
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_csv.batch_files import parse_batch_config
 from tap_dativo_csv.settings import parse_files
@@ -49,18 +42,6 @@ _FILE_ENTRY = th.ObjectType(
 )
 
 
-@contextlib.contextmanager
-def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a DativoError into one ERROR log line and exit code 2, as all Dativo CLIs do.
-
-    A traceback would bury the message (which names the file, line and fix); run with
-    the log level at DEBUG to get it anyway.
-    """
-    try:
-        yield
-    except DativoError as exc:
-        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
-        sys.exit(2)
 
 
 class TapDativoCSV(ObservedTap, Tap):
@@ -101,24 +82,6 @@ class TapDativoCSV(ObservedTap, Tap):
                                  item.contract)
             streams.append(CSVStream(self, item, contract))
         return streams
-
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
-        """Run a sync (or --about); see :func:`_exit_on_dativo_error` for failures."""
-        with _exit_on_dativo_error(cls.logger):
-            super().invoke(**kwargs)
-
-    @classmethod
-    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
-        """--discover runs in a click callback, outside ``invoke``; wrap it the same way."""
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_discover(ctx, param, value)
-
-    @classmethod
-    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
-        """--test runs in a click callback, outside ``invoke``; wrap it the same way."""
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_test(ctx, param, value)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from dativo.errors import ConfigError, DativoError
+from dativo.errors import ConfigError
 from dativo.resilience import (
     RateLimiter,
     ResiliencePolicy,
@@ -33,14 +29,6 @@ DEFAULT_SEARCH_RPS = 4.0  # the search endpoints: 5 requests per second per toke
 OBJECT_TYPES = ("contacts", "companies", "deals", "tickets")
 
 
-@contextlib.contextmanager
-def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do."""
-    try:
-        yield
-    except DativoError as exc:
-        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
-        sys.exit(2)
 
 
 def _config_schema() -> dict[str, Any]:
@@ -127,21 +115,6 @@ class TapDativoHubSpot(ObservedTap, Tap):
             super().sync_all()
         finally:
             self.logger.info("HubSpot requests: %s", self.policy.summary())
-
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
-        with _exit_on_dativo_error(cls.logger):
-            super().invoke(**kwargs)
-
-    @classmethod
-    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_discover(ctx, param, value)
-
-    @classmethod
-    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_test(ctx, param, value)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,9 @@ file modification time."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
-from typing import Any
-
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from dativo.errors import DativoError
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_markdown_kv.settings import DIALECT_SETTINGS, EMITS, parse_files
 from tap_dativo_markdown_kv.streams import MarkdownKVStream
@@ -45,18 +38,6 @@ _FILE_ENTRY = th.ObjectType(
 )
 
 
-@contextlib.contextmanager
-def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a DativoError into one ERROR log line and exit code 2, as all Dativo CLIs do.
-
-    The message names the file, line and fix; a traceback would bury it (set the log
-    level to DEBUG to get one anyway).
-    """
-    try:
-        yield
-    except DativoError as exc:
-        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
-        sys.exit(2)
 
 
 class TapDativoMarkdownKV(ObservedTap, Tap):
@@ -80,24 +61,6 @@ class TapDativoMarkdownKV(ObservedTap, Tap):
             MarkdownKVError: A file read to infer a schema is malformed.
         """
         return [MarkdownKVStream(self, item) for item in parse_files(self.config)]
-
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
-        """Run a sync (or --about); see :func:`_exit_on_dativo_error` for failures."""
-        with _exit_on_dativo_error(cls.logger):
-            super().invoke(**kwargs)
-
-    @classmethod
-    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
-        """--discover runs in a click callback, outside ``invoke``; wrap it the same way."""
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_discover(ctx, param, value)
-
-    @classmethod
-    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
-        """--test runs in a click callback, outside ``invoke``; wrap it the same way."""
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_test(ctx, param, value)
 
 
 if __name__ == "__main__":

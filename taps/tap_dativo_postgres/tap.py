@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
-from typing import Any
-
 from singer_sdk import typing as th
 from singer_sdk.singerlib import Catalog
 from singer_sdk.sql import SQLTap
 
-from dativo.errors import DativoError
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_postgres.streams import PostgresStream, prepare_entry
 from tap_dativo_postgres.writer import OrjsonSingerWriter
@@ -20,18 +13,6 @@ from tap_dativo_postgres.writer import OrjsonSingerWriter
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
-@contextlib.contextmanager
-def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do.
-
-    The message names the stream, row and column (or the config key) and the fix; a
-    traceback would bury it, so it is only added at log level DEBUG.
-    """
-    try:
-        yield
-    except DativoError as exc:
-        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
-        sys.exit(2)
 
 
 class TapDativoPostgres(ObservedTap, SQLTap):
@@ -94,24 +75,6 @@ class TapDativoPostgres(ObservedTap, SQLTap):
             self._input_catalog = catalog = Catalog.from_dict(raw)
             self._catalog_prepared = True
         return catalog
-
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
-        """Run a sync (or --about); see :func:`_exit_on_dativo_error` for failures."""
-        with _exit_on_dativo_error(cls.logger):
-            super().invoke(**kwargs)
-
-    @classmethod
-    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
-        """--discover runs in a click callback, outside ``invoke``; wrap it the same way."""
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_discover(ctx, param, value)
-
-    @classmethod
-    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
-        """--test runs in a click callback, outside ``invoke``; wrap it the same way."""
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_test(ctx, param, value)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from dativo.errors import DativoError
 from dativo.resilience import ResiliencePolicy, ResilienceSettings, settings_jsonschema
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_stripe.client import StripeTransport
@@ -21,14 +16,6 @@ from tap_dativo_stripe.streams import STREAM_TYPES, StripeStream
 DEFAULT_RPS = 25.0  # Stripe allows 100 read requests/s in live mode, 25 in test mode
 
 
-@contextlib.contextmanager
-def _exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do."""
-    try:
-        yield
-    except DativoError as exc:
-        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
-        sys.exit(2)
 
 
 def _config_schema() -> dict[str, Any]:
@@ -86,21 +73,6 @@ class TapDativoStripe(ObservedTap, Tap):
         finally:
             if "transport" in self.__dict__:
                 self.logger.info("Stripe requests: %s", self.transport.policy.summary())
-
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
-        with _exit_on_dativo_error(cls.logger):
-            super().invoke(**kwargs)
-
-    @classmethod
-    def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_discover(ctx, param, value)
-
-    @classmethod
-    def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
-        with _exit_on_dativo_error(cls.logger):
-            super().cb_test(ctx, param, value)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,12 @@ def _check_pattern(pattern: str, per_file: int, load_method: str) -> None:
     if not pattern.endswith(".md") or pattern.startswith("/"):
         raise ConfigError(f"markdown_kv.path_pattern: {pattern!r} must be relative to the "
                           "root and end in .md")
-    if load_method == "upsert" and per_file == 1 and "date" in names:
+    if load_method == "upsert" and per_file > 1:
+        raise ConfigError("markdown_kv.records_per_file: with load_method: upsert every "
+                          "document needs a file of its own, which a rerun rewrites in place "
+                          "(a batch file would keep the old copy); set records_per_file: 1, "
+                          "or use append-only or overwrite for batch files")
+    if load_method == "upsert" and "date" in names:
         raise ConfigError("markdown_kv.path_pattern: with load_method: upsert a document is "
                           "rewritten in place, so its path must not contain {date} (a "
                           "rerun on another day would leave the old copy behind)")

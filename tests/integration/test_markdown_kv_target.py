@@ -329,21 +329,16 @@ def test_upsert_rerun_rewrites_a_document_instead_of_duplicating_it(
         assert [r["path"] for r in changed] == [files[0].as_uri()]
 
 
-def test_upsert_with_batch_files_points_the_manifest_at_the_newest_copy(
-    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+def test_upsert_refuses_batch_files_that_could_not_be_rewritten_per_document(
+    tmp_path: Path, target_config: Callable[..., Path],
 ) -> None:
-    """The manifest has one row per doc_id, naming the file with its newest version; an
-    older batch file keeps its earlier copy (docs/markdown-kv-storage.md says so)."""
     config = markdown_config(target_config, storage="raw_file", records_per_file=2,
                              load_method="upsert", root=(tmp_path / "md").as_uri())
-    load(config, messages(ANN, BOB))
-    load(config, messages(BOB, ANN_V2))
-    folder = tmp_path / "md" / "markdown_kv" / "acme" / "users"
-    assert [b.record for b in parse_records((folder / "2.md").read_text())] == [BOB, ANN_V2]
-    assert [b.record for b in parse_records((folder / "1.md").read_text())] == [ANN, BOB]
-    manifest = rows(open_catalog(), "users__md_files", "written_at", "bytes", "stream")
-    assert manifest == [{"doc_id": "1", "path": (folder / "2.md").as_uri()},
-                        {"doc_id": "2", "path": (folder / "2.md").as_uri()}]
+    result = run_target(config, messages(ANN, BOB))
+    assert result.returncode == 2
+    assert b"markdown_kv.records_per_file: with load_method: upsert every document needs " \
+        b"a file of its own" in result.stderr
+    assert not (tmp_path / "md").exists()
 
 
 def _volatile(table: str) -> tuple[str, ...]:

@@ -28,15 +28,15 @@ import duckdb
 import orjson
 
 from dativo.contracts import Contract, arrow_schema, compile_contract
-from dativo.errors import CodecError, ConfigError, ContractViolation
+from dativo.errors import CodecError, ContractViolation
 from dativo.metrics import MetricsSettings, RunMetrics
 from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
-from target_dativo_iceberg.markdown_kv_writer import document_keys
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import (
     contract_for_stream,
     schema_drift,
+    stream_keys,
     with_schema_only_columns,
 )
 
@@ -111,29 +111,17 @@ class Loader:
         except ValueError as exc:
             raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
         sink = StreamSink(contract, compiled, arrow_schema(contract),
-                          self._upsert_keys(stream, contract, key_properties),
-                          document_keys(stream, contract, key_properties)
-                          if self.settings.format == "markdown_kv" else ())
+                          self._keys_for("load_method: upsert", self.settings.load_method
+                                         == "upsert", stream, contract, key_properties),
+                          self._keys_for("format: markdown_kv", self.settings.format
+                                         == "markdown_kv", stream, contract, key_properties))
         self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
                                         key)
 
-    def _upsert_keys(self, stream: str, contract: Contract,
-                     key_properties: list[str]) -> tuple[str, ...]:
-        """The contract's primary key, else the SCHEMA's ``key_properties`` (upsert only)."""
-        if self.settings.load_method != "upsert":
-            return ()
-        keys = contract.primary_key or tuple(key_properties)
-        if not keys:
-            raise ConfigError(
-                f"load_method: upsert needs a key for stream '{stream}': mark the primary "
-                f"key in contract {contract.source} (primaryKey: true) or have the tap "
-                "send key_properties in its SCHEMA")
-        unknown = [k for k in keys if k not in {f.name for f in contract.fields}]
-        if unknown:
-            raise ConfigError(
-                f"load_method: upsert: key column(s) {', '.join(unknown)} of stream "
-                f"'{stream}' are not in contract {contract.source}; add them to it")
-        return keys
+    @staticmethod
+    def _keys_for(needed_by: str, needed: bool, stream: str, contract: Contract,
+                  key_properties: list[str]) -> tuple[str, ...]:
+        return stream_keys(stream, contract, key_properties, needed_by) if needed else ()
 
     def on_records(self, stream: str, lines: bytes, first_line: int, count: int) -> None:
         """Buffer ``count`` consecutive RECORD lines starting at input line ``first_line``."""

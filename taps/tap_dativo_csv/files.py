@@ -1,4 +1,4 @@
-"""File access for tap-dativo-csv: globs, mtimes, decoding and CSV rows with line numbers.
+"""File access for tap-dativo-csv: decoding and CSV rows with line numbers.
 
 Kept apart from the stream so that every way a file can be unreadable is turned into
 one :class:`~dativo.errors.CodecError` that names the file and the physical line.
@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
-import glob
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
 from dativo.errors import CodecError, ConfigError
+from dativo.file_taps import text_codec
 
-_UTF8_NAMES = {"utf-8", "utf8", "utf_8", "u8"}
 _CHUNK = 1 << 20
 
 
@@ -30,41 +27,9 @@ class Dialect:
     encoding: str = "utf-8"
 
 
-def expand(pattern: str) -> list[str]:
-    """Return the files a path or glob names, sorted so runs and state are deterministic.
-
-    ``**`` matches across directories. Directories are ignored; a pattern that matches
-    nothing returns an empty list (the caller decides whether that is worth a warning).
-    """
-    matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
-    return sorted(m for m in matches if os.path.isfile(m))
-
-
-def mtime(path: str) -> dt.datetime:
-    """Modification time in UTC, truncated to microseconds.
-
-    Truncation makes the value round-trip exactly through the ISO string kept in the
-    state, so an unchanged file compares equal to its bookmark.
-    """
-    nanos = os.stat(path).st_mtime_ns
-    seconds, rest = divmod(nanos, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
-    return stamp + dt.timedelta(microseconds=rest // 1000)
-
-
-def iso(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with microseconds, the shape singer-sdk gives datetimes in state."""
-    return value.astimezone(dt.timezone.utc).isoformat("T", timespec="microseconds")
-
-
-def _codec(encoding: str) -> str:
-    """Read UTF-8 as ``utf-8-sig`` so a byte-order mark never ends up in a column name."""
-    return "utf-8-sig" if encoding.lower() in _UTF8_NAMES else encoding
-
-
 def _open(path: str, encoding: str) -> TextIO:
     # newline="" is what the csv module needs to see quoted line breaks and count lines.
-    return open(path, encoding=_codec(encoding), errors="strict", newline="")
+    return open(path, encoding=text_codec(encoding), errors="strict", newline="")
 
 
 def rows(path: str, dialect: Dialect) -> Iterator[tuple[int, list[str]]]:
@@ -127,7 +92,7 @@ def _decode_error(path: str, encoding: str, exc: UnicodeDecodeError) -> CodecErr
 
 def _locate(path: str, encoding: str) -> tuple[int, int]:
     """Return (1-based line, byte offset) of the first undecodable byte in ``path``."""
-    decoder = codecs.getincrementaldecoder(_codec(encoding))(errors="strict")
+    decoder = codecs.getincrementaldecoder(text_codec(encoding))(errors="strict")
     newlines, consumed = 0, 0
     with open(path, "rb") as raw:
         while chunk := raw.read(_CHUNK):

@@ -6,7 +6,6 @@ names the offending key (``files[1].columns: ...``) so the user knows what to ed
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,43 +13,30 @@ from typing import Any
 
 from dativo.contracts import resolve_contract_path
 from dativo.errors import ConfigError
+from dativo.file_taps import FileEntry, check_encoding, parse_file_entries
 from tap_dativo_csv.files import Dialect
 
 
 @dataclass(frozen=True, slots=True)
-class FileSettings:
+class FileSettings(FileEntry):
     """One ``files`` entry with its defaults applied."""
 
-    index: int
-    entity: str
-    path: str
     keys: tuple[str, ...]
     dialect: Dialect
     header: bool
     columns: tuple[str, ...] | None
     contract: Path | None
 
-    @property
-    def where(self) -> str:
-        """The config key of this entry, for error messages."""
-        return f"files[{self.index}]"
-
 
 def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
-    """Return every ``files`` entry, checked.
+    """Return every ``files`` entry, checked, with its contract looked up.
 
     Raises:
         ConfigError: An entry is inconsistent; the message names the key.
     """
     contracts_dir, tenant_id = _contract_lookup(config)
     parsed: list[FileSettings] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(config.get("files") or []):
-        item = _parse_entry(index, entry)
-        if item.entity in seen:
-            raise ConfigError(f"{item.where}.entity: stream name {item.entity!r} is used by "
-                              "another entry; give each entry its own entity")
-        seen.add(item.entity)
+    for item in parse_file_entries(config, _parse_entry):
         if item.contract is None and contracts_dir is not None:
             found = resolve_contract_path(item.entity, tenant_id=tenant_id or "",
                                           contracts_dir=contracts_dir, stream_contracts={})
@@ -72,10 +58,8 @@ def _contract_lookup(config: Mapping[str, Any]) -> tuple[Path | None, str | None
 
 
 def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
+    """One entry whose entity and path are known to be set (see parse_file_entries)."""
     where = f"files[{index}]"
-    for key in ("entity", "path"):
-        if not str(entry.get(key) or "").strip():
-            raise ConfigError(f"{where}.{key}: required and must not be empty")
     dialect = _dialect(where, entry)
     header = bool(_get(entry, "header", True))
     columns = _names(where, "columns", entry.get("columns"))
@@ -110,11 +94,7 @@ def _dialect(where: str, entry: Mapping[str, Any]) -> Dialect:
                               f"line break, got {value!r}")
     if dialect.delimiter == dialect.quotechar:
         raise ConfigError(f"{where}.quotechar: must differ from the delimiter")
-    try:
-        codecs.lookup(dialect.encoding)
-    except LookupError:
-        raise ConfigError(f"{where}.encoding: unknown encoding {dialect.encoding!r} "
-                          "(use a Python codec name such as utf-8, latin-1, cp1252)") from None
+    check_encoding(where, dialect.encoding)
     return dialect
 
 

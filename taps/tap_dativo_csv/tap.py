@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from dativo.contracts import load_contract
-from dativo.tap_runtime import ObservedTap
+from dativo.file_taps import FileTap, files_setting
 from tap_dativo_csv.batch_files import parse_batch_config
 from tap_dativo_csv.settings import parse_files
 from tap_dativo_csv.streams import CSVStream
 
-_FILE_ENTRY = th.ObjectType(
-    th.Property("entity", th.StringType, required=True,
-                description="Stream name; also the table the target lands the rows in."),
-    th.Property("path", th.StringType, required=True,
-                description="File path or glob (`**` matches directories), relative to the "
-                            "working directory. Each matching file has its own bookmark."),
+_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
     th.Property("keys", th.ArrayType(th.StringType),
                 description="Primary-key columns. Ignored when the stream's contract "
                             "declares a primary key."),
@@ -38,24 +32,16 @@ _FILE_ENTRY = th.ObjectType(
                 description="ODCS contract file that types this stream's columns. Default: "
                             "looked up under contracts_dir/tenant_id; without a contract "
                             "every column is a string."),
-    additional_properties=False,
 )
 
 
-
-
-class TapDativoCSV(ObservedTap, Tap):
+class TapDativoCSV(FileTap):
     """Read CSV files as Singer streams, one stream per configured path or glob."""
 
     name = "tap-dativo-csv"
-    package_name = "dativo-ingest"
-    # The catalog depends on the config (file headers, contracts), so --discover must
-    # validate the config too.
-    dynamic_catalog = True
 
     config_jsonschema = th.PropertiesList(
-        th.Property("files", th.ArrayType(_FILE_ENTRY), required=True,
-                    description="The CSV streams to read, one entry per stream."),
+        files_setting(*_ENTRY_PROPERTIES, streams="CSV"),
         th.Property("contracts_dir", th.StringType,
                     description="Root of ODCS contracts laid out as "
                                 "<tenant>/<domain>/<stream>.odcs.yaml, used for streams "

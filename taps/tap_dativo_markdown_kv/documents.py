@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from dativo.file_taps import SOURCE_COLUMNS, LineRecord
 from dativo.markdown_kv import (
     Document,
     MarkdownKVError,
@@ -25,16 +26,10 @@ from tap_dativo_markdown_kv import files
 from tap_dativo_markdown_kv.settings import FileSettings
 
 DOC_ID = "_sdc_doc_id"
-SOURCE_FILE = "_sdc_source_file"
-SOURCE_LINENO = "_sdc_source_lineno"
-SOURCE_MTIME = "_sdc_source_file_mtime"
-RESERVED = (DOC_ID, SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME)
-
-Item = tuple[int, dict[str, Any]]
-"""(1-based line the record comes from, record without the _sdc_source columns)."""
+RESERVED = (DOC_ID, *SOURCE_COLUMNS)
 
 
-def read_items(path: str, settings: FileSettings) -> Iterator[Item]:
+def read_items(path: str, settings: FileSettings) -> Iterator[LineRecord]:
     """Parse the whole file first (a malformed file emits nothing), then yield records.
 
     Numbers with a fraction are read as ``Decimal`` so ``12.50`` reaches the target
@@ -55,7 +50,7 @@ def read_items(path: str, settings: FileSettings) -> Iterator[Item]:
     return iter([_record(item, path) for item in parsed])
 
 
-def _record(item: RecordBlock | Document, path: str) -> Item:
+def _record(item: RecordBlock | Document, path: str) -> LineRecord:
     if isinstance(item, RecordBlock):
         _check_reserved(item.record, path, item.line)
         return item.line or 1, {**item.record, DOC_ID: item.doc_id}
@@ -74,7 +69,7 @@ def _record(item: RecordBlock | Document, path: str) -> Item:
     return 1, merged
 
 
-def _kv_items(parsed: list[RecordBlock] | list[Document], path: str) -> Iterator[Item]:
+def _kv_items(parsed: list[RecordBlock] | list[Document], path: str) -> Iterator[LineRecord]:
     for item in parsed:
         lines = _section_lines(item)
         for row in kv_rows(item, doc_id=path):

@@ -1,37 +1,10 @@
-"""File access: globs, modification times, and decoding with file and line in errors."""
+"""File access: decoding with file and line in errors (globs and mtimes: dativo.file_taps)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import glob
-import os
-
 from dativo.errors import ConfigError
+from dativo.file_taps import text_codec
 from dativo.markdown_kv import MarkdownKVError
-
-_UTF8_NAMES = {"utf-8", "utf8", "utf_8", "u8"}
-
-
-def expand(pattern: str) -> list[str]:
-    """The files a path or glob names, sorted so runs and state are deterministic.
-
-    ``**`` matches across directories; directories themselves are ignored.
-    """
-    matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
-    return sorted(m for m in matches if os.path.isfile(m))
-
-
-def mtime(path: str) -> dt.datetime:
-    """Modification time in UTC, truncated to microseconds so that it round-trips
-    exactly through the ISO string kept in the state."""
-    seconds, rest = divmod(os.stat(path).st_mtime_ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
-    return stamp + dt.timedelta(microseconds=rest // 1000)
-
-
-def iso(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with microseconds, the shape singer-sdk gives datetimes in state."""
-    return value.astimezone(dt.timezone.utc).isoformat("T", timespec="microseconds")
 
 
 def read_text(path: str, encoding: str) -> str:
@@ -41,7 +14,7 @@ def read_text(path: str, encoding: str) -> str:
         ConfigError: The file cannot be opened.
         MarkdownKVError: The bytes are not valid in ``encoding``; names the line.
     """
-    codec = "utf-8-sig" if encoding.lower() in _UTF8_NAMES else encoding
+    codec = text_codec(encoding)
     try:
         with open(path, "rb") as handle:
             data = handle.read()

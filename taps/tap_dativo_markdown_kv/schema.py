@@ -9,7 +9,8 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from tap_dativo_markdown_kv.documents import DOC_ID, SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME
+from dativo.file_taps import source_properties
+from tap_dativo_markdown_kv.documents import DOC_ID
 
 _ORDER = ("string", "integer", "number", "boolean", "object", "array")
 
@@ -61,13 +62,8 @@ def metadata_properties(*, with_doc_id: bool) -> list[th.Property]:
         props.append(th.Property(DOC_ID, th.StringType, required=True,
                                  description="The `## Record` id, or the document's doc_id "
                                              "(front matter), else its file path."))
-    return [*props,
-            th.Property(SOURCE_FILE, th.StringType, required=True,
-                        description="Path of the file the record was read from."),
-            th.Property(SOURCE_LINENO, th.IntegerType, required=True,
-                        description="1-based line of the record's block or section."),
-            th.Property(SOURCE_MTIME, th.DateTimeType, required=True,
-                        description="Modification time of the file (UTC) when it was read.")]
+    return [*props, *source_properties(
+        record="record", line="1-based line of the record's block or section.")]
 
 
 def _kind(value: Any) -> str:

@@ -5,12 +5,12 @@ Each error names the key to edit (``files[1].emit: ...``).
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from dativo.errors import ConfigError
+from dativo.file_taps import FileEntry, check_encoding, parse_file_entries
 from dativo.markdown_kv import DIALECTS, Dialect
 
 DialectSetting = Literal["auto", "record_blocks", "sectioned"]
@@ -20,22 +20,14 @@ EMITS: tuple[Emit, ...] = ("records", "row_per_kv")
 
 
 @dataclass(frozen=True, slots=True)
-class FileSettings:
+class FileSettings(FileEntry):
     """One ``files`` entry with its defaults applied."""
 
-    index: int
-    entity: str
-    path: str
     dialect: DialectSetting
     emit: Emit
     keys: tuple[str, ...]
     schema: dict[str, Any] | None
     encoding: str
-
-    @property
-    def where(self) -> str:
-        """The config key of this entry, for error messages."""
-        return f"files[{self.index}]"
 
     def fixed_dialect(self) -> Dialect | None:
         """The configured dialect, or None for ``auto`` (detected per file)."""
@@ -48,23 +40,12 @@ def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
     Raises:
         ConfigError: An entry is inconsistent; the message names the key.
     """
-    parsed: list[FileSettings] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(config.get("files") or []):
-        item = _parse_entry(index, entry)
-        if item.entity in seen:
-            raise ConfigError(f"{item.where}.entity: stream name {item.entity!r} is used by "
-                              "another entry; give each entry its own entity")
-        seen.add(item.entity)
-        parsed.append(item)
-    return parsed
+    return list(parse_file_entries(config, _parse_entry))
 
 
 def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
+    """One entry whose entity and path are known to be set (see parse_file_entries)."""
     where = f"files[{index}]"
-    for key in ("entity", "path"):
-        if not str(entry.get(key) or "").strip():
-            raise ConfigError(f"{where}.{key}: required and must not be empty")
     dialect = _choice(where, "dialect", entry, DIALECT_SETTINGS)
     emit = _choice(where, "emit", entry, EMITS)
     keys = tuple(str(k) for k in entry.get("keys") or ())
@@ -80,12 +61,7 @@ def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
     missing = [k for k in keys if schema is not None and k not in schema]
     if missing:
         raise ConfigError(f"{where}.keys: {missing} not declared in {where}.schema")
-    encoding = str(entry.get("encoding") or "utf-8")
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise ConfigError(f"{where}.encoding: unknown encoding {encoding!r} (use a Python "
-                          "codec name such as utf-8, latin-1, cp1252)") from None
+    encoding = check_encoding(where, str(entry.get("encoding") or "utf-8"))
     return FileSettings(index=index, entity=str(entry["entity"]), path=str(entry["path"]),
                         dialect=dialect, emit=emit, keys=keys,
                         schema=dict(schema) if schema is not None else None,

@@ -3,19 +3,13 @@ file modification time."""
 
 from __future__ import annotations
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from dativo.tap_runtime import ObservedTap
+from dativo.file_taps import FileTap, files_setting
 from tap_dativo_markdown_kv.settings import DIALECT_SETTINGS, EMITS, parse_files
 from tap_dativo_markdown_kv.streams import MarkdownKVStream
 
-_FILE_ENTRY = th.ObjectType(
-    th.Property("entity", th.StringType, required=True,
-                description="Stream name; also the table the target lands the rows in."),
-    th.Property("path", th.StringType, required=True,
-                description="File path or glob (`**` matches directories), relative to the "
-                            "working directory. Each matching file has its own bookmark."),
+_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
     th.Property("dialect", th.StringType, default="auto", allowed_values=list(DIALECT_SETTINGS),
                 description="`record_blocks` (`## Record <id>` + fenced `key: value`), "
                             "`sectioned` (front matter, `# sections`, `key:: value`), or "
@@ -34,23 +28,16 @@ _FILE_ENTRY = th.ObjectType(
     th.Property("encoding", th.StringType, default="utf-8",
                 description="Python codec name of the files. A UTF-8 byte-order mark is "
                             "ignored."),
-    additional_properties=False,
 )
 
 
-
-
-class TapDativoMarkdownKV(ObservedTap, Tap):
+class TapDativoMarkdownKV(FileTap):
     """Read Markdown-KV files as Singer streams, one stream per configured path or glob."""
 
     name = "tap-dativo-markdown-kv"
-    package_name = "dativo-ingest"
-    # The schema is inferred from the files, so --discover must read the config.
-    dynamic_catalog = True
 
     config_jsonschema = th.PropertiesList(
-        th.Property("files", th.ArrayType(_FILE_ENTRY), required=True,
-                    description="The Markdown-KV streams to read, one entry per stream."),
+        files_setting(*_ENTRY_PROPERTIES, streams="Markdown-KV"),
     ).to_dict()
 
     def discover_streams(self) -> list[MarkdownKVStream]:

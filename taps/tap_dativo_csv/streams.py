@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import typing as th
 
+from dativo.batch_files import BatchFileWriter, parse_batch_config
 from dativo.contracts import Contract
 from dativo.errors import CodecError, ConfigError
 from dativo.file_taps import (
@@ -17,7 +18,6 @@ from dativo.file_taps import (
     source_properties,
 )
 from tap_dativo_csv import files
-from tap_dativo_csv.batch_files import BatchFileWriter, parse_batch_config
 from tap_dativo_csv.convert import Converter, as_string, converter, property_for
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class CSVStream(FileStream):
 
     def get_batches(self, batch_config: BatchConfig, context: Context | None = None
                     ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """BATCH files instead of RECORD messages (``batch_config``), see batch_files.py.
+        """BATCH files instead of RECORD messages (``batch_config``), see dativo/batch_files.py.
 
         Records come from singer-sdk's ``_sync_records`` as in its own ``get_batches``,
         so bookmarks advance exactly as with RECORDs: the STATE singer-sdk writes after

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from singer_sdk import typing as th
 
+from dativo.batch_files import parse_batch_config
 from dativo.contracts import load_contract
 from dativo.file_taps import FileTap, files_setting
-from tap_dativo_csv.batch_files import parse_batch_config
 from tap_dativo_csv.settings import parse_files
 from tap_dativo_csv.streams import CSVStream
 

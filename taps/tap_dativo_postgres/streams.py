@@ -5,16 +5,26 @@ from __future__ import annotations
 import contextlib
 import copy
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
+import pyarrow as pa
 import sqlalchemy as sa
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.sql import SQLStream
 from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
+from dativo.batch_files import BatchFileWriter, parse_batch_config
 from dativo.errors import CodecError, ConfigError, DativoError
+from tap_dativo_postgres.arrow_reader import (
+    AdbcError,
+    ArrowTableReader,
+    NonFiniteNumeric,
+    arrow_column,
+    literal_sql,
+)
 from tap_dativo_postgres.client import PostgresConnector
 from tap_dativo_postgres.types import (
     Converter,
@@ -26,6 +36,7 @@ from tap_dativo_postgres.types import (
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
     from sqlalchemy.sql import selectable
 
@@ -39,6 +50,7 @@ CDC_COLUMNS: dict[str, dict[str, Any]] = {
                  "description": "Commit time of the delete; null for inserts and updates."},
 }
 DEFAULT_FETCH_ROWS = 10_000
+ColumnSelector = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
 
 
 class SourceError(DativoError):
@@ -98,24 +110,13 @@ class PostgresStream(SQLStream):
 
             yield from ChangeReader(self).records()
             return
-        if self.replication_key in self._decimal_text:
-            raise ConfigError(
-                f"stream '{self.name}': replication key {self.replication_key} is a numeric "
-                "sent as a decimal string, whose text order is not its numeric order; set "
-                "use_singer_decimal: false, or pick another replication key")
-        try:
-            with self.pg_connector.connect() as conn:
-                query = self.build_query(context=context)
-                names, rows = select_rows(conn, query, self.fetch_rows)
-                with contextlib.closing(rows):  # before the connection goes
-                    for row in rows:
-                        yield self.row_to_record(names, row)
-        except (sa.exc.DBAPIError, psycopg2.Error) as exc:
-            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
-            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
-                              f"failed: {reason}; the next run starts again from the last "
-                              "STATE, so no row is lost") from None
+        self._check_replication_key()
+        with self._source_errors(), self.pg_connector.connect() as conn:
+            query = self.build_query(context=context)
+            names, rows = select_rows(conn, query, self.fetch_rows)
+            with contextlib.closing(rows):  # before the connection goes
+                for row in rows:
+                    yield self.row_to_record(names, row)
 
     def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
         """Driver values to JSON-ready ones, with each column's converter (types.py).
@@ -132,11 +133,7 @@ class PostgresStream(SQLStream):
                 if value is not None:
                     record[name] = convert(value)
         except NonFiniteDecimal as exc:
-            key = {k: record.get(k) for k in self.primary_keys}
-            raise CodecError(
-                f"stream '{self.name}', row {key or record}: column {name} is {exc}, which "
-                "JSON cannot carry exactly; store NULL instead, or cast the column to "
-                "double precision in a view and select the view") from None
+            raise self._non_finite(name, exc, record) from None
         return record
 
     def _converters_for(self, names: Sequence[str]) -> list[tuple[str, Converter]]:
@@ -149,16 +146,102 @@ class PostgresStream(SQLStream):
             self._converters[key] = found
         return found
 
-    def build_query(self, *, context: Context | None = None) -> selectable.Select:
-        """singer-sdk's query, with columns of types the driver would return as objects
-        (ranges, inet, ...) selected as text (see ``types.needs_text``)."""
+    def build_query(self, *, context: Context | None = None,
+                    select_as: ColumnSelector | None = None) -> selectable.Select:
+        """singer-sdk's query, with each column selected as ``select_as`` says: by
+        default, types the driver would return as objects (ranges, inet, ...) as text
+        (see ``types.needs_text``)."""
         selected = self.get_selected_schema()["properties"].keys()
         table = self.connector.get_table(full_table_name=self.fully_qualified_name,
                                          column_names=selected)
-        columns = [sa.cast(c, sa.Text).label(c.name) if needs_text(c.type) else c
-                   for c in table.columns]
+        columns = [(select_as or record_column)(c) for c in table.columns]
         query = self.apply_query_filters(sa.select(*columns), table, context=context)
         return self.apply_query_limit(query)
+
+    # BATCH messages (singer-sdk's ``batch_config``)
+
+    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
+        """``batch_config`` with defaults and a clear error per bad key."""
+        return parse_batch_config(config.get("batch_config"))
+
+    def get_batches(self, batch_config: BatchConfig, context: Context | None = None
+                    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Parquet BATCH files read column-wise through ADBC (``arrow_reader.py``) for
+        FULL_TABLE and INCREMENTAL streams; otherwise (jsonl, LOG_BASED, stream maps
+        that change records) files of the records the RECORD path would send."""
+        writer = BatchFileWriter(self.tap_name, self.name, batch_config)
+        if batch_config.encoding.format != "parquet" or not self._plain_rows():
+            yield from writer.batches(self._sync_records(context, write_messages=False))
+            return
+        self.logger.info("stream '%s': reading columns through ADBC (COPY binary) into "
+                         "Parquet BATCH files of %d rows", self.name, batch_config.batch_size)
+        with self._source_errors():
+            yield from self._arrow_batches(writer, context)
+
+    def _plain_rows(self) -> bool:
+        """Whether the rows go out as read: not CDC, no stream map transforming them."""
+        return self.replication_method != REPLICATION_LOG_BASED and all(
+            isinstance(stream_map, SameRecordTransform) for stream_map in self.stream_maps)
+
+    def _arrow_batches(self, writer: BatchFileWriter, context: Context | None
+                       ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        self._check_replication_key()
+        # Sets the bookmark that build_query's filter starts from, as _sync_records does.
+        self._write_starting_replication_value(context)
+        properties = self.schema.get("properties", {})
+        with self.pg_connector.connect() as conn:
+            compiled = self.build_query(context=context, select_as=arrow_column).compile(
+                dialect=conn.dialect)
+            sql = literal_sql(conn.connection.dbapi_connection, str(compiled), compiled.params)
+        reader = ArrowTableReader(self.pg_connector.url, properties)
+        key = self.replication_key
+        convert = converter_for(properties.get(key, {})) if key else None
+        with self.get_record_counter() as counter:
+            for encoding, manifest, written in writer.arrow_batches(self._readable(reader, sql)):
+                counter.increment(written.rows)
+                if key:
+                    value = written.row[key]
+                    bookmark = convert(value) if convert and value is not None else value
+                    self._increment_stream_state({key: bookmark}, context=context)
+                yield encoding, manifest
+        self._finalize_state(self.stream_state)
+
+    def _readable(self, reader: ArrowTableReader, sql: str) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader.batches(sql)
+        except NonFiniteNumeric as exc:
+            raise self._non_finite(exc.column, exc.value, exc.row) from None
+
+    def _check_replication_key(self) -> None:
+        if self.replication_key in self._decimal_text:
+            raise ConfigError(
+                f"stream '{self.name}': replication key {self.replication_key} is a numeric "
+                "sent as a decimal string, whose text order is not its numeric order; set "
+                "use_singer_decimal: false, or pick another replication key")
+
+    def _non_finite(self, column: str, value: Any, row: Mapping[str, Any]) -> CodecError:
+        key = {k: row.get(k) for k in self.primary_keys}
+        return CodecError(
+            f"stream '{self.name}', row {key or dict(row)}: column {column} is {value}, "
+            "which JSON cannot carry exactly; store NULL instead, or cast the column to "
+            "double precision in a view and select the view")
+
+    @contextlib.contextmanager
+    def _source_errors(self) -> Iterator[None]:
+        """Driver errors as one line naming the stream and table (module doc)."""
+        try:
+            yield
+        except (sa.exc.DBAPIError, psycopg2.Error, AdbcError) as exc:
+            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+            raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
+                              f"failed: {reason}; the next run starts again from the last "
+                              "STATE, so no row is lost") from None
+
+
+def record_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The select-list expression for the RECORD path: see ``types.needs_text``."""
+    return sa.cast(column, sa.Text).label(column.name) if needs_text(column.type) else column
 
 
 def select_rows(conn: sa.Connection, query: selectable.Select,
@@ -168,8 +251,8 @@ def select_rows(conn: sa.Connection, query: selectable.Select,
     A named psycopg2 cursor (``DECLARE ... CURSOR``) fetches ``fetch_rows`` rows per
     round trip, so memory stays flat whatever the table size. It runs in ``conn``'s
     transaction (the CDC snapshot relies on that). Rows are the driver's tuples:
-    SQLAlchemy's per-value result processors would only copy them. This is also the
-    seam for a columnar (BATCH) path: nothing per-record has been built yet.
+    SQLAlchemy's per-value result processors would only copy them. (Parquet BATCH
+    files skip this: ``arrow_reader.py`` reads columns, not rows.)
     """
     compiled = query.compile(dialect=conn.dialect)
     dbapi = conn.connection.dbapi_connection

@@ -6,13 +6,12 @@ from singer_sdk import typing as th
 from singer_sdk.singerlib import Catalog
 from singer_sdk.sql import SQLTap
 
+from dativo.batch_files import parse_batch_config
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_postgres.streams import PostgresStream, prepare_entry
 from tap_dativo_postgres.writer import OrjsonSingerWriter
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
-
-
 
 
 class TapDativoPostgres(ObservedTap, SQLTap):
@@ -63,6 +62,15 @@ class TapDativoPostgres(ObservedTap, SQLTap):
     ).to_dict()
 
     _catalog_prepared = False
+
+    def discover_streams(self) -> list[PostgresStream]:
+        """singer-sdk's streams, after ``batch_config`` is checked (before any query).
+
+        Raises:
+            ConfigError: ``batch_config`` has a bad value; the message names the key.
+        """
+        parse_batch_config(self.config.get("batch_config"))
+        return super().discover_streams()  # type: ignore[return-value]
 
     @property
     def input_catalog(self) -> Catalog | None:

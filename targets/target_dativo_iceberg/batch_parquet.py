@@ -32,6 +32,7 @@ from target_dativo_iceberg.batches import (
 )
 
 LOGGER = logging.getLogger(__name__)
+ROW = "__dativo_row"  # DuckDB's alias for a whole row
 
 
 def parquet_batches(message: BatchMessage, uri: str, spool_dir: Path,
@@ -122,9 +123,10 @@ class ParquetFileBatch(SpooledBatch):
                       self.stream, self.uri)
         fd, path = tempfile.mkstemp(prefix="batch-", suffix=".ndjson", dir=self.spool_dir)
         os.close(fd)
-        con.register("__dativo_parquet", table)
+        con.register("__dativo_parquet", _decimals_as_text(table))
         try:
-            con.execute(f"COPY (SELECT t AS record FROM __dativo_parquet AS t) TO "
+            # The alias is one no column is named: a column ``t`` would win over ``AS t``.
+            con.execute(f"COPY (SELECT {ROW} AS record FROM __dativo_parquet AS {ROW}) TO "
                         f"'{path.replace(chr(39), chr(39) * 2)}' (FORMAT JSON)")
         finally:
             con.unregister("__dativo_parquet")
@@ -139,11 +141,20 @@ class ParquetFileBatch(SpooledBatch):
             spooled.discard()
 
 
+def _decimals_as_text(table: pa.Table) -> pa.Table:
+    """Decimal columns as exact text: as JSON numbers, wide ones would read back
+    through a double (and be rejected by the ``precision`` rule)."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_decimal(column.type):
+            table = table.set_column(index, column.name, table.column(index).cast(pa.string()))
+    return table
+
+
 def _rows_as_json(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[str]:
     """The rejected rows (few) as JSON objects, for the dead-letter table."""
     con.register("__dativo_rejected", rows)
     try:
-        result = con.execute("SELECT to_json(t)::VARCHAR FROM __dativo_rejected AS t")
+        result = con.execute(f"SELECT to_json({ROW})::VARCHAR FROM __dativo_rejected AS {ROW}")
         return [text for (text,) in result.fetchall()]
     finally:
         con.unregister("__dativo_rejected")

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyiceberg.catalog import Catalog
 
 from tests.conftest import BIN, read_table
@@ -110,12 +111,25 @@ def pipe(tap_config_path: Path, catalog_path: Path, target_config_path: Path,
             (cwd / "target.err").read_text())
 
 
+# RECORD messages; Parquet BATCH files read column-wise through ADBC (the fast path);
+# jsonl BATCH files of the RECORD path's records. Each must land the same table.
+TRANSPORTS = {
+    "records": {},
+    "batch-parquet": {"batch_config": {"encoding": {"format": "parquet"}, "batch_size": 2}},
+    "batch-jsonl": {"batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"}}},
+}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_every_type_round_trips_through_target_dativo_iceberg(
     postgres: PostgresServer, tmp_path: Path, target_config: Callable[..., Path],
-    open_catalog: Callable[[], Catalog],
+    open_catalog: Callable[[], Catalog], transport: str,
 ) -> None:
     database = fresh_database(postgres, TYPES_SQL)
-    config = tap_config(postgres, database)
+    batch_config = TRANSPORTS[transport].get("batch_config")
+    if batch_config:
+        batch_config["storage"] = {"root": (tmp_path / "batches").as_uri()}
+    config = tap_config(postgres, database, **TRANSPORTS[transport])
     catalog = select(discover(tmp_path, config), {"public-kinds": {}})
     (tmp_path / "tap.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
@@ -138,6 +152,10 @@ def test_every_type_round_trips_through_target_dativo_iceberg(
             if want[name] is not None:
                 assert got[name].as_tuple().exponent == want[name].as_tuple().exponent
     assert "Traceback" not in tap_err + target_err
+    if batch_config:  # the files really were BATCH files (two rows per Parquet file)
+        written = sorted(p.name for p in (tmp_path / "batches").iterdir())
+        assert len(written) == (2 if transport == "batch-parquet" else 1), written
+        assert ("reading columns through ADBC" in tap_err) == (transport == "batch-parquet")
 
 
 def test_values_match_what_postgresql_itself_returns(

@@ -1,13 +1,16 @@
-"""BATCH files for tap-dativo-csv (singer-sdk's ``batch_config``).
+"""BATCH files for the taps (singer-sdk's ``batch_config``).
 
-singer-sdk's own encoders fall short for CSV rows in two ways, so the stream uses
-this writer instead:
+Columnar sources (tap-dativo-postgres through ADBC) hand over Arrow record batches,
+written as Parquet files of ``batch_size`` rows without a Python object per row
+(:meth:`BatchFileWriter.arrow_batches`). Row sources hand over records; singer-sdk's
+own encoders fall short for those in two ways, so :meth:`BatchFileWriter.batches` is
+used instead:
 
 - its jsonl encoder gzips every file whatever ``encoding.compression`` says, and its
   BATCH message then claims ``none``; here the file is what the message says;
 - its Parquet encoder (``pa.Table.from_pylist``) fails the whole sync on a column
-  whose values have mixed types, which is exactly what a cell that did not convert
-  produces (see ``convert.py``: the text is passed on for the target to reject).
+  whose values have mixed types, which is exactly what a CSV cell that did not
+  convert produces (the text is passed on for the target to reject).
   Such a chunk is written as jsonl instead (each BATCH message carries its own
   encoding), so the bad cell reaches the target's dead-letter table unchanged.
 
@@ -21,6 +24,8 @@ import decimal
 import gzip
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -85,6 +90,14 @@ def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytearray:
     return out
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    """What a columnar BATCH file held: its row count and last row (the bookmark)."""
+
+    rows: int
+    row: dict[str, Any]
+
+
 class BatchFileWriter:
     """Writes one stream's records as BATCH files under ``batch_config.storage``."""
 
@@ -108,6 +121,44 @@ class BatchFileWriter:
             else:
                 yield self._encoding("jsonl"), [self._write_jsonl(index, rows)]
 
+    def arrow_batches(self, batches: Iterable[pa.RecordBatch]
+                      ) -> Iterator[tuple[BaseBatchFileEncoding, list[str], WrittenFile]]:
+        """Parquet files of ``batch_size`` rows from record batches, written as they
+        come (memory holds one record batch, not one file), each yielded once closed."""
+        size = self.config.batch_size
+        encoding = self._encoding("parquet")
+        index = rows = 0
+        files = ExitStack()
+        writer: pq.ParquetWriter | None = None
+        last: pa.RecordBatch | None = None
+        name = ""
+        with files:
+            for batch in batches:
+                offset = 0
+                while offset < batch.num_rows:
+                    if writer is None:
+                        index += 1
+                        name = self._filename(index, ".parquet")
+                        handle = files.enter_context(self.config.storage.open(name, "wb"))
+                        writer = files.enter_context(pq.ParquetWriter(
+                            handle, batch.schema, compression=self._parquet_compression))
+                    part = batch.slice(offset, min(size - rows, batch.num_rows - offset))
+                    writer.write_batch(part)
+                    rows, offset = rows + part.num_rows, offset + part.num_rows
+                    last = part
+                    if rows == size:
+                        files.close()
+                        writer = None
+                        yield encoding, [self.config.storage.get_url(name)], _written(rows, last)
+                        rows = 0
+            if writer is not None and last is not None:
+                files.close()
+                yield encoding, [self.config.storage.get_url(name)], _written(rows, last)
+
+    @property
+    def _parquet_compression(self) -> str:
+        return "gzip" if self.gzip else "zstd"
+
     def _encoding(self, fmt: str) -> BaseBatchFileEncoding:
         return BaseBatchFileEncoding(format=fmt,
                                      compression="gzip" if self.gzip else "none")
@@ -125,8 +176,12 @@ class BatchFileWriter:
     def _write_parquet(self, index: int, table: pa.Table) -> str:
         name = self._filename(index, ".parquet")
         with self.config.storage.open(name, "wb") as handle:
-            pq.write_table(table, handle, compression="gzip" if self.gzip else "zstd")
+            pq.write_table(table, handle, compression=self._parquet_compression)
         return self.config.storage.get_url(name)
+
+
+def _written(rows: int, last: pa.RecordBatch) -> WrittenFile:
+    return WrittenFile(rows, last.slice(last.num_rows - 1, 1).to_pylist()[0])
 
 
 def _as_arrow(stream: str, rows: list[dict[str, Any]]) -> pa.Table | None:

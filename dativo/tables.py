@@ -14,12 +14,16 @@ from dativo.errors import ConfigError
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
 DEAD_LETTER_SUFFIX = "__dead_letter"
 STATE_PROPERTY = "dativo.state"
 """Snapshot-summary key holding the Singer STATE that the commit covers."""
 RUN_ID_PROPERTY = "dativo.run-id"
+MAINTENANCE_PROPERTY = "dativo.maintenance"
+"""Snapshot-summary key naming the ``dativo maintain`` job that made the snapshot."""
 
 
 def default_catalog_properties(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
@@ -65,8 +69,9 @@ def all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
 
 
 def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
-                echo: Callable[[str], Any]) -> None:
-    """Print each table's row count, schema, sample rows and dead-letter count."""
+                echo: Callable[[str], Any], snapshots: int = 10) -> None:
+    """Print each table's row count, schema, newest ``snapshots`` snapshots, sample rows
+    and dead-letter count."""
     import duckdb
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -83,8 +88,41 @@ def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
         rows = table.scan().to_arrow()
         echo(f"\n== {'.'.join(identifier)}: {rows.num_rows} rows ==")
         echo(str(table.schema()))
+        for line in snapshot_lines(table, limit=snapshots):
+            echo(line)
         echo(str(duckdb.from_arrow(rows.slice(0, sample))))
         echo(f"dead-letter rows: {_dead_letter_count(catalog, identifier)}")
+
+
+def snapshot_lines(table: Table, *, limit: int) -> list[str]:
+    """The newest ``limit`` snapshots, oldest first: what each commit did, so a load, an
+    upsert, a compaction or an expiry can be told apart."""
+    history = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
+    shown = history[max(0, len(history) - limit):] if limit else []
+    head = f"snapshots: {len(history)}"
+    if len(shown) < len(history):
+        head += f" (the newest {len(shown)} shown)"
+    current = table.metadata.current_snapshot_id
+    return [head, *(_snapshot_line(s, s.snapshot_id == current) for s in shown)]
+
+
+def _snapshot_line(snapshot: Snapshot, current: bool) -> str:
+    from datetime import datetime, timezone
+
+    summary = snapshot.summary
+
+    def count(key: str) -> str:
+        return (summary[key] if summary is not None else None) or "0"
+
+    at = datetime.fromtimestamp(snapshot.timestamp_ms / 1000, timezone.utc)
+    operation = summary.operation.value if summary is not None else "?"
+    if summary is not None and summary[MAINTENANCE_PROPERTY]:
+        operation += f" ({summary[MAINTENANCE_PROPERTY]})"
+    return (f"  {snapshot.snapshot_id}  {at.isoformat(timespec='seconds')}  {operation}  "
+            f"+{count('added-records')} -{count('deleted-records')} rows, "
+            f"+{count('added-data-files')} -{count('deleted-data-files')} files; "
+            f"total {count('total-records')} rows in {count('total-data-files')} files"
+            + ("  <- current" if current else ""))
 
 
 def _dead_letter_count(catalog: Catalog, identifier: tuple[str, ...]) -> int:

@@ -133,14 +133,16 @@ def test_killed_runs_resumed_from_their_last_state_lose_nothing(
     else:  # a commit whose STATE the kill swallowed is loaded again: at most a batch
         assert duplicates <= kills * BATCH
 
-    # Killed runs leave unreferenced files; `dativo maintain` removes them, and the
-    # table reads the same afterwards.
-    result = subprocess.run([str(BIN / "dativo"), "maintain", "--config", str(config),
+    # Killed runs leave unreferenced files; `dativo maintain remove-orphans` removes
+    # them, and the table reads the same afterwards.
+    result = subprocess.run([str(BIN / "dativo"), "maintain", "remove-orphans",
+                             "--config", str(config),
                              "--older-than", "0s", "acme.default.events"],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "acme.default.events: deleted" in result.stdout
-    again = subprocess.run([str(BIN / "dativo"), "maintain", "--config", str(config),
+    again = subprocess.run([str(BIN / "dativo"), "maintain", "remove-orphans",
+                            "--config", str(config),
                             "--older-than", "0s", "--dry-run", "acme.default.events"],
                            capture_output=True, text=True, timeout=300, cwd=REPO)
     assert "would delete 0 orphan data file(s)" in again.stdout

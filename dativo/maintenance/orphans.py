@@ -1,4 +1,4 @@
-"""``dativo maintain``: remove data files that no snapshot references.
+"""``dativo maintain remove-orphans``: remove data files that no snapshot references.
 
 A target run writes data files before it commits them; a run killed (or failing) in
 between leaves those files behind. They are never read (only snapshots make files
@@ -61,15 +61,3 @@ def _filesystem(table: Table) -> tuple[PyArrowFileIO, FileSystem, str]:
                           "PyArrowFileIO (py-io-impl)")
     scheme, netloc, root = io.parse_location(table.location(), io.properties)
     return io, io.fs_by_scheme(scheme, netloc), root
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``7d`` or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text[-1:] in units:
-            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-        return timedelta(seconds=float(text))
-    except ValueError as exc:
-        raise ConfigError(f"--older-than: {text!r} is not a duration like 90s, 15m, 2h "
-                          "or 7d") from exc

@@ -66,11 +66,11 @@ class PostgresTapBench:
         return {"host": server.host, "port": server.port, "user": server.user,
                 "password": "unused", "database": DATABASE, "filter_schemas": ["public"]}
 
-    def command(self, executable: Path, run_dir: Path) -> list[str]:
+    def command(self, executable: Path, run_dir: Path, **settings: object) -> list[str]:
         """``executable --config --catalog``, with the catalog from its own discovery
-        selecting only the bench table."""
+        selecting only the bench table; ``settings`` are added to the config."""
         config = run_dir / "tap-config.json"
-        config.write_text(json.dumps(self.config()), encoding="utf-8")
+        config.write_text(json.dumps({**self.config(), **settings}), encoding="utf-8")
         found = subprocess.run([str(executable), "--config", str(config), "--discover"],
                                capture_output=True, timeout=600)
         if found.returncode != 0:
@@ -102,6 +102,21 @@ def count_records(stdout_log: Path) -> int:
     with stdout_log.open("rb") as handle:
         return sum(1 for line in handle
                    if line.startswith(b'{"type":"RECORD"') or line.startswith(b'{"type": "RECORD"'))
+
+
+def batch_settings(run_dir: Path) -> dict[str, object]:
+    """``batch_config`` for the BATCH rows: Parquet files of 250,000 rows under
+    ``run_dir/batches`` (four files per 1M rows, so tap and target overlap)."""
+    return {"batch_config": {"encoding": {"format": "parquet"}, "batch_size": 250_000,
+                             "storage": {"root": (run_dir / "batches").as_uri()}}}
+
+
+def count_batch_rows(run_dir: Path) -> int:
+    """Rows in the Parquet BATCH files the tap wrote (from their footers)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows
+               for path in (run_dir / "batches").glob("*.parquet"))
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual look at one table

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -38,9 +39,15 @@ from bench import (
     meltano_project,
 )
 from bench.generate import ensure_file, records_from_env
-from bench.postgres_tap import PostgresTapBench, count_records
+from bench.postgres_tap import (
+    PostgresTapBench,
+    batch_settings,
+    count_batch_rows,
+    count_records,
+)
 
 RUNS_DIR = WORK_DIR / "runs"
+PG_TABLE_IDENTIFIER = (TENANT, "default", "public_bench_rows")
 RESULTS_FILE = WORK_DIR / "results.md"
 SAMPLE_SECONDS = 0.05
 GOAL_FLOOR_RATIO = 0.5
@@ -48,7 +55,7 @@ GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl",
-             "upsert", "large", "markdown_kv", "pg_tap", "pg_peer")
+             "upsert", "large", "markdown_kv", "pg_tap", "pg_batch", "pg_peer", "pg_iceberg")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
@@ -60,12 +67,15 @@ LABELS = {
     "large": "target-dativo-iceberg (>= 2 GiB stream, default file sizing)",
     "markdown_kv": "target-dativo-iceberg (format: markdown_kv, storage: string)",
     "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
+    "pg_batch": "tap-dativo-postgres (same table to Parquet BATCH files)",
     "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
+    "pg_iceberg": "PostgreSQL -> Iceberg through BATCH (tap | target)",
 }
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
-TAP_RUNS = ("pg_tap", "pg_peer")
+TAP_RUNS = ("pg_tap", "pg_batch", "pg_peer", "pg_iceberg")
 GOAL_TAP_VS_PEER = 5.0
+GOAL_PG_ICEBERG_ROWS_PER_SECOND = 1_000_000
 TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
 # Runs whose input is not the events file: no floor ratio, but the same RSS goal.
 OWN_INPUT_RUNS = ("upsert", "large")
@@ -158,6 +168,14 @@ def measure(cmd: Sequence[str], *, stdin: Path | None, run_dir: Path, env: dict[
         why = "timed out" if code is None else f"exited {code}"
         raise RuntimeError(f"{why}; stderr tail ({err_log}):\n    " + "\n    ".join(tail))
     return seconds, peak
+
+
+def count_table_rows(warehouse: Path, identifier: tuple[str, ...]) -> int:
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog("bench", type="sql", uri=f"sqlite:///{warehouse / 'catalog.db'}",
+                           warehouse=warehouse.as_uri())
+    return catalog.load_table(identifier).scan().count()
 
 
 def count_rows(warehouse: Path, suffix: str = "") -> tuple[int, int]:
@@ -312,6 +330,30 @@ class Bench:
             cmd, stdin=None, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows = count_records(run_dir / "stdout.log")
 
+    def pg_batch(self, result: Result) -> None:
+        """The tap's BATCH fast path (ADBC -> Parquet); stdout holds the BATCH messages."""
+        run_dir = self._dir("pg-batch")
+        cmd = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir,
+                                    **batch_settings(run_dir))
+        result.seconds, result.peak_rss = measure(
+            cmd, stdin=None, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows = count_batch_rows(run_dir)
+
+    def pg_iceberg(self, result: Result) -> None:
+        """``tap-dativo-postgres | target-dativo-iceberg`` over an OS pipe, BATCH
+        Parquet in between: from the table to committed Iceberg rows."""
+        run_dir = self._dir("pg-iceberg")
+        tap = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir,
+                                    **batch_settings(run_dir))
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        target = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+        pipeline = f"set -o pipefail; {shlex.join(tap)} | {shlex.join(target)}"
+        result.seconds, result.peak_rss = measure(
+            ["bash", "-c", pipeline], stdin=None, run_dir=run_dir, env=self.env,
+            timeout=self.timeout)
+        result.rows = count_table_rows(run_dir, PG_TABLE_IDENTIFIER)
+
     def run(self, key: str, repeat: int) -> Result:
         """Run ``key`` ``repeat`` times (the slow peer once); keep the median time and
         the highest peak RSS, so one noisy run on a shared machine does not decide."""
@@ -391,12 +433,7 @@ def render(results: list[Result], records: int, file_mb: float,
             lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB "
                          f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
     lines += _markdown_kv_checks({r.key: r for r in results if r.ok and r.seconds}, records)
-    taps = {r.key: r for r in results if r.key in TAP_RUNS and r.ok and r.seconds}
-    if len(taps) == 2:
-        ratio = taps["pg_peer"].seconds / taps["pg_tap"].seconds
-        verdict = "PASS" if ratio >= GOAL_TAP_VS_PEER else "FAIL"
-        lines.append(f"- {verdict}: tap-dativo-postgres {ratio:.2f}x meltanolabs-tap-postgres "
-                     f"(goal >= {GOAL_TAP_VS_PEER}x)")
+    lines += _postgres_checks({r.key: r for r in results if r.ok and r.seconds}, records)
     if notes:
         lines += ["", "## Data-file sizes", "", *notes]
     failed = [r for r in results if not r.ok]
@@ -404,6 +441,29 @@ def render(results: list[Result], records: int, file_mb: float,
         lines += ["", "Failed runs:", ""]
         lines += [f"- {LABELS[r.key]}: {r.error}" for r in failed]
     return "\n".join(lines) + "\n", not failed
+
+
+def _postgres_checks(done: dict[str, Result], records: int) -> list[str]:
+    """tap-dativo-postgres against meltanolabs-tap-postgres (same table, same run), on
+    the RECORD path (info) and the BATCH path (the goal); PostgreSQL -> Iceberg rows/s."""
+    lines = []
+    peer = done.get("pg_peer")
+    for key, kind in (("pg_tap", "info"), ("pg_batch", "goal")):
+        run = done.get(key)
+        if peer is None or run is None:
+            continue
+        ratio = peer.seconds / run.seconds
+        verdict = "info" if kind == "info" else (
+            "PASS" if ratio >= GOAL_TAP_VS_PEER else "FAIL")
+        goal = "" if kind == "info" else f" (goal >= {GOAL_TAP_VS_PEER}x)"
+        lines.append(f"- {verdict}: {LABELS[key]} {ratio:.2f}x meltanolabs-tap-postgres{goal}")
+    run = done.get("pg_iceberg")
+    if run is not None:
+        rate = records / run.seconds
+        verdict = "PASS" if rate >= GOAL_PG_ICEBERG_ROWS_PER_SECOND else "FAIL"
+        lines.append(f"- {verdict}: {LABELS['pg_iceberg']} {rate:,.0f} rows/s "
+                     f"(goal >= {GOAL_PG_ICEBERG_ROWS_PER_SECOND:,} rows/s)")
+    return lines
 
 
 def _markdown_kv_checks(done: dict[str, Result], records: int) -> list[str]:

@@ -46,10 +46,16 @@ def arrow_schema(contract: Contract) -> pa.Schema:
 _STRICT_NATIVE = frozenset({"string", "integer", "number", "boolean", "timestamptz",
                             "decimal", "object", "array"})
 TEXT_CHECKED_KINDS = frozenset({"date", "time", "timestamp"})
+# Kinds whose pretyped value DuckDB recomputes: text-checked ones, and JSON text,
+# re-serialised compactly as the RECORD path stores it.
+RECAST_KINDS = TEXT_CHECKED_KINDS | {"json"}
 
 
-def _strict_type(spec: FieldSpec, *, top_level: bool) -> pa.DataType | None:
+def _strict_type(spec: FieldSpec, *, top_level: bool,
+                 json_text: bool = False) -> pa.DataType | None:
     if spec.kind in TEXT_CHECKED_KINDS and top_level:
+        return pa.string()
+    if spec.kind == "json" and top_level and json_text:
         return pa.string()
     if spec.kind not in _STRICT_NATIVE:
         return None
@@ -71,9 +77,20 @@ def strict_read_schema(contract: Contract) -> pa.Schema | None:
     Returns ``None`` when a field (free-form JSON, or a date nested in an object)
     cannot be read strictly; such contracts always take the SQL path.
     """
+    return _record_schema(contract, json_text=False)
+
+
+def columnar_read_schema(contract: Contract) -> pa.Schema | None:
+    """:func:`strict_read_schema` for typed columnar input (Parquet BATCH files): there
+    a top-level free-form JSON field can arrive as JSON text (Arrow's ``arrow.json``
+    type), which RECORD lines cannot carry, so it is a string of JSON text here."""
+    return _record_schema(contract, json_text=True)
+
+
+def _record_schema(contract: Contract, *, json_text: bool) -> pa.Schema | None:
     fields = []
     for spec in contract.fields:
-        typ = _strict_type(spec, top_level=True)
+        typ = _strict_type(spec, top_level=True, json_text=json_text)
         if typ is None:
             return None
         fields.append(pa.field(spec.name, typ))

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from dativo.contracts.arrow_schema import TEXT_CHECKED_KINDS, strict_read_schema
+from dativo.contracts.arrow_schema import (
+    RECAST_KINDS,
+    TEXT_CHECKED_KINDS,
+    columnar_read_schema,
+    strict_read_schema,
+)
 from dativo.contracts.model import Contract, FieldSpec
 
 REASONS_COLUMN = "__dativo_reasons"
@@ -170,17 +175,20 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
     """Inner query: raw ``r<i>`` and typed ``v<i>`` per field, so each cast runs once.
     Outer query: the typed columns under their names plus the reasons list.
 
-    ``pretyped``: the source is an Arrow table already read strictly with
-    :func:`~dativo.contracts.arrow_schema.strict_read_schema`, so only the fields it
-    kept as text (dates and times) still need a cast and a type check, and only those
-    and the reasons are selected; the caller keeps the other columns as read.
+    ``pretyped``: the source is an Arrow table already typed as
+    :func:`~dativo.contracts.arrow_schema.columnar_read_schema` says, so only the
+    fields it kept as text (dates and times) still need a cast and a type check, JSON
+    text is made compact, and only those and the reasons are selected; the caller
+    keeps the other columns as read.
     """
     inner, outer, reasons = [], [], []
     for i, spec in enumerate(contract.fields):
         col = quote_ident(spec.name)
         raw, typed = f"r{i}", f"v{i}"
         source = col
-        if pretyped and spec.kind not in TEXT_CHECKED_KINDS:
+        if pretyped and spec.kind == "json":
+            value, type_error = f"CAST(json({col}) AS VARCHAR)", None
+        elif pretyped and spec.kind not in TEXT_CHECKED_KINDS:
             # pyarrow's reader takes NaN and Infinity for a number; our rule does not.
             value, type_error = col, (f"NOT isfinite({raw})" if spec.kind == "number"
                                       else None)
@@ -193,7 +201,7 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
             value, _ = _value_and_type_check(spec, source, typed, safe=safe)
             _, type_error = _value_and_type_check(spec, raw, typed, safe=safe)
         inner.append(f"{source} AS {raw}, {value} AS {typed}")
-        if not pretyped or spec.kind in TEXT_CHECKED_KINDS:
+        if not pretyped or spec.kind in RECAST_KINDS:
             outer.append(f"{typed} AS {col}")
         if spec.required:
             reasons.append(_reason(spec, "required", f"{raw} IS NULL"))
@@ -234,7 +242,8 @@ class CompiledContract:
     """The batch queries for one contract; built once per SCHEMA, run per flush.
 
     Three ways to check a batch, fastest first: ``strict_schema`` + ``pretyped_query``
-    (pyarrow reads and types the JSON, refusing the whole batch on any mismatch),
+    (pyarrow reads and types the JSON, refusing the whole batch on any mismatch;
+    typed columnar input, typed as ``columnar_schema``, takes the same query),
     ``fast_query`` (DuckDB reads scalars as text and checks them per record), and
     ``safe_query`` (nested fields as raw JSON, when their shape is wrong somewhere).
     All three give the same rows and reasons for the batches they accept.
@@ -246,6 +255,7 @@ class CompiledContract:
     strict_schema: pa.Schema | None = None
     pretyped_query: str | None = None
     unknown_columns_query: str | None = None
+    columnar_schema: pa.Schema | None = None
 
     def query(self, ndjson_path: str, *, safe: bool = False) -> str:
         """SQL that reads RECORD lines from ``ndjson_path`` and types/checks them."""
@@ -281,12 +291,13 @@ def compile_contract(contract: Contract, *,
     if not contract.fields:
         raise ValueError(f"contract for {contract.name!r} has no columns")
     has_nested = any(_is_nested(f) for f in contract.fields)
-    strict_schema = strict_read_schema(contract)
+    columnar_schema = columnar_read_schema(contract)
     return CompiledContract(
         contract,
         _query(contract),
         _query(contract, safe=True) if has_nested else None,
-        strict_schema,
-        _query(contract, pretyped=True) if strict_schema is not None else None,
+        strict_read_schema(contract),
+        _query(contract, pretyped=True) if columnar_schema is not None else None,
         _unknown_columns_query(contract) if reject_unknown_columns else None,
+        columnar_schema,
     )

@@ -164,7 +164,7 @@ def _strict_records(table: pa.Table, compiled: CompiledContract) -> pa.Table | N
     """``table`` as one ``record`` struct column of the contract's strict types, or
     ``None`` when a column cannot be cast without loss (or, under ``freeze``, the
     file has columns the contract lacks), so the JSON path must decide per row."""
-    strict = compiled.strict_schema
+    strict = compiled.columnar_schema
     if strict is None or compiled.pretyped_query is None:
         return None
     specs = {spec.name: spec for spec in compiled.contract.fields}
@@ -174,7 +174,11 @@ def _strict_records(table: pa.Table, compiled: CompiledContract) -> pa.Table | N
     for target in strict.field("record").type:
         if target.name in table.column_names:
             column = table.column(target.name)
-            if column.type != target.type:
+            if specs[target.name].kind == "json":
+                if not isinstance(column.type, pa.JsonType):
+                    return None  # a string could be JSON text or a JSON string value
+                column = pa.chunked_array([c.storage for c in column.chunks], target.type)
+            elif column.type != target.type:
                 if not _castable(column.type, target.type, specs[target.name]):
                     return None
                 try:

@@ -206,10 +206,10 @@ class SpooledBatch:
 def check_pretyped(con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
                    records: pa.Table) -> pa.Table:
     """Check ``records`` (one ``record`` struct column typed as
-    ``compiled.strict_schema``) against the contract's rules; return the typed columns
+    ``compiled.columnar_schema``) against the contract's rules; return the typed columns
     plus the reasons column. Shared by spooled RECORD lines and BATCH Parquet files.
     """
-    if compiled.strict_schema is None or compiled.pretyped_query is None:
+    if compiled.columnar_schema is None or compiled.pretyped_query is None:
         raise ValueError(f"contract {compiled.contract.name!r} cannot be checked pretyped")
     con.register(ARROW_VIEW, records)
     try:
@@ -219,7 +219,7 @@ def check_pretyped(con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
     # Only re-typed columns and the reasons came back from DuckDB; the rest are
     # pyarrow's columns as read, so nothing is copied twice.
     columns = records.column("record").flatten()
-    names = [f.name for f in compiled.strict_schema.field("record").type]
+    names = [f.name for f in compiled.columnar_schema.field("record").type]
     table = pa.table({name: (checked.column(name) if name in checked.column_names
                              else columns[i]) for i, name in enumerate(names)})
     return table.append_column(REASONS_COLUMN, checked.column(REASONS_COLUMN))

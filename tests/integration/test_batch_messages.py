@@ -448,3 +448,45 @@ def test_jsonl_blank_lines_crlf_and_type_errors(
         (dumps(customer(7, email="nope")).decode(), "format")])
     summary = orjson.loads(result.stderr.decode().split("Run summary: ")[1].splitlines()[0])
     assert summary["streams"]["customers"]["received"] == 6
+
+
+FREE_JSON_SCHEMA = {
+    "type": "SCHEMA", "stream": "docs", "key_properties": ["id"],
+    "schema": {"type": "object", "properties": {
+        "id": {"type": ["integer"]},
+        "attrs": {"anyOf": [{"type": "object"}, {"type": "array"}, {"type": "string"},
+                            {"type": "null"}]},
+    }},
+}
+FREE_JSON_VALUES = [{"plan": "p1", "tags": ["a", "b c"]}, [1, 2.5], "just text", None]
+
+
+def test_parquet_json_text_lands_like_record_json(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """A free-JSON column as Arrow's JSON type (how tap-dativo-postgres sends json and
+    jsonb) is JSON text: it lands as the same compact text the RECORD path stores. A
+    plain string column in that field holds JSON string values instead."""
+    records = [{"type": "RECORD", "stream": "docs", "record": {"id": i, "attrs": value}}
+               for i, value in enumerate(FREE_JSON_VALUES)]
+    spaced = [None if v is None else orjson.dumps(v).decode().replace(",", ", ")
+              for v in FREE_JSON_VALUES]  # PostgreSQL's jsonb text has spaces
+    ids = list(range(len(FREE_JSON_VALUES)))
+    json_text = write_parquet(tmp_path / "json.parquet", pa.table(
+        {"id": ids, "attrs": pa.array(spaced, pa.json_())}))
+    plain = write_parquet(tmp_path / "plain.parquet", pa.table(
+        {"id": ids, "attrs": pa.array(spaced, pa.string())}))
+
+    stored = {}
+    for name, messages in (("records", records),
+                           ("json", [batch([json_text], "parquet")]),
+                           ("plain", [batch([plain], "parquet")])):
+        stream = f"docs_{name}"
+        sent = [{**m, "stream": stream} for m in [FREE_JSON_SCHEMA, *messages]]
+        result = run_target(target_config(), lines(sent))
+        assert result.returncode == 0, result.stderr.decode()
+        rows = read_table(open_catalog(), ("acme", "default", stream)).to_pylist()
+        stored[name] = [r["attrs"] for r in sorted(rows, key=lambda r: r["id"])]
+    assert stored["json"] == stored["records"]
+    assert [None if t is None else orjson.loads(t) for t in stored["json"]] == FREE_JSON_VALUES
+    assert [None if t is None else orjson.loads(t) for t in stored["plain"]] == spaced

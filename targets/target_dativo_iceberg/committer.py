@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
-    from target_dativo_iceberg.data_files import RollingDataFiles
+    from dativo.data_files import RollingDataFiles
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ class Committer:
         )
 
     def _rolling_for(self, table: Table, stream: str) -> RollingDataFiles:
-        from target_dativo_iceberg.data_files import RollingDataFiles
+        from dativo.data_files import RollingDataFiles
 
         name = staged_name(table)
         rolling = self._rolling.get(name)

@@ -31,7 +31,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import DataScan, Transaction
 
-from target_dativo_iceberg.data_files import RollingDataFiles
+from dativo.data_files import RollingDataFiles
 from target_dativo_iceberg.staging import DELETED_AT_COLUMN, VERSION_COLUMN
 
 _IN_LIST_LIMIT = 200  # above this, pyiceberg's metrics evaluators give up on IN

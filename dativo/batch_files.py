@@ -23,7 +23,7 @@ from __future__ import annotations
 import decimal
 import gzip
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,11 +101,15 @@ class WrittenFile:
 class BatchFileWriter:
     """Writes one stream's records as BATCH files under ``batch_config.storage``."""
 
-    def __init__(self, tap_name: str, stream_name: str, config: BatchConfig) -> None:
+    def __init__(self, tap_name: str, stream_name: str, config: BatchConfig,
+                 count_rows: Callable[[int], None] | None = None) -> None:
+        """``count_rows`` is told each file's row count once it is written (the tap's
+        records metric: no RECORD message is there to count)."""
         self.config = config
         self.stream_name = stream_name
         self.sync_id = f"{tap_name}--{stream_name}-{uuid4()}"
         self.gzip = config.encoding.compression == "gzip"
+        self._count_rows = count_rows or (lambda rows: None)
 
     def batches(self, records: Iterable[dict[str, Any]]
                 ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -117,9 +121,11 @@ class BatchFileWriter:
             rows = list(chunk)
             table = _as_arrow(self.stream_name, rows) if fmt == "parquet" else None
             if table is not None:
-                yield self._encoding("parquet"), [self._write_parquet(index, table)]
+                written = self._encoding("parquet"), [self._write_parquet(index, table)]
             else:
-                yield self._encoding("jsonl"), [self._write_jsonl(index, rows)]
+                written = self._encoding("jsonl"), [self._write_jsonl(index, rows)]
+            self._count_rows(len(rows))
+            yield written
 
     def arrow_batches(self, batches: Iterable[pa.RecordBatch]
                       ) -> Iterator[tuple[BaseBatchFileEncoding, list[str], WrittenFile]]:
@@ -149,11 +155,16 @@ class BatchFileWriter:
                     if rows == size:
                         files.close()
                         writer = None
-                        yield encoding, [self.config.storage.get_url(name)], _written(rows, last)
+                        yield encoding, [self.config.storage.get_url(name)], self._written(
+                            rows, last)
                         rows = 0
             if writer is not None and last is not None:
                 files.close()
-                yield encoding, [self.config.storage.get_url(name)], _written(rows, last)
+                yield encoding, [self.config.storage.get_url(name)], self._written(rows, last)
+
+    def _written(self, rows: int, last: pa.RecordBatch) -> WrittenFile:
+        self._count_rows(rows)
+        return WrittenFile(rows, last.slice(last.num_rows - 1, 1).to_pylist()[0])
 
     @property
     def _parquet_compression(self) -> str:
@@ -178,10 +189,6 @@ class BatchFileWriter:
         with self.config.storage.open(name, "wb") as handle:
             pq.write_table(table, handle, compression=self._parquet_compression)
         return self.config.storage.get_url(name)
-
-
-def _written(rows: int, last: pa.RecordBatch) -> WrittenFile:
-    return WrittenFile(rows, last.slice(last.num_rows - 1, 1).to_pylist()[0])
 
 
 def _as_arrow(stream: str, rows: list[dict[str, Any]]) -> pa.Table | None:

@@ -65,13 +65,15 @@ class _CountingWriter:
 
     def write_message(self, message: Any) -> None:
         if getattr(message, "type", None) == "RECORD":  # a str enum equals its value
-            stream = message.stream
-            counter = self._counters.get(stream)
-            if counter is None:
-                counter = self._counters[stream] = metrics.RECORDS_RECEIVED.labels(
-                    **self._run.stream(stream))
-            counter.inc()
+            self.count(message.stream, 1)
         self._inner.write_message(message)
+
+    def count(self, stream: str, records: int) -> None:
+        counter = self._counters.get(stream)
+        if counter is None:
+            counter = self._counters[stream] = metrics.RECORDS_RECEIVED.labels(
+                **self._run.stream(stream))
+        counter.inc(records)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -93,6 +95,10 @@ class ObservedTap:
         logs.configure(secrets=logs.secret_values(self.config, secret_keys),
                        log_format=self.config.get("log_format") or "text")
         self.message_writer = _CountingWriter(self.message_writer, self.run_metrics)
+
+    def count_records(self, stream: str, records: int) -> None:
+        """Count records sent in BATCH files (RECORD messages are counted as written)."""
+        self.message_writer.count(stream, records)
 
     @cached_property
     def run_metrics(self) -> RunMetrics:

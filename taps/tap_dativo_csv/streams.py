@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,8 @@ class CSVStream(FileStream):
         so bookmarks advance exactly as with RECORDs: the STATE singer-sdk writes after
         each BATCH message covers only files already read to the end.
         """
-        writer = BatchFileWriter(self.tap_name, self.name, batch_config)
+        writer = BatchFileWriter(self.tap_name, self.name, batch_config,
+                                 functools.partial(self._tap.count_records, self.name))
         yield from writer.batches(self._sync_records(context, write_messages=False))
 
     def _file_columns(self, path: str, rows: Rows) -> list[str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -169,7 +170,8 @@ class PostgresStream(SQLStream):
         """Parquet BATCH files read column-wise through ADBC (``arrow_reader.py``) for
         FULL_TABLE and INCREMENTAL streams; otherwise (jsonl, LOG_BASED, stream maps
         that change records) files of the records the RECORD path would send."""
-        writer = BatchFileWriter(self.tap_name, self.name, batch_config)
+        writer = BatchFileWriter(self.tap_name, self.name, batch_config,
+                                 functools.partial(self._tap.count_records, self.name))
         if batch_config.encoding.format != "parquet" or not self._plain_rows():
             yield from writer.batches(self._sync_records(context, write_messages=False))
             return

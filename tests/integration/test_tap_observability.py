@@ -33,30 +33,40 @@ def records_received(text: str, plugin: str) -> dict[str, float]:
             and s.labels["plugin"] == plugin}
 
 
+def batch_config(tmp_path: Path) -> dict:
+    return {"batch_config": {"encoding": {"format": "parquet"}, "batch_size": 2,
+                             "storage": {"root": (tmp_path / "batches").as_uri()}}}
+
+
+@pytest.mark.parametrize("batched", [False, True])
 def test_tap_dativo_csv_pushes_record_counts_and_logs_json(
-    tmp_path: Path, pushgateway: str,
+    tmp_path: Path, pushgateway: str, batched: bool,
 ) -> None:
+    """Records in BATCH files count as records too (no RECORD message carries them)."""
     (tmp_path / "a.csv").write_text("id,name\n1,a\n2,b\n3,c\n")
     result = run("tap-dativo-csv", {
         "files": [{"entity": "people", "path": str(tmp_path / "a.csv"), "keys": ["id"]}],
         "tenant_id": "acme", "log_format": "json",
-        "metrics": {"pushgateway_url": pushgateway}}, tmp_path)
+        "metrics": {"pushgateway_url": pushgateway},
+        **(batch_config(tmp_path) if batched else {})}, tmp_path)
     assert result.returncode == 0, result.stderr.decode()
-    records = [m for m in map(orjson.loads, result.stdout.splitlines()) if m["type"] == "RECORD"]
-    assert len(records) == 3
+    kinds = [m["type"] for m in map(orjson.loads, result.stdout.splitlines())]
+    assert kinds.count("RECORD" if not batched else "BATCH") == (3 if not batched else 2)
     text = urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10).read().decode()
     assert records_received(text, "tap-dativo-csv") == {"people": 3.0}
     json_lines = [orjson.loads(x) for x in result.stderr.splitlines() if x.startswith(b"{")]
     assert any("Beginning sync of 'people'" in x["message"] for x in json_lines)
 
 
-@pytest.mark.parametrize("reachable", [True, False])
+@pytest.mark.parametrize(("reachable", "batched"), [(True, False), (True, True),
+                                                     (False, False)])
 def test_tap_dativo_postgres_never_shows_its_password(
-    tmp_path: Path, postgres: PostgresServer, reachable: bool,
+    tmp_path: Path, postgres: PostgresServer, reachable: bool, batched: bool,
 ) -> None:
     """Trust auth ignores the password, so the run succeeds while the secret is in the
-    config; an unreachable DSN makes libpq and SQLAlchemy quote it in their errors."""
-    database = f"canary_{int(reachable)}"
+    config (also in the ADBC connection of the BATCH fast path); an unreachable DSN
+    makes libpq and SQLAlchemy quote it in their errors."""
+    database = f"canary_{int(reachable)}_{int(batched)}"
     postgres.create_database(database)
     postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)",
                   database)
@@ -64,6 +74,8 @@ def test_tap_dativo_postgres_never_shows_its_password(
                "password": CANARY, "database": database, "metrics": {
                    "textfile_dir": str(tmp_path)}} if reachable else
               {"sqlalchemy_url": f"postgresql://postgres:{CANARY}@127.0.0.1:1/{database}"})
+    if batched:
+        config.update(batch_config(tmp_path))
     args: list[str] = []
     if reachable:  # SQL taps sync only what the catalog selects
         catalog = orjson.loads(run("tap-dativo-postgres", config, tmp_path, "--discover").stdout)

@@ -29,8 +29,8 @@ FILE_ROWS = 100_000
 FORMATS = ("parquet", "jsonl")
 
 
-def messages_path(fmt: str) -> Path:
-    return BATCH_DIR / fmt / "messages.singer.jsonl"
+def messages_path(name: str) -> Path:
+    return BATCH_DIR / name / "messages.singer.jsonl"
 
 
 def _chunk(start: int, stop: int) -> list[dict[str, object]]:
@@ -49,11 +49,13 @@ def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_bytes(gzip.compress(data, compresslevel=1))
 
 
-def generate(records: int, fmt: str) -> Path:
-    """Write the batch files and the message file for ``fmt``; return the latter."""
+def generate(records: int, fmt: str, name: str | None = None) -> Path:
+    """Write the batch files and the message file for ``fmt`` into ``BATCH_DIR/name``
+    (default: the format's name); return the message file."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
-    folder = BATCH_DIR / fmt
+    name = name or fmt
+    folder = BATCH_DIR / name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -69,19 +71,20 @@ def generate(records: int, fmt: str) -> Path:
                                    "manifest": [path.resolve().as_uri()]}))
         lines.append(orjson.dumps({"type": "STATE", "value": {
             "bookmarks": {STREAM: {"replication_key_value": stop - 1}}}}))
-    target = messages_path(fmt)
+    target = messages_path(name)
     target.write_bytes(b"\n".join(lines) + b"\n")
     (folder / "records").write_text(str(records), encoding="utf-8")
     return target
 
 
-def ensure_manifest(records: int, fmt: str) -> Path:
+def ensure_manifest(records: int, fmt: str, name: str | None = None) -> Path:
     """Reuse the files for ``fmt`` when they hold ``records`` records, else regenerate."""
-    meta = BATCH_DIR / fmt / "records"
-    if messages_path(fmt).is_file() and meta.is_file() and (
+    name = name or fmt
+    meta = BATCH_DIR / name / "records"
+    if messages_path(name).is_file() and meta.is_file() and (
             meta.read_text(encoding="utf-8") == str(records)):
-        return messages_path(fmt)
-    return generate(records, fmt)
+        return messages_path(name)
+    return generate(records, fmt, name)
 
 
 def main(argv: list[str] | None = None) -> int:

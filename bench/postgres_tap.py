@@ -23,6 +23,7 @@ PEER_PACKAGE = "meltanolabs-tap-postgres==0.10.0"
 PEER_VENV = WORK_DIR / "peer-tap-postgres"
 DATABASE = "bench"
 STREAM = "public-bench_rows"
+ONE_ROW_STREAM = "public-bench_one"  # the same columns, one row: the fixed cost
 TABLE_SQL = """
 CREATE TABLE bench_rows (
   id bigint PRIMARY KEY, created_at timestamptz NOT NULL, name text, amount numeric(12,2),
@@ -33,6 +34,8 @@ SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
        g % 2 = 0, jsonb_build_object('plan', 'p' || (g % 5), 'score', g % 1000),
        ARRAY['t' || (g % 3), 't' || (g % 7)]
 FROM generate_series(1, {records}) AS g;
+CREATE TABLE bench_one (LIKE bench_rows INCLUDING ALL);
+INSERT INTO bench_one SELECT * FROM bench_rows WHERE id = 1;
 """
 
 
@@ -66,9 +69,10 @@ class PostgresTapBench:
         return {"host": server.host, "port": server.port, "user": server.user,
                 "password": "unused", "database": DATABASE, "filter_schemas": ["public"]}
 
-    def command(self, executable: Path, run_dir: Path, **settings: object) -> list[str]:
+    def command(self, executable: Path, run_dir: Path, stream: str = STREAM,
+                **settings: object) -> list[str]:
         """``executable --config --catalog``, with the catalog from its own discovery
-        selecting only the bench table; ``settings`` are added to the config."""
+        selecting only ``stream``; ``settings`` are added to the config."""
         config = run_dir / "tap-config.json"
         config.write_text(json.dumps({**self.config(), **settings}), encoding="utf-8")
         found = subprocess.run([str(executable), "--config", str(config), "--discover"],
@@ -77,9 +81,9 @@ class PostgresTapBench:
             tail = found.stderr.decode(errors="replace").strip().splitlines()[-5:]
             raise RuntimeError(f"{executable.name} --discover failed:\n    " + "\n    ".join(tail))
         catalog = json.loads(found.stdout)
-        catalog["streams"] = [s for s in catalog["streams"] if s["tap_stream_id"] == STREAM]
+        catalog["streams"] = [s for s in catalog["streams"] if s["tap_stream_id"] == stream]
         if not catalog["streams"]:
-            raise RuntimeError(f"{executable.name} did not discover {STREAM}")
+            raise RuntimeError(f"{executable.name} did not discover {stream}")
         for item in catalog["streams"][0]["metadata"]:
             item["metadata"]["selected"] = True
         path = run_dir / "catalog.json"

@@ -40,6 +40,8 @@ from bench import (
 )
 from bench.generate import ensure_file, records_from_env
 from bench.postgres_tap import (
+    ONE_ROW_STREAM,
+    STREAM,
     PostgresTapBench,
     batch_settings,
     count_batch_rows,
@@ -47,21 +49,22 @@ from bench.postgres_tap import (
 )
 
 RUNS_DIR = WORK_DIR / "runs"
-PG_TABLE_IDENTIFIER = (TENANT, "default", "public_bench_rows")
 RESULTS_FILE = WORK_DIR / "results.md"
 SAMPLE_SECONDS = 0.05
 GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
-RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_jsonl",
-             "upsert", "large", "markdown_kv", "pg_tap", "pg_batch", "pg_peer", "pg_iceberg")
+RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_parquet_one",
+             "batch_jsonl", "upsert", "large", "markdown_kv", "pg_tap", "pg_batch", "pg_peer",
+             "pg_iceberg", "pg_iceberg_one")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
     "meltano": "target-dativo-iceberg (meltano run)",
     "peer": "peer: singer-sdk BatchSink + pyiceberg",
     "batch_parquet": "target-dativo-iceberg (BATCH, Parquet manifest)",
+    "batch_parquet_one": "fixed cost: the same, one Parquet row",
     "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
     "upsert": "target-dativo-iceberg (upsert N records into an N-row table)",
     "large": "target-dativo-iceberg (>= 2 GiB stream, default file sizing)",
@@ -70,15 +73,19 @@ LABELS = {
     "pg_batch": "tap-dativo-postgres (same table to Parquet BATCH files)",
     "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
     "pg_iceberg": "PostgreSQL -> Iceberg through BATCH (tap | target)",
+    "pg_iceberg_one": "fixed cost: the same, a one-row table",
 }
+# Runs of one row: what a run costs before its first row (interpreter, imports, catalog,
+# table creation); the row above each is the same run with N rows.
+FIXED_COST_RUNS = {"batch_parquet_one": "batch_parquet", "pg_iceberg_one": "pg_iceberg"}
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
-TAP_RUNS = ("pg_tap", "pg_batch", "pg_peer", "pg_iceberg")
+TAP_RUNS = ("pg_tap", "pg_batch", "pg_peer", "pg_iceberg", "pg_iceberg_one")
 GOAL_TAP_VS_PEER = 5.0
 GOAL_PG_ICEBERG_ROWS_PER_SECOND = 1_000_000
 TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
 # Runs whose input is not the events file: no floor ratio, but the same RSS goal.
-OWN_INPUT_RUNS = ("upsert", "large")
+OWN_INPUT_RUNS = ("upsert", "large", "batch_parquet_one")
 RUN_ONCE = ("peer", "large")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 
@@ -259,11 +266,16 @@ class Bench:
     def batch_jsonl(self, result: Result) -> None:
         self._batch(result, "jsonl")
 
-    def _batch(self, result: Result, fmt: str) -> None:
+    def batch_parquet_one(self, result: Result) -> None:
+        result.expected_rows = 1
+        self._batch(result, "parquet", records=1)
+
+    def _batch(self, result: Result, fmt: str, records: int | None = None) -> None:
         """BATCH messages naming pre-generated files (bench/batch_manifest.py) on stdin;
         the time includes reading the files, which the target does itself."""
-        messages = batch_manifest.ensure_manifest(self.records, fmt)
-        run_dir = self._dir(f"batch-{fmt}")
+        name = fmt if records is None else f"{fmt}-{records}"
+        messages = batch_manifest.ensure_manifest(records or self.records, fmt, name)
+        run_dir = self._dir(f"batch-{name}")
         cfg = run_dir / "cfg.json"
         cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
         cmd = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
@@ -339,11 +351,15 @@ class Bench:
             cmd, stdin=None, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows = count_batch_rows(run_dir)
 
-    def pg_iceberg(self, result: Result) -> None:
+    def pg_iceberg_one(self, result: Result) -> None:
+        result.expected_rows = 1
+        self.pg_iceberg(result, ONE_ROW_STREAM)
+
+    def pg_iceberg(self, result: Result, stream: str = STREAM) -> None:
         """``tap-dativo-postgres | target-dativo-iceberg`` over an OS pipe, BATCH
         Parquet in between: from the table to committed Iceberg rows."""
         run_dir = self._dir("pg-iceberg")
-        tap = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir,
+        tap = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir, stream,
                                     **batch_settings(run_dir))
         cfg = run_dir / "cfg.json"
         cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
@@ -352,7 +368,8 @@ class Bench:
         result.seconds, result.peak_rss = measure(
             ["bash", "-c", pipeline], stdin=None, run_dir=run_dir, env=self.env,
             timeout=self.timeout)
-        result.rows = count_table_rows(run_dir, PG_TABLE_IDENTIFIER)
+        result.rows = count_table_rows(
+            run_dir, (TENANT, "default", stream.replace("-", "_")))
 
     def run(self, key: str, repeat: int) -> Result:
         """Run ``key`` ``repeat`` times (the slow peer once); keep the median time and
@@ -433,7 +450,9 @@ def render(results: list[Result], records: int, file_mb: float,
             lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB "
                          f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
     lines += _markdown_kv_checks({r.key: r for r in results if r.ok and r.seconds}, records)
-    lines += _postgres_checks({r.key: r for r in results if r.ok and r.seconds}, records)
+    done = {r.key: r for r in results if r.ok and r.seconds}
+    lines += _postgres_checks(done, records)
+    lines += _fixed_cost_notes(done, records)
     if notes:
         lines += ["", "## Data-file sizes", "", *notes]
     failed = [r for r in results if not r.ok]
@@ -441,6 +460,20 @@ def render(results: list[Result], records: int, file_mb: float,
         lines += ["", "Failed runs:", ""]
         lines += [f"- {LABELS[r.key]}: {r.error}" for r in failed]
     return "\n".join(lines) + "\n", not failed
+
+
+def _fixed_cost_notes(done: dict[str, Result], records: int) -> list[str]:
+    """Per run with a one-row twin: the fixed cost, and the rows/s of the rows beyond it
+    (what a longer run approaches)."""
+    lines = []
+    for one_key, key in FIXED_COST_RUNS.items():
+        one, run = done.get(one_key), done.get(key)
+        if one is None or run is None or run.seconds <= one.seconds:
+            continue
+        marginal = (records - 1) / (run.seconds - one.seconds)
+        lines.append(f"- info: {LABELS[key]}: {one.seconds:.2f} s of its {run.seconds:.2f} s "
+                     f"are the fixed cost of a one-row run; beyond it {marginal:,.0f} rows/s")
+    return lines
 
 
 def _postgres_checks(done: dict[str, Result], records: int) -> list[str]:

@@ -36,7 +36,8 @@ from sqlalchemy.dialects import postgresql as pg
 from tap_dativo_postgres.client import psycopg2_dsn
 from tap_dativo_postgres.types import is_decimal_text, needs_text
 
-NON_FINITE = pa.array(["NaN", "Infinity", "-Infinity"])
+# How ADBC spells PostgreSQL's NaN and ±Infinity numerics (and PostgreSQL itself).
+NON_FINITE = pa.array(["nan", "inf", "-inf", "NaN", "Infinity", "-Infinity"])
 _NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
 
 
@@ -139,11 +140,12 @@ def _decimal_of(prop: Mapping[str, Any]) -> tuple[int, int] | None:
 def _storage(kind: pa.DataType) -> pa.DataType:
     """A driver-specific extension type (numeric is ``arrow.opaque`` over text) as its
     storage type; Arrow's canonical JSON type stays."""
-    return kind.storage_type if _driver_extension(kind) else kind
+    return kind.storage_type if _driver_extension(kind) else kind  # type: ignore[attr-defined]
 
 
 def _driver_extension(kind: pa.DataType) -> bool:
-    return isinstance(kind, pa.ExtensionType) and not isinstance(kind, pa.JsonType)
+    # ``arrow.opaque`` (numeric) derives from BaseExtensionType, not ExtensionType.
+    return isinstance(kind, pa.BaseExtensionType) and not isinstance(kind, pa.JsonType)
 
 
 def _strip_extension(column: pa.Array) -> pa.Array:

@@ -233,6 +233,10 @@ class PostgresStream(SQLStream):
         """Driver errors as one line naming the stream and table (module doc)."""
         try:
             yield
+        except sa.exc.NoSuchTableError:
+            raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
+                              "failed: the table no longer exists; run --discover again (or "
+                              "deselect the stream)") from None
         except (sa.exc.DBAPIError, psycopg2.Error, AdbcError) as exc:
             cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
             reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]

@@ -224,10 +224,6 @@ INSERT INTO free VALUES (1, 1), (2, 'Infinity'), (3, 3);
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: ADBC returns numeric NaN/Infinity as 'nan'/'inf', arrow_reader.NON_FINITE only "
-    "knows 'NaN'/'Infinity': numeric(p,s) crashes (ArrowInvalid traceback, exit 1), an "
-    "unconstrained numeric is written to Parquet silently (exit 0)"))
 @pytest.mark.parametrize(("stream", "key"), [("public-fixed", 6), ("public-free", 2)])
 def test_non_finite_numeric_fails_like_the_record_path(
     postgres: PostgresServer, tmp_path: Path, stream: str, key: int
@@ -319,9 +315,7 @@ def _batch_run(postgres: PostgresServer, shop: str, tmp_path: Path, sql: str,
 
 @pytest.mark.parametrize("break_it", [
     "revoke",
-    pytest.param("drop table", marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-        reason="bug: get_table's NoSuchTableError escapes _source_errors (traceback, "
-               "exit 1, on the RECORD path too)")),
+    "drop table",
 ])
 def test_unreadable_table_in_batch_mode_is_one_source_error_line(
     postgres: PostgresServer, shop: str, tmp_path: Path, break_it: str

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from singer_sdk.batch import lazy_chunked_generator
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.mapper import SameRecordTransform
 
 from dativo.errors import ConfigError
 
@@ -92,10 +94,68 @@ def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytearray:
 
 @dataclass(frozen=True)
 class WrittenFile:
-    """What a columnar BATCH file held: its row count and last row (the bookmark)."""
+    """What a columnar BATCH file held: its row count and its last row (one-row batch,
+    where the stream reads its bookmark)."""
 
     rows: int
-    row: dict[str, Any]
+    last_row: pa.RecordBatch
+
+
+class BatchFilesStream:
+    """Mixin for singer-sdk streams (list it before ``Stream``): ``batch_config``
+    checked with an error per bad key, and BATCH files of the records the RECORD path
+    would send, stream map applied.
+
+    singer-sdk's own ``get_batches`` writes records before stream maps run (it only
+    names each map's alias in the BATCH messages), so a map that drops or hashes a
+    column, or filters rows, would not reach the files.
+    """
+
+    name: str
+    tap_name: str
+    stream_maps: list[Any]
+    schema: dict[str, Any]
+    mask: Any
+    _tap: Any
+
+    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
+        return parse_batch_config(config.get("batch_config"))
+
+    def get_batches(self, batch_config: BatchConfig, context: Any = None
+                    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Bookmarks advance as with RECORDs: the records come from singer-sdk's
+        ``_sync_records``, and the STATE it writes after each BATCH message covers only
+        records already in a file."""
+        records = self._sync_records(context, write_messages=False)  # type: ignore[attr-defined]
+        yield from self.batch_writer(batch_config).batches(self._mapped(records))
+
+    def batch_writer(self, batch_config: BatchConfig) -> BatchFileWriter:
+        """A writer whose rows count in the tap's records metric, under the name the
+        BATCH messages carry."""
+        counted = self._single_map().stream_alias
+        return BatchFileWriter(self.tap_name, self.name, batch_config,
+                               lambda rows: self._tap.count_records(counted, rows))
+
+    def unmapped(self) -> bool:
+        """Whether records go out as read (no map renames, drops or filters anything)."""
+        return all(isinstance(stream_map, SameRecordTransform)
+                   for stream_map in self.stream_maps)
+
+    def _mapped(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        stream_map = self._single_map()
+        for record in records:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+            mapped = stream_map.transform(record)
+            if mapped is not None:  # None: filtered out by the map
+                yield mapped
+
+    def _single_map(self) -> Any:
+        if len(self.stream_maps) != 1:
+            raise ConfigError(
+                f"stream '{self.name}': batch_config with a stream map that copies the "
+                f"stream to {len(self.stream_maps)} outputs; BATCH files carry one record "
+                "shape, so send RECORDs (unset batch_config) or map to one output")
+        return self.stream_maps[0]
 
 
 class BatchFileWriter:
@@ -163,8 +223,9 @@ class BatchFileWriter:
                 yield encoding, [self.config.storage.get_url(name)], self._written(rows, last)
 
     def _written(self, rows: int, last: pa.RecordBatch) -> WrittenFile:
+        """The file's summary, once it is closed (and its rows counted)."""
         self._count_rows(rows)
-        return WrittenFile(rows, last.slice(last.num_rows - 1, 1).to_pylist()[0])
+        return WrittenFile(rows, last.slice(last.num_rows - 1, 1))
 
     @property
     def _parquet_compression(self) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import typing as th
 
-from dativo.batch_files import BatchFileWriter, parse_batch_config
+from dativo.batch_files import BatchFilesStream
 from dativo.contracts import Contract
 from dativo.errors import CodecError, ConfigError
 from dativo.file_taps import (
@@ -23,17 +22,14 @@ from tap_dativo_csv.convert import Converter, as_string, converter, property_for
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
-    from singer_sdk.helpers.types import Context
 
     from tap_dativo_csv.settings import FileSettings
 
-RESERVED = SOURCE_COLUMNS
 
 Rows = Iterator[tuple[int, list[str]]]
 
 
-class CSVStream(FileStream):
+class CSVStream(BatchFilesStream, FileStream):
     """Rows from every CSV file matching one configured path or glob, typed by the
     stream's contract (incremental per file: see :class:`~dativo.file_taps.FileStream`).
     """
@@ -65,22 +61,6 @@ class CSVStream(FileStream):
                 raise _ragged(path, line, len(names), len(cells), self.settings)
             yield line, {name: convert(cell)
                          for name, convert, cell in zip(names, converts, cells, strict=True)}
-
-    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
-        """``batch_config`` with defaults and a clear error per bad key."""
-        return parse_batch_config(config.get("batch_config"))
-
-    def get_batches(self, batch_config: BatchConfig, context: Context | None = None
-                    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """BATCH files instead of RECORD messages (``batch_config``), see dativo/batch_files.py.
-
-        Records come from singer-sdk's ``_sync_records`` as in its own ``get_batches``,
-        so bookmarks advance exactly as with RECORDs: the STATE singer-sdk writes after
-        each BATCH message covers only files already read to the end.
-        """
-        writer = BatchFileWriter(self.tap_name, self.name, batch_config,
-                                 functools.partial(self._tap.count_records, self.name))
-        yield from writer.batches(self._sync_records(context, write_messages=False))
 
     def _file_columns(self, path: str, rows: Rows) -> list[str] | None:
         """Column names for this file, consuming its header row; None for an empty file."""
@@ -125,7 +105,7 @@ class CSVStream(FileStream):
         missing = [key for key in keys if key not in known]
         if missing and (columns or self.contract):
             raise ConfigError(f"{self.settings.where}.keys: {missing} not among the columns "
-                              f"{sorted(known - set(RESERVED))}")
+                              f"{sorted(known - set(SOURCE_COLUMNS))}")
         return keys
 
 
@@ -145,7 +125,7 @@ def _check_header(path: str, line: int, cells: list[str]) -> None:
     if duplicates:
         raise CodecError(f"{path}: duplicate column names {duplicates} in the header; "
                          "rename them, or set header: false with columns", line=line)
-    reserved = [name for name in cells if name in RESERVED]
+    reserved = [name for name in cells if name in SOURCE_COLUMNS]
     if reserved:
         raise CodecError(f"{path}: column names {reserved} are reserved for the tap's "
                          "own metadata; rename them in the file or with columns", line=line)

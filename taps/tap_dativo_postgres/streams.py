@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import adbc_driver_manager
 import psycopg2
 import pyarrow as pa
 import sqlalchemy as sa
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.sql import SQLStream
 from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
-from dativo.batch_files import BatchFileWriter, parse_batch_config
+from dativo.batch_files import BatchFilesStream, BatchFileWriter
 from dativo.errors import CodecError, ConfigError, DativoError
 from tap_dativo_postgres.arrow_reader import (
-    AdbcError,
     ArrowTableReader,
-    NonFiniteNumeric,
+    UnfitValue,
     arrow_column,
     literal_sql,
 )
 from tap_dativo_postgres.client import PostgresConnector
 from tap_dativo_postgres.types import (
+    NON_FINITE_ADVICE,
     Converter,
     NonFiniteDecimal,
     converter_for,
@@ -59,7 +58,7 @@ class SourceError(DativoError):
     a lost connection)."""
 
 
-class PostgresStream(SQLStream):
+class PostgresStream(BatchFilesStream, SQLStream):
     """Rows of one table, read through a server-side cursor.
 
     INCREMENTAL reads ``WHERE key >= bookmark ORDER BY key NULLS FIRST, <primary key>``:
@@ -134,7 +133,8 @@ class PostgresStream(SQLStream):
                 if value is not None:
                     record[name] = convert(value)
         except NonFiniteDecimal as exc:
-            raise self._non_finite(name, exc, record) from None
+            raise self._bad_value(record, f"column {name} is {exc}, {NON_FINITE_ADVICE}"
+                                  ) from None
         return record
 
     def _converters_for(self, names: Sequence[str]) -> list[tuple[str, Converter]]:
@@ -161,29 +161,35 @@ class PostgresStream(SQLStream):
 
     # BATCH messages (singer-sdk's ``batch_config``)
 
-    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
-        """``batch_config`` with defaults and a clear error per bad key."""
-        return parse_batch_config(config.get("batch_config"))
-
     def get_batches(self, batch_config: BatchConfig, context: Context | None = None
                     ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
         """Parquet BATCH files read column-wise through ADBC (``arrow_reader.py``) for
-        FULL_TABLE and INCREMENTAL streams; otherwise (jsonl, LOG_BASED, stream maps
-        that change records) files of the records the RECORD path would send."""
-        writer = BatchFileWriter(self.tap_name, self.name, batch_config,
-                                 functools.partial(self._tap.count_records, self.name))
-        if batch_config.encoding.format != "parquet" or not self._plain_rows():
-            yield from writer.batches(self._sync_records(context, write_messages=False))
+        FULL_TABLE and INCREMENTAL streams; otherwise files of the records the RECORD
+        path would send (:class:`~dativo.batch_files.BatchFilesStream`)."""
+        why_not = self._no_fast_path(batch_config)
+        if why_not:
+            self.logger.info("stream '%s': BATCH files of records (%s)", self.name, why_not)
+            yield from super().get_batches(batch_config, context)
             return
         self.logger.info("stream '%s': reading columns through ADBC (COPY binary) into "
                          "Parquet BATCH files of %d rows", self.name, batch_config.batch_size)
         with self._source_errors():
-            yield from self._arrow_batches(writer, context)
+            yield from self._arrow_batches(self.batch_writer(batch_config), context)
 
-    def _plain_rows(self) -> bool:
-        """Whether the rows go out as read: not CDC, no stream map transforming them."""
-        return self.replication_method != REPLICATION_LOG_BASED and all(
-            isinstance(stream_map, SameRecordTransform) for stream_map in self.stream_maps)
+    def _no_fast_path(self, batch_config: BatchConfig) -> str | None:
+        """Why the rows cannot go from ADBC straight to Parquet, if they cannot."""
+        if batch_config.encoding.format != "parquet":
+            return "the fast path writes Parquet"
+        if self.replication_method == REPLICATION_LOG_BASED:
+            return "LOG_BASED reads changes, not a table"
+        if not self.unmapped():
+            return "a stream map changes the records"
+        binary_arrays = [name for name, prop in self.schema.get("properties", {}).items()
+                         if isinstance(prop.get("items"), dict)
+                         and prop["items"].get("contentEncoding") == "base64"]
+        if binary_arrays:
+            return f"bytea[] column {binary_arrays[0]} is sent as base64 per element"
+        return None
 
     def _arrow_batches(self, writer: BatchFileWriter, context: Context | None
                        ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -198,21 +204,28 @@ class PostgresStream(SQLStream):
         reader = ArrowTableReader(self.pg_connector.url, properties)
         key = self.replication_key
         convert = converter_for(properties.get(key, {})) if key else None
-        with self.get_record_counter() as counter:
-            for encoding, manifest, written in writer.arrow_batches(self._readable(reader, sql)):
+        with self.get_record_counter() as counter, \
+                contextlib.closing(self._checked(reader, sql)) as batches:
+            for encoding, manifest, written in writer.arrow_batches(batches):
                 counter.increment(written.rows)
                 if key:
-                    value = written.row[key]
+                    value = written.last_row.column(key)[0].as_py()
                     bookmark = convert(value) if convert and value is not None else value
                     self._increment_stream_state({key: bookmark}, context=context)
                 yield encoding, manifest
         self._finalize_state(self.stream_state)
 
-    def _readable(self, reader: ArrowTableReader, sql: str) -> Iterator[pa.RecordBatch]:
+    def _checked(self, reader: ArrowTableReader, sql: str) -> Iterator[pa.RecordBatch]:
         try:
             yield from reader.batches(sql)
-        except NonFiniteNumeric as exc:
-            raise self._non_finite(exc.column, exc.value, exc.row) from None
+        except UnfitValue as exc:
+            key = {}
+            for name in self.primary_keys:
+                try:
+                    key[name] = exc.row.column(name)[0].as_py()
+                except (KeyError, ValueError, OverflowError):
+                    key[name] = str(exc.row.column(name)[0])
+            raise self._bad_value(key, f"column {exc.column} {exc.problem}") from None
 
     def _check_replication_key(self) -> None:
         if self.replication_key in self._decimal_text:
@@ -221,12 +234,10 @@ class PostgresStream(SQLStream):
                 "sent as a decimal string, whose text order is not its numeric order; set "
                 "use_singer_decimal: false, or pick another replication key")
 
-    def _non_finite(self, column: str, value: Any, row: Mapping[str, Any]) -> CodecError:
+    def _bad_value(self, row: Mapping[str, Any], message: str) -> CodecError:
+        """A value no target could take exactly; the message names the row's key."""
         key = {k: row.get(k) for k in self.primary_keys}
-        return CodecError(
-            f"stream '{self.name}', row {key or dict(row)}: column {column} is {value}, "
-            "which JSON cannot carry exactly; store NULL instead, or cast the column to "
-            "double precision in a view and select the view")
+        return CodecError(f"stream '{self.name}', row {key or dict(row)}: {message}")
 
     @contextlib.contextmanager
     def _source_errors(self) -> Iterator[None]:
@@ -237,7 +248,7 @@ class PostgresStream(SQLStream):
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
                               "failed: the table no longer exists; run --discover again (or "
                               "deselect the stream)") from None
-        except (sa.exc.DBAPIError, psycopg2.Error, AdbcError) as exc:
+        except (sa.exc.DBAPIError, psycopg2.Error, adbc_driver_manager.Error) as exc:
             cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
             reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "

@@ -105,6 +105,10 @@ def _base64(value: bytes | memoryview) -> str:
     return base64.b64encode(value).decode("ascii")
 
 
+NON_FINITE_ADVICE = ("which JSON cannot carry exactly; store NULL instead, or cast the column "
+                     "to double precision in a view and select the view")
+
+
 class NonFiniteDecimal(ValueError):
     """Raised when a numeric is NaN or ±Infinity, which JSON cannot carry exactly."""
 

@@ -353,3 +353,86 @@ def test_column_dropped_after_discovery_is_left_out_as_on_the_record_path(
         {"id": 1, "amount": Decimal("1.00")}, {"id": 2, "amount": Decimal("2.00")}]
     assert slow.records("public-orders") == [
         {"id": 1, "amount": "1.00"}, {"id": 2, "amount": "2.00"}]
+
+
+EDGE_SQL = r"""
+CREATE TABLE edges (id int PRIMARY KEY, tz timetz, f double precision, d date,
+                    secret text);
+INSERT INTO edges VALUES
+  (1, '10:00:00+02', 'NaN', '2024-01-01', 's1'),
+  (2, '23:59:59.5-05:30', 'Infinity', '2024-01-02', 's2'),
+  (3, NULL, 1.5, NULL, 's3');
+CREATE TABLE blobs (id int PRIMARY KEY, b bytea[]);
+INSERT INTO blobs VALUES (1, ARRAY['\x0001'::bytea, NULL]), (2, NULL);
+CREATE TABLE forever (id int PRIMARY KEY, d date);
+INSERT INTO forever VALUES (1, '2024-01-01'), (2, 'infinity'), (3, '2024-01-03');
+"""
+
+
+def test_edge_values_equal_the_record_path(postgres: PostgresServer, tmp_path: Path) -> None:
+    """timetz is text (not ADBC's opaque bytes), NaN and Infinity doubles are NULL as
+    the RECORD path's JSON writer sends them, dates stay dates."""
+    database = fresh_database(postgres, EDGE_SQL)
+    slow = sync(tmp_path, postgres, database, "public-edges")
+    fast = sync(tmp_path, postgres, database, "public-edges", batch_size=10)
+    assert (slow.returncode, fast.returncode) == (0, 0), slow.stderr + fast.stderr
+    assert FAST_PATH in fast.stderr
+    records = sorted(slow.records("public-edges"), key=lambda r: r["id"])
+    rows = sorted(all_rows(fast, "public-edges"), key=lambda r: r["id"])
+    def times(values: list[str | None]) -> list[dt.time | None]:  # text digits may differ
+        return [None if v is None else dt.time.fromisoformat(v) for v in values]
+
+    assert times([r["tz"] for r in rows]) == times([r["tz"] for r in records]) == times(
+        ["10:00:00+02:00", "23:59:59.5-05:30", None])
+    assert [r["f"] for r in rows] == [r["f"] for r in records] == [None, None, Decimal("1.5")]
+    assert [r["d"] for r in rows] == [dt.date(2024, 1, 1), dt.date(2024, 1, 2), None]
+
+
+def test_bytea_arrays_fall_back_to_files_of_records(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """bytea[] travels as base64 per element, which ADBC cannot give: files of records."""
+    database = fresh_database(postgres, EDGE_SQL)
+    fast = sync(tmp_path, postgres, database, "public-blobs", batch_size=10)
+    assert fast.returncode == 0, fast.stderr
+    assert FAST_PATH not in fast.stderr and "bytea[] column b" in fast.stderr
+    rows = sorted(all_rows(fast, "public-blobs"), key=lambda r: r["id"])
+    assert [r["b"] for r in rows] == [["AAE=", None], None]
+
+
+def test_infinite_date_fails_with_one_line_naming_the_row(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """'infinity' has no Arrow or Iceberg value: exit 2, one line with row key and column."""
+    database = fresh_database(postgres, EDGE_SQL)
+    fast = sync(tmp_path, postgres, database, "public-forever", batch_size=10)
+    assert fast.returncode == 2, fast.stderr
+    [line] = [x for x in error_lines(fast) if "stream 'public-forever'" in x]
+    assert "row {'id': 2}: column d is ±infinity or outside years 1-9999" in line
+    assert "Traceback" not in fast.stderr and batches(fast, "public-forever") == []
+
+
+@pytest.mark.parametrize("batch_format", ["parquet", "jsonl"])
+def test_stream_maps_apply_to_batch_files(
+    postgres: PostgresServer, tmp_path: Path, batch_format: str
+) -> None:
+    """A map that renames the stream, drops a column and filters rows reaches the files
+    (singer-sdk's own BATCH path would write unmapped records)."""
+    database = fresh_database(postgres, EDGE_SQL)
+    maps = {"stream_maps": {"public-edges": {"__alias__": "edges_clean", "secret": None,
+                                             "__filter__": "id != 2"}}}
+    config = tap_config(postgres, database, **maps,
+                        batch_config=batch_settings(tmp_path, 10, batch_format))
+    catalog = select(discover(tmp_path, config), {"public-edges": {}})
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert FAST_PATH not in run.stderr
+    [message] = batches(run, "edges_clean")
+    uri = message["manifest"][0]
+    if batch_format == "parquet":
+        rows = file_rows(message)
+    else:
+        rows = [json.loads(line) for line in Path(unquote(urlparse(uri).path)).read_text(
+            ).splitlines()]
+    assert sorted(r["id"] for r in rows) == [1, 3]
+    assert all("secret" not in r for r in rows)

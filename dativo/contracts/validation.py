@@ -187,7 +187,9 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
         raw, typed = f"r{i}", f"v{i}"
         source = col
         if pretyped and spec.kind == "json":
-            value, type_error = f"CAST(json({col}) AS VARCHAR)", None
+            # Compact, as RECORDs store it; a JSON null is SQL NULL there too.
+            source = f"NULLIF(CAST(json({col}) AS VARCHAR), 'null')"
+            value, type_error = source, None
         elif pretyped and spec.kind not in TEXT_CHECKED_KINDS:
             # pyarrow's reader takes NaN and Infinity for a number; our rule does not.
             value, type_error = col, (f"NOT isfinite({raw})" if spec.kind == "number"

@@ -469,8 +469,8 @@ def test_parquet_json_text_lands_like_record_json(
     plain string column in that field holds JSON string values instead."""
     records = [{"type": "RECORD", "stream": "docs", "record": {"id": i, "attrs": value}}
                for i, value in enumerate(FREE_JSON_VALUES)]
-    spaced = [None if v is None else orjson.dumps(v).decode().replace(",", ", ")
-              for v in FREE_JSON_VALUES]  # PostgreSQL's jsonb text has spaces
+    # PostgreSQL's jsonb text has spaces; a JSON null is the text null, not SQL NULL.
+    spaced = [orjson.dumps(v).decode().replace(",", ", ") for v in FREE_JSON_VALUES]
     ids = list(range(len(FREE_JSON_VALUES)))
     json_text = write_parquet(tmp_path / "json.parquet", pa.table(
         {"id": ids, "attrs": pa.array(spaced, pa.json_())}))

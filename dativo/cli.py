@@ -32,6 +32,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 def _run(ctx: click.Context, action: Callable[[], int]) -> None:
+    """Run a command: our errors are one line and exit 2; anything else (a catalog or
+    storage fault, a bug) one line and exit 1; ``--debug`` shows the traceback."""
     try:
         code = action()
     except DativoError as exc:
@@ -39,6 +41,12 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        if ctx.obj.get("debug"):
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc}; rerun with --debug for "
+                   "the traceback", err=True)
+        sys.exit(1)
     sys.exit(code)
 
 
@@ -210,7 +218,9 @@ def maintain_expire_snapshots(ctx: click.Context, tables: tuple[str, ...], every
             if report.failed:
                 failed += 1
                 click.echo(f"{report.table}: {len(report.failed)} file(s) could not be "
-                           "deleted; run `dativo maintain remove-orphans` later", err=True)
+                           f"deleted, e.g. {report.failed[0]}; data files are removed by "
+                           "`dativo maintain remove-orphans` later, metadata files (manifests) "
+                           "must be deleted by hand", err=True)
         return 1 if failed else 0
 
     _run(ctx, action)

@@ -8,6 +8,9 @@ record batches into new files that roll over at the target size (the target's ow
 one overwrite snapshot: readers see the old files or the new ones, never both or
 neither. Rows are copied as read: same values, same count, same partition; the table's
 schema, partition spec and sort order are left as they are (files are not re-sorted).
+The snapshot's operation is ``overwrite``: pyiceberg cannot write Iceberg's ``replace``,
+so incremental readers see a rewrite of the same rows; the snapshot is marked
+``dativo.maintenance: compact``.
 
 Memory stays one input file plus one row group being written, whatever the table size.
 
@@ -192,6 +195,7 @@ def _commit(table: Table, removed: list[DataFile], added: list[DataFile]) -> int
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         table.refresh()
         _check_still_live(table, removed, added)
+        _check_written(table, added)
         properties = {MAINTENANCE_PROPERTY: "compact"}
         bookmark = _newest_bookmark(table)
         if bookmark is not None:
@@ -227,6 +231,19 @@ def _check_still_live(table: Table, removed: list[DataFile], added: list[DataFil
         raise CommitError(f"compacting {'.'.join(table.name())}: {len(gone)} of the files "
                           "being compacted were changed by a concurrent commit (e.g. an "
                           "upsert); nothing was changed, rerun compact")
+
+
+def _check_written(table: Table, added: list[DataFile]) -> None:
+    """Raise unless every new file is still there: until the commit they are orphans,
+    and a ``remove-orphans`` with a grace period shorter than this compaction may have
+    deleted them."""
+    missing = [f.file_path for f in added if not table.io.new_input(f.file_path).exists()]
+    if missing:
+        _delete_quietly(table, [f for f in added if f.file_path not in missing])
+        raise CommitError(f"compacting {'.'.join(table.name())}: {len(missing)} new file(s) "
+                          f"vanished before the commit (e.g. {missing[0]}), likely removed "
+                          "by `remove-orphans`; nothing was changed, rerun compact with "
+                          "remove-orphans' --older-than longer than compaction takes")
 
 
 def _newest_bookmark(table: Table) -> str | None:

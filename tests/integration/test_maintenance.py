@@ -211,6 +211,25 @@ def test_compact_commits_over_a_concurrent_append_but_not_a_concurrent_upsert(
     assert len(expected) == (30 if concurrent == "upsert" else 31)
 
 
+def test_compact_refuses_to_commit_files_removed_before_the_commit(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    """A remove-orphans with a short grace period deleted compaction's new files before
+    its commit: committing would reference a missing file, so nothing changes."""
+    config = write_config(tmp_path, target_config, partitioned=False)
+    load_runs(config, runs=3, rows=10)
+    table = open_catalog().load_table(TABLE)
+    before = all_rows(table), data_files(table)
+    target = compact_module.target_file_size(table)
+    plan = compact_module._plan(table, list(table.scan().plan_files()), target)
+    added = compact_module._rewrite(table, plan, target)
+    Path(urlparse(added[0].file_path).path).unlink()  # what remove-orphans would do
+    with pytest.raises(CommitError, match="vanished before the commit"):
+        compact_module._commit(table, plan.files, added)
+    reloaded = open_catalog().load_table(TABLE)
+    assert (all_rows(reloaded), data_files(reloaded)) == before
+
+
 def test_expire_snapshots_keeps_the_current_and_newest_and_deletes_unused_files(
     config: Path, open_catalog: Callable[[], Catalog]
 ) -> None:

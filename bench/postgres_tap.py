@@ -24,6 +24,14 @@ PEER_VENV = WORK_DIR / "peer-tap-postgres"
 DATABASE = "bench"
 STREAM = "public-bench_rows"
 ONE_ROW_STREAM = "public-bench_one"  # the same columns, one row: the fixed cost
+LARGE_STREAM = "public-bench_large"  # the same columns, LARGE_FACTOR times the rows
+LARGE_FACTOR = 10
+LARGE_TABLE_SQL = """
+CREATE TABLE bench_large (LIKE bench_rows INCLUDING ALL);
+INSERT INTO bench_large
+SELECT k * {records} + id, created_at, name, amount, active, attrs, tags
+FROM generate_series(0, {factor} - 1) AS k, bench_rows;
+"""
 TABLE_SQL = """
 CREATE TABLE bench_rows (
   id bigint PRIMARY KEY, created_at timestamptz NOT NULL, name text, amount numeric(12,2),
@@ -47,6 +55,7 @@ class PostgresTapBench:
         self.python = python
         self._stack = contextlib.ExitStack()
         self._server: PostgresServer | None = None
+        self._large_built = False
 
     def close(self) -> None:
         self._stack.close()
@@ -62,6 +71,16 @@ class PostgresTapBench:
             server.psql("VACUUM ANALYZE bench_rows", DATABASE)  # not inside a transaction
             self._server = server
         return self._server
+
+    def large_table(self) -> str:
+        """``bench_large`` (LARGE_FACTOR x N rows), built on first use; its stream."""
+        if not self._large_built:
+            print(f"    building a {self.records * LARGE_FACTOR:,}-row table ...", flush=True)
+            self.server.psql(LARGE_TABLE_SQL.format(factor=LARGE_FACTOR, records=self.records),
+                             DATABASE)
+            self.server.psql("VACUUM ANALYZE bench_large", DATABASE)
+            self._large_built = True
+        return LARGE_STREAM
 
     def config(self) -> dict[str, object]:
         server = self.server

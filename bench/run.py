@@ -40,6 +40,7 @@ from bench import (
 )
 from bench.generate import ensure_file, records_from_env
 from bench.postgres_tap import (
+    LARGE_FACTOR,
     ONE_ROW_STREAM,
     STREAM,
     PostgresTapBench,
@@ -56,8 +57,8 @@ GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_parquet_one",
-             "batch_jsonl", "upsert", "large", "markdown_kv", "pg_tap", "pg_batch", "pg_peer",
-             "pg_iceberg", "pg_iceberg_one")
+             "batch_jsonl", "upsert", "large", "markdown_kv", "pg_tap", "pg_batch",
+             "pg_batch_large", "pg_peer", "pg_iceberg", "pg_iceberg_one")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
@@ -71,6 +72,7 @@ LABELS = {
     "markdown_kv": "target-dativo-iceberg (format: markdown_kv, storage: string)",
     "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
     "pg_batch": "tap-dativo-postgres (same table to Parquet BATCH files)",
+    "pg_batch_large": "tap-dativo-postgres (10N-row table to Parquet BATCH files)",
     "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
     "pg_iceberg": "PostgreSQL -> Iceberg through BATCH (tap | target)",
     "pg_iceberg_one": "fixed cost: the same, a one-row table",
@@ -80,13 +82,15 @@ LABELS = {
 FIXED_COST_RUNS = {"batch_parquet_one": "batch_parquet", "pg_iceberg_one": "pg_iceberg"}
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
-TAP_RUNS = ("pg_tap", "pg_batch", "pg_peer", "pg_iceberg", "pg_iceberg_one")
+TAP_RUNS = ("pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
+            "pg_iceberg_one")
+GOAL_FLAT_MEMORY = 1.2  # peak RSS at 10N rows / at N rows
 GOAL_TAP_VS_PEER = 5.0
 GOAL_PG_ICEBERG_ROWS_PER_SECOND = 1_000_000
 TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
 # Runs whose input is not the events file: no floor ratio, but the same RSS goal.
 OWN_INPUT_RUNS = ("upsert", "large", "batch_parquet_one")
-RUN_ONCE = ("peer", "large")
+RUN_ONCE = ("peer", "large", "pg_batch_large")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 
 
@@ -342,10 +346,15 @@ class Bench:
             cmd, stdin=None, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows = count_records(run_dir / "stdout.log")
 
-    def pg_batch(self, result: Result) -> None:
+    def pg_batch_large(self, result: Result) -> None:
+        """The fast path on a table 10x larger: its peak RSS must stay flat."""
+        result.expected_rows = self.records * LARGE_FACTOR
+        self.pg_batch(result, self.postgres.large_table())
+
+    def pg_batch(self, result: Result, stream: str = STREAM) -> None:
         """The tap's BATCH fast path (ADBC -> Parquet); stdout holds the BATCH messages."""
         run_dir = self._dir("pg-batch")
-        cmd = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir,
+        cmd = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir, stream,
                                     **batch_settings(run_dir))
         result.seconds, result.peak_rss = measure(
             cmd, stdin=None, run_dir=run_dir, env=self.env, timeout=self.timeout)
@@ -490,6 +499,13 @@ def _postgres_checks(done: dict[str, Result], records: int) -> list[str]:
             "PASS" if ratio >= GOAL_TAP_VS_PEER else "FAIL")
         goal = "" if kind == "info" else f" (goal >= {GOAL_TAP_VS_PEER}x)"
         lines.append(f"- {verdict}: {LABELS[key]} {ratio:.2f}x meltanolabs-tap-postgres{goal}")
+    small, large = done.get("pg_batch"), done.get("pg_batch_large")
+    if small is not None and large is not None:
+        ratio = large.peak_rss / max(1, small.peak_rss)
+        verdict = "PASS" if ratio <= GOAL_FLAT_MEMORY else "FAIL"
+        lines.append(f"- {verdict}: {LABELS['pg_batch_large']} peak RSS "
+                     f"{large.peak_rss / 2**20:.0f} MB, {ratio:.2f}x that of N rows "
+                     f"(goal <= {GOAL_FLAT_MEMORY}x: memory flat in the table size)")
     run = done.get("pg_iceberg")
     if run is not None:
         rate = records / run.seconds

@@ -68,13 +68,13 @@ def arrow_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """The select-list expression whose Arrow value is the RECORD path's value."""
     column_type = column.type
     item_type = column_type.item_type if isinstance(column_type, sat.ARRAY) else column_type
-    if isinstance(item_type, sat.LargeBinary) and item_type is column_type:
+    if isinstance(column_type, sat.LargeBinary):  # (bytea[] streams take the record path)
         # PostgreSQL's base64 breaks lines every 76 characters; the RECORD path does not.
         encoded = sa.func.encode(column, "base64")
         return sa.func.translate(encoded, "\n", "").label(column.name)
     with_zone = isinstance(item_type, sat.Time) and item_type.timezone
     if needs_text(column_type) or with_zone or isinstance(
-            item_type, sat.Uuid | pg.INTERVAL | sat.Enum | sat.LargeBinary):
+            item_type, sat.Uuid | pg.INTERVAL | sat.Enum):
         text_type: sat.TypeEngine[Any] = (sat.ARRAY(sat.Text) if item_type is not column_type
                                           else sat.Text())
         return sa.cast(column, text_type).label(column.name)

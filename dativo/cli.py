@@ -96,7 +96,8 @@ def table_show(ctx: click.Context, tables: tuple[str, ...], show_all: bool,
     """Row count, schema, snapshots, sample rows and dead-letter count of landed tables.
 
     TABLES are dotted identifiers such as demo.crm.customers. Without --config the
-    embedded default catalog (./output/warehouse) is used.
+    embedded default catalog (./output/warehouse) is used. A table that cannot be read
+    is reported in one line after the others are shown (exit 1).
     """
     from dativo.tables import open_catalog, show_tables
 
@@ -104,9 +105,11 @@ def table_show(ctx: click.Context, tables: tuple[str, ...], show_all: bool,
         catalog_props = _catalog_props(config_path)
         if not tables and not show_all:
             raise ConfigError("name tables to show (e.g. demo.crm.customers) or pass --all")
-        show_tables(open_catalog(catalog_props), tables, sample=sample, echo=click.echo,
-                    snapshots=snapshots)
-        return 0
+        unreadable = show_tables(open_catalog(catalog_props), tables, sample=sample,
+                                 echo=click.echo, snapshots=snapshots)
+        for line in unreadable:
+            click.echo(f"error: {line}", err=True)
+        return 1 if unreadable else 0
 
     _run(ctx, action)
 

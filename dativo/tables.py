@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 
 DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
 DEAD_LETTER_SUFFIX = "__dead_letter"
+QUALITY_SUFFIX = "__quality"
+MARKDOWN_SUFFIXES = ("__markdown", "__md_files", "__kv", "__documents")
+"""Tables of the Markdown-KV storage patterns: string, raw_file, row_per_kv, document_level."""
+RESERVED_SUFFIXES = (DEAD_LETTER_SUFFIX, QUALITY_SUFFIX, *MARKDOWN_SUFFIXES)
+"""Suffixes the target appends to a stream's table name for its own tables. Each starts
+with ``__``, which :func:`dativo.names.table_name` never produces from a stream or
+contract name, so no stream can write into (or pre-create) another stream's table; a
+new suffix must start with ``__`` too (a test pins this)."""
 STATE_PROPERTY = "dativo.state"
 """Snapshot-summary key holding the Singer STATE that the commit covers."""
 RUN_ID_PROPERTY = "dativo.run-id"
@@ -69,9 +77,17 @@ def all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
 
 
 def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
-                echo: Callable[[str], Any], snapshots: int = 10) -> None:
+                echo: Callable[[str], Any], snapshots: int = 10) -> list[str]:
     """Print each table's row count, schema, newest ``snapshots`` snapshots, sample rows
-    and dead-letter count."""
+    and dead-letter count.
+
+    A table that cannot be loaded or read (e.g. metadata pyiceberg cannot parse) does
+    not hide the others: it is skipped, and one line per such table, naming it and
+    why, is returned for the caller to report.
+
+    Raises:
+        ConfigError: A named table does not exist.
+    """
     import duckdb
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -80,18 +96,31 @@ def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
     ]
     if not identifiers:
         echo("no tables yet")
+    unreadable = []
     for identifier in identifiers:
+        name = ".".join(identifier)
         try:
             table = catalog.load_table(identifier)
+            rows = table.scan().to_arrow()
+            dead_letters = _dead_letter_count(catalog, identifier)
         except NoSuchTableError as exc:
-            raise ConfigError(f"table {'.'.join(identifier)} does not exist") from exc
-        rows = table.scan().to_arrow()
-        echo(f"\n== {'.'.join(identifier)}: {rows.num_rows} rows ==")
+            raise ConfigError(f"table {name} does not exist") from exc
+        except Exception as exc:  # any reader fault: report this table, show the rest
+            unreadable.append(f"table {name} cannot be read: {_one_line(exc)}")
+            continue
+        echo(f"\n== {name}: {rows.num_rows} rows ==")
         echo(str(table.schema()))
         for line in snapshot_lines(table, limit=snapshots):
             echo(line)
         echo(str(duckdb.from_arrow(rows.slice(0, sample))))
-        echo(f"dead-letter rows: {_dead_letter_count(catalog, identifier)}")
+        echo(f"dead-letter rows: {dead_letters}")
+    return unreadable
+
+
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    """``exc`` as one short line (pydantic's errors span several)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def snapshot_lines(table: Table, *, limit: int) -> list[str]:

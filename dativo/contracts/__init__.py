@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dativo.contracts.arrow_schema import arrow_schema
-from dativo.contracts.model import Contract, FieldKind, FieldSpec
+from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, FieldSpec
 from dativo.contracts.odcs import lint_document, load_contract, load_yaml
 from dativo.contracts.resolve import resolve_contract_path
 from dativo.contracts.singer_schema import contract_from_singer_schema
@@ -16,6 +16,7 @@ from dativo.contracts.validation import (
 
 __all__ = [
     "ARROW_VIEW",
+    "MAX_NESTING_DEPTH",
     "REASONS_COLUMN",
     "CompiledContract",
     "Contract",

@@ -27,6 +27,13 @@ FieldKind = Literal[
 
 StringFormat = Literal["email", "uuid", "date", "date-time", "uri"]
 
+MAX_NESTING_DEPTH = 32
+"""Deepest column a contract or SCHEMA may declare: a top-level column is at depth 1,
+each object member or array element one deeper. pyiceberg cannot read back the table
+metadata of a column nested about 65 deep (and fails writing it a little earlier), and
+such a table then fails every later run, so deeper shapes are refused before any table
+is touched; the deep part can be declared as an object without properties (JSON text)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
@@ -67,6 +74,10 @@ class Contract:
     version: str | None = None
     source: str = "singer-schema"
     partitioning: tuple[tuple[str, str], ...] = field(default=())
+    table_suffix: str = ""
+    """A reserved suffix (``dativo.tables.RESERVED_SUFFIXES``) for a table the target
+    keeps beside the stream's own, e.g. Markdown-KV's; appended after naming, so a
+    stream's name can never produce it."""
 
     @property
     def primary_key(self) -> tuple[str, ...]:

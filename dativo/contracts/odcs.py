@@ -17,16 +17,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-from dativo.contracts.model import Contract, FieldKind, FieldSpec
+from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, FieldSpec
+from dativo.contracts.odcs_shape import column_problem, identifier_problems, too_deep
 from dativo.errors import ConfigError, ContractLintError
 
 SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2")
 
-_DECIMAL = re.compile(r"^(?:decimal|numeric|number)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
+_DECIMAL = re.compile(r"(?:decimal|numeric|number)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 PARTITION_TRANSFORM = "partitionTransform"
 """customProperties key for a partition column's Iceberg transform, e.g. ``day``."""
-_TRANSFORM = re.compile(r"^(identity|year|month|day|hour|bucket\[[1-9][0-9]*\]|"
-                        r"truncate\[[1-9][0-9]*\])$")
+_TRANSFORM = re.compile(r"identity|year|month|day|hour|bucket\[[1-9][0-9]*\]|"
+                        r"truncate\[[1-9][0-9]*\]")  # fullmatch: "day\n" is no transform
 _PHYSICAL_KINDS: dict[str, FieldKind] = {
     **dict.fromkeys(("bigint", "int8", "long", "int", "integer", "int4", "smallint",
                      "int2", "tinyint", "serial", "bigserial"), "integer"),
@@ -79,6 +80,9 @@ def load_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_NoTimestampLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"contract {path} is not valid YAML: {exc}") from exc
+    except RecursionError as exc:  # PyYAML composes nested nodes recursively
+        raise ConfigError(f"contract {path} is nested too deeply to read; a contract "
+                          f"column may be at most {MAX_NESTING_DEPTH} levels deep") from exc
 
 
 @functools.cache
@@ -99,10 +103,17 @@ def lint_document(doc: Any) -> list[str]:
     """Return every problem in a parsed contract; an empty list means it is valid."""
     if not isinstance(doc, dict):
         return ["(root): a contract must be a YAML mapping"]
-    problems = [
-        f"{_json_path(err.absolute_path)}: {err.message}"
-        for err in sorted(_odcs_validator().iter_errors(doc), key=lambda e: list(e.path))
-    ]
+    deep = too_deep(doc)  # first: the checks below recurse into the document
+    if deep is not None:
+        return [deep]
+    try:
+        problems = [
+            f"{_json_path(err.absolute_path)}: {err.message}"
+            for err in sorted(_odcs_validator().iter_errors(doc), key=lambda e: list(e.path))
+        ]
+    except RecursionError:
+        return ["(root): the document is nested too deeply to check"]
+    problems.extend(identifier_problems(doc))
     if doc.get("apiVersion") not in SUPPORTED_API_VERSIONS:
         problems.append(f"apiVersion: {doc.get('apiVersion')!r} is not one of "
                         f"{', '.join(SUPPORTED_API_VERSIONS)}")
@@ -119,6 +130,8 @@ def _lint_properties(props: list[Any], where: str) -> list[str]:
             continue
         path = f"{where}.properties[{j}]"
         name = prop.get("name", "?")
+        if (problem := column_problem(prop, path)) is not None:
+            problems.append(problem)
         if prop.get("primaryKey") and not prop.get("required"):
             problems.append(f"{path} ({name}): primaryKey columns must set required: true")
         try:
@@ -131,7 +144,7 @@ def _lint_properties(props: list[Any], where: str) -> list[str]:
                 re.compile(pattern)
             except re.error as exc:
                 problems.append(f"{path} ({name}): pattern does not compile: {exc}")
-        if prop.get("partitioned") and not _TRANSFORM.match(_partition_transform(prop)):
+        if prop.get("partitioned") and not _TRANSFORM.fullmatch(_partition_transform(prop)):
             problems.append(
                 f"{path} ({name}): partition transform {_partition_transform(prop)!r} is not "
                 "one of identity, year, month, day, hour, bucket[N], truncate[W]")
@@ -147,7 +160,7 @@ def _resolve_kind(prop: dict[str, Any]) -> tuple[FieldKind, int | None, int | No
     logical = prop.get("logicalType")
     physical = str(prop.get("physicalType") or "").strip().lower()
     if physical:
-        match = _DECIMAL.match(physical)
+        match = _DECIMAL.fullmatch(physical)
         if match:
             precision, scale = int(match.group(1)), int(match.group(2) or 0)
             if not 1 <= precision <= 38 or scale > precision:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
 from pathlib import Path
 
 from dativo.errors import ConfigError
+from dativo.names import check_tenant
 
 CONTRACT_SUFFIX = ".odcs.yaml"
 
@@ -22,10 +24,12 @@ def resolve_contract_path(
     Lookup order: ``stream_contracts[stream]`` (relative paths resolve against
     ``contracts_dir``), then ``<contracts_dir>/<tenant>/<domain>/<stream>.odcs.yaml``
     for any domain folder. Streams named ``schema-table`` (as SQL taps emit) also
-    match ``<table>.odcs.yaml``.
+    match ``<table>.odcs.yaml``. A stream name is a file name here, never a path or a
+    pattern: ``a/b``, ``..`` or ``*`` find no contract.
 
     Raises:
-        ConfigError: A mapped file is missing, or several domains hold the stream.
+        ConfigError: A mapped file is missing, several domains hold the stream, or
+            ``tenant_id`` is not a valid tenant id.
     """
     if stream in stream_contracts:
         path = Path(stream_contracts[stream])
@@ -38,12 +42,14 @@ def resolve_contract_path(
         return path
     if contracts_dir is None:
         return None
-    tenant_root = contracts_dir / tenant_id
+    tenant_root = contracts_dir / check_tenant("tenant_id", tenant_id)
     if not tenant_root.is_dir():
         return None
-    names = {stream, stream.split("-")[-1]}
+    names = {n for n in (stream, stream.split("-")[-1])
+             if n not in ("", ".", "..") and "/" not in n and "\\" not in n}
     found = sorted(
-        p for name in names for p in tenant_root.glob(f"*/{name}{CONTRACT_SUFFIX}")
+        p for name in names
+        for p in tenant_root.glob(f"*/{glob.escape(name)}{CONTRACT_SUFFIX}")
     )
     if len(found) > 1:
         listed = ", ".join(str(p) for p in found)

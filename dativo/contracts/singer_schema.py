@@ -6,7 +6,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from dativo.contracts.model import Contract, FieldKind, FieldSpec
+from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, FieldSpec
+from dativo.errors import CodecError
+from dativo.names import name_problem
 
 _STRING_FORMATS: dict[str, FieldKind] = {
     "date-time": "timestamptz",
@@ -47,7 +49,24 @@ def _non_null_types(schema: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     return [t for t in types if t != "null"], schema
 
 
-def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
+def _field(stream: str, path: str, name: str, schema: dict[str, Any], required: bool,
+           depth: int) -> FieldSpec:
+    """The column ``name`` at ``path`` (``a.b[].c``), ``depth`` levels deep (1: top level).
+
+    Raises:
+        CodecError: The column is nested deeper than :data:`MAX_NESTING_DEPTH` (checked
+            before going any deeper), or its name is not printable text.
+    """
+    if depth > MAX_NESTING_DEPTH:
+        raise CodecError(
+            f"SCHEMA for stream '{stream}': property {path} is nested {depth} levels deep; "
+            f"at most {MAX_NESTING_DEPTH} are supported (deeper Iceberg metadata cannot be "
+            "read back). Flatten it, or declare a level above as {\"type\": \"object\"} "
+            "without properties so it is stored as JSON text")
+    problem = name_problem(name)
+    if problem is not None:
+        raise CodecError(f"SCHEMA for stream '{stream}': column {path!r}: {problem}; "
+                         "rename the property (a stream map can alias it)")
     types, schema = _non_null_types(schema)
     kind: FieldKind
     children: tuple[FieldSpec, ...] = ()
@@ -69,11 +88,12 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
         kind = "object"
         nested_required = set(schema.get("required") or [])
         children = tuple(
-            _field(k, v, k in nested_required) for k, v in schema["properties"].items()
+            _field(stream, f"{path}.{k}", k, _as_schema(v), k in nested_required, depth + 1)
+            for k, v in schema["properties"].items()
         )
     elif types[0] == "array" and isinstance(schema.get("items"), dict):
         kind = "array"
-        item = _field("element", schema["items"], False)
+        item = _field(stream, f"{path}[]", "element", schema["items"], False, depth + 1)
     else:
         kind = "json"
     return FieldSpec(
@@ -94,15 +114,23 @@ def _field(name: str, schema: dict[str, Any], required: bool) -> FieldSpec:
     )
 
 
+def _as_schema(prop: Any) -> dict[str, Any]:
+    return prop if isinstance(prop, dict) else {}
+
+
 def contract_from_singer_schema(
     stream: str, schema: dict[str, Any], key_properties: list[str] | None
 ) -> Contract:
-    """Build a contract from a SCHEMA message; key properties become required keys."""
+    """Build a contract from a SCHEMA message; key properties become required keys.
+
+    Raises:
+        CodecError: A column is nested too deep or has an unusable name.
+    """
     keys = list(key_properties or [])
     required = set(schema.get("required") or []) | set(keys)
     fields = []
     for name, prop in (schema.get("properties") or {}).items():
-        spec = _field(name, prop if isinstance(prop, dict) else {}, name in required)
+        spec = _field(stream, name, name, _as_schema(prop), name in required, 1)
         if name in keys:
             spec = replace(spec, primary_key_position=keys.index(name) + 1)
         fields.append(spec)

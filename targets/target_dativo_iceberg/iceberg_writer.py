@@ -38,7 +38,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
 
-from dativo import metrics
+from dativo import metrics, names
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
 from dativo.tables import DEAD_LETTER_SUFFIX
@@ -110,8 +110,13 @@ def _evolve_schema(table: Table, schema: pa.Schema) -> None:
 
 
 def table_name(name: str) -> str:
-    """Iceberg-safe table name: lower-case, non-alphanumerics become underscores."""
-    return re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "stream"
+    """The Iceberg name for a stream, contract or domain name (:func:`dativo.names.table_name`:
+    letters and digits of any script kept, lower-cased, never a reserved suffix).
+
+    Raises:
+        ConfigError: The name has no letter or digit, or is not printable text.
+    """
+    return names.table_name(name)
 
 
 class IcebergWriter:
@@ -134,19 +139,24 @@ class IcebergWriter:
         """The tenant's namespace for a contract, refusing any other tenant's.
 
         Raises:
-            ConfigError: The contract declares a different tenant.
+            ConfigError: The contract declares a different tenant, or its domain
+                cannot name a namespace.
         """
-        if contract.tenant is not None and contract.tenant != self.tenant_id:
-            raise ConfigError(
-                f"contract {contract.source} belongs to tenant {contract.tenant!r}, but this "
-                f"target runs for tenant_id {self.tenant_id!r}; one tenant's run cannot write "
-                "into another tenant's namespace"
-            )
-        return (self.tenant_id, table_name(contract.domain))
+        tenant, domain, _ = self.table_identifier(contract)
+        return (tenant, domain)
+
+    def table_identifier(self, contract: Contract, suffix: str = "") -> tuple[str, ...]:
+        """Where the contract's table lives (:func:`dativo.names.table_identifier`); a
+        reserved ``suffix`` names the target's own table beside it (dead letters).
+
+        Raises:
+            ConfigError: As :meth:`namespace`, or the table name breaks the naming rule.
+        """
+        return names.table_identifier(self.tenant_id, contract, suffix)
 
     def ensure_table(self, contract: Contract, schema: pa.Schema) -> Table:
         """Load the stream's table, creating it or adding new columns as needed."""
-        identifier = (*self.namespace(contract), table_name(contract.name))
+        identifier = self.table_identifier(contract)
         table = self._create_or_load(identifier, schema)
         attempt = 0
         while True:  # each step re-checks the table, so a retry redoes only what is missing
@@ -180,8 +190,7 @@ class IcebergWriter:
                 tx.set_properties(changed)
 
     def dead_letter_table(self, contract: Contract) -> Table:
-        identifier = (*self.namespace(contract),
-                      table_name(contract.name) + DEAD_LETTER_SUFFIX)
+        identifier = self.table_identifier(contract, DEAD_LETTER_SUFFIX)
         return self._create_or_load(identifier, DEAD_LETTER_SCHEMA)
 
     def _create_or_load(self, identifier: tuple[str, ...], schema: pa.Schema) -> Table:

@@ -34,6 +34,7 @@ from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import (
+    StreamTables,
     contract_for_stream,
     schema_drift,
     stream_keys,
@@ -72,6 +73,7 @@ class Loader:
         self.run_id = uuid.uuid4().hex
         self.stats: dict[str, StreamStats] = {}
         self._streams: dict[str, _Stream] = {}
+        self._tables = StreamTables(settings.tenant_id)
         self._spool_dir = tempfile.TemporaryDirectory(prefix="dativo-spool-")
         self._con = duckdb.connect(config={"threads": 2})
         self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
@@ -106,6 +108,7 @@ class Loader:
             stream, schema, contract, evolution)
         if evolution == "evolve":
             contract = with_schema_only_columns(stream, schema, contract)
+        self._tables.claim(stream, contract)  # before any table is touched
         try:
             compiled = compile_contract(contract,
                                         reject_unknown_columns=evolution == "freeze")

@@ -48,6 +48,7 @@ from dativo.markdown_kv import (
     render_record,
     render_records,
 )
+from dativo.tables import MARKDOWN_SUFFIXES
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -150,11 +151,12 @@ class MarkdownKVSettings:
     @property
     def table_suffix(self) -> str:
         """What the stream's table name gets for this pattern's own table."""
+        as_text, as_files, per_kv, per_document = MARKDOWN_SUFFIXES
         if self.storage == "string":
-            return "__markdown"
+            return as_text
         if self.storage == "raw_file":
-            return "__md_files"
-        return "__kv" if self.layout == "row_per_kv" else "__documents"
+            return as_files
+        return per_kv if self.layout == "row_per_kv" else per_document
 
     @property
     def schema(self) -> pa.Schema:
@@ -222,9 +224,9 @@ class MarkdownKVWriter:
             else ("doc_id",)
         fields = tuple(FieldSpec(name, "string", required=True, primary_key_position=i)
                        for i, name in enumerate(keys, start=1))
-        return Contract(name=contract.name + self.settings.table_suffix, fields=fields,
-                        domain=contract.domain, tenant=contract.tenant,
-                        version=contract.version, source=contract.source)
+        return Contract(name=contract.name, fields=fields, domain=contract.domain,
+                        tenant=contract.tenant, version=contract.version,
+                        source=contract.source, table_suffix=self.settings.table_suffix)
 
     def render(self, stream: str, contract: Contract, valid: pa.Table,
                keys: Sequence[str], bookmark: Any, io: FileIO) -> Rendered:

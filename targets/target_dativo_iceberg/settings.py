@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -11,6 +10,7 @@ from typing import Any, Literal, get_args
 
 from dativo.errors import ConfigError
 from dativo.metrics import MetricsSettings
+from dativo.names import check_tenant
 from dativo.tables import default_catalog_properties
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings, OutputFormat
 
@@ -24,7 +24,6 @@ DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
 DEFAULT_TARGET_FILE_SIZE_MB = 160
 DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "uncompressed"]
-TENANT_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +59,7 @@ class TargetSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
         """Build settings, raising :class:`ConfigError` that names the bad key."""
-        tenant = config.get("tenant_id")
-        if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
-            raise ConfigError(
-                f"tenant_id: {tenant!r} is invalid; use lower-case letters, digits and "
-                "underscores, starting with a letter (it names Iceberg namespaces)"
-            )
+        tenant = check_tenant("tenant_id", config.get("tenant_id"))
         # Meltano passes declared but unset catalog.* settings as nulls: still the default.
         catalog = flat_properties(config.get("catalog") or {}) or default_catalog_properties()
         if "warehouse" not in catalog and catalog.get("type", "sql") == "sql":

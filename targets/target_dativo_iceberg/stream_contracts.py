@@ -1,4 +1,5 @@
-"""Pick the contract for a stream: its ODCS file, else its Singer SCHEMA."""
+"""Pick the contract for a stream (its ODCS file, else its Singer SCHEMA) and the table
+it lands in, one stream per table."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from dativo.contracts import (
     load_contract,
     resolve_contract_path,
 )
-from dativo.errors import ConfigError
+from dativo.errors import CodecError, ConfigError
+from dativo.names import table_identifier, table_name
 from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
 
 LOGGER = logging.getLogger(__name__)
@@ -26,8 +28,13 @@ def contract_for_stream(
     """Resolve, lint and load the stream's contract (see ARCHITECTURE.md, Contracts).
 
     Raises:
+        CodecError: The stream's name cannot name a table (see :func:`table_name`).
         ConfigError: The contract is invalid or belongs to another tenant.
     """
+    try:
+        table_name(stream)
+    except ConfigError as exc:
+        raise CodecError(f"SCHEMA for stream {stream!r}: {exc}") from exc
     path = resolve_contract_path(
         stream,
         tenant_id=settings.tenant_id,
@@ -132,3 +139,31 @@ def stream_keys(stream: str, contract: Contract, key_properties: Sequence[str],
             f"{needed_by}: key column(s) {', '.join(unknown)} of stream '{stream}' are "
             f"not in contract {contract.source}; add them to it")
     return keys
+
+
+class StreamTables:
+    """The table each stream of a run writes to, so two streams never share one: their
+    rows, dead letters and bookmarks would mix (``a/b`` and ``a.b``, ``Users`` and
+    ``users``, or two streams mapped to one contract)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._owners: dict[tuple[str, ...], str] = {}
+
+    def claim(self, stream: str, contract: Contract) -> tuple[str, ...]:
+        """Record that ``stream`` writes to its contract's table; return the identifier.
+
+        Raises:
+            CodecError: Another stream of this run already writes to that table.
+            ConfigError: The contract belongs to another tenant, or one of its names
+                breaks the naming rule.
+        """
+        identifier = table_identifier(self.tenant_id, contract)
+        owner = self._owners.setdefault(identifier, stream)
+        if owner != stream:
+            raise CodecError(
+                f"streams {owner!r} and {stream!r} would both land in table "
+                f"{'.'.join(identifier)} (table names keep letters and digits, lower-cased; "
+                "see README.md, Table names); rename one of them with a stream map "
+                "(__alias__) or give each its own contract")
+        return identifier

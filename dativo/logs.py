@@ -4,6 +4,10 @@ Redaction happens in a filter on the root handlers, after a record's message and
 traceback are rendered, so no code path (ours, singer-sdk's, pyiceberg's exception
 texts) can print a secret: the values of settings marked secret or named like one,
 passwords inside URIs/DSNs, and strings shaped like API keys or bearer tokens.
+
+A second filter keeps every error one line: a traceback (ours or a library's, such as
+SQLAlchemy's pool logging a failed reset) is only printed when the root logger is at
+DEBUG (``LOGLEVEL=DEBUG``).
 """
 
 from __future__ import annotations
@@ -20,16 +24,36 @@ LogFormat = Literal["text", "json"]
 MASK = "***"
 SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|private|api_?key",
                         re.IGNORECASE)
+_KEYED = re.compile(
+    r"(?P<key>(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[\"']?)"
+    r"(?P<sep>\s*[:=]\s*)"
+    r"(?:(?P<quote>[\"'])(?P<quoted>[^\"'\n]*)(?P=quote)|(?P<value>[^\s\"',&;)}]+))",
+    re.IGNORECASE)
+_PROSE = re.compile(r"[a-z]+")
 _PATTERNS = (
     # user:password@ in a URI or DSN
     (re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)"), r"\g<keep>***"),
-    # password=..., "token": "...", api_key: ...
-    (re.compile(r"(?P<keep>(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)"
-                r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',&;)}]+", re.IGNORECASE), r"\g<keep>***"),
     (re.compile(r"(?P<keep>\bBearer\s+)\S+", re.IGNORECASE), r"\g<keep>***"),
     (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"), MASK),  # Stripe keys
     (re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{30,}"), MASK),  # HubSpot private app
 )
+NUMERIC_SECRET_DIGITS = 6
+"""A secret setting given as a number is masked from this many digits (shorter ones
+would mask counts and years in ordinary log lines)."""
+
+
+def _mask_keyed(match: re.Match[str]) -> str:
+    """``password=...``, ``"token": "..."``, ``api_key: ...``: mask the value.
+
+    Not prose: in ``api_key: set a valid key`` the unquoted lower-case word after
+    ``key: `` is the start of a sentence, not a value (a value has digits, capitals
+    or symbols, is quoted, or follows ``=`` or a colon without a space)."""
+    key, sep = match["key"], match["sep"]
+    if match["quote"] is not None:
+        return f"{key}{sep}{match['quote']}{MASK}{match['quote']}"
+    if sep.strip() == ":" and sep != ":" and _PROSE.fullmatch(match["value"]):
+        return match[0]
+    return f"{key}{sep}{MASK}"
 
 
 def secret_values(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> set[str]:
@@ -45,6 +69,10 @@ def secret_values(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         elif isinstance(value, list):
             for item in value:
                 walk(item, key)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if (key in marked or SECRET_KEY.search(key)) and \
+                    len(str(abs(value))) >= NUMERIC_SECRET_DIGITS:
+                found.add(str(value))  # a password given as a number (73519264)
         elif isinstance(value, str) and value:
             if key in marked or SECRET_KEY.search(key):
                 found.add(value)
@@ -71,7 +99,7 @@ class SecretRedactor(logging.Filter):
             text = text.replace(secret, MASK)
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
-        return text
+        return _KEYED.sub(_mask_keyed, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = self.redact(record.getMessage()), None
@@ -81,8 +109,24 @@ class SecretRedactor(logging.Filter):
         return True
 
 
+class TracebackOnlyAtDebug(logging.Filter):
+    """Drops the traceback of records below DEBUG verbosity: every error is one line.
+
+    Our own handlers already attach a traceback only at DEBUG; this holds libraries to
+    the same rule (SQLAlchemy's pool logs ``exc_info`` when it cannot reset a
+    connection the server killed). ``LOGLEVEL=DEBUG`` brings them all back.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.exc_info or record.exc_text or record.stack_info) and \
+                not logging.getLogger().isEnabledFor(logging.DEBUG):
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
 def configure(*, secrets: Iterable[str] = (), log_format: LogFormat = "text") -> None:
-    """Install redaction (and the JSON formatter, if asked) on every root handler."""
+    """Install redaction, one-line errors (and the JSON formatter, if asked) on every
+    root handler; calling it again replaces the filters it installed before."""
     if log_format not in ("text", "json"):
         raise ConfigError(f"log_format: {log_format!r} must be 'text' or 'json'")
     root = logging.getLogger()
@@ -90,8 +134,10 @@ def configure(*, secrets: Iterable[str] = (), log_format: LogFormat = "text") ->
         logging.basicConfig()
     redactor = SecretRedactor(secrets)
     for handler in root.handlers:
-        for old in [f for f in handler.filters if isinstance(f, SecretRedactor)]:
+        for old in [f for f in handler.filters
+                    if isinstance(f, SecretRedactor | TracebackOnlyAtDebug)]:
             handler.removeFilter(old)
+        handler.addFilter(TracebackOnlyAtDebug())  # before the redactor renders it
         handler.addFilter(redactor)
         if log_format == "json":
             from singer_sdk.logging import StructuredFormatter

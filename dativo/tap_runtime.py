@@ -1,27 +1,33 @@
 """What every dativo tap adds to singer-sdk: clean errors, redacted logs, metrics.
 
-Mix :class:`ObservedTap` in before ``singer_sdk.Tap``. A :class:`DativoError` (bad
-config, bad input, an API refusing) becomes one ERROR line and exit code 2 in every
-entry point (sync, ``--discover``, ``--test``). Secrets (settings marked secret,
-passwords in DSNs, key-shaped strings) are masked in every log line from the moment
-the config is parsed; RECORD messages are counted per stream as they are written; and
-the run's metrics are exported at the end (see :mod:`dativo.metrics`).
+Mix :class:`ObservedTap` in before ``singer_sdk.Tap``. Every failure is one ERROR line
+in every entry point (sync, ``--discover``, ``--test``): a :class:`DativoError` (bad
+config, bad input, an API refusing) and the known third-party families (database
+driver, HTTP client and singer-sdk errors; see :func:`known_failure`) exit 2, anything
+else (a bug) exits 1; the traceback is only added at ``LOGLEVEL=DEBUG``. Config
+validation names the key and what it expects, never a secret value
+(:mod:`dativo.schema_messages`). Secrets (settings marked secret, passwords in DSNs,
+key-shaped strings) are masked in every log line from before the config is validated;
+RECORD messages are counted per stream as they are written; and the run's metrics are
+exported at the end (see :mod:`dativo.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import click
 from singer_sdk import typing as th
 
 from dativo import logs, metrics
 from dativo.errors import DativoError
 from dativo.metrics import MetricsSettings, RunMetrics
+from dativo.schema_messages import validate_config
 
 if TYPE_CHECKING:
     from prometheus_client import Counter as _Counter
@@ -40,19 +46,103 @@ OBSERVABILITY_SETTINGS = th.PropertiesList(
                    "node-exporter textfile, or serve on 127.0.0.1:<port> during the run."),
 ).to_dict()
 
+RERUN = "a rerun starts again from the last STATE"
+DEBUG_HINT = "LOGLEVEL=DEBUG shows the traceback"
+_DATABASE = ("the source database failed", "check that the server is up and reachable and "
+             "the connection settings (host, port, user, password, database, sslmode or "
+             f"sqlalchemy_url); {RERUN}")
+_HTTP = ("an HTTP request failed", f"check api_base and the network; {RERUN}")
+_API = ("the API refused the request", f"check the credentials and the selection; {RERUN}")
+_CONFIG = ("the config is invalid", "fix the setting named above")
+KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {
+    ("sqlalchemy.exc", "DBAPIError"): _DATABASE,
+    ("psycopg2", "Error"): _DATABASE,
+    ("adbc_driver_manager", "Error"): _DATABASE,
+    ("requests.exceptions", "RequestException"): _HTTP,
+    ("urllib3.exceptions", "HTTPError"): _HTTP,
+    ("stripe._error", "StripeError"): _API,
+    ("singer_sdk.exceptions", "FatalAPIError"): _API,
+    ("singer_sdk.exceptions", "RetriableAPIError"): _API,
+    ("singer_sdk.exceptions", "ConfigurationError"): _CONFIG,
+}
+"""Third-party exception families a user can act on (module, class; subclasses
+included), with what failed and what to check. Matched by name, so no driver is
+imported that the tap does not use."""
+
+
+def known_failure(exc: BaseException) -> str | None:
+    """One line for a known third-party failure (:data:`KNOWN_FAILURES`), else None."""
+    for cls in type(exc).__mro__:
+        found = KNOWN_FAILURES.get((cls.__module__, cls.__name__))
+        if found is not None:
+            what, hint = found
+            return f"{what}: {_first_line(exc)} ({type(exc).__name__}); {hint}"
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own text: SQLAlchemy wraps it with the statement and a web link."""
+    cause = getattr(exc, "orig", None) or exc
+    errors = getattr(exc, "errors", None)  # singer-sdk's ConfigValidationError
+    text = "; ".join(map(str, errors)) if errors else str(cause)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
+class _SyncFailureEcho(logging.Filter):
+    """singer-sdk logs "An unhandled error occurred while syncing 'S'" before the error
+    reaches the tap's handler, which reports it in one line: the echo is dropped below
+    DEBUG, and its stream is remembered so that line can name it."""
+
+    TEMPLATE = "An unhandled error occurred while syncing '%s'"
+    stream: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.TEMPLATE:
+            return True
+        if isinstance(record.args, tuple) and record.args:
+            _SyncFailureEcho.stream = str(record.args[0])
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _install_sync_failure_filter() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _SyncFailureEcho) for f in handler.filters):
+            handler.addFilter(_SyncFailureEcho())
+
+
+def _naming_the_stream(message: str) -> str:
+    stream = _SyncFailureEcho.stream
+    if stream and f"'{stream}'" not in message:
+        return f"stream '{stream}': {message}"
+    return message
+
 
 @contextmanager
 def exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a DativoError into one ERROR line and exit code 2, as all Dativo CLIs do.
+    """Turn every failure into one ERROR line: exit 2 for a :class:`DativoError` or a
+    known third-party failure (:func:`known_failure`), exit 1 for anything else.
 
     The message names the file, line, stream or setting and the fix; a traceback would
     bury it, so it is only added at log level DEBUG.
     """
+    debug = logger.isEnabledFor(logging.DEBUG)
     try:
         yield
     except DativoError as exc:
-        logger.error("%s", exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+        logger.error("%s", _naming_the_stream(str(exc)), exc_info=debug)
         sys.exit(2)
+    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise  # click's own control flow (``ctx.exit()`` after --discover) and usage errors
+    except Exception as exc:
+        known = known_failure(exc)
+        if known is not None:
+            logger.error("%s", _naming_the_stream(known), exc_info=debug)
+            sys.exit(2)
+        logger.error("%s", _naming_the_stream(
+            f"unexpected {type(exc).__name__}: {_first_line(exc)}; {DEBUG_HINT}, please "
+            "report it"), exc_info=debug)
+        sys.exit(1)
 
 
 class _CountingWriter:
@@ -87,14 +177,25 @@ class ObservedTap:
     config: Any
     config_jsonschema: dict
     message_writer: Any
+    _config: dict[str, Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         secret_keys = [k for k, v in self.config_jsonschema.get("properties", {}).items()
                        if v.get("secret")]
+        given = kwargs.get("config")
+        # Redact from the start: validation and discovery (in super) may log and fail.
+        logs.configure(secrets=logs.secret_values(given if isinstance(given, Mapping)
+                                                  else {}, secret_keys))
+        _install_sync_failure_filter()
+        super().__init__(*args, **kwargs)
         logs.configure(secrets=logs.secret_values(self.config, secret_keys),
                        log_format=self.config.get("log_format") or "text")
         self.message_writer = _CountingWriter(self.message_writer, self.run_metrics)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's hook, through :func:`validate_config` (secret-safe messages,
+        one :class:`ConfigError`, exit 2)."""
+        return validate_config(self, self._config, raise_errors=raise_errors)
 
     def count_records(self, stream: str, records: int) -> None:
         """Count records sent in BATCH files (RECORD messages are counted as written)."""

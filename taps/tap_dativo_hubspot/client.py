@@ -2,8 +2,9 @@
 
 Every response passes :func:`classify_response`: 429 and 5xx (and a body that is not
 JSON, i.e. cut short) are :class:`TransientFailure` for the shared
-:class:`~dativo.resilience.ResiliencePolicy`; 401, 403 and 4xx are
-:class:`FatalApiError` with what to fix. Connection errors become transient failures in
+:class:`~dativo.resilience.ResiliencePolicy`; 401, 403 and 4xx, and a 200 without the
+``results`` list every endpoint read here pages, are :class:`FatalApiError` with what
+to fix. Connection errors become transient failures in
 :func:`send_once`. The token is only ever in the Authorization header, never in a URL or
 a message.
 """
@@ -34,10 +35,18 @@ def classify_response(response: requests.Response) -> None:
     if status >= 400:
         raise _fatal(response, path)
     try:
-        response.json()
+        body = response.json()
     except ValueError as exc:
         raise TransientFailure("bad-body", f"{path}: the body is not JSON (cut short?)"
                                ) from exc
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        # Every endpoint the tap reads pages a 'results' list; without it a page would
+        # read as "no records" and the bookmark would move past data never seen.
+        raise FatalApiError(
+            f"HubSpot answered {response.request.method} {path} with HTTP {status} but no "
+            "'results' list; check that api_base is HubSpot's API "
+            f"({DEFAULT_API_BASE}) and not a proxy or another service",
+            status=status, path=path)
 
 
 def _fatal(response: requests.Response, path: str) -> FatalApiError:

@@ -76,6 +76,7 @@ class TapDativoHubSpot(ObservedTap, Tap):
     name = "tap-dativo-hubspot"
     package_name = "dativo-ingest"
     config_jsonschema = _config_schema()
+    dynamic_catalog = True  # discovery reads the portal's properties: it needs the config
 
     @cached_property
     def policy(self) -> ResiliencePolicy:

@@ -62,6 +62,9 @@ def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
         except sa.exc.ArgumentError:
             raise ConfigError("sqlalchemy_url: not a URL; expected "
                               "postgresql://user:password@host:port/database") from None
+        except ValueError:  # SQLAlchemy's int() of the port; its text quotes the port only
+            raise ConfigError("sqlalchemy_url: the port is not a number; expected "
+                              "postgresql://user:password@host:port/database") from None
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ConfigError(f"sqlalchemy_url: scheme {url.drivername!r} is not PostgreSQL; "
                               "use postgresql:// or postgresql+psycopg2://")
@@ -115,9 +118,20 @@ class PostgresConnector(SQLConnector):
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
-        """A connection whose queries stream through a server-side (named) cursor."""
+        """A connection whose queries stream through a server-side (named) cursor.
+
+        Rows are fetched from the driver's cursor, past SQLAlchemy, so SQLAlchemy never
+        learns when the server dropped the connection (``pg_terminate_backend``, a
+        restart): on any error with the socket gone, the connection is invalidated
+        here, else the pool's rollback on return fails and logs a second error.
+        """
         with self._engine.connect().execution_options(stream_results=True) as conn:
-            yield conn
+            try:
+                yield conn
+            except BaseException:
+                if _closed(conn):
+                    conn.invalidate()
+                raise
 
     def get_schema_names(self, engine: Engine, inspected: reflection.Inspector) -> list[str]:
         """``filter_schemas`` when set, else every schema except the system ones."""
@@ -188,3 +202,11 @@ def _schema_name(entry: Mapping[str, Any]) -> str:
         if not item.get("breadcrumb"):
             return str(item.get("metadata", {}).get("schema-name", ""))
     return ""
+
+
+def _closed(conn: sa.Connection) -> bool:
+    """The driver connection under ``conn`` is closed (psycopg2: ``closed`` != 0)."""
+    if conn.invalidated or conn.closed:
+        return False
+    dbapi = conn.connection.dbapi_connection
+    return dbapi is not None and bool(getattr(dbapi, "closed", 0))

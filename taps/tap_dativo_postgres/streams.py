@@ -252,8 +252,10 @@ class PostgresStream(BatchFilesStream, SQLStream):
             cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
             reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
-                              f"failed: {reason}; the next run starts again from the last "
-                              "STATE, so no row is lost") from None
+                              f"failed: {reason}; rerun when the server is back: it starts "
+                              "again from the last STATE, so no row is lost (an append-only "
+                              "target loads rows it committed after that STATE again, see "
+                              "docs/tap-postgres.md)") from None
 
 
 def record_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:

@@ -7,6 +7,9 @@ and HubSpot's 10,000-result window: paging past it answers 400), ``GET
 /crm/v3/properties/<type>``, ``GET /crm/v3/owners`` and ``GET
 /crm/v4/objects/<type>/<id>/associations/<to_type>``. Property values are strings, as
 HubSpot sends them. Bearer auth with a private-app token; HubSpot's error JSON.
+
+``results_missing_under`` (a path prefix) makes the answers under it HTTP 200 without
+their ``results`` list, as a proxy or a changed API might.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class HubSpotApi(FixtureApi):
     token: str = TOKEN
     clock: int = 1_700_000_000_000
     frozen: bool = False
+    results_missing_under: str | None = None
     objects: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {name: {} for name in PROPERTIES})
     owners: list[dict[str, Any]] = field(default_factory=list)
@@ -142,6 +146,11 @@ class HubSpotApi(FixtureApi):
     def route(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return json_response(401, self.error_body(401))
+        if self.results_missing_under and request.path.startswith(self.results_missing_under):
+            return json_response(200, {"paging": {}, "status": "COMPLETE"})
+        return self._route(request)
+
+    def _route(self, request: Request) -> Response:
         path = request.path
         if match := re.fullmatch(r"/crm/v3/properties/(\w+)", path):
             return self._known(match[1]) or json_response(

@@ -1,0 +1,152 @@
+"""JSON Schema validation errors as messages that quote no secret and no file.
+
+jsonschema's own messages start with the offending value: ``'lenient' is not one of
+['strict', 'warn']`` helps, but ``73519264 is not of type 'string'`` prints a password,
+and an object's message prints the whole object (a file's lines, when a setting points
+at the wrong file). :func:`describe` keeps jsonschema's wording for a short scalar of an
+ordinary setting and otherwise names only the expectation: the type, the choices, the
+pattern. Secret means declared ``secret: true`` or named like a secret
+(:data:`dativo.logs.SECRET_KEY`). :func:`validate_config` is the config check every
+dativo plugin (taps and target) runs in place of singer-sdk's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jsonschema import ValidationError
+
+from dativo.errors import ConfigError
+from dativo.logs import SECRET_KEY
+
+QUOTE_LIMIT = 40
+"""Longest string value quoted back in a message (a file path or a choice fits)."""
+KEYS_LISTED = 3
+"""Unexpected keys named in a message; more are counted, not listed."""
+
+
+def describe(error: ValidationError, *, where: str | None = None) -> str:
+    """One validation error as a message; ``where`` defaults to ``in config[...]``.
+
+    Args:
+        error: The error, as ``iter_errors`` yields it.
+        where: How to name the location, e.g. ``schema[0].name:`` for a contract.
+    """
+    location = where if where is not None else config_location(error.absolute_path)
+    if error.validator == "required":  # names the schema's key, quotes no value
+        text = error.message
+    elif error.validator == "additionalProperties":
+        text = _unexpected_keys(error)
+    elif not is_secret(error) and _quotable(error.instance):
+        text = error.message
+    else:
+        text = f"{_subject(error)} {_expectation(error)}"
+    return f"{location}: {text}" if where is not None else f"{text}{location}"
+
+
+def config_location(path: Sequence[Any]) -> str:
+    """singer-sdk's wording: `` in config['metrics']['port']``."""
+    if not path:
+        return ""
+    return " in config[" + "][".join(repr(part) for part in path) + "]"
+
+
+def is_secret(error: ValidationError) -> bool:
+    """The value is a secret: its schema says so, or a key on its path is named like one."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    return bool(schema.get("secret")) or any(
+        isinstance(part, str) and SECRET_KEY.search(part) for part in error.absolute_path)
+
+
+def _quotable(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= QUOTE_LIMIT and "\n" not in value
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _json_type(value: Any) -> str:
+    for kind, names in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+                        (str, "a string"), (dict, "an object"), (list, "an array")):
+        if isinstance(value, kind):
+            return names
+    return "null" if value is None else type(value).__name__
+
+
+def _subject(error: ValidationError) -> str:
+    kind = _json_type(error.instance)
+    if is_secret(error):
+        return f"{kind} (not shown: the setting is secret)"
+    if isinstance(error.instance, str):
+        return f"a string of {len(error.instance)} characters (not shown)"
+    return f"{kind} (not shown)"
+
+
+def _expectation(error: ValidationError) -> str:
+    """What the schema wanted, from the schema alone (never from the value)."""
+    rule, wanted = error.validator, error.validator_value
+    if rule == "type":
+        types = wanted if isinstance(wanted, list) else [wanted]
+        return "is not of type " + ", ".join(repr(t) for t in types)
+    if rule == "enum":
+        return f"is not one of {list(wanted)!r}"
+    if rule == "const":
+        return f"is not {wanted!r}"
+    if rule == "pattern":
+        return f"does not match {wanted!r}"
+    if rule == "format":
+        return f"is not a valid {wanted}"
+    if rule in ("anyOf", "oneOf"):
+        return "matches none of the allowed forms"
+    return f"fails the schema's {rule} {wanted!r} rule" if _quotable(wanted) else (
+        f"fails the schema's {rule} rule")
+
+
+def _unexpected_keys(error: ValidationError) -> str:
+    """The first few unexpected keys, each cut short: keys are names, not values, but
+    the keys of a file that is no YAML document of ours are its lines."""
+    declared = set((error.schema or {}).get("properties", {})) if isinstance(
+        error.schema, dict) else set()
+    extra = [k for k in (error.instance or {}) if k not in declared] if isinstance(
+        error.instance, dict) else []
+    return "unexpected key(s) " + clipped_list(extra)
+
+
+def clipped_list(names: Iterable[Any]) -> str:
+    """``'a', 'b', 'c' and 4 more``, each name cut to :data:`QUOTE_LIMIT` characters."""
+    texts = [str(n) for n in names]
+    shown = ", ".join(repr(clip(t)) for t in texts[:KEYS_LISTED])
+    more = len(texts) - KEYS_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` on one line and at most ``limit`` characters (``...`` marks a cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def config_problems(plugin: Any, config: dict[str, Any]) -> list[str]:
+    """singer-sdk's config check (the same validator, so defaults are filled in), with
+    messages from :func:`describe`: a secret's value, a long
+    value or an object is never quoted back."""
+    from singer_sdk.plugin_base import JSONSchemaValidator  # the plugin's own validator
+
+    schema = plugin.config_jsonschema
+    plugin.append_builtin_config(schema)
+    return [describe(error) for error in JSONSchemaValidator(schema).iter_errors(config)]
+
+
+def validate_config(plugin: Any, config: dict[str, Any], *, raise_errors: bool) -> list[str]:
+    """Check ``config``; raise one :class:`ConfigError` listing every problem.
+
+    Raises:
+        ConfigError: ``raise_errors`` and the config fails the plugin's schema.
+    """
+    problems = config_problems(plugin, config)
+    if problems and raise_errors:
+        raise ConfigError("Config validation failed: " + "; ".join(problems))
+    if problems:
+        plugin.logger.warning("Config validation found problems (not needed for this "
+                              "command): %s", "; ".join(problems))
+    return problems

@@ -20,6 +20,7 @@ import yaml
 from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, FieldSpec
 from dativo.contracts.odcs_shape import column_problem, identifier_problems, too_deep
 from dativo.errors import ConfigError, ContractLintError
+from dativo.schema_messages import clip, describe
 
 SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2")
 
@@ -76,13 +77,24 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read contract {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"contract {path} is not UTF-8 text (byte {exc.start}); check "
+                          "the path") from None
     try:
         return yaml.load(text, Loader=_NoTimestampLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"contract {path} is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # its text quotes the file: the position only (no chain)
+        raise ConfigError(f"contract {path} is not valid YAML: {_yaml_problem(exc)}"
+                          ) from None
     except RecursionError as exc:  # PyYAML composes nested nodes recursively
         raise ConfigError(f"contract {path} is nested too deeply to read; a contract "
                           f"column may be at most {MAX_NESTING_DEPTH} levels deep") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, never the offending line: the file may be a secret one."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = clip(str(getattr(exc, "problem", None) or type(exc).__name__), 80)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 
 @functools.cache
@@ -103,19 +115,22 @@ def lint_document(doc: Any) -> list[str]:
     """Return every problem in a parsed contract; an empty list means it is valid."""
     if not isinstance(doc, dict):
         return ["(root): a contract must be a YAML mapping"]
+    if "apiVersion" not in doc and "kind" not in doc:  # e.g. a config, /etc/shadow
+        return ["(root): neither apiVersion nor kind is set, so this is no ODCS contract "
+                "(nothing of it is quoted); check the path"]
     deep = too_deep(doc)  # first: the checks below recurse into the document
     if deep is not None:
         return [deep]
     try:
-        problems = [
-            f"{_json_path(err.absolute_path)}: {err.message}"
+        problems = [  # describe(): no secret, long value or whole object quoted back
+            describe(err, where=_json_path(err.absolute_path))
             for err in sorted(_odcs_validator().iter_errors(doc), key=lambda e: list(e.path))
         ]
     except RecursionError:
         return ["(root): the document is nested too deeply to check"]
     problems.extend(identifier_problems(doc))
     if doc.get("apiVersion") not in SUPPORTED_API_VERSIONS:
-        problems.append(f"apiVersion: {doc.get('apiVersion')!r} is not one of "
+        problems.append(f"apiVersion: {clip(repr(doc.get('apiVersion')))} is not one of "
                         f"{', '.join(SUPPORTED_API_VERSIONS)}")
     for i, obj in enumerate(doc.get("schema") or []):
         if isinstance(obj, dict):

@@ -23,6 +23,7 @@ from dativo import logs
 from dativo.errors import DativoError
 from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
+from dativo.schema_messages import validate_config
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import (
@@ -166,6 +167,11 @@ class TargetDativoIceberg(Target):
                                 "the STATE they cover at most this often; 0 commits every "
                                 "batch. End of input always commits."),
     ).to_dict()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's hook: one :class:`ConfigError` whose messages never quote a
+        secret, a long value or an object (:mod:`dativo.schema_messages`)."""
+        return validate_config(self, self._config, raise_errors=raise_errors)
 
     @classmethod
     def invoke(  # type: ignore[override]

@@ -215,6 +215,8 @@ def target_config(warehouse: Path) -> dict[str, object]:
         "catalog": {"name": "bench", "type": "sql",
                     "uri": f"sqlite:///{warehouse / 'catalog.db'}",
                     "warehouse": warehouse.as_uri()},
+        # The pre-generated BATCH files, and the Postgres tap's (batch_settings).
+        "batch_roots": [str(batch_manifest.BATCH_DIR), str(warehouse / "batches")],
     }
 
 

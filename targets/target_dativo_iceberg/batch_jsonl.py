@@ -15,11 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import duckdb
 import orjson
@@ -29,8 +27,12 @@ import pyarrow.json as pa_json
 
 from dativo.contracts import REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
+from target_dativo_iceberg.batch_roots import BatchSource
 from target_dativo_iceberg.batch_sources import (
+    GZIP_MAGIC,
     BatchMessage,
+    BlockReader,
+    decompressed_blocks,
     open_input,
     open_native,
     unreadable,
@@ -44,8 +46,6 @@ from target_dativo_iceberg.batches import (
 from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
-READ_BYTES = 8 * 1024 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
 _RECORD_OPEN = b'{"record":'
 _RECORD_SEP = b'}\n{"record":'
 _STRICT_BLOCK_BYTES = 16 * 1024 * 1024  # as for spooled RECORDs: a line must fit
@@ -132,62 +132,38 @@ def _first_bad_row(path: str) -> int | None:
     return None
 
 
-def _decompressed(message: BatchMessage, uri: str) -> Iterator[bytes]:
-    """The file's bytes in blocks, gunzipped when gzip is declared or detected.
-
-    singer-sdk 0.54's jsonl batcher gzips every file whatever ``compression`` says,
-    so the gzip magic number decides, not only the message.
-    """
-    try:
-        raw = open_input(uri)
-    except (OSError, pa.ArrowException, ValueError) as exc:
-        raise unreadable(message.stream, message.line, uri, exc) from exc
-    try:
-        with raw:
-            block = raw.read(READ_BYTES)
-            if block[:2] != _GZIP_MAGIC and message.compression != "gzip":
-                while block:
-                    yield block
-                    block = raw.read(READ_BYTES)
-                return
-            yield from _gunzip(block, raw)
-    except (OSError, EOFError, zlib.error, pa.ArrowException) as exc:
-        raise unreadable(message.stream, message.line, uri, exc) from exc
-
-
-def _gunzip(block: bytes, raw: IO[bytes]) -> Iterator[bytes]:
-    """Inflate gzip members (zlib directly: about twice as fast as ``gzip.GzipFile``).
-
-    Raises:
-        EOFError: The file ends inside a member (a truncated file).
-    """
-    inflate = zlib.decompressobj(wbits=31)
-    while block:
-        data = block
-        while data:  # output is capped per call, so memory stays bounded
-            out = inflate.decompress(data, READ_BYTES)
-            if out:
-                yield out
-            if not inflate.eof:
-                data = inflate.unconsumed_tail
-            elif data := inflate.unused_data:  # concatenated members
-                inflate = zlib.decompressobj(wbits=31)
-        block = raw.read(READ_BYTES)
-    if not inflate.eof:
-        raise EOFError("the gzip data ends early (truncated file)")
-
-
-def spool_jsonl(message: BatchMessage, uri: str, spool_dir: Path,
-                batch_size_rows: int) -> Iterator[FileSpooledBatch]:
+def spool_jsonl(message: BatchMessage, source: BatchSource, spool_dir: Path,
+                batch_size_rows: int, *, whole_file: bool = False
+                ) -> Iterator[FileSpooledBatch]:
     """Spool a jsonl file as RECORD-shaped lines, ``batch_size_rows`` per batch.
 
     JSON strings cannot hold a raw newline, so every newline ends a record and the
     wrap is one ``replace`` per block; blank lines (rare) are dropped first.
+    ``whole_file`` (a gzip file whose inflated size is unknown) spools the whole file
+    before the first batch, so one that inflates past ``batch_max_file_bytes`` loads
+    nothing (the spool on disk stays within that cap).
     """
+    batches = _spooled_batches(message, source, spool_dir, batch_size_rows)
+    if not whole_file:
+        yield from batches
+        return
+    done: list[FileSpooledBatch] = []
+    try:
+        done.extend(batches)
+    except BaseException:
+        for batch in done:
+            batch.discard()
+        raise
+    yield from done
+
+
+def _spooled_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
+                     batch_size_rows: int) -> Iterator[FileSpooledBatch]:
+    uri = source.uri
     pending = b""
     spool: _Spool | None = None
     file_rows = 0
-    for block in _decompressed(message, uri):
+    for block in decompressed_blocks(message, source):
         data = pending + block
         end = data.rfind(b"\n") + 1
         pending = data[end:]
@@ -265,8 +241,8 @@ class _Spool:
 
 
 # -- whole files, read directly -----------------------------------------------------
-def jsonl_batches(message: BatchMessage, uri: str, spool_dir: Path, batch_size_rows: int,
-                  batch_max_bytes: int) -> Iterator[FileSpooledBatch]:
+def jsonl_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
+                  batch_size_rows: int, batch_max_bytes: int) -> Iterator[FileSpooledBatch]:
     """One direct batch for a file of at most ``batch_max_bytes`` (decompressed),
     else spooled batches of ``batch_size_rows``. Opens the file here, so a missing
     one fails at its BATCH line.
@@ -274,20 +250,26 @@ def jsonl_batches(message: BatchMessage, uri: str, spool_dir: Path, batch_size_r
     Raises:
         CodecError: The file cannot be opened or read; names the line and the file.
     """
-    gzipped, size = _probe(message, uri)
+    gzipped, size = _probe(message, source)
     if size > batch_max_bytes:
-        yield from spool_jsonl(message, uri, spool_dir, batch_size_rows)
+        yield from spool_jsonl(message, source, spool_dir, batch_size_rows,
+                               whole_file=size == _NO_LIMIT)
         return
-    yield DirectJsonlBatch(message.stream, uri, uri=uri, batch_line=message.line,
-                           version=message.version, gzipped=gzipped, spool_dir=spool_dir)
+    yield DirectJsonlBatch(message.stream, source.uri, uri=source.uri,
+                           batch_line=message.line, version=message.version,
+                           gzipped=gzipped, spool_dir=spool_dir, source=source)
 
 
-def _probe(message: BatchMessage, uri: str) -> tuple[bool, int]:
+def _probe(message: BatchMessage, source: BatchSource) -> tuple[bool, int]:
     """(gzipped, decompressed size); gzip's trailer holds the size modulo 4 GiB, so a
-    trailer smaller than the file itself means "big" (or several members)."""
+    trailer smaller than the file itself means "big" (or several members).
+
+    Raises:
+        CodecError: The file is refused or cannot be read; names the line and the file.
+    """
     try:
-        with open_input(uri) as raw:
-            gzipped = raw.read(2) == _GZIP_MAGIC or message.compression == "gzip"
+        with open_input(source) as raw:
+            gzipped = raw.read(2) == GZIP_MAGIC or message.compression == "gzip"
             size = raw.seek(0, os.SEEK_END)
             if not gzipped:
                 return False, size
@@ -295,9 +277,11 @@ def _probe(message: BatchMessage, uri: str) -> tuple[bool, int]:
                 return True, 0
             raw.seek(size - 4)
             isize = int.from_bytes(raw.read(4), "little")
-            return True, isize if isize >= size else _NO_LIMIT
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise unreadable(message.stream, message.line, uri, exc) from exc
+            # A trailer is only a claim (a truncated file ends in deflate data): a big
+            # one takes the spool path, whose inflater stops at batch_max_file_bytes.
+            return True, isize if size <= isize <= source.max_bytes else _NO_LIMIT
+    except (OSError, ValueError, pa.ArrowException) as exc:  # RefusedFile included
+        raise unreadable(message.stream, message.line, source.uri, exc) from exc
 
 
 @dataclass
@@ -308,6 +292,7 @@ class DirectJsonlBatch(FileSpooledBatch):
 
     gzipped: bool = False
     spool_dir: Path = Path()
+    source: BatchSource | None = None  # the admitted file (set by jsonl_batches)
 
     def discard(self) -> None:
         """Nothing to delete: the file belongs to the tap."""
@@ -326,6 +311,12 @@ class DirectJsonlBatch(FileSpooledBatch):
         return split_checked(check_pretyped(con, compiled, records), schema, self._rejected,
                              read_versions, self.version)
 
+    def _source(self) -> BatchSource:
+        if self.source is None:
+            raise CodecError(f"stream '{self.stream}': BATCH manifest file {self.uri} was "
+                             "never admitted by batch_roots", line=self.batch_line)
+        return self.source
+
     def _message(self) -> BatchMessage:
         return BatchMessage(self.stream, "jsonl", "gzip" if self.gzipped else "none",
                             (self.uri,), self.batch_line, self.version)
@@ -337,9 +328,10 @@ class DirectJsonlBatch(FileSpooledBatch):
         if strict is None or compiled.unknown_columns_query is not None:
             return None
         try:
-            source = open_native(self.uri)
-            if self.gzipped:
-                source = pa.CompressedInputStream(source, "gzip")
+            # gzip through our capped inflater: its trailer's size may lie (a bomb).
+            source = (pa.PythonFile(BlockReader(decompressed_blocks(self._message(),
+                                                               self._source())), mode="r")
+                      if self.gzipped else open_native(self._source()))
             with source:
                 table = pa_json.read_json(
                     source, read_options=pa_json.ReadOptions(block_size=_STRICT_BLOCK_BYTES),
@@ -358,7 +350,8 @@ class DirectJsonlBatch(FileSpooledBatch):
                        schema: pa.Schema, read_versions: bool) -> CheckedBatch:
         """The RECORD path's per-record checks over a spool of the file (one batch:
         the file fits ``batch_max_bytes``)."""
-        spooled = list(spool_jsonl(self._message(), self.uri, self.spool_dir, _NO_LIMIT))
+        spooled = list(spool_jsonl(self._message(), self._source(), self.spool_dir,
+                                   _NO_LIMIT))
         if not spooled:
             self.rows = 0
             return CheckedBatch(valid=schema.empty_table(), rejected=[])
@@ -378,7 +371,7 @@ class DirectJsonlBatch(FileSpooledBatch):
         wanted = dict(zip(rows, reasons, strict=True))
         out: list[RejectedRecord] = []
         index, pending = 0, b""
-        for block in _decompressed(self._message(), self.uri):
+        for block in decompressed_blocks(self._message(), self._source()):
             data = pending + block
             end = data.rfind(b"\n") + 1
             pending = data[end:]

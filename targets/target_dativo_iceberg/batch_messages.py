@@ -2,10 +2,11 @@
 
 A BATCH message (``{"type":"BATCH","stream":s,"encoding":{"format":"jsonl"|"parquet",
 "compression":"gzip"|"none"},"manifest":[uri, ...]}``) names files the tap wrote,
-local (``file://`` or a plain path) or remote (``s3://`` and any other scheme pyarrow
-or fsspec can open, see :func:`~target_dativo_iceberg.batch_sources.open_input`).
-Each file becomes one or more batches that go through the same contract checks,
-dead-letter table and commit-then-STATE pipeline as RECORD lines (jsonl:
+local (``file://`` or a plain path) or in S3 (``s3://``). Every entry must be admitted
+by the target's ``batch_roots`` and ``batch_max_file_bytes`` (see :mod:`batch_roots`)
+before any file of the message is read. Each file becomes one or more batches that
+go through the same contract checks, dead-letter table and commit-then-STATE pipeline
+as RECORD lines (jsonl:
 :mod:`batch_jsonl`; Parquet: :mod:`batch_parquet`). Rejected rows keep their record
 as JSON and the BATCH message's input line; errors name that line, the file and the
 row.
@@ -20,7 +21,13 @@ from typing import Any
 from dativo.errors import CodecError
 from target_dativo_iceberg.batch_jsonl import jsonl_batches
 from target_dativo_iceberg.batch_parquet import parquet_batches
-from target_dativo_iceberg.batch_sources import BatchFormat, BatchMessage
+from target_dativo_iceberg.batch_roots import (
+    BatchFilePolicy,
+    BatchSource,
+    RefusedFile,
+    shown_uri,
+)
+from target_dativo_iceberg.batch_sources import BatchFormat, BatchMessage, unreadable
 from target_dativo_iceberg.batches import SpooledBatch
 
 FORMATS: tuple[BatchFormat, ...] = ("jsonl", "parquet")
@@ -59,15 +66,32 @@ def parse_batch_message(message: dict[str, Any], line: int) -> BatchMessage:
 
 
 def manifest_batches(message: BatchMessage, spool_dir: Path, batch_size_rows: int,
-                     batch_max_bytes: int) -> Iterator[SpooledBatch]:
-    """Yield the checkable batches of every manifest file, in manifest order.
+                     batch_max_bytes: int, policy: BatchFilePolicy
+                     ) -> Iterator[SpooledBatch]:
+    """Yield the checkable batches of every manifest file, in manifest order, once
+    ``policy`` admitted every file of the manifest (so a refused entry loads nothing
+    of its message).
 
     Raises:
-        CodecError: A file cannot be opened or decoded; names the line and the file.
+        CodecError: A file is refused, or cannot be opened or decoded; names the line,
+            the file and, for a refusal, the setting to change.
     """
-    for uri in message.manifest:
+    sources = [admitted(message, uri, policy) for uri in message.manifest]
+    for source in sources:
         if message.format == "jsonl":
-            yield from jsonl_batches(message, uri, spool_dir, batch_size_rows,
+            yield from jsonl_batches(message, source, spool_dir, batch_size_rows,
                                      batch_max_bytes)
         else:
-            yield from parquet_batches(message, uri, spool_dir, batch_size_rows)
+            yield from parquet_batches(message, source, spool_dir, batch_size_rows)
+
+
+def admitted(message: BatchMessage, uri: str, policy: BatchFilePolicy) -> BatchSource:
+    """The file ``uri`` names, if ``policy`` admits it (stats it, reads nothing).
+
+    Raises:
+        CodecError: Refused, or missing; names the line, the file and the setting.
+    """
+    try:
+        return policy.admit(uri)
+    except (RefusedFile, OSError) as exc:
+        raise unreadable(message.stream, message.line, shown_uri(uri), exc) from exc

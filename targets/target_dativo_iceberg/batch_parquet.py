@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from dativo.contracts import CompiledContract, FieldSpec
 from target_dativo_iceberg.batch_jsonl import FileSpooledBatch, split_checked
+from target_dativo_iceberg.batch_roots import BatchSource, RefusedFile
 from target_dativo_iceberg.batch_sources import BatchMessage, open_native, unreadable
 from target_dativo_iceberg.batches import (
     CheckedBatch,
@@ -35,23 +36,25 @@ LOGGER = logging.getLogger(__name__)
 ROW = "__dativo_row"  # DuckDB's alias for a whole row
 
 
-def parquet_batches(message: BatchMessage, uri: str, spool_dir: Path,
+def parquet_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
                     batch_size_rows: int) -> Iterator[ParquetFileBatch]:
     """One batch per run of row groups holding up to ``batch_size_rows`` rows.
 
     Only the footer is read here (so a missing or corrupt file fails at its BATCH
     line); the data is read on the check thread.
     """
+    uri = source.uri
     try:
-        with open_native(uri) as handle:
+        with open_native(source) as handle:
             metadata = pq.ParquetFile(handle).metadata
-    except (OSError, pa.ArrowException, ValueError) as exc:
+    except (OSError, pa.ArrowException, ValueError) as exc:  # RefusedFile included
         raise unreadable(message.stream, message.line, uri, exc) from exc
+
     def batch(groups: list[int], first_row: int, rows: int) -> ParquetFileBatch:
         return ParquetFileBatch(message.stream, uri, rows=rows, uri=uri,
                                 batch_line=message.line, first_row=first_row,
                                 row_groups=groups, spool_dir=spool_dir,
-                                version=message.version)
+                                version=message.version, source=source)
 
     groups: list[int] = []
     rows = first_row = 0
@@ -77,6 +80,7 @@ class ParquetFileBatch(SpooledBatch):
     row_groups: list[int] = field(default_factory=list)
     spool_dir: Path = Path()
     version: int | None = None  # the BATCH message's, for every row
+    source: BatchSource | None = None  # the admitted file (set by parquet_batches)
 
     def line_number(self, row: int) -> int:
         return self.batch_line
@@ -95,9 +99,11 @@ class ParquetFileBatch(SpooledBatch):
             CodecError: The file cannot be read; names the BATCH line and the file.
         """
         try:
-            with open_native(self.uri) as handle:
+            if self.source is None:
+                raise RefusedFile("was never admitted by batch_roots")
+            with open_native(self.source) as handle:
                 table = pq.ParquetFile(handle).read_row_groups(self.row_groups)
-        except (OSError, pa.ArrowException, ValueError) as exc:
+        except (OSError, pa.ArrowException, ValueError) as exc:  # RefusedFile included
             raise unreadable(self.stream, self.batch_line, self.uri, exc) from exc
         records = _strict_records(table, compiled)
         if records is None:

@@ -139,7 +139,8 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
         batch = parse_batch_message(message, line_number)
         settings = loader.settings
         loader.on_batch(batch.stream, manifest_batches(
-            batch, loader.spool_dir, settings.batch_size_rows, settings.batch_max_bytes),
+            batch, loader.spool_dir, settings.batch_size_rows, settings.batch_max_bytes,
+            settings.batch_files),
             line_number)
     else:
         raise CodecError(

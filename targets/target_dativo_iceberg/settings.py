@@ -12,6 +12,7 @@ from dativo.errors import ConfigError
 from dativo.metrics import MetricsSettings
 from dativo.names import check_tenant
 from dativo.tables import default_catalog_properties
+from target_dativo_iceberg.batch_roots import BatchFilePolicy, default_policy
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings, OutputFormat
 
 ValidationMode = Literal["strict", "warn"]
@@ -45,6 +46,7 @@ class TargetSettings:
     target_file_size_mb: int = DEFAULT_TARGET_FILE_SIZE_MB
     compression: Compression = "zstd"
     max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
+    batch_files: BatchFilePolicy = field(default_factory=default_policy)  # batch_roots, ...
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     audit_log_path: Path | None = None
     format: OutputFormat = "parquet"
@@ -114,6 +116,8 @@ class TargetSettings:
                                               DEFAULT_TARGET_FILE_SIZE_MB),
             compression=compression,
             max_state_lag_seconds=lag,
+            batch_files=BatchFilePolicy.from_config(config.get("batch_roots"),
+                                                    config.get("batch_max_file_bytes")),
             metrics=MetricsSettings.from_config(config.get("metrics")),
             audit_log_path=Path(config["audit_log_path"]) if config.get("audit_log_path")
             else None,

@@ -24,6 +24,7 @@ from dativo.errors import DativoError
 from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
 from dativo.schema_messages import validate_config
+from target_dativo_iceberg.batch_roots import DEFAULT_BATCH_MAX_FILE_BYTES, DEFAULT_BATCH_ROOTS
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import (
@@ -84,6 +85,20 @@ class TargetDativoIceberg(Target):
                                 "many records."),
         th.Property("batch_max_bytes", th.IntegerType, default=DEFAULT_BATCH_MAX_BYTES,
                     description="... or after this many bytes of buffered records."),
+        th.Property("batch_roots", th.ArrayType(th.StringType),
+                    default=list(DEFAULT_BATCH_ROOTS),
+                    description="BATCH messages may name files only under these: local "
+                                "directories (paths or file:// URIs; relative ones resolve "
+                                "against the target's working directory) and s3://bucket/"
+                                "prefix URIs. Symlinks and '..' are resolved first; "
+                                "anything else is refused (exit 2). Setting it replaces "
+                                "the default ./output/batches, the taps' default "
+                                "batch_config.storage.root."),
+        th.Property("batch_max_file_bytes", th.IntegerType,
+                    default=DEFAULT_BATCH_MAX_FILE_BYTES,
+                    description="Largest BATCH file read (bytes on storage, and inflated "
+                                "for gzip jsonl); a bigger one is refused (exit 2). Only "
+                                "regular files are read."),
         th.Property("schema_evolution", th.StringType, default="discard_columns",
                     allowed_values=["discard_columns", "evolve", "freeze"],
                     description="SCHEMA columns the contract lacks: discard_columns drops "

@@ -41,6 +41,8 @@ def test_meltano_run_with_batch_config(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("TAP_DATIVO_CSV_BATCH_CONFIG_ENCODING_COMPRESSION", compression)
     monkeypatch.setenv("TAP_DATIVO_CSV_BATCH_CONFIG_STORAGE_ROOT", batches.as_uri())
     monkeypatch.setenv("TAP_DATIVO_CSV_BATCH_CONFIG_BATCH_SIZE", "4")
+    # Outside the project's ./output/batches (the default), so the target is told.
+    monkeypatch.setenv("TARGET_DATIVO_ICEBERG_BATCH_ROOTS", json.dumps([str(batches)]))
     run = meltano(project, "--environment", "dev", "run", "tap-dativo-csv",
                   "target-dativo-iceberg")
     assert "RECORD" not in run.stdout

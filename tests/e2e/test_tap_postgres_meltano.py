@@ -60,15 +60,18 @@ def test_postgres_to_iceberg_job_through_parquet_batch_files(
     postgres: PostgresServer, shop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same job with ``batch_config`` set through Meltano's settings: the tap's
-    ADBC fast path writes Parquet files, the target loads them under the contract."""
-    batches = tmp_path / "batches"
+    ADBC fast path writes Parquet files, the target loads them under the contract.
+    The files go to the project's ./output/batches, the target's default batch_roots
+    (Meltano runs both plugins in the project directory)."""
+    project = tmp_path / "project"
+    batches = project / "output" / "batches"
     for key, value in {"_METADATA": json.dumps({"public-accounts": {
                            "replication-method": "INCREMENTAL",
                            "replication-key": "id"}}),
                        "BATCH_CONFIG_ENCODING_FORMAT": "parquet",
                        "BATCH_CONFIG_STORAGE_ROOT": batches.as_uri()}.items():
         monkeypatch.setenv(f"TAP_DATIVO_POSTGRES_{key}", value)
-    project = copy_project(tmp_path / "project")
+    copy_project(project)
     result = meltano(project, "--environment", "dev", "run", "postgres-to-iceberg")
     assert "reading columns through ADBC" in result.stderr
     assert len(list(batches.glob("*.parquet"))) == 1

@@ -136,7 +136,8 @@ def test_every_type_round_trips_through_target_dativo_iceberg(
 
     tap_rc, target_rc, tap_err, target_err = pipe(
         tmp_path / "tap.json", tmp_path / "catalog.json",
-        target_config(validation_mode="strict"), tmp_path)
+        target_config(validation_mode="strict", batch_roots=[str(tmp_path / "batches")]),
+        tmp_path)
     assert (tap_rc, target_rc) == (0, 0), tap_err + target_err
 
     landed = open_catalog().load_table(("acme", "default", "public_kinds"))

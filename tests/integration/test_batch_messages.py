@@ -101,7 +101,9 @@ def config(tmp_path: Path, target_config: Callable[..., Path]) -> Callable[..., 
     (contracts / "customers.odcs.yaml").write_text(text)
 
     def _config(**overrides: Any) -> Path:
-        return target_config(contracts_dir=str(tmp_path / "contracts"), **overrides)
+        # The BATCH files of these tests are written under tmp_path.
+        return target_config(**{"contracts_dir": str(tmp_path / "contracts"),
+                                "batch_roots": [str(tmp_path)], **overrides})
 
     return _config
 
@@ -312,7 +314,8 @@ def test_s3_manifest_files_are_read_with_the_environment_credentials(
     monkeypatch.setenv("AWS_REGION", s3.region)
     messages = [SCHEMA, batch([f"s3://{bucket}/run/part-1.parquet"], "parquet"),
                 batch([f"s3://{bucket}/run/part-2.jsonl.gz"], "jsonl", "gzip"), state(8)]
-    result = run_target(config(), lines(messages))
+    s3_config = config(batch_roots=[f"s3://{bucket}/run"])
+    result = run_target(s3_config, lines(messages))
     assert result.returncode == 0, result.stderr.decode()
     assert emitted_states(result) == [state(8)["value"]]
     catalog = open_catalog()
@@ -324,7 +327,7 @@ def test_s3_manifest_files_are_read_with_the_environment_credentials(
     assert s3.secret_key.encode() not in result.stderr
 
     missing = f"s3://{bucket}/run/part-3.parquet"
-    result = run_target(config(), lines([SCHEMA, batch([missing], "parquet")]))
+    result = run_target(s3_config, lines([SCHEMA, batch([missing], "parquet")]))
     assert result.returncode == 2
     assert f"line 2: stream 'customers': BATCH manifest file {missing} cannot be " \
            "read" in result.stderr.decode()
@@ -366,7 +369,8 @@ def test_parquet_dictionary_and_null_columns_take_the_typed_path(
                 write_parquet(tmp_path / "floats.parquet", floats)]
     message = {"type": "BATCH", "stream": "m", "encoding": {"format": "parquet"},
                "manifest": manifest}
-    result = run_target(target_config(), lines([schema, message, state(3)]))
+    result = run_target(target_config(batch_roots=[str(tmp_path)]),
+                        lines([schema, message, state(3)]))
     assert result.returncode == 0, result.stderr.decode()
     catalog = open_catalog()
     rows = read_table(catalog, ("acme", "default", "m")).sort_by("id").to_pylist()
@@ -483,7 +487,7 @@ def test_parquet_json_text_lands_like_record_json(
                            ("plain", [batch([plain], "parquet")])):
         stream = f"docs_{name}"
         sent = [{**m, "stream": stream} for m in [FREE_JSON_SCHEMA, *messages]]
-        result = run_target(target_config(), lines(sent))
+        result = run_target(target_config(batch_roots=[str(tmp_path)]), lines(sent))
         assert result.returncode == 0, result.stderr.decode()
         rows = read_table(open_catalog(), ("acme", "default", stream)).to_pylist()
         stored[name] = [r["attrs"] for r in sorted(rows, key=lambda r: r["id"])]

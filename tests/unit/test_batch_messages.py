@@ -12,6 +12,7 @@ import pytest
 from dativo.errors import CodecError
 from target_dativo_iceberg.batch_jsonl import spool_jsonl
 from target_dativo_iceberg.batch_messages import parse_batch_message
+from target_dativo_iceberg.batch_roots import BatchFilePolicy, BatchSource, LocalFile
 from target_dativo_iceberg.batch_sources import BatchMessage
 from target_dativo_iceberg.batches import raw_record_json
 
@@ -20,13 +21,18 @@ def message(uri: str, compression: str = "none") -> BatchMessage:
     return BatchMessage("s", "jsonl", compression, (uri,), line=7)
 
 
+def admitted(path: Path, uri: str | None = None) -> BatchSource:
+    """``path`` as the target admits it, with its parent as the only batch root."""
+    return BatchFilePolicy.from_config([str(path.parent)], None).admit(uri or path.as_uri())
+
+
 def spooled(path: Path, batch_size_rows: int, compression: str = "none"
             ) -> list[tuple[int, list[str]]]:
     """(first_row, records as spooled) per batch; the spool files are removed."""
     out = []
     spool_dir = path.parent / "spool"
     spool_dir.mkdir(exist_ok=True)
-    for batch in spool_jsonl(message(path.as_uri(), compression), path.as_uri(), spool_dir,
+    for batch in spool_jsonl(message(path.as_uri(), compression), admitted(path), spool_dir,
                              batch_size_rows):
         with open(batch.path, "rb") as spool:
             records = [raw_record_json(line.decode()) for line in spool]
@@ -70,7 +76,9 @@ def test_large_gzip_file_crosses_read_blocks_intact(tmp_path: Path) -> None:
 def test_missing_file_names_line_and_file(tmp_path: Path) -> None:
     uri = (tmp_path / "nope.jsonl").as_uri()
     with pytest.raises(CodecError) as caught:
-        list(spool_jsonl(message(uri), uri, tmp_path, 10))
+        # Admitted while it existed, then removed: the open fails.
+        list(spool_jsonl(message(uri), LocalFile(uri, str(tmp_path), ("nope.jsonl",), 99),
+                         tmp_path, 10))
     assert caught.value.line == 7
     assert f"stream 's': BATCH manifest file {uri} cannot be read" in str(caught.value)
 
@@ -81,6 +89,6 @@ def test_plain_paths_and_defaults_are_accepted(tmp_path: Path) -> None:
     parsed = parse_batch_message({"type": "BATCH", "stream": "s", "encoding": {
         "format": "jsonl"}, "manifest": [str(path)]}, 3)
     assert (parsed.compression, parsed.manifest, parsed.line) == ("none", (str(path),), 3)
-    (batch,) = spool_jsonl(parsed, str(path), tmp_path, 10)
+    (batch,) = spool_jsonl(parsed, admitted(path, str(path)), tmp_path, 10)
     assert batch.rows == 1 and batch.where(0) == f"file {path} row 1"
     batch.discard()

@@ -60,7 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 # Object ids in paths (Stripe "cus_N2Xy...", HubSpot numeric ids, uuids) would make a
 # metric label per object: they become ":id".
-_ID_SEGMENT = re.compile(r"/(?:\d+|[a-z]+_[A-Za-z0-9]{6,}|[0-9a-fA-F-]{16,})(?=/|$)")
+_ID_SEGMENT = re.compile(r"/(?:\d+|[a-z]+_[A-Za-z0-9]{6,}|[0-9a-fA-F-]{16,})(?=/|\Z)")
 T = TypeVar("T")
 CircuitState = Literal["closed", "open", "half_open"]
 

@@ -183,7 +183,7 @@ def _resolve_kind(prop: dict[str, Any]) -> tuple[FieldKind, int | None, int | No
             return "decimal", precision, scale
         if physical.startswith(("decimal", "numeric")):
             raise ValueError(f"physicalType {physical!r} does not parse as decimal(p,s)")
-        base = re.sub(r"\s*\(.*\)$", "", physical)
+        base = re.sub(r"\s*\(.*\)\Z", "", physical)
         if base in _PHYSICAL_KINDS:
             kind = _PHYSICAL_KINDS[base]
             if kind == "object" and not prop.get("properties"):

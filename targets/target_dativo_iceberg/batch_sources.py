@@ -14,6 +14,7 @@ import errno
 import fcntl
 import io
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,10 +118,19 @@ def _open_at(name: str, flags: int, dir_fd: int) -> int:
     try:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK):  # FreeBSD says EMLINK
+        # O_NOFOLLOW on a symlink: ELOOP (FreeBSD: EMLINK); with O_DIRECTORY: ENOTDIR.
+        if exc.errno in (errno.ELOOP, errno.EMLINK) or (
+                exc.errno == errno.ENOTDIR and _is_symlink(name, dir_fd)):
             raise RefusedFile("changed into a symlink after it was checked; the target "
                               "reads only regular files under batch_roots") from exc
         raise
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
 
 
 def _open_s3(source: S3Object) -> pa.NativeFile:

@@ -26,6 +26,8 @@ import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
+from target_dativo_iceberg.batch_roots import BatchFilePolicy, RefusedFile
+from target_dativo_iceberg.batch_sources import open_input, open_native
 from tests.conftest import BIN, emitted_states, read_table, run_target
 from tests.services.s3 import S3Server
 
@@ -178,6 +180,48 @@ def test_hostile_manifest_entry_is_refused_before_reading(
     uri, fmt = build(place)
     result = run_target(place.config, messages(uri, fmt), cwd=place.work, timeout=TIMEOUT)
     assert_refused(result, uri, setting, open_catalog())
+
+
+def test_one_refused_entry_loads_nothing_of_its_message(
+    place: Place, open_catalog: Callable[[], Catalog]
+) -> None:
+    """Every entry is admitted before any file of the message is read: a good file
+    before a refused one does not load."""
+    good = jsonl(place.root / "good.jsonl", rows(1, 2))
+    batch = {"type": "BATCH", "stream": "customers", "manifest": [str(good), "/etc/shadow"],
+             "encoding": {"format": "jsonl", "compression": "none"}}
+    stdin = b"".join(orjson.dumps(m) + b"\n" for m in (SCHEMA, batch, STATE))
+    result = run_target(place.config, stdin, cwd=place.work, timeout=TIMEOUT)
+    assert_refused(result, "/etc/shadow", "batch_roots", open_catalog())
+
+
+@pytest.mark.parametrize("swap", ["symlink", "FIFO", "bigger file", "directory symlink"])
+def test_a_file_swapped_after_admission_is_not_read(tmp_path: Path, swap: str) -> None:
+    """Between the check and the open, the file (or a directory on its path) becomes a
+    symlink out of the root, a FIFO or a bigger file: the open refuses it (and a FIFO
+    does not block it)."""
+    root = tmp_path / "batches"
+    (root / "sub").mkdir(parents=True)
+    secret = tmp_path / "secret.jsonl"
+    jsonl(secret, rows(666))
+    (tmp_path / "elsewhere").mkdir()
+    jsonl(tmp_path / "elsewhere" / "part.jsonl", rows(666))
+    part = jsonl(root / "sub" / "part.jsonl", rows(1))
+    source = BatchFilePolicy.from_config([str(root)], 4096).admit(str(part))
+    if swap == "directory symlink":
+        (root / "sub").rename(root / "old")
+        (root / "sub").symlink_to(tmp_path / "elsewhere")
+    else:
+        part.unlink()
+        if swap == "symlink":
+            part.symlink_to(secret)
+        elif swap == "FIFO":
+            os.mkfifo(part)
+        else:
+            jsonl(part, rows(*range(1000)))
+    for opener in (open_input, open_native):
+        with pytest.raises(RefusedFile, match=r"batch_roots|batch_max_file_bytes"):
+            opener(source)
 
 
 def test_file_over_the_size_cap_is_refused(

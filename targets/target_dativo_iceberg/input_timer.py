@@ -1,0 +1,59 @@
+"""Reading input on the loader's clock: a slow tap's rows are flushed on time.
+
+The message loop reads its input in one thread. When the loader holds input that
+should be committed by now (:meth:`Loader.flush_due`), the loop waits for more input
+only until then, and flushes the loader if none came, so a tap that sends one RECORD
+and one STATE a second, or pauses with its pipe open, still gets its rows committed and
+its STATE emitted within ``commit_interval_seconds``. A full pipe costs no extra system
+call beyond one ``poll`` per block read while a flush is pending.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import stat
+import time
+from collections.abc import Callable
+from typing import IO, Protocol
+
+Waiter = Callable[[float], bool]
+
+
+class Flushable(Protocol):
+    def flush_due(self) -> float | None: ...
+
+    def flush(self) -> None: ...
+
+
+def input_waiter(source: IO[bytes]) -> Waiter | None:
+    """For a pipe, socket or terminal: a function that waits up to ``timeout`` seconds
+    for input and says whether any (or end of input) is there. ``None`` for sources
+    that never block: regular files and in-memory streams.
+
+    The loop reads only with ``read1`` of a size above the reader's buffer, which
+    CPython reads straight into the result, so no input waits in the buffer unseen by
+    ``poll``.
+    """
+    try:
+        fd = source.fileno()
+    except (AttributeError, OSError, ValueError):  # io.BytesIO: UnsupportedOperation
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return None
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return lambda timeout: bool(poller.poll(math.ceil(timeout * 1000)))
+
+
+def next_chunk(read: Callable[[int], bytes], size: int, wait: Waiter | None,
+               loader: Flushable) -> bytes:
+    """The next block of input (empty at the end); while waiting for it, flush
+    ``loader`` each time its timer is due."""
+    while (due := loader.flush_due()) is not None:
+        timeout = due - time.monotonic()
+        if timeout > 0 and (wait is None or wait(timeout)):
+            break  # input is there (or cannot be waited for): read it
+        loader.flush()
+    return read(size)

@@ -8,6 +8,7 @@ continuation lines), and no secret value appears anywhere in stderr.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -19,10 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psycopg2
 import pytest
 
 from dativo.logs import SecretRedactor
+from dativo.schema_messages import describe
+from dativo.tap_runtime import KNOWN_FAILURES
 from tests.conftest import BIN, REPO, run_target, singer_lines
 from tests.integration.test_tap_postgres import discover, fresh_database, select, tap_config
 from tests.services.hubspot_api import TOKEN, HubSpotApi
@@ -95,6 +99,37 @@ def test_etc_shadow_as_a_contract_quotes_none_of_it(
     entries = [line.split(":")[0] + ":" for line in
                Path("/etc/shadow").read_text().splitlines() if line]
     the_error(result.returncode, result.stderr, *entries, listed=True)
+
+
+def test_schema_messages_quote_no_secret_long_value_or_object() -> None:
+    """The messages behind every config check (taps, target) and the contract lint."""
+    schema = {"type": "object", "properties": {
+        "catalog": {"type": "object", "properties": {"s3.secret-access-key": {
+            "type": "string"}}},
+        "token": {"type": "string", "secret": True, "minLength": 40},
+        "mode": {"enum": ["strict", "warn"]}, "metrics": {"type": "string"}}}
+    config = {"catalog": {"s3.secret-access-key": SECRET_NUMBER}, "token": "Tk-77-short",
+              "mode": "m" * 100, "metrics": {"blob": "Obj-Secret-55"}}
+    messages = sorted(describe(e) for e in
+                      jsonschema.Draft7Validator(schema).iter_errors(config))
+    text = "\n".join(messages)
+    for leaked in (str(SECRET_NUMBER), "Tk-77-short", "m" * 41, "Obj-Secret-55"):
+        assert leaked not in text, text
+    assert set(messages) == {
+        "a string of 100 characters (not shown) is not one of ['strict', 'warn'] in "
+        "config['mode']",
+        "a string (not shown: the setting is secret) fails the schema's minLength 40 rule "
+        "in config['token']",
+        "an integer (not shown: the setting is secret) is not of type 'string' in "
+        "config['catalog']['s3.secret-access-key']",
+        "an object (not shown) is not of type 'string' in config['metrics']"}
+
+
+def test_every_known_third_party_failure_family_exists() -> None:
+    """A typo in the table would silently turn that family back into exit 1."""
+    for module, name in KNOWN_FAILURES:
+        family = getattr(importlib.import_module(module), name)
+        assert isinstance(family, type) and issubclass(family, Exception), (module, name)
 
 
 SECRET_SETTINGS = [("tap-dativo-postgres", "password",

@@ -213,7 +213,9 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
     reasons_sql = (f"list_filter([{', '.join(reasons)}], x -> x IS NOT NULL)" if reasons
                    else "[]::STRUCT(field VARCHAR, rule VARCHAR)[]")
     source = (ARROW_VIEW if pretyped else
-              f"read_json({_PATH_MARKER}, format='newline_delimited', "
+              # records=true: without it DuckDB samples the file at bind time to
+              # detect it, seconds for a wide schema (per batch, and before any row).
+              f"read_json({_PATH_MARKER}, format='newline_delimited', records=true, "
               f"maximum_object_size=268435456, "
               f"columns={{'record': {sql_literal(_read_columns(contract, safe=safe))}}})")
     return (f"SELECT {''.join(c + ', ' for c in outer)}{reasons_sql} AS {REASONS_COLUMN} FROM ("

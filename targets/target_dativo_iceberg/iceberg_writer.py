@@ -34,6 +34,7 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
@@ -50,6 +51,7 @@ from target_dativo_iceberg.rewrites import (
     rewrite_rows,
     without_keys,
 )
+from target_dativo_iceberg.schema_union import changes_table, iceberg_schema, union_by_name
 from target_dativo_iceberg.staging import CommitMode, TableChange, VersionActivation
 
 LOGGER = logging.getLogger(__name__)
@@ -90,9 +92,11 @@ def _evolve_schema(table: Table, schema: pa.Schema) -> None:
             integer); the message says which and what to do.
     """
     before = table.schema()
+    if not changes_table(before, schema):  # the usual case: no metadata copy, no commit
+        return
     try:
         with table.update_schema() as update:
-            update.union_by_name(schema)
+            union_by_name(update, before, schema)
     except ValidationError as exc:
         raise ConfigError(
             f"table {'.'.join(table.name())}: the contract's column types cannot be "
@@ -103,9 +107,10 @@ def _evolve_schema(table: Table, schema: pa.Schema) -> None:
     after = table.schema()
     if after.schema_id != before.schema_id:
         old = {f.field_id: f for f in before.fields}
+        unchanged = set(before.fields)
         changed = [f"{f.name} {old[f.field_id].field_type} -> {f.field_type}"
                    if f.field_id in old else f"+{f.name} {f.field_type}"
-                   for f in after.fields if f not in before.fields]
+                   for f in after.fields if f not in unchanged]
         LOGGER.info("Evolved %s: %s", ".".join(table.name()), ", ".join(changed))
 
 
@@ -157,7 +162,7 @@ class IcebergWriter:
     def ensure_table(self, contract: Contract, schema: pa.Schema) -> Table:
         """Load the stream's table, creating it or adding new columns as needed."""
         identifier = self.table_identifier(contract)
-        table = self._create_or_load(identifier, schema)
+        table = self._create_or_load(identifier, iceberg_schema(schema, contract.primary_key))
         attempt = 0
         while True:  # each step re-checks the table, so a retry redoes only what is missing
             attempt += 1
@@ -193,7 +198,8 @@ class IcebergWriter:
         identifier = self.table_identifier(contract, DEAD_LETTER_SUFFIX)
         return self._create_or_load(identifier, DEAD_LETTER_SCHEMA)
 
-    def _create_or_load(self, identifier: tuple[str, ...], schema: pa.Schema) -> Table:
+    def _create_or_load(self, identifier: tuple[str, ...], schema: pa.Schema | Schema
+                        ) -> Table:
         """Load the table, creating it and its namespace first if needed.
 
         Another process may create either at the same moment: the loser loads what the

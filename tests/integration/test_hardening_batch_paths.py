@@ -224,6 +224,19 @@ def test_a_file_swapped_after_admission_is_not_read(tmp_path: Path, swap: str) -
             opener(source)
 
 
+def test_a_root_leading_into_proc_still_reads_no_proc_file(
+    place: Place, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """A configured root that is a symlink into /proc passes the config check (it names
+    another path), but /proc files are no regular files to the target."""
+    (place.tmp / "proc-link").symlink_to("/proc/self")
+    config = target_config(batch_roots=[str(place.tmp / "proc-link")])
+    uri = str(place.tmp / "proc-link" / "environ")
+    result = run_target(config, messages(uri, "jsonl"), cwd=place.work, timeout=TIMEOUT)
+    assert_refused(result, uri, "batch_roots", open_catalog())
+    assert "pseudo file system" in result.stderr.decode()
+
+
 def test_file_over_the_size_cap_is_refused(
     place: Place, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
 ) -> None:

@@ -36,6 +36,7 @@ from bench import (
     WORK_DIR,
     batch_manifest,
     large_load,
+    many_streams,
     meltano_project,
 )
 from bench.generate import ensure_file, records_from_env
@@ -57,7 +58,7 @@ GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
 BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_parquet_one",
-             "batch_jsonl", "upsert", "large", "markdown_kv", "pg_tap", "pg_batch",
+             "batch_jsonl", "upsert", "large", "streams", "markdown_kv", "pg_tap", "pg_batch",
              "pg_batch_large", "pg_peer", "pg_iceberg", "pg_iceberg_one")
 LABELS = {
     "floor": "orjson parse floor",
@@ -69,6 +70,7 @@ LABELS = {
     "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
     "upsert": "target-dativo-iceberg (upsert N records into an N-row table)",
     "large": "target-dativo-iceberg (>= 2 GiB stream, default file sizing)",
+    "streams": f"target-dativo-iceberg ({many_streams.STREAMS:,} streams, 1 row each)",
     "markdown_kv": "target-dativo-iceberg (format: markdown_kv, storage: string)",
     "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
     "pg_batch": "tap-dativo-postgres (same table to Parquet BATCH files)",
@@ -89,8 +91,8 @@ GOAL_TAP_VS_PEER = 5.0
 GOAL_PG_ICEBERG_ROWS_PER_SECOND = 1_000_000
 TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
 # Runs whose input is not the events file: no floor ratio, but the same RSS goal.
-OWN_INPUT_RUNS = ("upsert", "large", "batch_parquet_one")
-RUN_ONCE = ("peer", "large", "pg_batch_large")
+OWN_INPUT_RUNS = ("upsert", "large", "streams", "batch_parquet_one")
+RUN_ONCE = ("peer", "large", "streams", "pg_batch_large")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 
 
@@ -319,6 +321,18 @@ class Bench:
         sizes = large_load.file_sizes(run_dir)
         result.rows = large_load.row_count(run_dir)
         self.notes += large_load.histogram(sizes, stream.stat().st_size)
+
+    def streams(self, result: Result) -> None:
+        """Many streams of one row: the per-stream cost (a table each), and RSS."""
+        result.expected_rows = many_streams.STREAMS
+        run_dir = self._dir("streams")
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        result.seconds, result.peak_rss = measure(
+            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)],
+            stdin=many_streams.ensure_streams_file(), run_dir=run_dir, env=self.env,
+            timeout=self.timeout)
+        result.rows = many_streams.committed_rows(run_dir)
 
     def markdown_kv(self, result: Result) -> None:
         """The events rendered as Markdown-KV record blocks into ``events__markdown``

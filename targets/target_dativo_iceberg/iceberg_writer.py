@@ -9,7 +9,10 @@ bookmark are committed together.
 
 Failure behaviour: a failed commit is retried (with backoff) on optimistic-concurrency
 conflicts; after the last attempt a :class:`CommitError` is raised, the written files
-stay unreferenced (orphans, never read) and no STATE is emitted.
+stay unreferenced (orphans, never read) and no STATE is emitted. A commit whose changes
+depend on what the table holds (upsert, overwrite, ACTIVATE_VERSION) is never re-applied
+blindly: a retry re-uses its plan only if the commits that won the race touched none of
+its keys and files, and otherwise plans it again on the refreshed table.
 """
 
 from __future__ import annotations
@@ -30,12 +33,11 @@ from pyiceberg.exceptions import (
     ValidationError,
     ValidationException,
 )
-from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table, Transaction
+from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
 
@@ -44,15 +46,9 @@ from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
 from dativo.tables import DEAD_LETTER_SUFFIX
 from target_dativo_iceberg.dead_letter import DEAD_LETTER_SCHEMA
-from target_dativo_iceberg.rewrites import (
-    RowChange,
-    drop_older_versions,
-    mark_older_versions_deleted,
-    rewrite_rows,
-    without_keys,
-)
 from target_dativo_iceberg.schema_union import changes_table, iceberg_schema, union_by_name
 from target_dativo_iceberg.staging import CommitMode, TableChange, VersionActivation
+from target_dativo_iceberg.table_changes import PlannedTransaction, TableChanges, replay_waits
 
 LOGGER = logging.getLogger(__name__)
 
@@ -254,86 +250,66 @@ class IcebergWriter:
         copy-on-write), so the latest record for a key wins. A version activation
         deletes (or marks deleted) the rows of older table versions.
 
-        Conflicting concurrent commits are retried with exponential backoff and jitter;
-        the batches' files are already written, so a retry only redoes the metadata
-        (and any copy-on-write rewrite, against the table as it now is).
+        A concurrent commit makes this one retry. A plain append is re-applied on the
+        new snapshot (by pyiceberg). An upsert, overwrite or activation is committed
+        again as planned only while the commits in between touched none of its keys
+        and files, and is otherwise planned again on the refreshed table
+        (:mod:`target_dativo_iceberg.table_changes`): up to ``COMMIT_ATTEMPTS`` plans,
+        with exponential backoff and jitter. The batches' files are already written, so
+        a retry redoes only the metadata and any copy-on-write rewrite.
 
         Raises:
             CommitError: The commit still fails after the last attempt.
         """
+        planned = mode != "append" or any(isinstance(c, VersionActivation) for c in changes)
+        plan = TableChanges(table, properties, mode)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
-                with table.transaction() as tx:
-                    if mode == "overwrite" and table.current_snapshot() is not None:
-                        tx.delete(AlwaysTrue(), snapshot_properties=dict(properties))
-                    _TableChanges(tx, table, properties, mode).apply(changes)
+                if planned:
+                    self._commit_planned(table, plan, changes)
+                else:  # a plain append: pyiceberg itself re-applies it after a conflict
+                    with table.transaction() as tx:
+                        plan.stage(tx, changes)
                 snapshot = table.current_snapshot()
                 return snapshot.snapshot_id if snapshot else None
             except (CommitFailedException, ValidationException) as exc:
-                # pyiceberg has already re-applied the snapshot itself (commit.retry.*
-                # table properties); here the whole change is redone on the refreshed
-                # table, including a delete or copy-on-write rewrite.
-                self._after_conflict(table, attempt, exc)
+                self._after_conflict(table, attempt, exc)  # then plan again
             except OSError as exc:
                 raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
         return None
 
+    def _commit_planned(self, table: Table, plan: TableChanges,
+                        changes: list[TableChange]) -> None:
+        """Plan ``changes`` on the table's newest snapshot and commit them; after a
+        conflict, commit the same plan on the new snapshot while the commits in between
+        touched none of its keys and files (:meth:`TableChanges.restage`), as often as
+        pyiceberg would re-apply an append (:func:`replay_waits`).
 
-class _TableChanges:
-    """Stages one commit's changes of one table in a transaction, in message order."""
-
-    def __init__(self, tx: Transaction, table: Table, properties: Mapping[str, str],
-                 mode: CommitMode) -> None:
-        self.tx, self.table, self.mode = tx, table, mode
-        self.properties = dict(properties)
-        self.name = ".".join(table.name())
-
-    def apply(self, changes: list[TableChange]) -> None:
-        appends: list[DataFile] = []
-        replaced = 0
-        for change in changes:
-            if isinstance(change, VersionActivation):
-                self._add(appends)
-                appends = []
-                self._activate(change)
-            elif self.mode == "upsert" and change.keys is not None:
-                self._add(appends)
-                appends = []
-                replaced += self._rewrite(without_keys(change.keys), extra=change.files)
-            else:
-                appends.extend(change.files)  # consecutive appends: one snapshot
-        self._add(appends)
-        if replaced:
-            LOGGER.info("Upsert into %s replaces %d existing row(s)", self.name, replaced)
-
-    def _add(self, files: list[DataFile]) -> None:
-        if not files:
-            return
-        with self.tx.update_snapshot(snapshot_properties=self.properties).fast_append() as add:
-            for data_file in files:
-                add.append_data_file(data_file)
-
-    def _activate(self, activation: VersionActivation) -> None:
-        retired = self._rewrite(
-            drop_older_versions(activation.version) if activation.hard_delete
-            else mark_older_versions_deleted(activation.version, activation.at))
-        LOGGER.info("ACTIVATE_VERSION %d on %s: %s %d row(s) of older versions",
-                    activation.version, self.name,
-                    "deleted" if activation.hard_delete else "marked _sdc_deleted_at on",
-                    retired)
-
-    def _rewrite(self, change: RowChange, extra: list[DataFile] | None = None) -> int:
-        """Copy-on-write ``change`` plus ``extra`` new files, as one overwrite snapshot."""
-        rewrite = rewrite_rows(self.tx, self.table.io, change)
-        if not rewrite.removed:
-            self._add(extra or [])
-            return 0
-        with self.tx.update_snapshot(snapshot_properties=self.properties).overwrite() as ow:
-            for data_file in rewrite.removed:
-                ow.delete_data_file(data_file)
-            for data_file in rewrite.added + (extra or []):
-                ow.append_data_file(data_file)
-        return rewrite.rows_changed
+        Raises:
+            CommitFailedException: The plan must be made again on the refreshed table.
+        """
+        table.refresh()  # other writers may have committed since this handle was read
+        waits = replay_waits(table)
+        replay = False
+        while True:
+            try:
+                with PlannedTransaction(table) as tx:
+                    if replay:
+                        plan.restage(tx)
+                    else:
+                        plan.stage(tx, changes)
+                return
+            except CommitFailedException:
+                wait = next(waits, None)
+                if wait is None:
+                    raise
+                metrics.COMMIT_CONFLICTS.labels(plugin=PLUGIN, tenant=self.tenant_id,
+                                                table=".".join(table.name())).inc()
+                time.sleep(wait)
+                table.refresh()
+                if not plan.still_valid():
+                    raise
+                replay = True
 
 
 def _write(metadata: TableMetadata, io: FileIO, data: pa.Table,
@@ -390,9 +366,11 @@ def _open_catalog(name: str, props: dict[str, str]) -> Catalog:
 
 def _lost_init_race(exc: Exception) -> bool:
     try:
-        from sqlalchemy.exc import IntegrityError, ProgrammingError
+        from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
     except ImportError:  # no SQL catalog support installed, so not a SqlCatalog race
         return False
+    if isinstance(exc, OperationalError):  # SQLite: the other process's CREATE TABLE won
+        return "already exists" in str(exc) or "database is locked" in str(exc)
     return isinstance(exc, IntegrityError | ProgrammingError)
 
 

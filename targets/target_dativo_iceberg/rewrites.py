@@ -28,8 +28,10 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan
-from pyiceberg.manifest import DataFile
-from pyiceberg.table import DataScan, Transaction
+from pyiceberg.manifest import DataFile, DataFileContent, ManifestEntryStatus
+from pyiceberg.table import DataScan, FileScanTask, Transaction
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.snapshots import ancestors_of
 
 from dativo.data_files import RollingDataFiles
 from target_dativo_iceberg.staging import DELETED_AT_COLUMN, VERSION_COLUMN
@@ -87,6 +89,57 @@ def rewrite_rows(tx: Transaction, io: FileIO, change: RowChange) -> Rewrite:
                 outcome.added.extend(output.write(kept, drain=0))
     outcome.added.extend(output.close_all())
     return outcome
+
+
+@dataclass
+class TableDelta:
+    """What the commits after a snapshot did to the table's data files."""
+
+    added: list[DataFile] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)  # file paths
+    commits: int = 0
+
+
+def changes_since(metadata: TableMetadata, io: FileIO, base: int | None
+                  ) -> TableDelta | None:
+    """The data files added and removed by the commits after snapshot ``base`` (None:
+    the empty table) up to the current one, from the manifests those commits wrote.
+
+    None when that cannot be told for sure: ``base`` is no longer an ancestor of the
+    current snapshot (a rollback, or expired), or a commit added delete files.
+    """
+    delta = TableDelta()
+    for snapshot in ancestors_of(metadata.current_snapshot(), metadata):
+        if snapshot.snapshot_id == base:
+            return delta
+        delta.commits += 1
+        for manifest in snapshot.manifests(io):
+            if manifest.added_snapshot_id != snapshot.snapshot_id:
+                continue  # an older commit's manifest: nothing of this commit in it
+            for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+                if entry.snapshot_id != snapshot.snapshot_id:
+                    continue
+                if entry.data_file.content != DataFileContent.DATA:
+                    return None
+                if entry.status == ManifestEntryStatus.ADDED:
+                    delta.added.append(entry.data_file)
+                elif entry.status == ManifestEntryStatus.DELETED:
+                    delta.deleted.add(entry.data_file.file_path)
+    return delta if base is None else None
+
+
+def holds_any_key(files: list[DataFile], metadata: TableMetadata, io: FileIO,
+                  keys: list[pa.Table]) -> bool:
+    """Whether a row of ``files`` has one of ``keys`` (reading only the key columns)."""
+    if not files or not keys:
+        return False
+    changes = [without_keys(k) for k in keys]
+    columns = sorted({c for change in changes for c in change.columns})
+    probe = ArrowScan(table_metadata=metadata, io=io, row_filter=AlwaysTrue(),
+                      projected_schema=metadata.schema().select(*columns))
+    return any(change.count(rows) for data_file in files
+               for rows in [probe.to_table([FileScanTask(data_file)])]
+               for change in changes)
 
 
 def without_keys(keys: pa.Table) -> RowChange:

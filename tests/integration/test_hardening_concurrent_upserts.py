@@ -19,12 +19,14 @@ import orjson
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
 from dativo.contracts import load_contract
 from target_dativo_iceberg.iceberg_writer import IcebergWriter
 from target_dativo_iceberg.staging import FileBatch
+from target_dativo_iceberg.table_changes import PlannedTransaction, TableChanges
 from tests.conftest import singer_lines
 from tests.integration.test_concurrent_writers import open_catalog, run_concurrently
 from tests.services.postgres import PostgresServer
@@ -58,13 +60,14 @@ def messages(writer: int) -> list[dict]:
 
 def catalog_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path
                 ) -> dict[str, str]:
-    warehouse = (tmp_path / "warehouse").as_uri()
+    """A new SqlCatalog on SQLite, or on a new database of the test PostgreSQL."""
     if backend == "sqlite":
-        return {"name": "shared", "type": "sql", "warehouse": warehouse,
-                "uri": f"sqlite:///{tmp_path / 'catalog.db'}"}
-    postgres: PostgresServer = request.getfixturevalue("postgres")
-    return {"name": "shared", "type": "sql", "warehouse": warehouse,
-            "uri": postgres.create_database(f"upsert_{uuid.uuid4().hex[:12]}")}
+        uri = f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        postgres: PostgresServer = request.getfixturevalue("postgres")
+        uri = postgres.create_database(f"upsert_{uuid.uuid4().hex[:12]}")
+    return {"name": "shared", "type": "sql", "uri": uri,
+            "warehouse": (tmp_path / "warehouse").as_uri()}
 
 
 def committed_order(table: Table) -> dict[tuple[int, int], int]:
@@ -154,3 +157,41 @@ def test_upsert_on_a_stale_table_is_planned_again_on_the_new_snapshot(
     rows = open_catalog(props).load_table(("acme", "sales", "orders")).scan().to_arrow()
     assert sorted(zip(rows.column("id").to_pylist(), rows.column("writer").to_pylist(),
                       strict=True)) == [(1, "a"), (2, "a"), (3, "a"), (4, "a")]
+
+
+@pytest.mark.parametrize("concurrent", ["same_keys", "replaced_file", "other_keys"])
+def test_a_plan_that_lost_the_race_is_reused_only_if_the_winner_left_its_keys_alone(
+    concurrent: str, request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:
+    """The plan of an upsert of key 1 (replacing the file that holds keys 1-3) loses
+    the race to another writer's commit; the plan may be committed again as it is only
+    when that commit neither added a row with key 1 nor removed the file it replaces."""
+    props = catalog_for("sqlite", request, tmp_path)
+    contract_file = tmp_path / "orders.odcs.yaml"
+    contract_file.write_text(CONTRACT)
+    writer = IcebergWriter(props, "acme")
+    table = writer.ensure_table(load_contract(contract_file), SCHEMA)
+
+    def batch(keys: list[int], who: str) -> FileBatch:
+        rows = pa.table({"id": keys, "writer": [who] * len(keys)}, schema=SCHEMA)
+        return FileBatch(writer.write_files(table, rows), rows.select(["id"]))
+
+    writer.commit_files(table, [batch([1, 2, 3], "old")], {}, mode="upsert")
+    plan = TableChanges(table, {}, "upsert")
+    with pytest.raises(CommitFailedException), PlannedTransaction(table) as tx:
+        plan.stage(tx, [batch([1], "a")])
+        other = open_catalog(props).load_table(("acme", "sales", "orders"))
+        winner = {"same_keys": [1], "replaced_file": [2], "other_keys": [7]}[concurrent]
+        writer.commit_files(other, [batch(winner, "b")], {}, mode="upsert")
+    table.refresh()
+
+    assert plan.still_valid() is (concurrent == "other_keys")
+    if plan.still_valid():
+        with PlannedTransaction(table) as tx:
+            plan.restage(tx)
+    else:
+        writer.commit_files(table, [batch([1], "a")], {}, mode="upsert")
+    rows = open_catalog(props).load_table(("acme", "sales", "orders")).scan().to_arrow()
+    expected = {1: "a", 2: "old", 3: "old", **{k: "b" for k in winner if k != 1}}
+    assert sorted(zip(rows.column("id").to_pylist(), rows.column("writer").to_pylist(),
+                      strict=True)) == sorted(expected.items())

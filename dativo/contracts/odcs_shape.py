@@ -44,7 +44,8 @@ def too_deep(doc: dict[str, Any]) -> str | None:
 def identifier_problems(doc: dict[str, Any]) -> list[str]:
     """Tenant, domain, table and column names that break :mod:`dativo.names`' rules."""
     problems = []
-    if "tenant" in doc and (problem := tenant_problem(doc["tenant"])) is not None:
+    tenant = doc.get("tenant")  # null: no tenant (the ODCS schema checks its type)
+    if tenant is not None and (problem := tenant_problem(tenant)) is not None:
         problems.append(f"tenant: {problem}")
     if doc.get("domain") is not None:
         problems.extend(_naming_problem("domain", doc["domain"]))

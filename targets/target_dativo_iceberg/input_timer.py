@@ -19,6 +19,41 @@ from collections.abc import Callable
 from typing import IO, Protocol
 
 Waiter = Callable[[float], bool]
+# The timer never runs shorter: commit_interval_seconds 0 (commit every batch) must not
+# cut a tap that is merely slower than the target into tiny batches.
+MIN_FLUSH_SECONDS = 1.0
+
+
+class FlushTimer:
+    """Expires ``seconds`` after the first message held since the last flush, or after
+    the last full batch: only input slower than a batch per interval lets it expire.
+
+    ``seconds`` ``None``: it never expires (``load_method: overwrite`` commits once).
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = None if seconds is None else max(seconds, MIN_FLUSH_SECONDS)
+        self._since: float | None = None
+
+    @property
+    def due(self) -> float | None:
+        """When it expires (``time.monotonic()``), or None while it does not run."""
+        if self._since is None or self.seconds is None:
+            return None
+        return self._since + self.seconds
+
+    def hold(self) -> None:
+        """Something waits to be committed: start, unless running."""
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def restart(self) -> None:
+        """A batch filled up: input flows, the wait starts over."""
+        self._since = time.monotonic()
+
+    def stop(self) -> None:
+        """Everything is on its way to a commit."""
+        self._since = None
 
 
 class Flushable(Protocol):

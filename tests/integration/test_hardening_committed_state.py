@@ -8,8 +8,10 @@ rows of other streams and the STATE before it are on their way to be committed.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from pyiceberg.catalog import Catalog
@@ -85,3 +87,29 @@ def test_rows_that_share_a_batch_with_a_failing_stream_are_not_committed(
     catalog = open_catalog()
     assert table_ids(catalog, "users") == []
     assert table_ids(catalog, "orders") == [0]
+
+
+@pytest.mark.parametrize("load_method", ["append-only", "upsert"])
+def test_a_drain_that_fails_while_writing_files_commits_none_of_its_rows(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+    load_method: str,
+) -> None:
+    """users' rows are written, then writing orders' data file fails (its data folder
+    is a file): the salvage after the failure must not commit users' rows, whose
+    STATE is never emitted."""
+    config = target_config(load_method=load_method)
+    first = run_target(config, singer_lines([schema("users"), record("users", 0),
+                                             schema("orders"), record("orders", 0)]))
+    assert first.returncode == 0, first.stderr.decode()
+    orders = open_catalog().load_table(("acme", "default", "orders"))
+    data = Path(urlparse(orders.location()).path) / "data"
+    shutil.rmtree(data)
+    data.write_text("not a folder")
+    messages = [schema("users"), schema("orders"), *(record("users", i) for i in range(1, 6)),
+                record("orders", 1), state(5)]
+    result = run_target(config, singer_lines(messages))
+    stderr = result.stderr.decode()
+    assert result.returncode in (1, 2), stderr
+    assert "Traceback" not in stderr
+    assert emitted_states(result) == []
+    assert table_ids(open_catalog(), "users") == [0]

@@ -1,0 +1,72 @@
+"""What one stream's batches go to, and what a run counts per stream.
+
+Built by the loader on the main thread; after creation only the commit thread
+(:mod:`target_dativo_iceberg.committer`) mutates a sink.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dativo.contracts import CompiledContract, Contract
+from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
+from target_dativo_iceberg.staging import VERSION_COLUMN, VERSION_FIELDS
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+
+@dataclass
+class StreamStats:
+    received: int = 0
+    committed: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    snapshot_ids: list[int] = field(default_factory=list)
+    schema_drift: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class StreamSink:
+    """Where one stream's batches go; only the commit thread mutates it after creation."""
+
+    contract: Contract
+    compiled: CompiledContract
+    schema: pa.Schema
+    upsert_keys: tuple[str, ...] = ()
+    document_keys: tuple[str, ...] = ()  # format: markdown_kv, the columns of doc_id
+    table: Table | None = None
+    dead_letter: Table | None = None
+    # ACTIVATE_VERSION bookkeeping: once a stream is versioned its rows carry
+    # _sdc_table_version, from their RECORD or else the last activated version.
+    versioned: bool = False
+    current_version: int | None = None
+
+    @property
+    def table_schema(self) -> pa.Schema:
+        if not self.versioned:
+            return self.schema
+        return pa.schema([*self.schema, *VERSION_FIELDS])
+
+
+CheckedDrain = list[tuple[StreamSink, SpooledBatch, CheckedBatch]]
+
+
+def with_version_columns(rows: pa.Table, current: int | None) -> pa.Table:
+    """Give a versioned stream's rows their version (or the activated one) and a null
+    ``_sdc_deleted_at``."""
+    version_field, deleted_field = VERSION_FIELDS
+    if VERSION_COLUMN in rows.column_names:
+        versions = rows.column(VERSION_COLUMN)
+        if current is not None:
+            versions = pc.fill_null(versions, current)
+        rows = rows.drop_columns([VERSION_COLUMN])
+    else:
+        versions = pa.array([current] * rows.num_rows, version_field.type)
+    return (rows.append_column(version_field, versions)
+            .append_column(deleted_field, pa.nulls(rows.num_rows, deleted_field.type)))

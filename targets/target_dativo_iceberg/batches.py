@@ -15,18 +15,18 @@ import os
 import re
 import tempfile
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from json.decoder import scanstring
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from dativo.contracts import ARROW_VIEW, REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
+from target_dativo_iceberg.record_screen import first_invalid_utf8, screen_spool
 from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ class SpooledBatch:
     bytes: int = 0
     run_rows: array = field(default_factory=lambda: array("q"))
     run_lines: array = field(default_factory=lambda: array("q"))
+    # RECORDs over max_record_bytes, never spooled: dead-letter references only.
+    set_aside: list[RejectedRecord] = field(default_factory=list)
+
+    @property
+    def received(self) -> int:
+        """Every RECORD of the batch: the spooled rows and the ones set aside."""
+        return self.rows + len(self.set_aside)
 
     def line_number(self, row: int) -> int:
         """Input line number of spool row ``row`` (0-based)."""
@@ -77,10 +84,28 @@ class SpooledBatch:
         ``read_versions``: also keep each RECORD's Singer ``version`` (for
         ACTIVATE_VERSION), as column ``_sdc_table_version`` of the valid rows.
 
+        A record whose JSON the readers refuse (a key twice in one object, a lone
+        surrogate) goes to the dead-letter table with rule ``json``, as do the
+        references of records set aside for their size.
+
         Raises:
-            CodecError: A line is not valid JSON or not a Singer RECORD; the message
-                names its input line.
+            CodecError: A line is not UTF-8, not JSON or not a Singer RECORD; the
+                message names its input line.
         """
+        if not self.rows:  # only records set aside: no spool to read
+            checked = CheckedBatch(valid=_empty(schema, read_versions), rejected=[])
+        else:
+            try:
+                checked = self._check(con, compiled, schema, read_versions)
+            except _BadJsonRows as bad:
+                checked = self._check_without(bad.rows, con, compiled, schema, read_versions)
+        if not self.set_aside:
+            return checked
+        return CheckedBatch(valid=checked.valid, rejected=sorted(
+            checked.rejected + self.set_aside, key=lambda r: r.line_number))
+
+    def _check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+               schema: pa.Schema, read_versions: bool) -> CheckedBatch:
         table = self._run_strict(con, compiled)
         if table is None:
             table = self._run_per_record(con, compiled)
@@ -103,6 +128,37 @@ class SpooledBatch:
         if read_versions:
             valid = valid.append_column(VERSION_COLUMN, self._versions(con).filter(ok))
         return CheckedBatch(valid=valid, rejected=rejected)
+
+    def _check_without(self, bad: dict[int, list[dict[str, str]]],
+                       con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
+                       schema: pa.Schema, read_versions: bool) -> CheckedBatch:
+        """Dead-letter the ``bad`` rows (rule ``json``) and check the rest, copied to a
+        spool of their own (error path only)."""
+        rest = replace(self, path=f"{self.path}.rest", rows=0, bytes=0, run_rows=array("q"),
+                       run_lines=array("q"), set_aside=[])
+        rejected = []
+        with open(self.path, "rb") as spool, open(rest.path, "wb") as out:
+            for row, line in enumerate(spool):
+                number = self.line_number(row)
+                if row in bad:
+                    rejected.append(RejectedRecord(number, raw_record_json(line.decode()),
+                                                   bad[row]))
+                    continue
+                out.write(line)
+                if not rest.rows or rest.run_lines[-1] + rest.rows - rest.run_rows[-1] \
+                        != number:
+                    rest.run_rows.append(rest.rows)
+                    rest.run_lines.append(number)
+                rest.rows += 1
+                rest.bytes += len(line)
+        try:
+            checked = (rest.check(con, compiled, schema, read_versions=read_versions)
+                       if rest.rows else
+                       CheckedBatch(valid=_empty(schema, read_versions), rejected=[]))
+        finally:
+            rest.discard()
+        return CheckedBatch(valid=checked.valid, rejected=sorted(
+            checked.rejected + rejected, key=lambda r: r.line_number))
 
     def discard(self) -> None:
         os.unlink(self.path)
@@ -129,7 +185,17 @@ class SpooledBatch:
             LOGGER.debug("Stream '%s': batch is not strictly typed, checking per record",
                          self.stream)
             return None
-        return check_pretyped(con, compiled, records)
+        try:
+            return check_pretyped(con, compiled, records)
+        except InvalidText as exc:  # pyarrow's reader does not check UTF-8; name the line
+            found = first_invalid_utf8(self.path)
+            if found is None:
+                raise
+            row, offset = found
+            raise CodecError(
+                f"stream '{self.stream}': RECORD could not be read (invalid UTF-8 at byte "
+                f"{offset} of the line); the tap must write JSON as UTF-8",
+                line=self.line_number(row)) from exc
 
     def _versions(self, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
         """Each RECORD line's top-level ``version`` (null where absent)."""
@@ -179,28 +245,48 @@ class SpooledBatch:
                                               raw_record_json(line.decode()), wanted[index]))
         return out
 
-    def _codec_error(self, exc: duckdb.Error) -> CodecError:
-        """Name the first spooled line that is not a Singer RECORD object.
+    def _codec_error(self, exc: duckdb.Error) -> Exception:
+        """The error for a batch DuckDB refused, from a line-by-line re-scan (error
+        path only): the first line that is not a RECORD, naming its input line, or
+        else the rows to dead-letter for rule ``json``.
 
-        DuckDB's reader tolerates objects spanning lines, so the line it reports can be
-        past the truncated one; re-scanning with orjson (error path only) is exact.
+        DuckDB's reader tolerates objects spanning lines and counts lines of the spool,
+        not of the input, so its own report is never the one the user sees.
         """
-        text = str(exc).splitlines()[0]
-        line = None
-        with open(self.path, "rb") as spool:
-            for index, raw in enumerate(spool):
-                try:
-                    message = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    message = None
-                if not isinstance(message, dict) or not isinstance(message.get("record"), dict):
-                    line = self.line_number(index)
-                    break
+        screened = screen_spool(self.path)
+        if screened.fatal is not None:
+            row, reason = screened.fatal
+            return CodecError(
+                f"stream '{self.stream}': RECORD could not be read ({reason}); the tap "
+                "must emit one JSON object per line with an object 'record'",
+                line=self.line_number(row))
+        if screened.json_rows:
+            return _BadJsonRows(screened.json_rows)
         return CodecError(
-            f"stream '{self.stream}': RECORD could not be read ({text}); "
-            "the tap must emit one JSON object per line with an object 'record'",
-            line=line,
-        )
+            f"stream '{self.stream}': RECORD could not be read "
+            f"({_SPOOL_PLACE.sub('', str(exc).splitlines()[0])}); "
+            "the tap must emit one JSON object per line with an object 'record'")
+
+
+class InvalidText(CodecError):
+    """Raised when pretyped input holds a string that is not valid UTF-8 (pyarrow's
+    JSON and Parquet readers do not check; DuckDB and Iceberg statistics do)."""
+
+
+class _BadJsonRows(Exception):
+    """Raised (internally) when only some records break rule ``json``: ``rows`` maps
+    each spool row to its reasons."""
+
+    def __init__(self, rows: dict[int, list[dict[str, str]]]) -> None:
+        super().__init__(f"{len(rows)} record(s) break rule json")
+        self.rows = rows
+
+
+def _empty(schema: pa.Schema, read_versions: bool) -> pa.Table:
+    table = schema.empty_table()
+    if read_versions:
+        table = table.append_column(VERSION_COLUMN, pa.array([], pa.int64()))
+    return table
 
 
 def check_pretyped(con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
@@ -208,9 +294,17 @@ def check_pretyped(con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
     """Check ``records`` (one ``record`` struct column typed as
     ``compiled.columnar_schema``) against the contract's rules; return the typed columns
     plus the reasons column. Shared by spooled RECORD lines and BATCH Parquet files.
+
+    Raises:
+        InvalidText: A string is not valid UTF-8 (one C++ pass over the strings).
     """
     if compiled.columnar_schema is None or compiled.pretyped_query is None:
         raise ValueError(f"contract {compiled.contract.name!r} cannot be checked pretyped")
+    try:
+        records.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise InvalidText(f"a string value is not valid UTF-8 ({exc}); the tap must "
+                          "write text as UTF-8") from exc
     con.register(ARROW_VIEW, records)
     try:
         checked = con.execute(compiled.pretyped_query).fetch_arrow_table()
@@ -258,7 +352,8 @@ def _skip_ws(text: str, pos: int) -> int:
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-
+# Where DuckDB says it failed: a temporary spool file and its line, not the input's.
+_SPOOL_PLACE = re.compile(r' in file "[^"]*",?| at byte \d+| in line \d+')
 
 class StreamBuffer:
     """Spools one stream's raw RECORD lines; ``detach`` hands the batch off for checking."""
@@ -281,7 +376,11 @@ class StreamBuffer:
         read lazily on the check thread learns its row count only there."""
         if self._adopted is not None:
             return max(self._adopted.rows, 1)
-        return self.batch.rows
+        return self.batch.received
+
+    def set_aside(self, reference: RejectedRecord) -> None:
+        """Queue the dead-letter reference of a RECORD too big to spool."""
+        self.batch.set_aside.append(reference)
 
     @property
     def bytes(self) -> int:

@@ -185,9 +185,9 @@ class Committer:
                drain: int, state: Any = None) -> None:
         """Write one batch's rejected rows, and its valid rows, as data files."""
         stream, stats = batch.stream, self.stats[batch.stream]
-        stats.received += batch.rows
+        stats.received += batch.received
         labels = self.run_metrics.stream(stream)
-        metrics.RECORDS_RECEIVED.labels(**labels).inc(batch.rows)
+        metrics.RECORDS_RECEIVED.labels(**labels).inc(batch.received)
         metrics.BATCHES.labels(**labels).inc()
         if checked.rejected:
             self._stage_rejected(sink, stream, checked)

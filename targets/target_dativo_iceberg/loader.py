@@ -30,7 +30,7 @@ import orjson
 from dativo.contracts import Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ContractViolation
 from dativo.metrics import MetricsSettings, RunMetrics
-from target_dativo_iceberg.batches import SpooledBatch, StreamBuffer
+from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import (
@@ -154,6 +154,21 @@ class Loader:
                 buffer.bytes >= self.settings.batch_max_bytes):
             # Wait for the next message: if it is the STATE covering this batch, the
             # bookmark rides in the same commit's snapshot summary.
+            self._drain_due = True
+
+    def on_oversized_record(self, stream: str, reference: RejectedRecord) -> None:
+        """Queue the dead-letter reference of a RECORD over ``max_record_bytes`` (see
+        :mod:`~target_dativo_iceberg.oversized`) in order with the stream's records."""
+        entry = self._streams.get(stream)
+        if entry is None:
+            raise CodecError(
+                f"RECORD for stream '{stream}' arrived before its SCHEMA message; "
+                "the tap must send SCHEMA first", line=reference.line_number,
+            )
+        if self._drain_due:
+            self.drain()
+        entry.buffer.set_aside(reference)
+        if entry.buffer.rows >= self.settings.batch_size_rows:
             self._drain_due = True
 
     @property

@@ -18,10 +18,15 @@ import orjson
 from dativo.errors import CodecError
 from target_dativo_iceberg.batch_messages import manifest_batches, parse_batch_message
 from target_dativo_iceberg.loader import Loader
+from target_dativo_iceberg.oversized import PartialLine, set_aside
 
 BLOCK_BYTES = 8 * 1024 * 1024
 _FAST_RECORD_PREFIX = b'{"type":"RECORD","stream":"'
 _PREFIX_LEN = len(_FAST_RECORD_PREFIX)
+# The fast path takes a line only when its record object follows the stream name, as
+# singer-sdk writes it; any other shape (no record, "record": null, other key order)
+# is decoded and checked on its own line.
+_FAST_RECORD_MEMBER = b'","record":{'
 
 
 class _RunFinder:
@@ -33,7 +38,7 @@ class _RunFinder:
     def run_end(self, data: bytes, pos: int, size: int, stream: bytes) -> int:
         pattern = self._patterns.get(stream)
         if pattern is None:
-            prefix = re.escape(_FAST_RECORD_PREFIX + stream + b'"')
+            prefix = re.escape(_FAST_RECORD_PREFIX + stream + _FAST_RECORD_MEMBER)
             pattern = self._patterns[stream] = re.compile(b"\n(?!" + prefix + b")")
         match = pattern.search(data, pos, size)
         return match.start() + 1 if match else size
@@ -47,26 +52,41 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
     """
     finder = _RunFinder()
     line_number = 0
-    pending = b""
+    limit = loader.settings.max_record_bytes
+    # A line inside one block is within the limit; only a line spanning blocks (kept in
+    # ``pending``) must be measured, so no line is ever looked at one by one.
+    block_bytes = min(block_bytes, limit)
+    pending = PartialLine(limit)
     # read1 returns whatever the pipe holds instead of waiting for a full block, so a
     # tap that pauses mid-stream still gets its STATE acknowledged promptly.
     read = getattr(source, "read1", source.read)
     while chunk := read(block_bytes):
         end = chunk.rfind(b"\n") + 1
         if not end:
-            pending += chunk
+            pending.add(chunk)
             continue
         start = 0
         if pending:  # finish the line split across chunks without copying the chunk
             start = chunk.index(b"\n") + 1
-            head = pending + chunk[:start]
-            line_number = _process_block(head, 0, len(head), line_number, loader, finder)
+            line_number = _finish_line(pending, chunk[:start], line_number, loader, finder)
         line_number = _process_block(chunk, start, end, line_number, loader, finder)
-        pending = chunk[end:]
+        pending.add(chunk[end:])
     if pending:
-        pending += b"\n"
-        line_number = _process_block(pending, 0, len(pending), line_number, loader, finder)
+        line_number = _finish_line(pending, b"\n", line_number, loader, finder)
     return line_number
+
+
+def _finish_line(pending: PartialLine, rest: bytes, line_number: int, loader: Loader,
+                 finder: _RunFinder) -> int:
+    """Dispatch the line that ``pending`` started and ``rest`` (up to its newline) ends;
+    a line over ``max_record_bytes`` is set aside (see :func:`set_aside`)."""
+    line = pending.finish(rest)
+    if line is None:
+        set_aside(pending, line_number + 1, loader)
+        pending.clear()
+        return line_number + 1
+    pending.clear()
+    return _process_block(line, 0, len(line), line_number, loader, finder)
 
 
 def _process_block(data: bytes, pos: int, size: int, line_number: int, loader: Loader,
@@ -76,10 +96,11 @@ def _process_block(data: bytes, pos: int, size: int, line_number: int, loader: L
         if data.startswith(_FAST_RECORD_PREFIX, pos):
             quote = data.find(b'"', pos + _PREFIX_LEN)
             stream = data[pos + _PREFIX_LEN : quote]
-            if quote > 0 and b"\\" not in stream and b"\n" not in stream:
+            name = _fast_stream_name(data, quote, stream)
+            if name is not None:
                 end = finder.run_end(data, pos, size, stream)
                 count = data.count(b"\n", pos, end)
-                loader.on_records(stream.decode(), data[pos:end], line_number + 1, count)
+                loader.on_records(name, data[pos:end], line_number + 1, count)
                 line_number += count
                 pos = end
                 continue
@@ -90,6 +111,19 @@ def _process_block(data: bytes, pos: int, size: int, line_number: int, loader: L
             _dispatch(_decode(line, line_number), line, line_number, loader)
         pos = end
     return line_number
+
+
+def _fast_stream_name(data: bytes, quote: int, stream: bytes) -> str | None:
+    """The stream of a fast-path run, or ``None`` to decode the line on its own (an
+    escaped or non-UTF-8 name, or no record object right after it)."""
+    if quote < 0 or b"\\" in stream or b"\n" in stream:
+        return None
+    if not data.startswith(_FAST_RECORD_MEMBER, quote):
+        return None
+    try:
+        return stream.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _decode(line: bytes, line_number: int) -> dict[str, Any]:
@@ -127,7 +161,13 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
         except CodecError as exc:
             raise CodecError(str(exc), line=line_number) from exc
     elif kind == "STATE":
-        loader.on_state(_require(message, "value", line_number))
+        value = _require(message, "value", line_number)
+        if not isinstance(value, dict):
+            # singer-sdk's targets refuse it too: Meltano stores the value as the bookmark.
+            raise CodecError(f"STATE value must be a JSON object, not {_json_kind(value)}; "
+                             "the tap must send its bookmarks as an object",
+                             line=line_number)
+        loader.on_state(value)
     elif kind == "ACTIVATE_VERSION":
         stream = _require(message, "stream", line_number)
         version = _require(message, "version", line_number)
@@ -147,3 +187,12 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
             f"unknown Singer message type {kind!r}; expected SCHEMA, RECORD, STATE, "
             "ACTIVATE_VERSION or BATCH", line=line_number,
         )
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON type name of a decoded value, for error messages (never the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {str: "a string", list: "an array"}.get(type(value), "a number")

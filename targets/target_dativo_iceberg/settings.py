@@ -24,6 +24,12 @@ DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
 DEFAULT_TARGET_FILE_SIZE_MB = 160
 DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
+# The JSON readers' own per-object ceiling (DuckDB's maximum_object_size in our queries).
+MAX_RECORD_BYTES_CEILING = 256 * 1024 * 1024
+# Blocks are read no larger than the limit; below the input buffer's size, input read
+# ahead into the buffer would be unseen by the flush timer's poll (see input_timer).
+MIN_RECORD_BYTES = 1024 * 1024
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "uncompressed"]
 
 
@@ -46,6 +52,7 @@ class TargetSettings:
     target_file_size_mb: int = DEFAULT_TARGET_FILE_SIZE_MB
     compression: Compression = "zstd"
     max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     batch_files: BatchFilePolicy = field(default_factory=default_policy)  # batch_roots, ...
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     audit_log_path: Path | None = None
@@ -116,6 +123,7 @@ class TargetSettings:
                                               DEFAULT_TARGET_FILE_SIZE_MB),
             compression=compression,
             max_state_lag_seconds=lag,
+            max_record_bytes=_record_bytes(config),
             batch_files=BatchFilePolicy.from_config(config.get("batch_roots"),
                                                     config.get("batch_max_file_bytes")),
             metrics=MetricsSettings.from_config(config.get("metrics")),
@@ -152,6 +160,15 @@ def _seconds(config: Mapping[str, Any], key: str, default: float, zero: str) -> 
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
         raise ConfigError(f"{key}: {value!r} must be a number of seconds >= 0 ({zero})")
     return float(value)
+
+
+def _record_bytes(config: Mapping[str, Any]) -> int:
+    value = _positive_int(config, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES)
+    if not MIN_RECORD_BYTES <= value <= MAX_RECORD_BYTES_CEILING:
+        raise ConfigError(f"max_record_bytes: {value} must be between {MIN_RECORD_BYTES} and "
+                          f"{MAX_RECORD_BYTES_CEILING} bytes (1 MiB to 256 MiB, the most the "
+                          "JSON readers take)")
+    return value
 
 
 def _flag(config: Mapping[str, Any], key: str, *, default: bool) -> bool:

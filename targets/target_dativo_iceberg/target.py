@@ -31,6 +31,7 @@ from target_dativo_iceberg.settings import (
     DEFAULT_BATCH_MAX_BYTES,
     DEFAULT_BATCH_SIZE_ROWS,
     DEFAULT_COMMIT_INTERVAL_SECONDS,
+    DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_MAX_STATE_LAG_SECONDS,
     DEFAULT_TARGET_FILE_SIZE_MB,
     TargetSettings,
@@ -118,6 +119,11 @@ class TargetDativoIceberg(Target):
                     description="Longest a STATE waits for open data files to fill up; then "
                                 "they are closed smaller and committed, so the bookmark "
                                 "moves on."),
+        th.Property("max_record_bytes", th.IntegerType, default=DEFAULT_MAX_RECORD_BYTES,
+                    description="A RECORD line longer than this (bytes, 1 MiB to 256 MiB) is "
+                                "never held whole in memory: its dead-letter row (rule "
+                                "maxRecordBytes) keeps its size and first 1 KiB, and the "
+                                "run goes on. Any other message that long stops the run."),
         th.Property("hard_delete", th.BooleanType, default=False,
                     description="ACTIVATE_VERSION: delete the rows of older table versions "
                                 "(true) or set their _sdc_deleted_at (false)."),

@@ -4,6 +4,7 @@ with its own line number, whatever the block size and however the lines are cut.
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -11,10 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from target_dativo_iceberg.message_loop import run_message_loop
+from target_dativo_iceberg.settings import DEFAULT_MAX_RECORD_BYTES
 
 
 class RecordingLoader:
     """Stands in for the Loader: records what the loop hands over, line by line."""
+
+    settings = SimpleNamespace(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
 
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
@@ -56,7 +60,7 @@ def _render(message: tuple[Any, ...]) -> bytes:
         return (b'{"type": "RECORD", "stream": "%s", "record": {"id": %d}}\n'
                 % (message[1].encode(), message[2]))
     if kind == "STATE":
-        return orjson.dumps({"type": "STATE", "value": message[1]}) + b"\n"
+        return orjson.dumps({"type": "STATE", "value": {"n": message[1]}}) + b"\n"
     return b"\n"
 
 
@@ -76,7 +80,7 @@ def test_every_line_arrives_once_in_order_with_its_line_number(
         if message[0] in ("RECORD", "SPACED"):
             expected.append(("RECORD", message[1], line_number, {"id": message[2]}))
         elif message[0] == "STATE":
-            expected.append(("STATE", message[1]))
+            expected.append(("STATE", {"n": message[1]}))
     loader = RecordingLoader()
     lines = run_message_loop(io.BufferedReader(io.BytesIO(data)), loader,  # type: ignore[arg-type]
                              block_bytes=block_bytes)

@@ -6,7 +6,14 @@ table's target size (:mod:`target_dativo_iceberg.data_files`). Each publish (onc
 ``commit_interval_seconds``) commits the files closed so far, and emits the newest
 STATE whose rows are all in them. Rows still in an open file hold their STATE back;
 after ``max_state_lag_seconds`` the open files are closed early, smaller, so the
-bookmark keeps moving. ``commit_interval_seconds: 0`` closes them at every commit.
+bookmark keeps moving. ``commit_interval_seconds: 0`` closes them at every commit, and
+so does a flush (the loader's timer: input slower than a batch per interval).
+
+For :meth:`Committer.salvage` a drain is all or nothing: its tables are resolved before
+any of its rows is written, so a table that cannot be written fails the drain cleanly,
+and the drains before it are still committed with their STATE. A failure while data
+files are written or closed may leave the failed drain's rows in them (or lose an open
+file's rows): then nothing more is committed, and no STATE emitted.
 
 Everything here runs on the loader's single commit thread, so nothing is locked.
 """
@@ -16,28 +23,31 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from dativo import metrics
 from dativo.audit import AuditLog
-from dativo.contracts import CompiledContract, Contract
 from dativo.metrics import RunMetrics
 from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
 from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.sinks import (
+    CheckedDrain,
+    StreamSink,
+    StreamStats,
+    with_version_columns,
+)
 from target_dativo_iceberg.staging import (
     VERSION_COLUMN,
-    VERSION_FIELDS,
     CommitMode,
     FileBatch,
     TableChange,
@@ -46,6 +56,7 @@ from target_dativo_iceberg.staging import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
@@ -53,42 +64,6 @@ if TYPE_CHECKING:
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass
-class StreamStats:
-    received: int = 0
-    committed: int = 0
-    rejected: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    snapshot_ids: list[int] = field(default_factory=list)
-    schema_drift: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class StreamSink:
-    """Where one stream's batches go; only the commit thread mutates it after creation."""
-
-    contract: Contract
-    compiled: CompiledContract
-    schema: pa.Schema
-    upsert_keys: tuple[str, ...] = ()
-    document_keys: tuple[str, ...] = ()  # format: markdown_kv, the columns of doc_id
-    table: Table | None = None
-    dead_letter: Table | None = None
-    # ACTIVATE_VERSION bookkeeping: once a stream is versioned its rows carry
-    # _sdc_table_version, from their RECORD or else the last activated version.
-    versioned: bool = False
-    current_version: int | None = None
-
-    @property
-    def table_schema(self) -> pa.Schema:
-        if not self.versioned:
-            return self.schema
-        return pa.schema([*self.schema, *VERSION_FIELDS])
-
-
-CheckedDrain = list[tuple[StreamSink, SpooledBatch, CheckedBatch]]
 
 
 @dataclass
@@ -141,19 +116,24 @@ class Committer:
         self._checked_at: deque[tuple[int, float]] = deque()  # (drain, time) not yet durable
         self._published_at = time.monotonic()
         self.last_state: Any = None  # the last STATE emitted, for the run summary
+        self._files_unsafe = False  # see _writing_files
         self._markdown = (MarkdownKVWriter(settings.markdown_kv, settings.tenant_id)
                           if settings.markdown_kv is not None else None)
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
-                     has_state: bool, final: bool) -> None:
-        """Write a drain's batches; publish when due (always when ``final``)."""
-        for sink, batch, result in checked:
-            self._stage(sink, batch, result, drain, state if has_state else None)
+                     has_state: bool, final: bool, flush: bool = False) -> None:
+        """Write a drain's batches; publish when due, and always when ``final`` (end of
+        input) or ``flush`` (slow input: its open files close, since they fill slowly)."""
+        for sink, _, result in checked:
+            self._prepare(sink, result)  # a table that cannot be written fails here
+        with self._writing_files():
+            for sink, batch, result in checked:
+                self._stage(sink, batch, result, drain, state if has_state else None)
         if checked:
             self._checked_at.append((drain, time.monotonic()))
         if has_state:
             self._states.append(_PendingState(drain, state, time.monotonic()))
-        if final:
+        if final or flush:
             self._publish(final=True)
         elif self.settings.load_method == "overwrite":
             return  # the new contents replace the old in one commit, at the end
@@ -175,12 +155,41 @@ class Committer:
             sink.table = self._writer.result().ensure_table(sink.contract, sink.table_schema)
         rolling = self._rolling.pop(staged_name(sink.table), None)
         if rolling is not None:
-            self._add_closed(sink.table, stream, rolling.files.close_all())
+            with self._writing_files():
+                self._add_closed(sink.table, stream, rolling.files.close_all())
         activation = VersionActivation(version, self.settings.hard_delete,
                                        datetime.now(timezone.utc))
         self._staged_for(sink.table, stream, dead_letter=False).add(activation, 0)
 
     # -- staging ----------------------------------------------------------------
+    @contextmanager
+    def _writing_files(self) -> Iterator[None]:
+        """Data files are written or closed: a failure may leave a failed drain's rows
+        (whose STATE is dropped) in them, or lose rows, so salvage must commit no more."""
+        try:
+            yield
+        except BaseException:
+            self._files_unsafe = True
+            raise
+
+    def _prepare(self, sink: StreamSink, checked: CheckedBatch) -> None:
+        """Load, create or evolve the tables a batch goes to, before any row of its drain
+        is written: a table that cannot be written (a config error) fails the drain whole."""
+        writer = self._writer.result()
+        if checked.rejected and sink.dead_letter is None:
+            sink.dead_letter = writer.dead_letter_table(sink.contract)
+        if not checked.valid.num_rows:
+            return
+        if self._markdown is not None:
+            if sink.table is None:
+                sink.table = writer.ensure_table(
+                    self._markdown.table_contract(sink.contract), self._markdown.settings.schema)
+            return
+        if VERSION_COLUMN in checked.valid.column_names and not sink.versioned:
+            sink.versioned, sink.table = True, None  # the table gains the version columns
+        if sink.table is None:
+            sink.table = writer.ensure_table(sink.contract, sink.table_schema)
+
     def _stage(self, sink: StreamSink, batch: SpooledBatch, checked: CheckedBatch,
                drain: int, state: Any = None) -> None:
         """Write one batch's rejected rows, and its valid rows, as data files."""
@@ -195,18 +204,15 @@ class Committer:
         if self._markdown is not None:
             self._stage_markdown(self._markdown, sink, stream, valid, state)
             return
-        if VERSION_COLUMN in valid.column_names and not sink.versioned:
-            sink.versioned, sink.table = True, None  # the table gains the version columns
         if sink.versioned:
-            valid = _with_version_columns(valid, sink.current_version)
+            valid = with_version_columns(valid, sink.current_version)
         if sink.upsert_keys and valid.num_rows:
             valid = last_per_key(valid, sink.upsert_keys)
             keys = valid.select(list(sink.upsert_keys))
         if not valid.num_rows:
             return
         writer = self._writer.result()
-        if sink.table is None:
-            sink.table = writer.ensure_table(sink.contract, sink.table_schema)
+        assert sink.table is not None  # by _prepare
         if keys is not None:  # upsert applies batch by batch: its files stay per batch
             self._staged_for(sink.table, stream, dead_letter=False).add(
                 FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
@@ -225,9 +231,7 @@ class Committer:
         if not valid.num_rows:
             return
         writer = self._writer.result()
-        if sink.table is None:
-            sink.table = writer.ensure_table(markdown.table_contract(sink.contract),
-                                             markdown.settings.schema)
+        assert sink.table is not None  # by _prepare
         bookmarks = state.get("bookmarks") if isinstance(state, dict) else None
         bookmark = bookmarks.get(stream) if isinstance(bookmarks, dict) else None
         rendered = markdown.render(stream, sink.contract, valid, sink.document_keys,
@@ -238,8 +242,7 @@ class Committer:
 
     def _stage_rejected(self, sink: StreamSink, stream: str, checked: CheckedBatch) -> None:
         writer, stats = self._writer.result(), self.stats[stream]
-        if sink.dead_letter is None:
-            sink.dead_letter = writer.dead_letter_table(sink.contract)
+        assert sink.dead_letter is not None  # by _prepare
         rows = dead_letter_rows(stream, self.run_id, checked.rejected)
         self._staged_for(sink.dead_letter, stream, dead_letter=True).add(
             FileBatch(writer.write_files(sink.dead_letter, rows)), rows.num_rows)
@@ -289,8 +292,14 @@ class Committer:
         """Commit everything staged or in open files, then emit the STATEs that covers.
 
         Only drains that finished put a STATE in the queue, so a failed drain's STATE
-        is never emitted, while the work of the drains before it is kept.
+        is never emitted, while the work of the drains before it is kept (see the module
+        docstring: a drain fails before writing, or makes the files unsafe to commit).
         """
+        if self._files_unsafe:
+            LOGGER.warning("Not committing the rows written since the last commit: the "
+                           "failure came while data files were written, so no STATE covers "
+                           "them and the rerun loads them again")
+            return
         if self._writer.done() and self._writer.exception() is None:
             self._publish(final=True)
 
@@ -300,18 +309,23 @@ class Committer:
         lagging = bool(self._states) and (time.monotonic() - self._states[0].since
                                           >= self.settings.max_state_lag_seconds)
         if final or lagging or self.settings.commit_interval_seconds == 0:
-            for rolling in self._rolling.values():
-                self._add_closed(rolling.table, rolling.stream, rolling.files.close_all())
+            with self._writing_files():
+                for rolling in self._rolling.values():
+                    self._add_closed(rolling.table, rolling.stream,
+                                     rolling.files.close_all())
         blocked = min((drain for rolling in self._rolling.values()
                        if (drain := rolling.files.oldest_open_drain()) is not None),
                       default=None)
-        acknowledged = self._acknowledgeable(blocked)
+        covered = self._acknowledgeable(blocked)
+        acknowledged = self._states[covered - 1] if covered else None
         properties = {RUN_ID_PROPERTY: self.run_id}
         if acknowledged is not None:
             properties[STATE_PROPERTY] = orjson.dumps(acknowledged.value).decode()
-        for staged in self._staged.values():
-            self._commit(staged, properties)
-        self._staged.clear()
+        for name in list(self._staged):
+            self._commit(self._staged[name], properties)
+            del self._staged[name]  # committed: a retry (salvage) must not add it again
+        for _ in range(covered):  # only now: after a failed commit, salvage retries them
+            self._states.popleft()
         self._published_at = time.monotonic()
         latency = metrics.BATCH_COMMIT_LATENCY.labels(**self.run_metrics.labels)
         while self._checked_at and (blocked is None or self._checked_at[0][0] < blocked):
@@ -320,13 +334,15 @@ class Committer:
             self.emit_state(acknowledged.value)
             self.last_state = acknowledged.value
 
-    def _acknowledgeable(self, blocked: int | None) -> _PendingState | None:
-        """Pop and return the newest STATE none of whose rows is in an open file
-        (``blocked``: the oldest drain with rows in one)."""
-        newest = None
-        while self._states and (blocked is None or self._states[0].drain < blocked):
-            newest = self._states.popleft()
-        return newest
+    def _acknowledgeable(self, blocked: int | None) -> int:
+        """How many queued STATEs have no row in an open file (``blocked``: the oldest
+        drain with rows in one); the last of them is the one to emit."""
+        count = 0
+        for pending in self._states:
+            if blocked is not None and pending.drain >= blocked:
+                break
+            count += 1
+        return count
 
     def _commit(self, staged: _Staged, properties: dict[str, str]) -> None:
         started = time.monotonic()
@@ -361,18 +377,3 @@ class Committer:
 
 def staged_name(table: Table) -> str:
     return ".".join(table.name())
-
-
-def _with_version_columns(rows: pa.Table, current: int | None) -> pa.Table:
-    """Give a versioned stream's rows their version (or the activated one) and a null
-    ``_sdc_deleted_at``."""
-    version_field, deleted_field = VERSION_FIELDS
-    if VERSION_COLUMN in rows.column_names:
-        versions = rows.column(VERSION_COLUMN)
-        if current is not None:
-            versions = pc.fill_null(versions, current)
-        rows = rows.drop_columns([VERSION_COLUMN])
-    else:
-        versions = pa.array([current] * rows.num_rows, version_field.type)
-    return (rows.append_column(version_field, versions)
-            .append_column(deleted_field, pa.nulls(rows.num_rows, deleted_field.type)))

@@ -9,6 +9,10 @@ keeps reading input into fresh spool files (see :meth:`Loader.drain`): the check
 thread types and validates a batch, and the commit thread hands it to the
 :class:`~target_dativo_iceberg.committer.Committer`, which writes data files,
 commits them and only then emits the STATE they cover.
+
+Drains are cut by size (a full batch), and by time: input slower than a batch per
+``commit_interval_seconds`` is flushed by a timer (:meth:`Loader.flush_due`), so a slow
+tap's rows are committed and its STATE emitted without waiting for more input.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from dativo.contracts import Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ContractViolation
 from dativo.metrics import MetricsSettings, RunMetrics
 from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch, StreamBuffer
-from target_dativo_iceberg.committer import CheckedDrain, Committer, StreamSink, StreamStats
+from target_dativo_iceberg.committer import Committer
+from target_dativo_iceberg.input_timer import FlushTimer
 from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.sinks import CheckedDrain, StreamSink, StreamStats
 from target_dativo_iceberg.stream_contracts import (
     StreamTables,
     contract_for_stream,
@@ -79,6 +85,8 @@ class Loader:
         self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         self._pending_state: Any = _NO_STATE
         self._drain_due = False
+        self._timer = FlushTimer(None if settings.load_method == "overwrite"
+                                 else settings.commit_interval_seconds)
         self._check_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-check")
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-commit")
         self._checking: Future[CheckedDrain] | None = None
@@ -94,13 +102,18 @@ class Loader:
 
     # -- messages -------------------------------------------------------------
     def on_schema(self, stream: str, schema: dict[str, Any], key_properties: list[str]) -> None:
-        """Register or replace a stream's schema; a changed schema drains first."""
+        """Register or replace a stream's schema.
+
+        A new or changed schema drains what came before it first: if its table cannot be
+        written (found on the commit thread), that fails a drain of its own, and the
+        rows before it are still committed with their STATE.
+        """
         key = orjson.dumps([schema, key_properties], option=orjson.OPT_SORT_KEYS)
         current = self._streams.get(stream)
         if current is not None and current.schema_key == key:
             return
+        self.drain()
         if current is not None:
-            self.drain()
             current.buffer.close()
         contract = contract_for_stream(self.settings, stream, schema, key_properties)
         evolution = self.settings.schema_evolution
@@ -137,6 +150,7 @@ class Loader:
             )
         if self._drain_due:
             self.drain()
+        self._timer.hold()
         if (not entry.versioned_records
                 and lines.find(_VERSION_KEY, 0, lines.find(b"\n")) >= 0
                 and self.settings.process_activate_version_messages):
@@ -146,7 +160,7 @@ class Loader:
         while count > room:  # cut the run so every batch holds exactly batch_size_rows
             cut = _after_nth_newline(lines, room)
             buffer.append(lines[:cut], first_line, room)
-            self.drain()
+            self.drain(full=True)
             lines, first_line, count = lines[cut:], first_line + room, count - room
             room = self.settings.batch_size_rows
         buffer.append(lines, first_line, count)
@@ -168,6 +182,7 @@ class Loader:
         if self._drain_due:
             self.drain()
         entry.buffer.set_aside(reference)
+        self._timer.hold()
         if entry.buffer.rows >= self.settings.batch_size_rows:
             self._drain_due = True
 
@@ -192,6 +207,7 @@ class Loader:
             if self._drain_due or entry.buffer.rows:
                 self.drain()
             entry.buffer.adopt(batch)
+            self._timer.hold()
             self._drain_due = True
 
     def on_state(self, value: Any) -> None:
@@ -225,31 +241,53 @@ class Loader:
             self._activate_version, previous, entry.sink, stream, version))
 
     # -- flushing -------------------------------------------------------------
-    def drain(self, *, publish: bool = False) -> None:
+    def flush_due(self) -> float | None:
+        """When (``time.monotonic()``) to :meth:`flush`: ``commit_interval_seconds``
+        after input was held or a drain left uncommitted, unless a batch filled up since
+        (see :class:`FlushTimer`); None while nothing waits."""
+        return self._timer.due
+
+    def flush(self) -> None:
+        """The timer expired: drain, commit everything (closing the open data files,
+        which slow input would take long to fill) and emit the newest STATE. The message
+        loop calls this when :meth:`flush_due` passes, whether or not input arrives."""
+        self.drain(flush=True)
+
+    def drain(self, *, publish: bool = False, full: bool = False, flush: bool = False) -> None:
         """Hand every buffered record and the pending STATE to the flush pipeline.
 
         Stage one (check thread) types and validates a drain's batches; stage two
         (commit thread) writes them as data files and publishes when due. Each stage
         has one thread, so drains finish in order, and while drain N is written drain
         N+1 is checked and N+2 is spooled. Waiting here for check N-1 and commit N-2
-        bounds memory to a few batches.
+        bounds memory to a few batches. ``full``: a batch filled up (the flush timer
+        restarts); ``flush``: commit everything now (see :meth:`flush`).
         """
+        full = full or self._drain_due
         batches = [(entry.sink, entry.buffer.detach(), entry.versioned_records)
                    for entry in self._streams.values() if entry.buffer.rows]
         state, self._pending_state = self._pending_state, _NO_STATE
         self._drain_due = False
-        if not batches and state is _NO_STATE and not publish:
+        if not batches and state is _NO_STATE and not publish and not flush:
             return
         if batches:
             if self._checking is not None:
                 self._checking.result()
             while len(self._committing) > 1:
                 self._committing.popleft().result()
+        while self._committing and self._committing[0].done():  # STATE-only drains
+            self._committing.popleft().result()
         self._checking = self._check_pool.submit(self._check_all, batches) if batches else None
         previous = self._committing[-1] if self._committing else None
         self._drains += 1
         self._committing.append(self._commit_pool.submit(
-            self._commit_all, previous, self._checking, state, self._drains, publish))
+            self._commit_all, previous, self._checking, state, self._drains, publish, flush))
+        if publish or flush:
+            self._timer.stop()
+        elif full:  # after the wait above, not before
+            self._timer.restart()
+        else:
+            self._timer.hold()
 
     def wait(self) -> None:
         """Block until every drain is done; re-raise the first error (after all are
@@ -274,12 +312,12 @@ class Loader:
 
     def _commit_all(self, previous: Future[None] | None,
                     checking: Future[CheckedDrain] | None, state: Any, drain: int,
-                    final: bool) -> None:
+                    final: bool, flush: bool) -> None:
         if previous is not None:
             previous.result()  # a failed drain must not let a later STATE through
         self._committer.commit_drain(checking.result() if checking is not None else [],
                                      state, drain, has_state=state is not _NO_STATE,
-                                     final=final)
+                                     final=final, flush=flush)
 
     def _activate_version(self, previous: Future[None] | None, sink: StreamSink,
                           stream: str, version: int) -> None:

@@ -17,6 +17,7 @@ import orjson
 
 from dativo.errors import CodecError
 from target_dativo_iceberg.batch_messages import manifest_batches, parse_batch_message
+from target_dativo_iceberg.input_timer import input_waiter, next_chunk
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.oversized import PartialLine, set_aside
 
@@ -57,10 +58,12 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
     # ``pending``) must be measured, so no line is ever looked at one by one.
     block_bytes = min(block_bytes, limit)
     pending = PartialLine(limit)
-    # read1 returns whatever the pipe holds instead of waiting for a full block, so a
-    # tap that pauses mid-stream still gets its STATE acknowledged promptly.
+    # read1 returns whatever the pipe holds instead of waiting for a full block, and
+    # the wait for input ends when the loader's flush timer is due (see input_timer),
+    # so a tap that pauses mid-stream still gets its rows committed and STATE emitted.
     read = getattr(source, "read1", source.read)
-    while chunk := read(block_bytes):
+    wait = input_waiter(source)
+    while chunk := next_chunk(read, block_bytes, wait, loader):
         end = chunk.rfind(b"\n") + 1
         if not end:
             pending.add(chunk)

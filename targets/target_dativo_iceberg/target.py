@@ -186,7 +186,10 @@ class TargetDativoIceberg(Target):
                     default=DEFAULT_COMMIT_INTERVAL_SECONDS,
                     description="Commit written data files (one snapshot per table) and emit "
                                 "the STATE they cover at most this often; 0 commits every "
-                                "batch. End of input always commits."),
+                                "batch. Input slower than a batch per interval is committed "
+                                "on a timer once it has waited this long (at least 1 s), "
+                                "without waiting for more input. End of input always "
+                                "commits."),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

@@ -40,6 +40,12 @@ class RecordingLoader:
     def on_activate_version(self, stream: str, version: int) -> None:
         self.events.append(("ACTIVATE_VERSION", stream))
 
+    def flush_due(self) -> float | None:
+        return None  # no flush timer: nothing is held
+
+    def flush(self) -> None:
+        raise AssertionError("flush() without a due timer")
+
 
 _MESSAGE = st.one_of(
     st.builds(lambda s, i: ("RECORD", s, i), st.sampled_from(["a", "bb", "a-b"]),

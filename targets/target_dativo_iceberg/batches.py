@@ -18,6 +18,7 @@ from array import array
 from dataclasses import dataclass, field, replace
 from json.decoder import scanstring
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
@@ -26,11 +27,13 @@ import pyarrow.json as pa_json
 
 from dativo.contracts import ARROW_VIEW, REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
+from dativo.open_files import OpenFiles
 from target_dativo_iceberg.record_screen import first_invalid_utf8, screen_spool
 from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 _STRICT_BLOCK_BYTES = 16 * 1024 * 1024  # pyarrow parses blocks in parallel; a line must fit
+_SPOOL_BUFFER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +164,8 @@ class SpooledBatch:
             checked.rejected + rejected, key=lambda r: r.line_number))
 
     def discard(self) -> None:
-        os.unlink(self.path)
+        if self.path:  # a stream's spool is created at its first record
+            os.unlink(self.path)
 
     def _run_strict(self, con: duckdb.DuckDBPyConnection,
                     compiled: CompiledContract) -> pa.Table | None:
@@ -355,20 +359,49 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # Where DuckDB says it failed: a temporary spool file and its line, not the input's.
 _SPOOL_PLACE = re.compile(r' in file "[^"]*",?| at byte \d+| in line \d+')
 
-class StreamBuffer:
-    """Spools one stream's raw RECORD lines; ``detach`` hands the batch off for checking."""
 
-    def __init__(self, stream: str, spool_dir: Path) -> None:
+class StreamBuffer:
+    """Spools one stream's raw RECORD lines; ``detach`` hands the batch off for checking.
+
+    The spool file is created at the first record, and its handle is held open only
+    while ``open_files`` allows: an idle stream's handle is closed (flushed) when more
+    recent streams need one, and reopened for appending at its next record, so the
+    descriptors and write buffers a run holds do not grow with its stream count.
+    """
+
+    def __init__(self, stream: str, spool_dir: Path, open_files: OpenFiles | None = None) -> None:
         self.stream = stream
         self._spool_dir = spool_dir
-        self._open()
+        self._open_files = open_files
+        self._file: BinaryIO | None = None
+        self._new_batch()
 
-    def _open(self) -> None:
-        fd, path = tempfile.mkstemp(prefix=f"{_safe(self.stream)}-", suffix=".ndjson",
-                                    dir=self._spool_dir)
-        self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
-        self.batch = SpooledBatch(self.stream, path)
+    def _new_batch(self) -> None:
+        self.batch = SpooledBatch(self.stream, "")  # the file is created at the first row
         self._adopted: SpooledBatch | None = None
+
+    def _spool(self) -> BinaryIO:
+        """The spool's write handle, (re)opened if it is not open."""
+        if self._file is not None:
+            if self._open_files is not None:
+                self._open_files.used(self)
+            return self._file
+        if self.batch.path:
+            self._file = open(self.batch.path, "ab", buffering=_SPOOL_BUFFER_BYTES)  # noqa: SIM115
+        else:
+            fd, self.batch.path = tempfile.mkstemp(prefix=f"{_safe(self.stream)}-",
+                                                   suffix=".ndjson", dir=self._spool_dir)
+            self._file = os.fdopen(fd, "wb", buffering=_SPOOL_BUFFER_BYTES)
+        if self._open_files is not None:
+            self._open_files.opened(self, self._close_file)
+        return self._file
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._open_files is not None:
+            self._open_files.closed(self)
 
     @property
     def rows(self) -> int:
@@ -396,7 +429,7 @@ class StreamBuffer:
     def append(self, lines: bytes, first_line: int, count: int) -> None:
         """Spool ``count`` newline-terminated RECORD lines that start at ``first_line``."""
         batch = self.batch
-        self._file.write(lines)
+        self._spool().write(lines)
         batch.run_rows.append(batch.rows)
         batch.run_lines.append(first_line)
         batch.rows += count
@@ -407,13 +440,13 @@ class StreamBuffer:
         if self._adopted is not None:
             batch, self._adopted = self._adopted, None
             return batch
-        self._file.close()
+        self._close_file()
         batch = self.batch
-        self._open()
+        self._new_batch()
         return batch
 
     def close(self) -> None:
-        self._file.close()
+        self._close_file()
         self.batch.discard()
         if self._adopted is not None:
             self._adopted.discard()

@@ -35,6 +35,7 @@ import orjson
 from dativo import metrics
 from dativo.audit import AuditLog
 from dativo.metrics import RunMetrics
+from dativo.open_files import OpenFiles
 from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
@@ -111,7 +112,9 @@ class Committer:
         self.run_id = run_id
         self.emit_state = emit_state
         self._staged: dict[str, _Staged] = {}
+        # Tables with an open data file; at most ``open_data_files`` files stay open.
         self._rolling: dict[str, _Rolling] = {}
+        self._open_files = OpenFiles(settings.open_data_files)
         self._states: deque[_PendingState] = deque()
         self._checked_at: deque[tuple[int, float]] = deque()  # (drain, time) not yet durable
         self._published_at = time.monotonic()
@@ -272,8 +275,18 @@ class Committer:
             rolling = None
         if rolling is None:
             rolling = self._rolling[name] = _Rolling(
-                RollingDataFiles(table.metadata, table.io), table, stream)
+                RollingDataFiles(table.metadata, table.io, self._open_files,
+                                 lambda data_file: self._evicted(name, data_file)),
+                table, stream)
         return rolling.files
+
+    def _evicted(self, name: str, data_file: DataFile) -> None:
+        """A table's data file closed early for another's (``max_open_files``): it is
+        committed at the next publish, like a full one."""
+        rolling = self._rolling[name]
+        self._add_closed(rolling.table, rolling.stream, [data_file])
+        if not rolling.files.has_open_files:
+            del self._rolling[name]
 
     def _staged_for(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
         name = staged_name(table)
@@ -313,6 +326,7 @@ class Committer:
                 for rolling in self._rolling.values():
                     self._add_closed(rolling.table, rolling.stream,
                                      rolling.files.close_all())
+                self._rolling.clear()
         blocked = min((drain for rolling in self._rolling.values()
                        if (drain := rolling.files.oldest_open_drain()) is not None),
                       default=None)

@@ -34,6 +34,7 @@ import orjson
 from dativo.contracts import Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError, ContractViolation
 from dativo.metrics import MetricsSettings, RunMetrics
+from dativo.open_files import OpenFiles
 from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import Committer
 from target_dativo_iceberg.input_timer import FlushTimer
@@ -79,6 +80,9 @@ class Loader:
         self.run_id = uuid.uuid4().hex
         self.stats: dict[str, StreamStats] = {}
         self._streams: dict[str, _Stream] = {}
+        # Streams with buffered rows: a drain or a STATE costs O(these), not O(streams).
+        self._buffered: dict[str, _Stream] = {}
+        self._open_spools = OpenFiles(settings.open_spools)
         self._tables = StreamTables(settings.tenant_id)
         self._spool_dir = tempfile.TemporaryDirectory(prefix="dativo-spool-")
         self._con = duckdb.connect(config={"threads": 2})
@@ -132,7 +136,8 @@ class Loader:
                                          == "upsert", stream, contract, key_properties),
                           self._keys_for("format: markdown_kv", self.settings.format
                                          == "markdown_kv", stream, contract, key_properties))
-        self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name)),
+        self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name),
+                                                             self._open_spools),
                                         key)
 
     @staticmethod
@@ -160,10 +165,12 @@ class Loader:
         while count > room:  # cut the run so every batch holds exactly batch_size_rows
             cut = _after_nth_newline(lines, room)
             buffer.append(lines[:cut], first_line, room)
+            self._buffered[stream] = entry
             self.drain(full=True)
             lines, first_line, count = lines[cut:], first_line + room, count - room
             room = self.settings.batch_size_rows
         buffer.append(lines, first_line, count)
+        self._buffered[stream] = entry
         if buffer.rows >= self.settings.batch_size_rows or (
                 buffer.bytes >= self.settings.batch_max_bytes):
             # Wait for the next message: if it is the STATE covering this batch, the
@@ -182,6 +189,7 @@ class Loader:
         if self._drain_due:
             self.drain()
         entry.buffer.set_aside(reference)
+        self._buffered[stream] = entry
         self._timer.hold()
         if entry.buffer.rows >= self.settings.batch_size_rows:
             self._drain_due = True
@@ -207,6 +215,7 @@ class Loader:
             if self._drain_due or entry.buffer.rows:
                 self.drain()
             entry.buffer.adopt(batch)
+            self._buffered[stream] = entry
             self._timer.hold()
             self._drain_due = True
 
@@ -217,7 +226,7 @@ class Loader:
         STATE only waits for the drain in flight.
         """
         self._pending_state = value
-        if self._drain_due or not any(entry.buffer.rows for entry in self._streams.values()):
+        if self._drain_due or not self._buffered:
             self.drain()
 
     def on_activate_version(self, stream: str, version: int) -> None:
@@ -265,7 +274,8 @@ class Loader:
         """
         full = full or self._drain_due
         batches = [(entry.sink, entry.buffer.detach(), entry.versioned_records)
-                   for entry in self._streams.values() if entry.buffer.rows]
+                   for entry in self._buffered.values() if entry.buffer.rows]
+        self._buffered.clear()
         state, self._pending_state = self._pending_state, _NO_STATE
         self._drain_due = False
         if not batches and state is _NO_STATE and not publish and not flush:
@@ -332,6 +342,11 @@ class Loader:
         Raises:
             ContractViolation: ``strict`` mode and any record was rejected.
         """
+        missed = [name for name, entry in self._streams.items()
+                  if entry.buffer.rows and name not in self._buffered]
+        if missed:  # a way of buffering rows that does not mark the stream buffered
+            self.close()
+            raise RuntimeError(f"rows of stream(s) {missed[:5]} were never drained")
         self.drain(publish=True)
         try:
             self.wait()

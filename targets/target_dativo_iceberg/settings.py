@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -11,6 +12,7 @@ from typing import Any, Literal, get_args
 from dativo.errors import ConfigError
 from dativo.metrics import MetricsSettings
 from dativo.names import check_tenant
+from dativo.open_files import MIN_OPEN_FILES, RESERVED_DESCRIPTORS, default_max_open_files
 from dativo.tables import default_catalog_properties
 from target_dativo_iceberg.batch_roots import BatchFilePolicy, default_policy
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings, OutputFormat
@@ -54,10 +56,21 @@ class TargetSettings:
     max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     batch_files: BatchFilePolicy = field(default_factory=default_policy)  # batch_roots, ...
+    max_open_files: int = field(default_factory=default_max_open_files)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     audit_log_path: Path | None = None
     format: OutputFormat = "parquet"
     markdown_kv: MarkdownKVSettings | None = None  # set when format is markdown_kv
+
+    @property
+    def open_spools(self) -> int:
+        """Half of ``max_open_files`` for stream spools (the main thread's)..."""
+        return max(1, self.max_open_files // 2)
+
+    @property
+    def open_data_files(self) -> int:
+        """... the rest for tables' open data files (the commit thread's)."""
+        return max(1, self.max_open_files - self.open_spools)
 
     @property
     def table_properties(self) -> dict[str, str]:
@@ -126,6 +139,7 @@ class TargetSettings:
             max_record_bytes=_record_bytes(config),
             batch_files=BatchFilePolicy.from_config(config.get("batch_roots"),
                                                     config.get("batch_max_file_bytes")),
+            max_open_files=_max_open_files(config),
             metrics=MetricsSettings.from_config(config.get("metrics")),
             audit_log_path=Path(config["audit_log_path"]) if config.get("audit_log_path")
             else None,
@@ -160,6 +174,22 @@ def _seconds(config: Mapping[str, Any], key: str, default: float, zero: str) -> 
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
         raise ConfigError(f"{key}: {value!r} must be a number of seconds >= 0 ({zero})")
     return float(value)
+
+
+def _max_open_files(config: Mapping[str, Any]) -> int:
+    """``max_open_files``, which must leave the reserve under the process's limit."""
+    value = _positive_int(config, "max_open_files", 0) or default_max_open_files()
+    if value < MIN_OPEN_FILES:
+        raise ConfigError(f"max_open_files: {value} must be at least {MIN_OPEN_FILES} "
+                          "(a stream's spool and a table's data file)")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and value > soft - RESERVED_DESCRIPTORS:
+        raise ConfigError(
+            f"max_open_files: {value} is more than this process may open (ulimit -n is "
+            f"{soft}, and {RESERVED_DESCRIPTORS} are kept for the catalog, DuckDB and "
+            f"sockets); set at most {max(MIN_OPEN_FILES, soft - RESERVED_DESCRIPTORS)}, "
+            "or raise ulimit -n")
+    return value
 
 
 def _record_bytes(config: Mapping[str, Any]) -> int:

@@ -124,6 +124,11 @@ class TargetDativoIceberg(Target):
                                 "never held whole in memory: its dead-letter row (rule "
                                 "maxRecordBytes) keeps its size and first 1 KiB, and the "
                                 "run goes on. Any other message that long stops the run."),
+        th.Property("max_open_files", th.IntegerType,
+                    description="Most spool and data files held open at once (half each): "
+                                "idle ones are closed, least recently used first, so a run "
+                                "of any number of streams stays under ulimit -n. Default: "
+                                "the open-file limit less 64, at most 512."),
         th.Property("hard_delete", th.BooleanType, default=False,
                     description="ACTIVATE_VERSION: delete the rows of older table versions "
                                 "(true) or set their _sdc_deleted_at (false)."),

@@ -5,6 +5,7 @@ naming the input line (exit 2) and emitting no STATE past the last commit."""
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -95,18 +96,22 @@ def test_bad_values_are_dead_lettered_with_their_rule(
     assert emitted_states(result) == [{"ok": 1}]
 
 
-def _load_in_process(data: bytes) -> dict[str, Any] | None:
+def _load_in_process(data: bytes, tenant: str = "acme") -> dict[str, Any] | None:
     """Run the target's loop and loader on ``data``; ``None`` when it stopped with a
-    DativoError (the expected way to refuse input)."""
+    DativoError (the expected way to refuse input, or a config such as the tenant)."""
     with tempfile.TemporaryDirectory() as tmp:
         warehouse = Path(tmp)
-        settings_ = TargetSettings.from_config({
-            "tenant_id": "acme", "validation_mode": "warn", "batch_size_rows": 3,
-            "catalog": {"name": "fuzz", "type": "sql",
-                        "uri": f"sqlite:///{warehouse / 'catalog.db'}",
-                        "warehouse": warehouse.as_uri()}})
+        try:
+            settings_ = TargetSettings.from_config({
+                "tenant_id": tenant, "validation_mode": "warn", "batch_size_rows": 3,
+                "max_record_bytes": _MAX_RECORD_BYTES,
+                "catalog": {"name": "fuzz", "type": "sql",
+                            "uri": f"sqlite:///{warehouse / 'catalog.db'}",
+                            "warehouse": warehouse.as_uri()}})
+        except DativoError:
+            return None
         states: list[Any] = []
-        loader = Loader(settings_, lambda: IcebergWriter(settings_.catalog, "acme"),
+        loader = Loader(settings_, lambda: IcebergWriter(settings_.catalog, tenant),
                         states.append)
         try:
             run_message_loop(io.BytesIO(data), loader)
@@ -116,23 +121,77 @@ def _load_in_process(data: bytes) -> dict[str, Any] | None:
             return None
 
 
+_MAX_RECORD_BYTES = 1024 * 1024
+
+
+def _schema(stream: str, properties: bytes = b'"id":{"type":"integer"}') -> bytes:
+    return (b'{"type":"SCHEMA","stream":' + json.dumps(stream).encode()
+            + b',"schema":{"properties":{' + properties + b"}}}\n")
+
+
+def _rec(stream: str, record: bytes = b'{"id":1}') -> bytes:
+    return b'{"type":"RECORD","stream":' + json.dumps(stream).encode() + b',"record":' \
+        + record + b"}\n"
+
+
+_DEEP = b'"id":{"type":"integer"},"o":' + b'{"type":"object","properties":{"a":' * 80 \
+    + b'{"type":"integer"}' + b"}}" * 80
+# Hostile shapes of issue 12 (and their neighbours), each one example of the fuzzer.
+_HOSTILE: dict[str, tuple[list[bytes], str]] = {
+    "compact RECORD without record": ([b'{"type":"RECORD","stream":"s"}\n', STATE], "acme"),
+    "compact RECORD with record null": (
+        [b'{"type":"RECORD","stream":"s","record":null}\n', STATE], "acme"),
+    "spaced RECORD with record null": (
+        [b'{"type": "RECORD", "stream": "s", "record": null}\n'], "acme"),
+    "STATE value a string": ([rec('"id":1'), b'{"type":"STATE","value":"x"}\n'], "acme"),
+    "STATE value null": ([b'{"type":"STATE","value":null}\n'], "acme"),
+    "STATE value an array": ([rec('"id":1'), b'{"type":"STATE","value":[1]}\n'], "acme"),
+    "invalid UTF-8 in a string value": (
+        [rec('"id":1'), b'{"type":"RECORD","stream":"s","record":{"id":2,"d":"\xff\xfe"}}\n',
+         STATE], "acme"),
+    "invalid UTF-8 in a stream name": ([_rec("s").replace(b'"s"', b'"s\xff"')], "acme"),
+    "duplicate key": ([rec('"id":1'), rec('"id":2,"id":3'), STATE], "acme"),
+    "duplicate record member": ([_rec("s", b'{"id":1},"record":{"id":2}')], "acme"),
+    "lone surrogate": ([rec('"id":1'), rec('"id":2,"d":"\\ud800"'), STATE], "acme"),
+    "RECORD over max_record_bytes": (
+        [rec('"id":1'), rec('"id":2,"d":"' + "x" * _MAX_RECORD_BYTES + '"'), STATE], "acme"),
+    "tenant with a trailing newline": ([rec('"id":1'), STATE], "beta\n"),
+    "SCHEMA nested 80 deep": ([_schema("deep", _DEEP), _rec("deep"), STATE], "acme"),
+    "stream named like a dead-letter table": (
+        [_schema("orders__dead_letter"), _rec("orders__dead_letter"), _schema("orders"),
+         _rec("orders"), STATE], "acme"),
+    "streams a/b and a.b": (
+        [_schema("a/b"), _rec("a/b"), _schema("a.b"), _rec("a.b"), STATE], "acme"),
+    "empty stream name": ([_schema(""), _rec(""), STATE], "acme"),
+    "stream named ..": ([_schema(".."), _rec(".."), STATE], "acme"),
+}
+
 _LINES = st.sampled_from([
     rec('"id":1'), rec('"id":"x"'), rec('"id":2,"x":1e400'), rec('"id":3,"d":"nope"'),
     rec('"id":4,"o":[1]'), STATE, SCHEMA, b"\n", b"{}\n", b"[1]\n", b'{"type":"STATE"}\n',
     b'{"type":"ACTIVATE_VERSION","stream":"s","version":"v"}\n', b"\xff\n",
+    *(line for lines, _ in _HOSTILE.values() for line in lines
+      if len(line) < _MAX_RECORD_BYTES and line not in (STATE,)),
 ])
+
+
+def _with_hostile_examples(test: Callable[..., None]) -> Callable[..., None]:
+    for lines, tenant in _HOSTILE.values():
+        test = example(lines=lines, cut=1 << 30, noise=b"", tenant=tenant)(test)
+    return test
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(_LINES, max_size=12), cut=st.integers(0, 2000),
-       noise=st.binary(max_size=8))
-@example(lines=[rec('"id":1')], cut=29, noise=b"")  # found in CI: closed twice
+       noise=st.binary(max_size=8), tenant=st.just("acme"))
+@example(lines=[rec('"id":1')], cut=29, noise=b"", tenant="acme")  # found in CI: closed twice
+@_with_hostile_examples
 def test_fuzzed_input_is_loaded_in_full_or_refused_cleanly(
-    lines: list[bytes], cut: int, noise: bytes,
+    lines: list[bytes], cut: int, noise: bytes, tenant: str,
 ) -> None:
     data = SCHEMA + b"".join(lines)
     data = data[:len(SCHEMA) + cut] + noise  # truncate anywhere, then garbage
-    summary = _load_in_process(data)  # any exception but DativoError fails the test
+    summary = _load_in_process(data, tenant)  # any exception but DativoError fails the test
     if summary is not None:
         for stream in summary["streams"].values():
             assert stream["received"] == stream["committed"] + stream["rejected"]

@@ -73,7 +73,9 @@ def catalog_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path
 def committed_order(table: Table) -> dict[tuple[int, int], int]:
     """When each writer's row for each key was committed: the position, in the branch's
     history, of the first snapshot holding it (later snapshots hold copies of it, made
-    when a rewrite keeps the rows of other keys)."""
+    when a rewrite keeps the rows of other keys). Checks on the way that no snapshot
+    holds a key twice: a reader never sees a duplicate, not even until a later upsert
+    of the key replaces both rows."""
     current = table.current_snapshot()
     assert current is not None
     history = list(ancestors_of(current, table.metadata))[::-1]
@@ -82,8 +84,10 @@ def committed_order(table: Table) -> dict[tuple[int, int], int]:
     for position, snapshot in enumerate(history):
         rows = table.scan(snapshot_id=snapshot.snapshot_id,
                           selected_fields=("id", "writer")).to_arrow()
-        for key, writer in zip(rows.column("id").to_pylist(),
-                               rows.column("writer").to_pylist(), strict=True):
+        keys = rows.column("id").to_pylist()
+        assert len(set(keys)) == len(keys), \
+            f"snapshot {position + 1} of {len(history)} holds a key twice"
+        for key, writer in zip(keys, rows.column("writer").to_pylist(), strict=True):
             first.setdefault((key, writer), position)
     return first
 

@@ -31,8 +31,10 @@ _KEYED = re.compile(
     re.IGNORECASE)
 _PROSE = re.compile(r"[a-z]+")
 _PATTERNS = (
-    # user:password@ in a URI or DSN
-    (re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?=@)"), r"\g<keep>***"),
+    # user:password@ in a URI or DSN; a scheme is tried only where one can start, so a
+    # long run of letters (a big STATE in the run summary) is scanned once, not n times
+    (re.compile(r"(?P<keep>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+"
+                r"(?=@)"), r"\g<keep>***"),
     (re.compile(r"(?P<keep>\bBearer\s+)\S+", re.IGNORECASE), r"\g<keep>***"),
     (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"), MASK),  # Stripe keys
     (re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{30,}"), MASK),  # HubSpot private app

@@ -236,6 +236,16 @@ def test_another_message_over_max_record_bytes_stops_the_run_naming_its_line(
     assert emitted_states(result) == [{"ok": 1}]
 
 
+def test_a_big_state_within_the_limit_is_emitted(target_config: Callable[..., Path]) -> None:
+    """A 1 MB bookmark passes through; the log redactor scanned the run summary holding it
+    in quadratic time (300 KB took 160 s), so this run never ended within the timeout."""
+    value = {"k": "x" * MIB}
+    result = run_target(target_config(), FLAT_SCHEMA + FIRST + orjson.dumps(
+        {"type": "STATE", "value": value}) + b"\n", timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert emitted_states(result) == [value]
+
+
 @pytest.mark.parametrize("value", [0, 1000, 257 * MIB, "64MB", True])
 def test_max_record_bytes_is_validated_up_front(
     value: object, target_config: Callable[..., Path],

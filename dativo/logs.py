@@ -27,14 +27,16 @@ SECRET_KEY = re.compile(r"secret|password|passwd|token|credential|private|api_?k
 _KEYED = re.compile(
     r"(?P<key>(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)[\"']?)"
     r"(?P<sep>\s*[:=]\s*)"
-    r"(?:(?P<quote>[\"'])(?P<quoted>[^\"'\n]*)(?P=quote)|(?P<value>[^\s\"',&;)}]+))",
+    r"(?:(?P<quote>[\"'])(?P<quoted>(?:(?!(?P=quote))[^\n])*)(?P=quote)"
+    r"|(?P<value>[^\s\"',&;)}]+))",
     re.IGNORECASE)
 _PROSE = re.compile(r"[a-z]+")
+_MORE_PROSE = re.compile(r"\s+\(?[a-z]")
 _PATTERNS = (
     # user:password@ in a URI or DSN; a scheme is tried only where one can start, so a
     # long run of letters (a big STATE in the run summary) is scanned once, not n times
-    (re.compile(r"(?P<keep>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]+"
-                r"(?=@)"), r"\g<keep>***"),
+    (re.compile(r"(?P<keep>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)"
+                r"[^@\s\"',/]{1,256}(?=@)"), r"\g<keep>***"),
     (re.compile(r"(?P<keep>\bBearer\s+)\S+", re.IGNORECASE), r"\g<keep>***"),
     (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"), MASK),  # Stripe keys
     (re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{30,}"), MASK),  # HubSpot private app
@@ -49,11 +51,13 @@ def _mask_keyed(match: re.Match[str]) -> str:
 
     Not prose: in ``api_key: set a valid key`` the unquoted lower-case word after
     ``key: `` is the start of a sentence, not a value (a value has digits, capitals
-    or symbols, is quoted, or follows ``=`` or a colon without a space)."""
+    or symbols, is quoted, follows ``=`` or a colon without a space, or is not followed
+    by another word: ``password: letmein`` is masked)."""
     key, sep = match["key"], match["sep"]
     if match["quote"] is not None:
         return f"{key}{sep}{match['quote']}{MASK}{match['quote']}"
-    if sep.strip() == ":" and sep != ":" and _PROSE.fullmatch(match["value"]):
+    if (sep.strip() == ":" and sep != ":" and _PROSE.fullmatch(match["value"])
+            and _MORE_PROSE.match(match.string, match.end())):
         return match[0]
     return f"{key}{sep}{MASK}"
 

@@ -65,7 +65,8 @@ def _quotable(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float)
 
 
-def _json_type(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """The JSON type of a decoded value, for messages that must not quote it."""
     for kind, names in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
                         (str, "a string"), (dict, "an object"), (list, "an array")):
         if isinstance(value, kind):
@@ -74,7 +75,7 @@ def _json_type(value: Any) -> str:
 
 
 def _subject(error: ValidationError) -> str:
-    kind = _json_type(error.instance)
+    kind = json_type_name(error.instance)
     if is_secret(error):
         return f"{kind} (not shown: the setting is secret)"
     if isinstance(error.instance, str):

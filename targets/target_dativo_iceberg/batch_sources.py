@@ -142,9 +142,13 @@ def _open_s3(source: S3Object) -> pa.NativeFile:
         raise RefusedFile(f"is read by pyarrow as {path!r}; name the object as "
                           "s3://bucket/key under batch_roots")
     handle = filesystem.open_input_file(path)
-    if handle.size() > source.max_bytes:
+    try:
+        size = handle.size()
+        if size > source.max_bytes:
+            raise too_big(f"{size} bytes", source.max_bytes)
+    except BaseException:
         handle.close()
-        raise too_big(f"{handle.size()} bytes", source.max_bytes)
+        raise
     return handle  # type: ignore[no-any-return]
 
 

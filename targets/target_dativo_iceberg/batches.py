@@ -397,11 +397,11 @@ class StreamBuffer:
         return self._file
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None  # forgotten even if flushing it fails
         if self._open_files is not None:
             self._open_files.closed(self)
+        if file is not None:
+            file.close()
 
     @property
     def rows(self) -> int:

@@ -110,16 +110,6 @@ def _evolve_schema(table: Table, schema: pa.Schema) -> None:
         LOGGER.info("Evolved %s: %s", ".".join(table.name()), ", ".join(changed))
 
 
-def table_name(name: str) -> str:
-    """The Iceberg name for a stream, contract or domain name (:func:`dativo.names.table_name`:
-    letters and digits of any script kept, lower-cased, never a reserved suffix).
-
-    Raises:
-        ConfigError: The name has no letter or digit, or is not printable text.
-    """
-    return names.table_name(name)
-
-
 class IcebergWriter:
     """Creates, evolves and appends to the tenant's tables in one catalog."""
 
@@ -135,16 +125,6 @@ class IcebergWriter:
         self.catalog: Catalog = _open_catalog(name, props)
         self.tenant_id = tenant_id
         self.warehouse = props.get("warehouse", "")
-
-    def namespace(self, contract: Contract) -> tuple[str, str]:
-        """The tenant's namespace for a contract, refusing any other tenant's.
-
-        Raises:
-            ConfigError: The contract declares a different tenant, or its domain
-                cannot name a namespace.
-        """
-        tenant, domain, _ = self.table_identifier(contract)
-        return (tenant, domain)
 
     def table_identifier(self, contract: Contract, suffix: str = "") -> tuple[str, ...]:
         """Where the contract's table lives (:func:`dativo.names.table_identifier`); a

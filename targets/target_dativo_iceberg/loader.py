@@ -89,8 +89,10 @@ class Loader:
         self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         self._pending_state: Any = _NO_STATE
         self._drain_due = False
+        # Slow input waits at most the commit interval, and never longer than a STATE may.
         self._timer = FlushTimer(None if settings.load_method == "overwrite"
-                                 else settings.commit_interval_seconds)
+                                 else min(settings.commit_interval_seconds,
+                                          settings.max_state_lag_seconds))
         self._check_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-check")
         self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-commit")
         self._checking: Future[CheckedDrain] | None = None
@@ -347,10 +349,11 @@ class Loader:
         if missed:  # a way of buffering rows that does not mark the stream buffered
             self.close()
             raise RuntimeError(f"rows of stream(s) {missed[:5]} were never drained")
-        self.drain(publish=True)
         try:
+            self.drain(publish=True)
             self.wait()
         except Exception:
+            self._join_commits()
             self._salvage()
             self.close()
             raise
@@ -390,8 +393,17 @@ class Loader:
             self.wait()
         except Exception as exc:
             LOGGER.warning("Records before the bad input could not all be loaded: %s", exc)
+            self._join_commits()
         self._salvage()
         self.close()
+
+    def _join_commits(self) -> None:
+        """Let the commit thread go idle, whatever failed: salvage commits from this
+        thread and must never race it (a failed drain() skips its wait())."""
+        try:
+            self.wait()
+        except Exception:
+            LOGGER.debug("a later drain failed too", exc_info=True)
 
     def _salvage(self) -> None:
         """After a failed drain, commit what earlier drains left in open files or staged,

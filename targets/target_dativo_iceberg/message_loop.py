@@ -16,6 +16,7 @@ from typing import IO, Any
 import orjson
 
 from dativo.errors import CodecError
+from dativo.schema_messages import json_type_name
 from target_dativo_iceberg.batch_messages import manifest_batches, parse_batch_message
 from target_dativo_iceberg.input_timer import input_waiter, next_chunk
 from target_dativo_iceberg.loader import Loader
@@ -167,7 +168,7 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
         value = _require(message, "value", line_number)
         if not isinstance(value, dict):
             # singer-sdk's targets refuse it too: Meltano stores the value as the bookmark.
-            raise CodecError(f"STATE value must be a JSON object, not {_json_kind(value)}; "
+            raise CodecError(f"STATE value must be a JSON object, not {json_type_name(value)}; "
                              "the tap must send its bookmarks as an object",
                              line=line_number)
         loader.on_state(value)
@@ -190,12 +191,3 @@ def _dispatch(message: dict[str, Any], line: bytes, line_number: int, loader: Lo
             f"unknown Singer message type {kind!r}; expected SCHEMA, RECORD, STATE, "
             "ACTIVATE_VERSION or BATCH", line=line_number,
         )
-
-
-def _json_kind(value: Any) -> str:
-    """The JSON type name of a decoded value, for error messages (never the value)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return {str: "a string", list: "an array"}.get(type(value), "a number")

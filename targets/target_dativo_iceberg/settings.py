@@ -178,7 +178,9 @@ def _seconds(config: Mapping[str, Any], key: str, default: float, zero: str) -> 
 
 def _max_open_files(config: Mapping[str, Any]) -> int:
     """``max_open_files``, which must leave the reserve under the process's limit."""
-    value = _positive_int(config, "max_open_files", 0) or default_max_open_files()
+    value = _positive_int(config, "max_open_files", 0)
+    if not value:  # the default fits under any limit; only a chosen value is checked
+        return default_max_open_files()
     if value < MIN_OPEN_FILES:
         raise ConfigError(f"max_open_files: {value} must be at least {MIN_OPEN_FILES} "
                           "(a stream's spool and a table's data file)")

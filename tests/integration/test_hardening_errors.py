@@ -177,7 +177,13 @@ def test_prose_after_a_secret_key_name_is_kept_but_values_are_masked() -> None:
                          ('{"token": "abc def"}', '{"token": "***"}'),
                          ("api_key: Xy9wQ8eR7tZ", "api_key: ***"),
                          ("password: hunter22 was refused", "password: *** was refused"),
-                         ("'secret': 'plainwords'", "'secret': '***'")]:
+                         ("'secret': 'plainwords'", "'secret': '***'"),
+                         # a lone lower-case word is a value, not the start of prose
+                         ("connect failed: password: letmein", "connect failed: password: ***"),
+                         ("password: letmein.", "password: ***"),
+                         # a quoted value holding the other quote character
+                         ('{"token": "ab\'cd"}', '{"token": "***"}'),
+                         ("postgresql://u:pw@h/db", "postgresql://u:***@h/db")]:
         assert redactor.redact(text) == masked, text
 
 

@@ -102,6 +102,23 @@ def test_max_open_files_is_validated_against_the_process_limit(
     assert emitted_states(result) == []
 
 
+def test_the_default_max_open_files_is_accepted_under_a_very_low_limit(
+    target_config: Callable[..., Path]
+) -> None:
+    """Unset, ``max_open_files`` derives from ``ulimit -n`` and is never refused: under
+    ``ulimit -n 64`` the default (2) once failed the check meant for a chosen value."""
+    def limit_to_64() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    result = subprocess.run(
+        [str(BIN / "target-dativo-iceberg"), "--config", str(target_config())],
+        input=singer_lines(_stream_messages(3)), capture_output=True, timeout=300,
+        cwd=REPO, preexec_fn=limit_to_64)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert emitted_states(result)[-1]["done"] == 3
+
+
 def test_evicted_data_files_are_handed_over_not_lost(tmp_path: Path,
                                                      open_catalog: Callable[[], Catalog]
                                                      ) -> None:

@@ -125,8 +125,8 @@ def start_target(tmp_path: Path, target_config: Callable[..., Path],
     started: list[Target] = []
 
     def _start(**overrides: object) -> Target:
-        config = target_config(commit_interval_seconds=INTERVAL, max_state_lag_seconds=LAG,
-                               **overrides)
+        config = target_config(**{"commit_interval_seconds": INTERVAL,
+                                  "max_state_lag_seconds": LAG, **overrides})
         stderr = (tmp_path / f"stderr-{len(started)}.log").open("w+b")
         proc = subprocess.Popen([str(BIN / "target-dativo-iceberg"), "--config", str(config)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
@@ -208,3 +208,19 @@ def test_a_state_is_emitted_while_the_tap_is_silent(
     target.finish()
     assert [e.last_id for e in target.emitted] == [0, records, records + 1]
     assert target.emitted[-1].rows == records + 2
+
+
+def test_a_silent_tap_gets_its_state_within_max_state_lag_when_the_interval_is_longer(
+    start_target: Callable[..., Target],
+) -> None:
+    """``max_state_lag_seconds`` bounds a STATE's wait even when the commit interval is
+    longer: the flush timer runs on the shorter of the two."""
+    target = start_target(commit_interval_seconds=60, max_state_lag_seconds=2)
+    target.warm_up()
+    sent = target.send(record(1), state(1))
+    emitted = target.wait_for_state(1, 2 + MARGIN)
+    assert target.proc.poll() is None  # the input is still open
+    assert emitted is not None, "the STATE waited for the 60 s commit interval"
+    assert emitted.at - sent <= 2 + MARGIN
+    assert emitted.rows == 2
+    target.finish()

@@ -7,6 +7,7 @@ Both tests run the real target process behind a pipe that the test keeps open.
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import threading
 import time
@@ -61,14 +62,23 @@ class Target:
     reader: threading.Thread | None = None
 
     def start_reading(self) -> None:
-        self.reader = threading.Thread(target=self._read, daemon=True)
+        """One thread timestamps each STATE line as it arrives; a second counts the
+        committed rows for it, so a slow catalog read in the test never delays the
+        timestamp of the next STATE (``reader`` is the second: it ends last)."""
+        arrivals: queue.SimpleQueue[tuple[float, dict] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._read, args=(arrivals,), daemon=True).start()
+        self.reader = threading.Thread(target=self._count, args=(arrivals,), daemon=True)
         self.reader.start()
 
-    def _read(self) -> None:
+    def _read(self, arrivals: queue.SimpleQueue[tuple[float, dict] | None]) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            at = time.monotonic()
-            value = orjson.loads(line)
+            arrivals.put((time.monotonic(), orjson.loads(line)))
+        arrivals.put(None)
+
+    def _count(self, arrivals: queue.SimpleQueue[tuple[float, dict] | None]) -> None:
+        while (arrival := arrivals.get()) is not None:
+            at, value = arrival
             rows, snapshots = committed(self.open_catalog())
             self.emitted.append(Emitted(at, value["bookmarks"]["events"]["id"], rows,
                                         snapshots))

@@ -61,8 +61,8 @@ def test_a_record_without_an_object_record_stops_the_run_naming_its_line(
 
 
 @pytest.mark.parametrize(("value", "kind"), [
-    (b'"abc"', "a string"), (b"null", "null"), (b"[1]", "an array"), (b"7", "a number"),
-    (b"true", "a boolean")])
+    (b'"abc"', "a string"), (b"null", "null"), (b"[1]", "an array"), (b"7", "an integer"),
+    (b"7.5", "a number"), (b"true", "a boolean")])
 def test_a_state_whose_value_is_not_an_object_is_refused(
     value: bytes, kind: str, target_config: Callable[..., Path],
 ) -> None:

@@ -19,11 +19,13 @@ stream.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 
 DEFAULT_INTERVAL_SECONDS = 10.0
 MIN_INTERVAL_SECONDS = 0.1
+"""Shorter positive intervals are raised to this; 0 turns the periodic lines off."""
 CHECKS_PER_INTERVAL = 20
 """How often per interval :meth:`ProgressReporter.add` reads the clock while records flow."""
 MAX_CALLS_PER_CHECK = 10_000
@@ -44,7 +46,8 @@ class ProgressReporter:
     def __init__(self, logger: logging.Logger,
                  every_seconds: float = DEFAULT_INTERVAL_SECONDS) -> None:
         self.logger = logger
-        self.every_seconds = max(float(every_seconds), MIN_INTERVAL_SECONDS)
+        self.every_seconds = (max(float(every_seconds), MIN_INTERVAL_SECONDS)
+                              if every_seconds > 0 else math.inf)
         self.rows: dict[str, int] = {}
         now = time.monotonic()
         self._started: float | None = None  # when the first row was seen
@@ -74,7 +77,8 @@ class ProgressReporter:
             self._started = now
         elapsed = now - self._checked
         target = self.every_seconds / CHECKS_PER_INTERVAL
-        batch = MAX_CALLS_PER_CHECK if elapsed <= 0 else int(self._batch * target / elapsed)
+        batch = (MAX_CALLS_PER_CHECK if elapsed <= 0 or math.isinf(target)
+                 else int(self._batch * target / elapsed))
         self._batch = self._calls = max(1, min(batch, MAX_CALLS_PER_CHECK))
         self._checked = now
         if now >= self._next:
@@ -82,9 +86,9 @@ class ProgressReporter:
 
     # -- lines ----------------------------------------------------------------
     @property
-    def due(self) -> float:
-        """When (``time.monotonic()``) the next periodic line is due."""
-        return self._next
+    def due(self) -> float | None:
+        """When (``time.monotonic()``) the next periodic line is due; None if never."""
+        return None if self._finished or math.isinf(self._next) else self._next
 
     def maybe_log(self) -> bool:
         """Log a line per changed stream if the interval has passed; say whether it had."""

@@ -8,8 +8,10 @@ else (a bug) exits 1; the traceback is only added at ``LOGLEVEL=DEBUG``. Config
 validation names the key and what it expects, never a secret value
 (:mod:`dativo.schema_messages`). Secrets (settings marked secret, passwords in DSNs,
 key-shaped strings) are masked in every log line from before the config is validated;
-RECORD messages are counted per stream as they are written; and the run's metrics are
-exported at the end (see :mod:`dativo.metrics`).
+RECORD messages are counted per stream as they are written, and logged as progress
+lines (rows, rows/s per stream) every ``progress_interval_seconds`` and at the end (see
+:mod:`dativo.progress`); and the run's metrics are exported at the end (see
+:mod:`dativo.metrics`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from singer_sdk import typing as th
 from dativo import logs, metrics
 from dativo.errors import DativoError
 from dativo.metrics import MetricsSettings, RunMetrics
+from dativo.progress import DEFAULT_INTERVAL_SECONDS, ProgressReporter
 from dativo.schema_messages import validate_config
 
 if TYPE_CHECKING:
@@ -44,6 +47,10 @@ OBSERVABILITY_SETTINGS = th.PropertiesList(
         th.Property("port", th.IntegerType),
     ), description="Prometheus metrics: push to a Pushgateway at the end, write a "
                    "node-exporter textfile, or serve on 127.0.0.1:<port> during the run."),
+    th.Property("progress_interval_seconds", th.NumberType, default=DEFAULT_INTERVAL_SECONDS,
+                description="Every this many seconds, log one progress line per stream "
+                            "that sent rows (rows so far, rows/s); one final line per "
+                            "stream at the end. 0 logs only the final lines."),
 ).to_dict()
 
 RERUN = "a rerun starts again from the last STATE"
@@ -146,11 +153,13 @@ def exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
 
 
 class _CountingWriter:
-    """Wraps the tap's message writer to count RECORD messages per stream."""
+    """Wraps the tap's message writer to count RECORD messages per stream (metrics and
+    progress lines)."""
 
-    def __init__(self, inner: Any, run: RunMetrics) -> None:
+    def __init__(self, inner: Any, run: RunMetrics, progress: ProgressReporter) -> None:
         self._inner = inner
         self._run = run
+        self._progress = progress
         self._counters: dict[str, _Counter] = {}
 
     def write_message(self, message: Any) -> None:
@@ -164,6 +173,7 @@ class _CountingWriter:
             counter = self._counters[stream] = metrics.RECORDS_RECEIVED.labels(
                 **self._run.stream(stream))
         counter.inc(records)
+        self._progress.add(stream, records)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -190,7 +200,8 @@ class ObservedTap:
         super().__init__(*args, **kwargs)
         logs.configure(secrets=logs.secret_values(self.config, secret_keys),
                        log_format=self.config.get("log_format") or "text")
-        self.message_writer = _CountingWriter(self.message_writer, self.run_metrics)
+        self.message_writer = _CountingWriter(self.message_writer, self.run_metrics,
+                                              self.progress)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's hook, through :func:`validate_config` (secret-safe messages,
@@ -207,6 +218,14 @@ class ObservedTap:
         return RunMetrics(self.name, self.config.get("tenant_id") or "default",
                           MetricsSettings.from_config(self.config.get("metrics")))
 
+    @cached_property
+    def progress(self) -> ProgressReporter:
+        """Per-stream progress lines; a fast path writing RECORDs itself counts them
+        with :meth:`count_records` (or ``progress.add``)."""
+        every = self.config.get("progress_interval_seconds")
+        return ProgressReporter(self.logger, DEFAULT_INTERVAL_SECONDS if every is None
+                                else float(every))
+
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
         for key, schema in OBSERVABILITY_SETTINGS["properties"].items():
@@ -217,8 +236,10 @@ class ObservedTap:
         try:
             super().sync_all()  # type: ignore[misc]
         except BaseException:
+            self.progress.final()
             self.run_metrics.finish(success=False)
             raise
+        self.progress.final()
         self.run_metrics.finish(success=True)
 
     @classmethod

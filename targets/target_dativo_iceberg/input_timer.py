@@ -62,6 +62,15 @@ class Flushable(Protocol):
     def flush(self) -> None: ...
 
 
+class Ticking(Protocol):
+    """A progress reporter (:class:`dativo.progress.ProgressReporter`)."""
+
+    @property
+    def due(self) -> float | None: ...
+
+    def maybe_log(self) -> bool: ...
+
+
 def input_waiter(source: IO[bytes]) -> Waiter | None:
     """For a pipe, socket or terminal: a function that waits up to ``timeout`` seconds
     for input and says whether any (or end of input) is there. ``None`` for sources
@@ -83,12 +92,19 @@ def input_waiter(source: IO[bytes]) -> Waiter | None:
 
 
 def next_chunk(read: Callable[[int], bytes], size: int, wait: Waiter | None,
-               loader: Flushable) -> bytes:
+               loader: Flushable, progress: Ticking | None = None) -> bytes:
     """The next block of input (empty at the end); while waiting for it, flush
-    ``loader`` each time its timer is due."""
-    while (due := loader.flush_due()) is not None:
-        timeout = due - time.monotonic()
+    ``loader`` each time its timer is due, and log ``progress`` each time a line is."""
+    while True:
+        due, tick = loader.flush_due(), progress.due if progress is not None else None
+        wake = due if tick is None else tick if due is None else min(due, tick)
+        if wake is None:
+            break
+        timeout = wake - time.monotonic()
         if timeout > 0 and (wait is None or wait(timeout)):
             break  # input is there (or cannot be waited for): read it
-        loader.flush()
+        if progress is not None:
+            progress.maybe_log()
+        if due is not None and due <= time.monotonic():
+            loader.flush()
     return read(size)

@@ -38,6 +38,7 @@ from dativo.open_files import OpenFiles
 from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch, StreamBuffer
 from target_dativo_iceberg.committer import Committer
 from target_dativo_iceberg.input_timer import FlushTimer
+from target_dativo_iceberg.progress_lines import TargetProgress
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.sinks import CheckedDrain, StreamSink, StreamStats
 from target_dativo_iceberg.stream_contracts import (
@@ -79,6 +80,7 @@ class Loader:
         self.emit_state = emit_state
         self.run_id = uuid.uuid4().hex
         self.stats: dict[str, StreamStats] = {}
+        self.progress = TargetProgress(LOGGER, settings.progress_interval_seconds, self.stats)
         self._streams: dict[str, _Stream] = {}
         # Streams with buffered rows: a drain or a STATE costs O(these), not O(streams).
         self._buffered: dict[str, _Stream] = {}
@@ -158,6 +160,7 @@ class Loader:
         if self._drain_due:
             self.drain()
         self._timer.hold()
+        self.progress.add(stream, count)
         if (not entry.versioned_records
                 and lines.find(_VERSION_KEY, 0, lines.find(b"\n")) >= 0
                 and self.settings.process_activate_version_messages):
@@ -358,6 +361,7 @@ class Loader:
             self.close()
             raise
         self._writer.result()
+        self.progress.final()
         summary = self.summary()
         LOGGER.info("Run summary: %s", orjson.dumps(summary).decode())
         self.close()

@@ -64,7 +64,7 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
     # so a tap that pauses mid-stream still gets its rows committed and STATE emitted.
     read = getattr(source, "read1", source.read)
     wait = input_waiter(source)
-    while chunk := next_chunk(read, block_bytes, wait, loader):
+    while chunk := next_chunk(read, block_bytes, wait, loader, loader.progress):
         end = chunk.rfind(b"\n") + 1
         if not end:
             pending.add(chunk)

@@ -26,6 +26,7 @@ DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
 DEFAULT_TARGET_FILE_SIZE_MB = 160
 DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
+DEFAULT_PROGRESS_INTERVAL_SECONDS = 10.0
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 # The JSON readers' own per-object ceiling (DuckDB's maximum_object_size in our queries).
 MAX_RECORD_BYTES_CEILING = 256 * 1024 * 1024
@@ -54,6 +55,7 @@ class TargetSettings:
     target_file_size_mb: int = DEFAULT_TARGET_FILE_SIZE_MB
     compression: Compression = "zstd"
     max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
+    progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     batch_files: BatchFilePolicy = field(default_factory=default_policy)  # batch_roots, ...
     max_open_files: int = field(default_factory=default_max_open_files)
@@ -136,6 +138,9 @@ class TargetSettings:
                                               DEFAULT_TARGET_FILE_SIZE_MB),
             compression=compression,
             max_state_lag_seconds=lag,
+            progress_interval_seconds=_seconds(config, "progress_interval_seconds",
+                                               DEFAULT_PROGRESS_INTERVAL_SECONDS,
+                                               "0 logs only the final lines"),
             max_record_bytes=_record_bytes(config),
             batch_files=BatchFilePolicy.from_config(config.get("batch_roots"),
                                                     config.get("batch_max_file_bytes")),

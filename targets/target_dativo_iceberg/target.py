@@ -33,6 +33,7 @@ from target_dativo_iceberg.settings import (
     DEFAULT_COMMIT_INTERVAL_SECONDS,
     DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_MAX_STATE_LAG_SECONDS,
+    DEFAULT_PROGRESS_INTERVAL_SECONDS,
     DEFAULT_TARGET_FILE_SIZE_MB,
     TargetSettings,
 )
@@ -195,6 +196,12 @@ class TargetDativoIceberg(Target):
                                 "on a timer once it has waited this long (at least 1 s), "
                                 "without waiting for more input. End of input always "
                                 "commits."),
+        th.Property("progress_interval_seconds", th.NumberType,
+                    default=DEFAULT_PROGRESS_INTERVAL_SECONDS,
+                    description="Every this many seconds, log one progress line per stream "
+                                "whose counts changed (records received, committed, "
+                                "rejected, rows/s, last committed snapshot); one final line "
+                                "per stream at the end. 0 logs only the final lines."),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

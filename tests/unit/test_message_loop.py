@@ -19,6 +19,7 @@ class RecordingLoader:
     """Stands in for the Loader: records what the loop hands over, line by line."""
 
     settings = SimpleNamespace(max_record_bytes=DEFAULT_MAX_RECORD_BYTES)
+    progress = None  # no progress lines
 
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []

@@ -1,34 +1,32 @@
 """Progress lines on long runs: per stream, every few seconds and once at the end.
 
-Taps and the target share :class:`ProgressReporter`. A tap calls :meth:`~ProgressReporter.add`
-for every record it writes (or once per run of records); that costs a dict update and a
-countdown, and the clock is read only every so many calls, adapted to the record rate so
-a slow tap (one record a second) is still checked on each record and a fast one about
-twenty times per interval. The target subclasses it to report its own counts
-(received, committed, rejected, last snapshot) and calls :meth:`~ProgressReporter.maybe_log`
-from its read loop, also while waiting for input.
+Taps and the target share :class:`ProgressReporter`. The hot path,
+:meth:`~ProgressReporter.add`, is one dict update per record (or per run of records):
+it never reads the clock. Lines are written by whoever owns the clock: a tap calls
+:meth:`~ProgressReporter.start`, a daemon thread that logs every interval, also while
+the source is slow or paused (an API page, a rate limit); the target calls
+:meth:`~ProgressReporter.maybe_log` from its read loop, whose wait for input ends when a
+line is due. :meth:`~ProgressReporter.final` stops the thread and writes the totals.
 
-Each line is INFO, ``progress: stream=<name> <key>=<value> ... rows/s=<n>``, and at the
-end ``progress (final): ... seconds=<s>`` with the run's average rate. The same values
-ride in the record's ``progress`` attribute, so ``log_format: json`` shows them as fields
-(``extra.progress``) next to ``stream_name``. A periodic line is only written for a
-stream whose counts changed since its last line; the final line is written for every
-stream.
+Each line is INFO, ``progress: stream=<name> <key>=<value> ... rows/s=<n>`` (the rate
+since the previous line), and at the end ``progress (final): ... rows/s=<n> seconds=<s>``
+(the run's average). The values also ride in the record's ``progress`` attribute, so
+``log_format: json`` carries them as fields (``extra.progress``, and ``stream_name``).
+A periodic line is only written for a stream whose counts changed since its last line;
+the final line is written for every stream.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping
 
 DEFAULT_INTERVAL_SECONDS = 10.0
 MIN_INTERVAL_SECONDS = 0.1
 """Shorter positive intervals are raised to this; 0 turns the periodic lines off."""
-CHECKS_PER_INTERVAL = 20
-"""How often per interval :meth:`ProgressReporter.add` reads the clock while records flow."""
-MAX_CALLS_PER_CHECK = 10_000
 
 Counts = Mapping[str, int | str | None]
 
@@ -36,8 +34,8 @@ Counts = Mapping[str, int | str | None]
 class ProgressReporter:
     """Counts rows per stream and logs them every ``every_seconds`` and at the end.
 
-    Not thread-safe for writers: one thread calls :meth:`add`; :meth:`counts` may be
-    overridden to read counters other threads update (plain ints, read under the GIL).
+    One thread calls :meth:`add`; lines may be written from another (the ticker of
+    :meth:`start`): they read a copy of the counters, and one lock orders them.
     """
 
     rate_key = "rows"
@@ -49,42 +47,35 @@ class ProgressReporter:
         self.every_seconds = (max(float(every_seconds), MIN_INTERVAL_SECONDS)
                               if every_seconds > 0 else math.inf)
         self.rows: dict[str, int] = {}
-        now = time.monotonic()
-        self._started: float | None = None  # when the first row was seen
-        self._next = now + self.every_seconds
-        self._last_time = now
+        self._started = self._last_time = time.monotonic()
+        self._next = self._started + self.every_seconds
         self._last_rate: dict[str, int] = {}  # rate_key at the previous line, per stream
         self._last_logged: dict[str, tuple[object, ...]] = {}
-        self._calls = 1  # calls of add() before the next clock check
-        self._batch = 1
-        self._checked = now
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
         self._finished = False
 
-    # -- the hot path ---------------------------------------------------------
     def add(self, stream: str, n: int = 1) -> None:
-        """Count ``n`` rows of ``stream``; logs when the interval has passed."""
+        """Count ``n`` rows of ``stream`` (the hot path: no clock, no lock)."""
         rows = self.rows
         rows[stream] = rows.get(stream, 0) + n
-        self._calls -= 1
-        if self._calls <= 0:
-            self._check()
 
-    def _check(self) -> None:
-        """Read the clock; size the next countdown so checks come about
-        :data:`CHECKS_PER_INTERVAL` times per interval at the current call rate."""
-        now = time.monotonic()
-        if self._started is None:
-            self._started = now
-        elapsed = now - self._checked
-        target = self.every_seconds / CHECKS_PER_INTERVAL
-        batch = (MAX_CALLS_PER_CHECK if elapsed <= 0 or math.isinf(target)
-                 else int(self._batch * target / elapsed))
-        self._batch = self._calls = max(1, min(batch, MAX_CALLS_PER_CHECK))
-        self._checked = now
-        if now >= self._next:
-            self._log(now, final=False)
+    def start(self) -> None:
+        """Restart the clock and log from a daemon thread every interval until
+        :meth:`final` (no thread when the periodic lines are off)."""
+        with self._lock:
+            self._started = self._last_time = time.monotonic()
+            self._next = self._started + self.every_seconds
+        if self._ticker is None and not math.isinf(self.every_seconds):
+            self._ticker = threading.Thread(target=self._tick, name="dativo-progress",
+                                            daemon=True)
+            self._ticker.start()
 
-    # -- lines ----------------------------------------------------------------
+    def _tick(self) -> None:
+        while not self._stop.wait(max(0.0, self._next - time.monotonic())):
+            self.maybe_log()
+
     @property
     def due(self) -> float | None:
         """When (``time.monotonic()``) the next periodic line is due; None if never."""
@@ -92,42 +83,42 @@ class ProgressReporter:
 
     def maybe_log(self) -> bool:
         """Log a line per changed stream if the interval has passed; say whether it had."""
-        now = time.monotonic()
-        if now < self._next or self._finished:
-            return False
-        self._log(now, final=False)
-        return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next or self._finished:
+                return False
+            self._log(now, final=False)
+            return True
 
     def final(self) -> None:
-        """Log one line per stream with the run's totals and average rate (once)."""
-        if self._finished:
-            return
-        self._finished = True
-        self._log(time.monotonic(), final=True)
+        """Stop the ticker; log one line per stream with the run's totals and average
+        rate (once)."""
+        self._stop.set()
+        if self._ticker is not None and self._ticker is not threading.current_thread():
+            self._ticker.join()
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._log(time.monotonic(), final=True)
 
     def counts(self) -> dict[str, Counts]:
         """What to report, per stream; must include :attr:`rate_key`."""
-        return {stream: {"rows": rows} for stream, rows in self.rows.items()}
+        return {stream: {"rows": rows} for stream, rows in self.rows.copy().items()}
 
     def _log(self, now: float, *, final: bool) -> None:
-        every = self.counts()
-        if self._started is None and any(c.get(self.rate_key) for c in every.values()):
-            self._started = self._last_time
-        for stream, counts in every.items():
+        for stream, counts in self.counts().items():
             values = tuple(counts.values())
             if not final and self._last_logged.get(stream) == values:
                 continue
             self._last_logged[stream] = values
-            rows = int(counts.get(self.rate_key) or 0)
-            if final:
-                seconds = now - (self._started if self._started is not None else now)
-                rate = rows / seconds if seconds > 0 else 0.0
-            else:
-                seconds = now - self._last_time
-                before = self._last_rate.get(stream, 0)
-                rate = (rows - before) / seconds if seconds > 0 else 0.0
-            self._last_rate[stream] = rows
-            self._line(stream, counts, rate, seconds if final else None)
+            rows = total = int(counts.get(self.rate_key) or 0)
+            seconds = now - (self._started if final else self._last_time)
+            if not final:
+                rows -= self._last_rate.get(stream, 0)
+                self._last_rate[stream] = total
+            self._line(stream, counts, rows / seconds if seconds > 0 else 0.0,
+                       seconds if final else None)
         self._last_time = now
         self._next = now + self.every_seconds
 
@@ -136,11 +127,11 @@ class ProgressReporter:
                           for key, value in counts.items())
         progress: dict[str, object] = {"stream": stream, **counts,
                                        "rows_per_s": round(rate, 1)}
+        extra = {"progress": progress, "stream_name": stream}
         if seconds is None:
             self.logger.info("progress: stream=%s %s rows/s=%.0f", stream, fields, rate,
-                             extra={"progress": progress, "stream_name": stream})
+                             extra=extra)
             return
         progress.update(final=True, seconds=round(seconds, 3))
         self.logger.info("progress (final): stream=%s %s rows/s=%.0f seconds=%.1f", stream,
-                         fields, rate, seconds,
-                         extra={"progress": progress, "stream_name": stream})
+                         fields, rate, seconds, extra=extra)

@@ -233,6 +233,7 @@ class ObservedTap:
         super().append_builtin_config(config_jsonschema)  # type: ignore[misc]
 
     def sync_all(self) -> None:
+        self.progress.start()
         try:
             super().sync_all()  # type: ignore[misc]
         except BaseException:

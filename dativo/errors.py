@@ -35,6 +35,9 @@ class ContractLintError(ConfigError):
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
+        if len(problems) == 1:  # one problem, one line
+            super().__init__(f"contract {path} is invalid: {problems[0]}")
+            return
         joined = "\n  - ".join(problems)
         super().__init__(f"contract {path} is invalid:\n  - {joined}")
 

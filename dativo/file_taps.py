@@ -16,7 +16,7 @@ import datetime as dt
 import glob
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from singer_sdk import Stream, Tap
@@ -50,7 +50,7 @@ def expand(pattern: str) -> list[str]:
     """Return the files a path or glob names, sorted so runs and state are deterministic.
 
     ``**`` matches across directories. Directories are ignored; a pattern that matches
-    nothing returns an empty list (the caller decides whether that is worth a warning).
+    nothing returns an empty list (the caller decides whether that is an error).
     """
     matches = glob.glob(pattern, recursive=True) if glob.has_magic(pattern) else [pattern]
     return sorted(m for m in matches if os.path.isfile(m))
@@ -87,6 +87,8 @@ class FileEntry:
     index: int
     entity: str
     path: str
+    allow_empty: bool = field(default=False, kw_only=True)
+    """A path that matches no file is an error unless this is set (landing zones)."""
 
     @property
     def where(self) -> str:
@@ -114,12 +116,21 @@ def parse_file_entries(config: Mapping[str, Any],
         for key in ("entity", "path"):
             if not str(entry.get(key) or "").strip():
                 raise ConfigError(f"files[{index}].{key}: required and must not be empty")
-        item = parse_entry(index, entry)
+        item = replace(parse_entry(index, entry), allow_empty=_allow_empty(index, entry))
         if item.entity in seen:
             raise ConfigError(f"{item.where}.entity: stream name {item.entity!r} is used by "
                               "another entry; give each entry its own entity")
         seen.add(item.entity)
         yield item
+
+
+def _allow_empty(index: int, entry: Mapping[str, Any]) -> bool:
+    value = entry.get("allow_empty")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"files[{index}].allow_empty: {value!r} must be true or false")
+    return value
 
 
 def check_encoding(where: str, encoding: str) -> str:
@@ -153,6 +164,12 @@ def files_setting(*entry: th.Property, streams: str) -> th.Property:
                         description="File path or glob (`**` matches directories), relative "
                                     "to the working directory. Each matching file has its "
                                     "own bookmark."),
+            th.Property("allow_empty", th.BooleanType, default=False,
+                        description="Let `path` match no file (a landing zone that is "
+                                    "sometimes empty): the stream then emits no records. "
+                                    "Without it, a path or glob that matches nothing is a "
+                                    "config error (exit 2), so a typo never looks like an "
+                                    "empty source."),
             *entry,
             additional_properties=False,
         )),
@@ -190,13 +207,24 @@ def source_properties(*, record: str, line: str) -> list[th.Property]:
 
 
 def matching_files(logger: logging.Logger, entry: FileEntry) -> list[str]:
-    """The files of ``entry`` at discovery, with a warning when there are none (a typo in
-    the path would otherwise look like an empty source)."""
+    """The files of ``entry`` at discovery.
+
+    Raises:
+        ConfigError: None matches and the entry does not set ``allow_empty`` (a typo in
+            the path would otherwise look like an empty source).
+    """
     paths = expand(entry.path)
-    if not paths:
-        logger.warning("%s.path: no file matches %r; stream '%s' will emit no records",
-                       entry.where, entry.path, entry.entity)
-    return paths
+    if paths:
+        return paths
+    if entry.allow_empty:
+        logger.info("%s.path: no file matches %r (allow_empty is set); stream '%s' emits "
+                    "no records", entry.where, entry.path, entry.entity)
+        return paths
+    relative = "" if os.path.isabs(entry.path) else f" under {os.getcwd()}"
+    raise ConfigError(
+        f"{entry.where}.path: no file matches {entry.path!r}{relative} (stream "
+        f"'{entry.entity}'); fix the path, or set {entry.where}.allow_empty: true if this "
+        "landing zone may be empty")
 
 
 class FileStream(Stream):

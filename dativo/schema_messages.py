@@ -12,13 +12,19 @@ dativo plugin (taps and target) runs in place of singer-sdk's.
 
 from __future__ import annotations
 
+import difflib
+import json
+import sys
 from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jsonschema import ValidationError
 
 from dativo.errors import ConfigError
 from dativo.logs import SECRET_KEY
+from dativo.names import tenant_problem
 
 QUOTE_LIMIT = 40
 """Longest string value quoted back in a message (a file path or a choice fits)."""
@@ -130,12 +136,84 @@ def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
 def config_problems(plugin: Any, config: dict[str, Any]) -> list[str]:
     """singer-sdk's config check (the same validator, so defaults are filled in), with
     messages from :func:`describe`: a secret's value, a long
-    value or an object is never quoted back."""
+    value or an object is never quoted back. Also refused: a top-level key the plugin
+    does not declare (a typo would otherwise silently leave the setting at its default)
+    and a ``tenant_id`` the target would refuse (:func:`dativo.names.tenant_problem`)."""
     from singer_sdk.plugin_base import JSONSchemaValidator  # the plugin's own validator
 
     schema = plugin.config_jsonschema
     plugin.append_builtin_config(schema)
-    return [describe(error) for error in JSONSchemaValidator(schema).iter_errors(config)]
+    problems = [_required_setting(plugin, error) if _is_missing_setting(error)
+                else describe(error)
+                for error in JSONSchemaValidator(schema).iter_errors(config)]
+    problems.extend(unknown_settings(plugin.name, schema, config))
+    tenant = config.get("tenant_id")
+    if tenant is not None and (problem := tenant_problem(tenant)) is not None:
+        problems.append(f"tenant_id: {problem}")
+    return problems
+
+
+@cache
+def sdk_builtin_settings() -> frozenset[str]:
+    """Every setting singer-sdk itself defines (stream maps, flattening, batch_config,
+    load_method, ...), whatever the plugin's capabilities: a config shared between
+    plugins, or written for any SDK plugin, may hold them."""
+    from singer_sdk.helpers import capabilities
+
+    return frozenset(key for value in vars(capabilities).values()
+                     if isinstance(value, dict) and isinstance(value.get("properties"), dict)
+                     for key in value["properties"])
+
+
+def unknown_settings(plugin_name: str, schema: dict[str, Any],
+                     config: dict[str, Any]) -> list[str]:
+    """One problem per top-level key that is neither declared nor singer-sdk's own,
+    with the closest declared name (:mod:`difflib`) when there is one."""
+    known = set(schema.get("properties") or {}) | sdk_builtin_settings()
+    problems = []
+    for key in config:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        fix = (f"did you mean {close[0]!r}?" if close else
+               f"remove it (`{plugin_name} --about` lists every setting)")
+        problems.append(f"unknown setting {clip(str(key))!r} in {config_file_of(key)}; {fix}")
+    return problems
+
+
+def config_file_of(key: str) -> str:
+    """The ``--config`` file that sets ``key`` (the last one, as later files win), for
+    messages; ``the config`` when it is not known."""
+    for path in reversed(_config_paths(sys.argv[1:])):
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and key in data:
+            return path
+    return "the config"
+
+
+def _config_paths(argv: Sequence[str]) -> list[str]:
+    paths = []
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            paths.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+    return [p for p in paths if p != "ENV"]
+
+
+def _is_missing_setting(error: ValidationError) -> bool:
+    return error.validator == "required" and not error.absolute_path
+
+
+def _required_setting(plugin: Any, error: ValidationError) -> str:
+    """``'files' is a required property`` with where to add it."""
+    missing = [key for key in error.validator_value if key not in (error.instance or {})]
+    names = ", ".join(repr(key) for key in missing) or error.message
+    return (f"required setting {names} is missing; add it to the config "
+            f"(`{plugin.name} --about` describes it)")
 
 
 def validate_config(plugin: Any, config: dict[str, Any], *, raise_errors: bool) -> list[str]:

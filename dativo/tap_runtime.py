@@ -233,6 +233,7 @@ class ObservedTap:
         super().append_builtin_config(config_jsonschema)  # type: ignore[misc]
 
     def sync_all(self) -> None:
+        self._warn_when_nothing_selected()
         self.progress.start()
         try:
             super().sync_all()  # type: ignore[misc]
@@ -242,6 +243,17 @@ class ObservedTap:
             raise
         self.progress.final()
         self.run_metrics.finish(success=True)
+
+    def _warn_when_nothing_selected(self) -> None:
+        """One line when the run will send nothing because no stream is selected: an SQL
+        tap deselects every discovered stream (as singer-sdk does), so a run without a
+        catalog, or with one nobody edited, would otherwise exit 0 in silence."""
+        streams = list(getattr(self, "streams", {}).values())
+        if streams and not any(s.selected or s.has_selected_descendents for s in streams):
+            self.logger.warning(
+                "no stream is selected, so nothing is sent: select streams with --catalog "
+                "(set \"selected\": true in the metadata entry with breadcrumb [] of each "
+                "stream in the --discover output) or with Meltano's `select`")
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:

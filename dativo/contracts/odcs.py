@@ -2,7 +2,8 @@
 
 Linting runs the official JSON Schema that ships in PyPI's
 ``open-data-contract-standard`` (so it works offline), then our semantic checks:
-primary keys are required, types are known, ``decimal(p,s)`` parses, patterns compile.
+primary keys are required, types are known, ``decimal(p,s)`` parses, patterns compile,
+and every option and quality rule is one dativo enforces (:mod:`.odcs_rules`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jsonschema
 import yaml
 
 from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, FieldSpec
+from dativo.contracts.odcs_rules import option_problems, quality_problems
 from dativo.contracts.odcs_shape import column_problem, identifier_problems, too_deep
 from dativo.errors import ConfigError, ContractLintError
 from dativo.schema_messages import clip, describe
@@ -125,6 +127,7 @@ def lint_document(doc: Any) -> list[str]:
         problems = [  # describe(): no secret, long value or whole object quoted back
             describe(err, where=_json_path(err.absolute_path))
             for err in sorted(_odcs_validator().iter_errors(doc), key=lambda e: list(e.path))
+            if not _option_key_error(err)  # option_problems names them, with a hint
         ]
     except RecursionError:
         return ["(root): the document is nested too deeply to check"]
@@ -135,7 +138,16 @@ def lint_document(doc: Any) -> list[str]:
     for i, obj in enumerate(doc.get("schema") or []):
         if isinstance(obj, dict):
             problems.extend(_lint_properties(obj.get("properties") or [], f"schema[{i}]"))
-    return problems
+            problems.extend(quality_problems(obj.get("quality"), f"schema[{i}]",
+                                             column=False))
+    return list(dict.fromkeys(problems))  # each ODCS if/then branch repeats its errors
+
+
+def _option_key_error(err: jsonschema.ValidationError) -> bool:
+    """An unexpected ``logicalTypeOptions`` key, which :func:`option_problems` reports
+    once, with the closest known name."""
+    return (err.validator == "additionalProperties" and bool(err.absolute_path)
+            and err.absolute_path[-1] == "logicalTypeOptions")
 
 
 def _lint_properties(props: list[Any], where: str) -> list[str]:
@@ -149,11 +161,16 @@ def _lint_properties(props: list[Any], where: str) -> list[str]:
             problems.append(problem)
         if prop.get("primaryKey") and not prop.get("required"):
             problems.append(f"{path} ({name}): primaryKey columns must set required: true")
+        kind: FieldKind | None = None
         try:
-            _resolve_kind(prop)
+            kind = _resolve_kind(prop)[0]
         except ValueError as exc:
             problems.append(f"{path} ({name}): {exc}")
-        pattern = (prop.get("logicalTypeOptions") or {}).get("pattern")
+        options = prop.get("logicalTypeOptions")
+        problems.extend(option_problems(options, kind, f"{path} ({name})"))
+        problems.extend(quality_problems(prop.get("quality"), f"{path} ({name})",
+                                         column=True))
+        pattern = (options if isinstance(options, dict) else {}).get("pattern")
         if pattern is not None:
             try:
                 re.compile(pattern)

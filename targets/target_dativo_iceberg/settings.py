@@ -45,6 +45,7 @@ class TargetSettings:
     contracts_dir: Path | None = None
     stream_contracts: Mapping[str, str] = field(default_factory=dict)
     validation_mode: ValidationMode = "strict"
+    require_contract: bool = False
     batch_size_rows: int = DEFAULT_BATCH_SIZE_ROWS
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
     commit_interval_seconds: float = DEFAULT_COMMIT_INTERVAL_SECONDS
@@ -128,6 +129,7 @@ class TargetSettings:
             contracts_dir=Path(contracts_dir) if contracts_dir else None,
             stream_contracts=dict(config.get("stream_contracts") or {}),
             validation_mode=mode,
+            require_contract=_flag(config, "require_contract", default=False),
             batch_size_rows=rows,
             batch_max_bytes=max_bytes,
             commit_interval_seconds=float(interval),

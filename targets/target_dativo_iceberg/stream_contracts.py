@@ -15,6 +15,7 @@ from dativo.contracts import (
     load_contract,
     resolve_contract_path,
 )
+from dativo.contracts.resolve import CONTRACT_SUFFIX
 from dativo.errors import CodecError, ConfigError
 from dativo.names import table_identifier, table_name
 from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
@@ -42,6 +43,7 @@ def contract_for_stream(
         stream_contracts=settings.stream_contracts,
     )
     if path is None:
+        _check_contract_optional(settings, stream)
         LOGGER.warning(
             "No ODCS contract for stream '%s' (looked in %s); using its Singer SCHEMA "
             "as the contract", stream,
@@ -52,6 +54,34 @@ def contract_for_stream(
     contract = load_contract(path, object_name=stream.split("-")[-1])
     LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
     return contract
+
+
+def _check_contract_optional(settings: TargetSettings, stream: str) -> None:
+    """A stream may go without a contract only in ``warn`` mode (or with no
+    ``contracts_dir``), and never with ``require_contract``: a contract missing from a
+    contracts folder is otherwise a misnamed file, and the rows would land unchecked.
+
+    Raises:
+        ConfigError: The stream needs a contract; the message says where it was looked
+            for and the ways out.
+    """
+    if settings.require_contract:
+        why = "require_contract is set"
+        way_out = "or unset require_contract"
+    elif settings.contracts_dir is not None and settings.validation_mode == "strict":
+        why = "validation_mode is strict and contracts_dir is set"
+        way_out = "or set validation_mode: warn to load it typed by its Singer SCHEMA"
+    else:
+        return
+    if settings.contracts_dir is None:
+        looked = "contracts_dir is not set"
+    else:
+        names = sorted({stream, stream.split("-")[-1]})
+        files = " or ".join(f"{n}{CONTRACT_SUFFIX}" for n in names)
+        looked = f"looked for {files} under {settings.contracts_dir / settings.tenant_id}/*/"
+    raise ConfigError(
+        f"stream '{stream}': no ODCS contract ({looked}) and {why}; add the contract, map "
+        f"the stream to its file in stream_contracts, {way_out}")
 
 
 def with_schema_only_columns(stream: str, schema: dict[str, Any],

@@ -77,6 +77,12 @@ class TargetDativoIceberg(Target):
                                 "<tenant>/<domain>/<table>.odcs.yaml."),
         th.Property("stream_contracts", th.ObjectType(additional_properties=th.StringType),
                     description="Explicit stream -> contract file map; overrides lookup."),
+        th.Property("require_contract", th.BooleanType, default=False,
+                    description="Every stream must have an ODCS contract (in contracts_dir "
+                                "or stream_contracts), in any validation_mode; a stream "
+                                "without one stops the run (exit 2) before anything is "
+                                "written. validation_mode strict already requires one when "
+                                "contracts_dir is set."),
         th.Property("validation_mode", th.StringType, default="strict",
                     allowed_values=["strict", "warn"],
                     description="strict: exit non-zero at end of input if any record was "

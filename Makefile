@@ -8,16 +8,24 @@ export PATH := $(BIN):$(PATH)
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export MELTANO_DISABLE_TRACKING := true
 
-.PHONY: bootstrap demo test lint bench clean
+.PHONY: bootstrap demo test lint bench sizes clean
+
+# The distributions (each directory with a pyproject.toml), installed editable in one pip
+# call with the dev workspace (the root pyproject.toml); any pyproject.toml changed
+# bootstraps again.
+DISTS := dativo $(patsubst %/pyproject.toml,%,$(wildcard taps/*/pyproject.toml targets/*/pyproject.toml))
 
 bootstrap: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DISTS))
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
 	  echo "installing python3-venv (Debian)"; apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@# a .venv from before the split holds the single dativo-ingest distribution
+	$(BIN)/python -m pip uninstall -q -y dativo-ingest 2>/dev/null || true
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+	  $(addprefix -e ./,$(DISTS)) -e '.[dev]'
 	touch $(STAMP)
 
 demo: bootstrap
@@ -32,6 +40,10 @@ lint: bootstrap
 
 bench: bootstrap
 	$(BIN)/python -m bench.run
+
+# Each plugin's venv as `meltano install` builds it (README: Plugin venv sizes).
+sizes: bootstrap
+	$(BIN)/python -m bench.venv_sizes
 
 clean:
 	rm -rf output .meltano/run .pytest_cache

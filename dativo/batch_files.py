@@ -22,23 +22,25 @@ from __future__ import annotations
 
 import decimal
 import gzip
+import importlib.util
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 from singer_sdk.batch import lazy_chunked_generator
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.mapper import SameRecordTransform
 
 from dativo.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where Parquet is written: jsonl files need no pyarrow
+    import pyarrow as pa
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_ROOT = Path("output") / "batches"
@@ -47,12 +49,17 @@ COMPRESSIONS = ("gzip", "none")
 DEFAULT_BATCH_SIZE = 10_000
 
 
-def parse_batch_config(raw: Mapping[str, Any] | None) -> BatchConfig | None:
+def parse_batch_config(raw: Mapping[str, Any] | None, *, tap: str,
+                       parquet_needs: tuple[str, ...] = ("pyarrow",)) -> BatchConfig | None:
     """``batch_config`` checked, with defaults: compression none, storage root
     ``./output/batches`` (beside the target's default warehouse), batch_size 10000.
 
+    ``parquet_needs`` are the modules the Parquet format needs; each tap ships them in
+    its ``parquet`` extra (``tap`` is the tap's distribution name).
+
     Raises:
-        ConfigError: A key has an unsupported value; the message names the key.
+        ConfigError: A key has an unsupported value, or the format is parquet and a
+            module it needs is not installed; the message names the key.
     """
     if not raw:
         return None
@@ -60,6 +67,11 @@ def parse_batch_config(raw: Mapping[str, Any] | None) -> BatchConfig | None:
     if encoding.get("format") not in FORMATS:
         raise ConfigError(f"batch_config.encoding.format: must be jsonl or parquet, got "
                           f"{encoding.get('format')!r}")
+    missing = [name for name in parquet_needs if encoding["format"] == "parquet"
+               and importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"batch_config.encoding.format: parquet needs {missing[0]}, which "
+                          f"is not installed; pip install '{tap}[parquet]' (or use jsonl)")
     encoding["compression"] = encoding.get("compression") or "none"
     if encoding["compression"] not in COMPRESSIONS:
         raise ConfigError("batch_config.encoding.compression: must be gzip or none, got "
@@ -119,7 +131,7 @@ class BatchFilesStream:
     _tap: Any
 
     def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
-        return parse_batch_config(config.get("batch_config"))
+        return parse_batch_config(config.get("batch_config"), tap=self.tap_name)
 
     def get_batches(self, batch_config: BatchConfig, context: Any = None
                     ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -191,6 +203,8 @@ class BatchFileWriter:
                       ) -> Iterator[tuple[BaseBatchFileEncoding, list[str], WrittenFile]]:
         """Parquet files of ``batch_size`` rows from record batches, written as they
         come (memory holds one record batch, not one file), each yielded once closed."""
+        import pyarrow.parquet as pq
+
         size = self.config.batch_size
         encoding = self._encoding("parquet")
         index = rows = 0
@@ -246,6 +260,8 @@ class BatchFileWriter:
         return self.config.storage.get_url(name)
 
     def _write_parquet(self, index: int, table: pa.Table) -> str:
+        import pyarrow.parquet as pq
+
         name = self._filename(index, ".parquet")
         with self.config.storage.open(name, "wb") as handle:
             pq.write_table(table, handle, compression=self._parquet_compression)
@@ -258,6 +274,8 @@ def _as_arrow(stream: str, rows: list[dict[str, Any]]) -> pa.Table | None:
     Columns are the union over all rows: ``pa.Table.from_pylist`` takes the first
     row's keys only, which would drop a column that only later files of a glob have.
     """
+    import pyarrow as pa
+
     names = dict.fromkeys(key for row in rows for key in row)
     try:
         return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})

@@ -184,7 +184,6 @@ def files_setting(*entry: th.Property, streams: str) -> th.Property:
 class FileTap(ObservedTap, Tap):
     """Base of the file taps: one stream per ``files`` entry (see :func:`files_setting`)."""
 
-    package_name = "dativo-ingest"
     # The catalog depends on the config and the files (headers, contracts, inferred
     # schemas), so --discover must read and validate the config too.
     dynamic_catalog = True

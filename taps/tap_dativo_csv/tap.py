@@ -58,7 +58,8 @@ class TapDativoCSV(FileTap):
             ConfigError: An entry is inconsistent, its contract is invalid, or
                 ``batch_config`` has a bad value.
         """
-        parse_batch_config(self.config.get("batch_config"))  # fail before any file is read
+        # fail before any file is read
+        parse_batch_config(self.config.get("batch_config"), tap=self.name)
         streams = []
         for item in parse_files(self.config):
             contract = None

@@ -74,7 +74,6 @@ class TapDativoHubSpot(ObservedTap, Tap):
     """Contacts, companies, deals, tickets, owners and contact associations of a portal."""
 
     name = "tap-dativo-hubspot"
-    package_name = "dativo-ingest"
     config_jsonschema = _config_schema()
     dynamic_catalog = True  # discovery reads the portal's properties: it needs the config
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import adbc_driver_manager
 import psycopg2
-import pyarrow as pa
 import sqlalchemy as sa
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.sql import SQLStream
@@ -18,12 +17,6 @@ from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
 from dativo.batch_files import BatchFilesStream, BatchFileWriter
 from dativo.errors import CodecError, ConfigError, DativoError
-from tap_dativo_postgres.arrow_reader import (
-    ArrowTableReader,
-    UnfitValue,
-    arrow_column,
-    literal_sql,
-)
 from tap_dativo_postgres.client import PostgresConnector
 from tap_dativo_postgres.types import (
     NON_FINITE_ADVICE,
@@ -35,10 +28,13 @@ from tap_dativo_postgres.types import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from singer_sdk import Tap
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
     from sqlalchemy.sql import selectable
+
+    from tap_dativo_postgres.arrow_reader import ArrowTableReader
 
 LSN = "_sdc_lsn"
 DELETED_AT = "_sdc_deleted_at"
@@ -193,6 +189,9 @@ class PostgresStream(BatchFilesStream, SQLStream):
 
     def _arrow_batches(self, writer: BatchFileWriter, context: Context | None
                        ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        # The parquet extra (pyarrow, ADBC), checked with batch_config in tap.py.
+        from tap_dativo_postgres.arrow_reader import ArrowTableReader, arrow_column, literal_sql
+
         self._check_replication_key()
         # Sets the bookmark that build_query's filter starts from, as _sync_records does.
         self._write_starting_replication_value(context)
@@ -216,6 +215,8 @@ class PostgresStream(BatchFilesStream, SQLStream):
         self._finalize_state(self.stream_state)
 
     def _checked(self, reader: ArrowTableReader, sql: str) -> Iterator[pa.RecordBatch]:
+        from tap_dativo_postgres.arrow_reader import UnfitValue
+
         try:
             yield from reader.batches(sql)
         except UnfitValue as exc:
@@ -248,7 +249,7 @@ class PostgresStream(BatchFilesStream, SQLStream):
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
                               "failed: the table no longer exists; run --discover again (or "
                               "deselect the stream)") from None
-        except (sa.exc.DBAPIError, psycopg2.Error, adbc_driver_manager.Error) as exc:
+        except _driver_errors() as exc:
             cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
             reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
@@ -256,6 +257,13 @@ class PostgresStream(BatchFilesStream, SQLStream):
                               "again from the last STATE, so no row is lost (an append-only "
                               "target loads rows it committed after that STATE again, see "
                               "docs/tap-postgres.md)") from None
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The drivers' error types; ADBC's only once the fast path has loaded it (it is
+    the optional ``parquet`` extra, and unloaded it raises nothing)."""
+    adbc = sys.modules.get("adbc_driver_manager")
+    return (sa.exc.DBAPIError, psycopg2.Error, *((adbc.Error,) if adbc else ()))
 
 
 def record_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:

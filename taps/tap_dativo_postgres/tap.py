@@ -18,7 +18,6 @@ class TapDativoPostgres(ObservedTap, SQLTap):
     """Every table and view of one PostgreSQL database (after the filters) as a stream."""
 
     name = "tap-dativo-postgres"
-    package_name = "dativo-ingest"
     default_stream_class = PostgresStream
     message_writer_class = OrjsonSingerWriter
 
@@ -67,9 +66,11 @@ class TapDativoPostgres(ObservedTap, SQLTap):
         """singer-sdk's streams, after ``batch_config`` is checked (before any query).
 
         Raises:
-            ConfigError: ``batch_config`` has a bad value; the message names the key.
+            ConfigError: ``batch_config`` has a bad value, or asks for Parquet without
+                the ``parquet`` extra; the message names the key.
         """
-        parse_batch_config(self.config.get("batch_config"))
+        parse_batch_config(self.config.get("batch_config"), tap=self.name,
+                           parquet_needs=("pyarrow", "adbc_driver_postgresql"))
         return super().discover_streams()  # type: ignore[return-value]
 
     @property

@@ -50,7 +50,6 @@ class TapDativoStripe(ObservedTap, Tap):
     payment intents, refunds, balance transactions and events of one Stripe account."""
 
     name = "tap-dativo-stripe"
-    package_name = "dativo-ingest"
     config_jsonschema = _config_schema()
 
     def discover_streams(self) -> list[StripeStream]:

@@ -53,7 +53,6 @@ class TargetDativoIceberg(Target):
     """Validate Singer records against ODCS contracts and land them in Apache Iceberg."""
 
     name = "target-dativo-iceberg"
-    package_name = "dativo-ingest"
 
     # Our own message loop does not apply stream maps, flattening or per-record
     # jsonschema validation, so those are not advertised (nor their settings offered).

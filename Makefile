@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export MELTANO_DISABLE_TRACKING := true
 
-.PHONY: bootstrap demo test lint bench sizes clean
+.PHONY: bootstrap demo plugin-locks test lint bench sizes clean
 
 # The distributions (each directory with a pyproject.toml), installed editable in one pip
 # call with the dev workspace (the root pyproject.toml); any pyproject.toml changed
@@ -28,9 +28,15 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DISTS))
 	  $(addprefix -e ./,$(DISTS)) -e '.[dev]'
 	touch $(STAMP)
 
+# meltano.yml takes its plugins from plugins/ (the utility `dativo` prints what landed).
 demo: bootstrap
 	$(BIN)/meltano --environment dev run tap-dativo-csv target-dativo-iceberg
-	$(BIN)/dativo table show --all
+	$(BIN)/meltano --environment dev invoke dativo:table-show
+
+# Rewrite plugins/<type>/<name>--dativo.lock after editing plugins/<type>/<name>.yml
+# (meltano.yml explains why the repo's project reads the lockfiles).
+plugin-locks: bootstrap
+	$(BIN)/python plugins/lock.py
 
 test: bootstrap lint
 	$(BIN)/python -m pytest -q

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from singer_sdk import typing as th
+from singer_sdk.helpers._batch import DEFAULT_BATCH_SIZE
 
 from dativo import logs, metrics
 from dativo.errors import DativoError
@@ -42,9 +43,15 @@ OBSERVABILITY_SETTINGS = th.PropertiesList(
                 description="text for humans, json for log pipelines; secrets are redacted "
                             "in both."),
     th.Property("metrics", th.ObjectType(
-        th.Property("pushgateway_url", th.StringType),
-        th.Property("textfile_dir", th.StringType),
-        th.Property("port", th.IntegerType),
+        th.Property("pushgateway_url", th.StringType,
+                    description="Push the run's metrics to this Pushgateway at the end "
+                                "(batch jobs)."),
+        th.Property("textfile_dir", th.StringType,
+                    description="Else write <dir>/<tap name>.prom for node-exporter's "
+                                "textfile collector."),
+        th.Property("port", th.IntegerType,
+                    description="Else serve /metrics on 127.0.0.1:<port> during the run."),
+        additional_properties=False,
     ), description="Prometheus metrics: push to a Pushgateway at the end, write a "
                    "node-exporter textfile, or serve on 127.0.0.1:<port> during the run."),
     th.Property("progress_interval_seconds", th.NumberType, default=DEFAULT_INTERVAL_SECONDS,
@@ -52,6 +59,10 @@ OBSERVABILITY_SETTINGS = th.PropertiesList(
                             "that sent rows (rows so far, rows/s); one final line per "
                             "stream at the end. 0 logs only the final lines."),
 ).to_dict()
+
+BATCH_SIZE_SETTING = th.Property(
+    "batch_size", th.IntegerType, default=DEFAULT_BATCH_SIZE,
+    description="Records per BATCH file.").to_dict()["batch_size"]
 
 RERUN = "a rerun starts again from the last STATE"
 DEBUG_HINT = "LOGLEVEL=DEBUG shows the traceback"
@@ -231,6 +242,10 @@ class ObservedTap:
         for key, schema in OBSERVABILITY_SETTINGS["properties"].items():
             config_jsonschema["properties"].setdefault(key, schema)
         super().append_builtin_config(config_jsonschema)  # type: ignore[misc]
+        # dativo.batch_files reads batch_config.batch_size, which singer-sdk's schema lacks.
+        batch = config_jsonschema["properties"].get("batch_config", {}).get("properties")
+        if batch is not None:
+            batch.setdefault("batch_size", BATCH_SIZE_SETTING)
 
     def sync_all(self) -> None:
         self._warn_when_nothing_selected()

@@ -49,6 +49,36 @@ def _write_state(value: Any) -> None:
     sys.stdout.buffer.flush()
 
 
+# The catalog properties most setups need, declared so that each has a Meltano setting
+# and environment variable (TARGET_DATIVO_ICEBERG_CATALOG_URI, ..._CATALOG_S3_ENDPOINT);
+# the names are pyiceberg's own, and any other pyiceberg property passes through.
+CATALOG_PROPERTIES = (
+    th.Property("name", th.StringType,
+                description="Catalog name (pyiceberg's PYICEBERG_CATALOG__<NAME>__* "
+                            "variables use it)."),
+    th.Property("type", th.StringType,
+                description="pyiceberg catalog type (sql, rest, glue, hive, ...)."),
+    th.Property("uri", th.StringType, secret=True,
+                description="Catalog URI: SQLAlchemy URL of a SqlCatalog, REST endpoint, ..."),
+    th.Property("warehouse", th.StringType,
+                description="Warehouse location (file:// or s3://bucket/prefix) or REST "
+                            "warehouse name."),
+    th.Property("credential", th.StringType, secret=True,
+                description="REST catalog OAuth2 client credential (client_id:client_secret)."),
+    th.Property("token", th.StringType, secret=True,
+                description="REST catalog bearer token."),
+    th.Property("s3.endpoint", th.StringType,
+                description="S3-compatible endpoint URL (MinIO, SeaweedFS, ...); unset for "
+                            "AWS."),
+    th.Property("s3.region", th.StringType, description="S3 region."),
+    th.Property("s3.access-key-id", th.StringType,
+                description="S3 access key id (unset to use the AWS_* variables or the "
+                            "instance role)."),
+    th.Property("s3.secret-access-key", th.StringType, secret=True,
+                description="S3 secret access key."),
+)
+
+
 class TargetDativoIceberg(Target):
     """Validate Singer records against ODCS contracts and land them in Apache Iceberg."""
 
@@ -67,7 +97,7 @@ class TargetDativoIceberg(Target):
         th.Property("tenant_id", th.StringType, required=True,
                     description="Tenant: picks the contracts subtree, the Iceberg namespace "
                                 "prefix and the warehouse prefix."),
-        th.Property("catalog", th.ObjectType(additional_properties=True),
+        th.Property("catalog", th.ObjectType(*CATALOG_PROPERTIES, additional_properties=True),
                     description="pyiceberg catalog properties, passed through (name, type, uri, "
                                 "warehouse, s3.*, ...). Default: SQLite SqlCatalog under "
                                 "./output/warehouse."),
@@ -146,6 +176,7 @@ class TargetDativoIceberg(Target):
                                     "node-exporter's textfile collector."),
             th.Property("port", th.IntegerType,
                         description="Else serve /metrics on 127.0.0.1:<port> during the run."),
+            additional_properties=False,
         ), description="Prometheus metrics export (see observability/)."),
         th.Property("log_format", th.StringType, default="text",
                     allowed_values=["text", "json"],

@@ -36,7 +36,7 @@ def test_meltano_run_with_batch_config(tmp_path: Path, monkeypatch: pytest.Monke
                                        fmt: str, compression: str) -> None:
     project = copy_project(tmp_path / "project")
     batches = tmp_path / "batches"
-    # Meltano's env vars for the nested settings in plugins/extractors.meltano.yml.
+    # Meltano's env vars for the nested settings in plugins/extractors/tap-dativo-csv.yml.
     monkeypatch.setenv("TAP_DATIVO_CSV_BATCH_CONFIG_ENCODING_FORMAT", fmt)
     monkeypatch.setenv("TAP_DATIVO_CSV_BATCH_CONFIG_ENCODING_COMPRESSION", compression)
     monkeypatch.setenv("TAP_DATIVO_CSV_BATCH_CONFIG_STORAGE_ROOT", batches.as_uri())

@@ -163,8 +163,8 @@ def pipe(root: Path, tap: str, tap_config: dict[str, Any], target_config: dict[s
 def loader_settings() -> dict[str, Any]:
     """The Meltano loader ``target-dativo-markdown-kv``'s own config, so this test runs
     what ``meltano run ... target-dativo-markdown-kv`` runs."""
-    plugins = yaml.safe_load((REPO / "plugins/loaders.meltano.yml").read_text())
-    loader = next(p for p in plugins["plugins"]["loaders"]
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    loader = next(p for p in project["plugins"]["loaders"]
                   if p["name"] == "target-dativo-markdown-kv")
     return dict(loader["config"])
 

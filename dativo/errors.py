@@ -6,7 +6,7 @@
     ├── ConfigError                 a setting or file a user must fix
     │   └── ContractLintError       an ODCS contract fails the schema or our semantic checks
     ├── CodecError                  input that cannot be decoded (bad JSON, protocol order)
-    ├── ContractViolation           records were rejected in ``strict`` mode
+    ├── ContractViolation           a batch had rejected records, in ``strict`` mode
     └── CommitError                 an Iceberg commit failed after its retries
 
 Every message names what is wrong and what to do about it. Third-party errors are
@@ -56,22 +56,40 @@ class CodecError(DativoError):
 
 
 class ContractViolation(DativoError):
-    """Raised at end of input in ``strict`` mode when any record was rejected.
+    """Raised in ``strict`` mode by the first batch with a rejected record: that batch,
+    and everything after it, is neither loaded nor acknowledged with a STATE.
 
     Attributes:
-        rejected: Mapping of stream -> {field/rule: count}.
+        stream: The stream whose rejected record is named.
+        rejected: Rejected records of the batch.
+        received: Records of the stream in the batch.
+        line: 1-based input line of the first rejected record.
+        record: That record's key and source (e.g. ``customer_id=5, a.csv line 6``), or "".
+        reasons: Its failed rules, ``<field> failed <rule>``.
+        dead_letter: The dead-letter table holding the batch's rejected records.
+        others: Rejected record counts of other streams in the same batch.
     """
 
-    def __init__(self, rejected: dict[str, dict[str, int]]) -> None:
+    def __init__(self, stream: str, *, rejected: int, received: int, line: int, record: str,
+                 reasons: list[str], dead_letter: str, others: dict[str, int]) -> None:
+        self.stream = stream
         self.rejected = rejected
-        parts = []
-        for stream, reasons in sorted(rejected.items()):
-            detail = ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items()))
-            parts.append(f"stream '{stream}': {detail}")
+        self.received = received
+        self.line = line
+        self.record = record
+        self.reasons = reasons
+        self.dead_letter = dead_letter
+        self.others = others
+        which = f"at input line {line}" + (f" ({record})" if record else "")
+        also = "".join(f"; stream '{name}' had {count} more in the same batch"
+                       for name, count in sorted(others.items()))
         super().__init__(
-            "validation_mode=strict and records were rejected (they are in the dead-letter "
-            "tables; fix the source or the contract, or use validation_mode=warn): "
-            + "; ".join(parts)
+            f"stream '{stream}': validation_mode=strict rejected {rejected} of {received} "
+            f"record(s) in a batch, first {which}: {', '.join(reasons)}{also}. Nothing of "
+            f"that batch was loaded and no STATE after it was emitted; the rejected records "
+            f"are in the dead-letter table {dead_letter}. Fix the data or the contract and "
+            "rerun (the tap resumes from the last STATE emitted), or set "
+            "validation_mode=warn to load the valid records"
         )
 
 

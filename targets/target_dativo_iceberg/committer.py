@@ -9,6 +9,10 @@ after ``max_state_lag_seconds`` the open files are closed early, smaller, so the
 bookmark keeps moving. ``commit_interval_seconds: 0`` closes them at every commit, and
 so does a flush (the loader's timer: input slower than a batch per interval).
 
+``validation_mode: strict`` refuses a drain with a rejected record (see
+:mod:`~target_dativo_iceberg.strict`): only its dead letters are staged, and salvage
+commits only the rows a STATE it can still emit covers.
+
 For :meth:`Committer.salvage` a drain is all or nothing: its tables are resolved before
 any of its rows is written, so a table that cannot be written fails the drain cleanly,
 and the drains before it are still committed with their STATE. A failure while data
@@ -28,7 +32,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
@@ -55,6 +59,7 @@ from target_dativo_iceberg.staging import (
     VersionActivation,
     last_per_key,
 )
+from target_dativo_iceberg.strict import refusal, tables_to_drop
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -120,13 +125,22 @@ class Committer:
         self._published_at = time.monotonic()
         self.last_state: Any = None  # the last STATE emitted, for the run summary
         self._files_unsafe = False  # see _writing_files
+        # Table -> (first, last) drain of its valid rows not committed yet.
+        self._pending: dict[str, tuple[int, int]] = {}
+        self._refused = False  # strict mode refused a drain: see salvage
         self._markdown = (MarkdownKVWriter(settings.markdown_kv, settings.tenant_id)
                           if settings.markdown_kv is not None else None)
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
                      has_state: bool, final: bool, flush: bool = False) -> None:
         """Write a drain's batches; publish when due, and always when ``final`` (end of
-        input) or ``flush`` (slow input: its open files close, since they fill slowly)."""
+        input) or ``flush`` (slow input: its open files close, since they fill slowly).
+
+        Raises:
+            ContractViolation: ``strict`` mode and a record of the drain was rejected.
+        """
+        if self.settings.validation_mode == "strict" and any(r.rejected for _, _, r in checked):
+            self._refuse(checked)
         for sink, _, result in checked:
             self._prepare(sink, result)  # a table that cannot be written fails here
         with self._writing_files():
@@ -143,6 +157,20 @@ class Committer:
         elif not self._staged or (time.monotonic() - self._published_at
                                   >= self.settings.commit_interval_seconds):
             self._publish(final=False)
+
+    def _refuse(self, checked: CheckedDrain) -> NoReturn:
+        """``strict``: stage the drain's rejected records for their dead-letter tables and
+        nothing else; its STATE is never queued, and later drains fail behind this one."""
+        writer, dead_letters = self._writer.result(), {}
+        for sink, batch, result in checked:
+            self.stats[batch.stream].received += batch.received
+            if result.rejected:
+                if sink.dead_letter is None:
+                    sink.dead_letter = writer.dead_letter_table(sink.contract)
+                self._stage_rejected(sink, batch.stream, result)
+                dead_letters[batch.stream] = staged_name(sink.dead_letter)
+        self._refused = True
+        raise refusal(checked, dead_letters)
 
     def activate_version(self, sink: StreamSink, stream: str, version: int) -> None:
         """Stage an ACTIVATE_VERSION behind the stream's earlier rows (closing their
@@ -205,7 +233,7 @@ class Committer:
             self._stage_rejected(sink, stream, checked)
         valid, keys = checked.valid, None
         if self._markdown is not None:
-            self._stage_markdown(self._markdown, sink, stream, valid, state)
+            self._stage_markdown(self._markdown, sink, stream, valid, state, drain)
             return
         if sink.versioned:
             valid = with_version_columns(valid, sink.current_version)
@@ -216,6 +244,7 @@ class Committer:
             return
         writer = self._writer.result()
         assert sink.table is not None  # by _prepare
+        self._note_rows(sink.table, drain)
         if keys is not None:  # upsert applies batch by batch: its files stay per batch
             self._staged_for(sink.table, stream, dead_letter=False).add(
                 FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
@@ -224,7 +253,7 @@ class Committer:
                          self._rolling_for(sink.table, stream).write(valid, drain))
 
     def _stage_markdown(self, markdown: MarkdownKVWriter, sink: StreamSink, stream: str,
-                        valid: pa.Table, state: Any) -> None:
+                        valid: pa.Table, state: Any, drain: int) -> None:
         """``format: markdown_kv``: the valid rows in their storage pattern, written (with
         any raw files) as this batch's own data files, keyed by doc_id for upsert."""
         if VERSION_COLUMN in valid.column_names:
@@ -239,9 +268,15 @@ class Committer:
         bookmark = bookmarks.get(stream) if isinstance(bookmarks, dict) else None
         rendered = markdown.render(stream, sink.contract, valid, sink.document_keys,
                                    bookmark, sink.table.io)
+        self._note_rows(sink.table, drain)
         self._staged_for(sink.table, stream, dead_letter=False).add(
             FileBatch(writer.write_files(sink.table, rendered.rows),
                       rendered.doc_ids if sink.upsert_keys else None), valid.num_rows)
+
+    def _note_rows(self, table: Table, drain: int) -> None:
+        name = staged_name(table)
+        first, _ = self._pending.get(name, (drain, drain))
+        self._pending[name] = (first, drain)
 
     def _stage_rejected(self, sink: StreamSink, stream: str, checked: CheckedBatch) -> None:
         writer, stats = self._writer.result(), self.stats[stream]
@@ -314,7 +349,37 @@ class Committer:
                            "them and the rerun loads them again")
             return
         if self._writer.done() and self._writer.exception() is None:
+            if self._refused:
+                self._drop_uncovered()
             self._publish(final=True)
+
+    def _drop_uncovered(self) -> None:
+        """After a strict refusal: drop the uncommitted rows no STATE still to be emitted
+        covers (see :func:`~target_dativo_iceberg.strict.tables_to_drop`), with those
+        STATEs. Their data files are deleted; the rerun sends the rows again."""
+        drop, kept = tables_to_drop(self._pending, [s.drain for s in self._states],
+                                    drop_all=self.settings.load_method == "overwrite")
+        while len(self._states) > kept:
+            self._states.pop()
+        for name in sorted(drop):
+            unused: list[tuple[Table, list[DataFile]]] = []
+            rolling = self._rolling.pop(name, None)
+            if rolling is not None:
+                unused.append((rolling.table, rolling.files.close_all()))
+            staged = self._staged.pop(name, None)
+            if staged is not None:
+                unused.append((staged.table, [f for c in staged.changes
+                                              if isinstance(c, FileBatch) for f in c.files]))
+            for table, files in unused:
+                for data_file in files:
+                    try:
+                        table.io.delete(data_file.file_path)
+                    except OSError as exc:  # an orphan file is harmless: no snapshot has it
+                        LOGGER.debug("could not delete %s: %s", data_file.file_path, exc)
+            del self._pending[name]
+            LOGGER.warning("Table %s: not committing the rows after the last STATE emitted "
+                           "(strict mode refused a later batch); the rerun sends them again",
+                           name)
 
     # -- publishing -------------------------------------------------------------
     def _publish(self, *, final: bool) -> None:
@@ -338,6 +403,13 @@ class Committer:
         for name in list(self._staged):
             self._commit(self._staged[name], properties)
             del self._staged[name]  # committed: a retry (salvage) must not add it again
+        for name, (_, last) in list(self._pending.items()):  # what open files still hold
+            rolling = self._rolling.get(name)
+            first = rolling.files.oldest_open_drain() if rolling is not None else None
+            if first is None:
+                del self._pending[name]
+            else:
+                self._pending[name] = (first, last)
         for _ in range(covered):  # only now: after a failed commit, salvage retries them
             self._states.popleft()
         self._published_at = time.monotonic()

@@ -32,7 +32,7 @@ import duckdb
 import orjson
 
 from dativo.contracts import Contract, arrow_schema, compile_contract
-from dativo.errors import CodecError, ContractViolation
+from dativo.errors import CodecError
 from dativo.metrics import MetricsSettings, RunMetrics
 from dativo.open_files import OpenFiles
 from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch, StreamBuffer
@@ -342,10 +342,11 @@ class Loader:
 
     # -- end of input -----------------------------------------------------------
     def finish(self) -> dict[str, Any]:
-        """Drain everything, log the run summary, and enforce ``strict`` mode.
+        """Drain everything and log the run summary.
 
         Raises:
-            ContractViolation: ``strict`` mode and any record was rejected.
+            ContractViolation: ``strict`` mode refused a batch with a rejected record
+                (see :mod:`~target_dativo_iceberg.strict`).
         """
         missed = [name for name, entry in self._streams.items()
                   if entry.buffer.rows and name not in self._buffered]
@@ -365,9 +366,6 @@ class Loader:
         summary = self.summary()
         LOGGER.info("Run summary: %s", orjson.dumps(summary).decode())
         self.close()
-        rejected = {s: dict(st.reasons) for s, st in self.stats.items() if st.rejected}
-        if rejected and self.settings.validation_mode == "strict":
-            raise ContractViolation(rejected)
         return summary
 
     def summary(self) -> dict[str, Any]:
@@ -389,14 +387,17 @@ class Loader:
             "state_emitted": self._committer.last_state,
         }
 
-    def settle(self) -> None:
-        """After bad input: load what arrived before it, emit the STATEs that covers,
-        and close. The input error stays the one reported."""
+    def settle(self, error: BaseException | None = None) -> None:
+        """After bad input (``error``, which stays the one reported, e.g. a strict
+        refusal met on the way): load what arrived before it, emit the STATEs that
+        covers, and close."""
         try:
             self.drain()
             self.wait()
         except Exception as exc:
-            LOGGER.warning("Records before the bad input could not all be loaded: %s", exc)
+            if exc is not error:
+                LOGGER.warning("Records before the bad input could not all be loaded: %s",
+                               exc)
             self._join_commits()
         self._salvage()
         self.close()

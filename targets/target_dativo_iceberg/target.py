@@ -114,9 +114,11 @@ class TargetDativoIceberg(Target):
                                 "contracts_dir is set."),
         th.Property("validation_mode", th.StringType, default="strict",
                     allowed_values=["strict", "warn"],
-                    description="strict: exit non-zero at end of input if any record was "
-                                "rejected; warn: log and count. Rejected records always go to "
-                                "the dead-letter table."),
+                    description="strict: a batch with a rejected record is not loaded "
+                                "and no STATE after it is emitted; the run stops with exit 2, "
+                                "and the rerun resumes before that batch. warn: load the valid "
+                                "records, log and count the rejects, move the bookmark on. "
+                                "Rejected records always go to the dead-letter table."),
         th.Property("batch_size_rows", th.IntegerType, default=DEFAULT_BATCH_SIZE_ROWS,
                     description="Check and write a stream's records as data files after this "
                                 "many records."),
@@ -301,8 +303,8 @@ class TargetDativoIceberg(Target):
                         metrics)
         try:
             lines = run_message_loop(source, loader)
-        except DativoError:
-            loader.settle()
+        except DativoError as exc:
+            loader.settle(exc)
             metrics.finish(success=False)
             raise
         except BaseException:

@@ -125,13 +125,14 @@ def test_a_message_key_given_twice_stops_the_run_naming_its_line(
     assert emitted_states(result) == [{"ok": 1}]
 
 
-def test_json_rejects_fail_a_strict_run_after_loading_the_rest(
+def test_json_rejects_fail_a_strict_run_with_their_batch(
     target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
 ) -> None:
     bad = b'{"type":"RECORD","stream":"s","record":{"id":2,"id":3}}\n'
     result = run_target(target_config(validation_mode="strict"), SCHEMA + FIRST + bad + STATE)
     assert result.returncode == 2
-    assert "id:json" in result.stderr.decode()
+    assert "id failed json" in result.stderr.decode()
+    assert emitted_states(result) == []
     assert len(rows(open_catalog(), "s__dead_letter")) == 1
 
 

@@ -72,16 +72,18 @@ def test_rejected_records_land_in_dead_letter_with_reasons(
     assert b"2 record(s) rejected" in result.stderr
 
 
-def test_strict_mode_fails_with_per_field_summary_after_accounting_for_everything(
+def test_strict_mode_refuses_the_batch_and_its_state_keeping_only_dead_letters(
     target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
 ) -> None:
     result = run_target(target_config(validation_mode="strict"),
                         singer_lines([SCHEMA, record(1), record(2, id=None), state(2)]))
     assert result.returncode == 2
-    assert b"stream 'users': id:required x1" in result.stderr
+    assert b"stream 'users': validation_mode=strict rejected 1 of 2 record(s) in a batch, " \
+           b"first at input line 3 (id=null): id failed required" in result.stderr
     assert b"Traceback" not in result.stderr
+    assert result.stdout == b""  # no STATE
     catalog = open_catalog()
-    assert read_table(catalog, ("acme", "default", "users")).num_rows == 1
+    assert not catalog.table_exists(("acme", "default", "users"))
     assert read_table(catalog, ("acme", "default", "users__dead_letter")).num_rows == 1
 
 

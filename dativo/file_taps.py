@@ -274,8 +274,21 @@ class FileStream(Stream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield the records of the partition's file, with the :data:`SOURCE_COLUMNS`,
         unless the file is unchanged since the last run."""
-        if not context:
+        found = self.file_to_read(context)
+        if found is None:
             return
+        path, stamp = found
+        for line, record in self.records_from_file(path):
+            record[SOURCE_FILE] = path
+            record[SOURCE_LINENO] = line
+            record[SOURCE_MTIME] = stamp
+            yield record
+
+    def file_to_read(self, context: Context | None) -> tuple[str, str] | None:
+        """The partition's file and its mtime (ISO), or None when it is unchanged since
+        the last run or was removed after discovery (both logged)."""
+        if not context:
+            return None
         path = context[SOURCE_FILE]
         try:
             # Taken before reading, so a file changed while we read it looks newer
@@ -283,16 +296,12 @@ class FileStream(Stream):
             modified = mtime(path)
         except FileNotFoundError:
             self.logger.warning("skipping %s: it was removed after discovery", path)
-            return
+            return None
         stamp = iso(modified)
         if self._unchanged(context, modified):
             self.logger.info("skipping unchanged file %s (modified %s)", path, stamp)
-            return
-        for line, record in self.records_from_file(path):
-            record[SOURCE_FILE] = path
-            record[SOURCE_LINENO] = line
-            record[SOURCE_MTIME] = stamp
-            yield record
+            return None
+        return path, stamp
 
     def _unchanged(self, context: Context, modified: dt.datetime) -> bool:
         """True when the file is not newer than its bookmark.

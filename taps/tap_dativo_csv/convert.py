@@ -1,9 +1,9 @@
 """Contract kinds to JSON Schema, and CSV cell text to typed JSON values.
 
-Conversion never raises: a cell that does not parse as its column's kind is emitted
-as the original text. The schema still declares the real type, so the target's
-contract validation rejects that record into its dead-letter table, where the bad
-value can be seen and fixed, instead of the tap crashing or silently dropping it.
+:func:`converter` never raises: a cell that does not parse as its column's kind is
+kept as the original text. That is the ``on_invalid_value: pass`` behaviour, for a
+target with a dead-letter table (target-dativo-iceberg); the other settings check each
+cell against the SCHEMA first (:mod:`tap_dativo_csv.columns`).
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ def property_for(spec: FieldSpec) -> th.Property:
 def as_string(cell: str) -> str | None:
     """Untyped columns keep their text; only an empty cell becomes null."""
     return cell if cell != "" else None
+
+
+def parser(kind: str) -> Converter:
+    """The parser of a typed kind: stripped, non-empty text to its value, or
+    ValueError/ArithmeticError (see :func:`converter` for the lenient form)."""
+    return _PARSERS[kind]
 
 
 def converter(kind: str) -> Converter:

@@ -10,12 +10,18 @@ import codecs
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import TextIO
 
 from dativo.errors import CodecError, ConfigError
 from dativo.file_taps import text_codec
 
 _CHUNK = 1 << 20
+CHUNK_ROWS = 2_000
+"""Rows read, converted and written together (see :func:`row_chunks`)."""
+
+Chunk = tuple[list[int], list[list[str]]]
+"""(1-based start line of each row, the rows' cells); blank lines are left out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,89 @@ def rows(path: str, dialect: Dialect) -> Iterator[tuple[int, list[str]]]:
                 ) from exc
             if cells:
                 yield start, cells
+
+
+def row_chunks(path: str, dialect: Dialect, size: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """Yield the file's non-blank rows ``size`` at a time, as :func:`rows` does one by one.
+
+    The rows of a chunk are parsed by one ``islice`` over the reader (no Python code per
+    row); their start lines follow from the reader's line count, or, when a quoted cell
+    spans lines, from the line breaks the cells hold.
+
+    Raises:
+        CodecError: As :func:`rows`, naming the line where the bad row starts (found
+            by re-reading the file with :func:`rows`, on the way to failing).
+        ConfigError: The file cannot be opened.
+    """
+    try:
+        handle = _open(path, dialect.encoding)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    with handle:
+        reader = csv.reader(
+            handle, delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
+        )
+        while True:
+            before = reader.line_num
+            try:
+                chunk = list(islice(reader, size))
+            except (csv.Error, UnicodeDecodeError):
+                for _ in rows(path, dialect):  # raises the error with the row's line
+                    pass
+                raise
+            if not chunk:
+                return
+            if reader.line_num - before == len(chunk):
+                lines = list(range(before + 1, before + 1 + len(chunk)))
+            else:
+                lines = _start_lines(before, chunk)
+            if [] in chunk:
+                kept = [i for i, cells in enumerate(chunk) if cells]
+                lines, chunk = [lines[i] for i in kept], [chunk[i] for i in kept]
+            yield lines, chunk
+
+
+def line_breaks(cells: list[str]) -> int:
+    """Line breaks inside the row's cells, counted as the reader counts lines."""
+    return sum(cell.count("\n") + cell.count("\r") - cell.count("\r\n") for cell in cells)
+
+
+def _start_lines(before: int, chunk: list[list[str]]) -> list[int]:
+    lines, line = [], before + 1
+    for cells in chunk:
+        lines.append(line)
+        line += 1 + line_breaks(cells)
+    return lines
+
+
+class RawLines:
+    """The text of a file's rows as written, for rejected rows.
+
+    Reads forward only, as rejected rows come in line order, so a file with rejects is
+    read a second time at most once, and one without is never opened here.
+    """
+
+    def __init__(self, path: str, dialect: Dialect) -> None:
+        self.path, self.dialect = path, dialect
+        self._handle: TextIO | None = None
+        self._next = 1
+
+    def text(self, line: int, cells: list[str]) -> str:
+        """The physical lines of the row starting at ``line``, without the final line
+        break."""
+        if self._handle is None or line < self._next:
+            self.close()
+            self._handle, self._next = _open(self.path, self.dialect.encoding), 1
+        count = 1 + line_breaks(cells)
+        skip = line - self._next
+        text = "".join(islice(self._handle, skip, skip + count))
+        self._next = line + count
+        return text.removesuffix("\n").removesuffix("\r")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 def header(path: str, dialect: Dialect) -> tuple[int, list[str]] | None:

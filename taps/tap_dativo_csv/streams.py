@@ -18,7 +18,16 @@ from dativo.file_taps import (
     source_properties,
 )
 from tap_dativo_csv import files
-from tap_dativo_csv.convert import Converter, as_string, converter, property_for
+from tap_dativo_csv.columns import Column, Failures, convert_column
+from tap_dativo_csv.convert import property_for
+from tap_dativo_csv.fast_records import FastRecords
+from tap_dativo_csv.invalid import (
+    OnInvalidValue,
+    Problems,
+    Rejects,
+    invalid_value_error,
+    rejected_stream,
+)
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -26,57 +35,120 @@ if TYPE_CHECKING:
     from tap_dativo_csv.settings import FileSettings
 
 
-Rows = Iterator[tuple[int, list[str]]]
+Converted = tuple[list[str], list[int], list[list[Any]]]
+"""(column names, start line of each row, values column by column) of a chunk's valid
+rows."""
 
 
-class CSVStream(BatchFilesStream, FileStream):
+class CSVStream(FastRecords, BatchFilesStream, FileStream):
     """Rows from every CSV file matching one configured path or glob, typed by the
     stream's contract (incremental per file: see :class:`~dativo.file_taps.FileStream`).
+
+    Files are read and converted a chunk of rows at a time (:mod:`columns`); a row with
+    a cell that contradicts the SCHEMA is handled as ``on_invalid_value`` says
+    (:mod:`invalid`). RECORDs go out through :class:`FastRecords` when nothing
+    needs singer-sdk's per-record path.
     """
 
-    def __init__(self, tap: Tap, settings: FileSettings, contract: Contract | None) -> None:
+    def __init__(self, tap: Tap, settings: FileSettings, contract: Contract | None,
+                 on_invalid_value: OnInvalidValue) -> None:
         """Discover the stream: list its files now and read their headers for the schema."""
         self.settings = settings
         self.contract = contract
+        self.on_invalid_value = on_invalid_value
         self.paths = matching_files(tap.logger, settings)
         columns = self._discover_columns()
         super().__init__(tap, schema=_schema(columns, contract), name=settings.entity)
         self.primary_keys = self._primary_keys_for(columns)
+        properties = self.schema["properties"]
         fields = contract.fields if contract else ()
-        self._converters: dict[str, Converter] = {f.name: converter(f.kind) for f in fields}
+        self._columns = {f.name: Column.for_field(f, properties[f.name]) for f in fields}
+        self.rejects = Rejects(self.name, tap.write_message)
 
     def records_from_file(self, path: str) -> Iterator[LineRecord]:
-        """Yield ``(line, record)`` per data row, cells converted by the contract.
+        """Yield ``(line, record)`` per valid data row, cells converted by the contract.
 
         Raises:
-            CodecError: A row is ragged or the file is not valid in its encoding.
+            CodecError: A row is ragged, the file is not valid in its encoding, or
+                (``on_invalid_value: fail``) a cell contradicts the SCHEMA.
         """
-        rows = files.rows(path, self.settings.dialect)
-        names = self._file_columns(path, rows)
+        for names, lines, columns in self.converted_chunks(path):
+            for line, values in zip(lines, zip(*columns, strict=True), strict=True):
+                yield line, dict(zip(names, values, strict=True))
+
+    def converted_chunks(self, path: str) -> Iterator[Converted]:
+        """The file's valid rows a chunk at a time, converted column by column; invalid
+        rows are rejected (sent to ``<stream>__rejected``) or fail the run.
+
+        Raises:
+            CodecError: See :meth:`records_from_file`.
+        """
+        chunks = files.row_chunks(path, self.settings.dialect)
+        names, first = self._file_columns(path, chunks)
         if names is None:
             return
-        converts = [self._converters.get(name, as_string) for name in names]
-        for line, cells in rows:
-            if len(cells) != len(names):
-                raise _ragged(path, line, len(names), len(cells), self.settings)
-            yield line, {name: convert(cell)
-                         for name, convert, cell in zip(names, converts, cells, strict=True)}
+        columns = [self._columns.get(name) or Column(name) for name in names]
+        strict = self.on_invalid_value != "pass"
+        raw = files.RawLines(path, self.settings.dialect)
+        rejected_before = self.rejects.rows
+        try:
+            for lines, rows in _chain(first, chunks):
+                self._check_ragged(path, lines, rows, len(names))
+                cells_by_column = zip(*rows, strict=True)
+                converted = [convert_column(column, cells, strict=strict)
+                             for column, cells in zip(columns, cells_by_column, strict=True)]
+                values = [column_values for column_values, _ in converted]
+                problems = _problems(names, [failures for _, failures in converted])
+                if problems:
+                    lines, values = self._set_aside(path, raw, lines, rows, values, problems)
+                if lines:
+                    yield names, lines, values
+        finally:
+            raw.close()
+        if self.rejects.rows > rejected_before:
+            self.logger.warning(
+                "stream '%s': %d row(s) of %s contradict the SCHEMA and were sent to "
+                "stream '%s' (on_invalid_value: reject)", self.name,
+                self.rejects.rows - rejected_before, path, rejected_stream(self.name))
 
-    def _file_columns(self, path: str, rows: Rows) -> list[str] | None:
-        """Column names for this file, consuming its header row; None for an empty file."""
+    def _set_aside(self, path: str, raw: files.RawLines, lines: list[int],
+                   rows: list[list[str]], values: list[list[Any]],
+                   problems: dict[int, Problems]) -> tuple[list[int], list[list[Any]]]:
+        """Fail on, or reject, the chunk's invalid rows; return the valid ones."""
+        bad = sorted(problems)
+        if self.on_invalid_value == "fail":
+            first = bad[0]
+            raise invalid_value_error(self.name, path, lines[first], problems[first])
+        self.rejects.write(path, raw, [(lines[i], rows[i], problems[i]) for i in bad])
+        keep = [i for i in range(len(lines)) if i not in problems]
+        return ([lines[i] for i in keep],
+                [[column[i] for i in keep] for column in values])
+
+    def _check_ragged(self, path: str, lines: list[int], rows: list[list[str]],
+                      width: int) -> None:
+        if set(map(len, rows)) == {width}:
+            return
+        for line, cells in zip(lines, rows, strict=True):
+            if len(cells) != width:
+                raise _ragged(path, line, width, len(cells), self.settings)
+
+    def _file_columns(self, path: str, chunks: Iterator[files.Chunk]
+                      ) -> tuple[list[str] | None, files.Chunk | None]:
+        """Column names for this file, and its first chunk without the header row;
+        (None, None) for a file without rows."""
         configured = list(self.settings.columns or [])
         if not self.settings.header:
-            return configured
-        first = next(rows, None)
+            return configured, None
+        first = next(chunks, None)
         if first is None:
-            return None
-        line, cells = first
-        _check_header(path, line, cells)
-        if configured and len(configured) != len(cells):
-            raise CodecError(f"{path}: the header has {len(cells)} columns but "
+            return None, None
+        lines, rows = first
+        _check_header(path, lines[0], rows[0])
+        if configured and len(configured) != len(rows[0]):
+            raise CodecError(f"{path}: the header has {len(rows[0])} columns but "
                              f"{self.settings.where}.columns names {len(configured)}; "
-                             "make them match", line=line)
-        return configured or cells
+                             "make them match", line=lines[0])
+        return configured or rows[0], (lines[1:], rows[1:])
 
     def _discover_columns(self) -> list[str]:
         """The configured columns, else the union of all files' headers in file order."""
@@ -107,6 +179,21 @@ class CSVStream(BatchFilesStream, FileStream):
             raise ConfigError(f"{self.settings.where}.keys: {missing} not among the columns "
                               f"{sorted(known - set(SOURCE_COLUMNS))}")
         return keys
+
+
+def _chain(first: files.Chunk | None, rest: Iterator[files.Chunk]) -> Iterator[files.Chunk]:
+    if first is not None and first[0]:
+        yield first
+    yield from rest
+
+
+def _problems(names: list[str], failures: list[Failures]) -> dict[int, Problems]:
+    """Row index -> (column, reason) of each invalid cell, in column order."""
+    problems: dict[int, Problems] = {}
+    for name, column_failures in zip(names, failures, strict=True):
+        for row, reason in column_failures.items():
+            problems.setdefault(row, []).append((name, reason))
+    return problems
 
 
 def _schema(columns: list[str], contract: Contract | None) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from singer_sdk import typing as th
 from dativo.batch_files import parse_batch_config
 from dativo.contracts import load_contract
 from dativo.file_taps import FileTap, files_setting
+from tap_dativo_csv.invalid import DEFAULT_ON_INVALID_VALUE
+from tap_dativo_csv.invalid import SETTING as ON_INVALID_VALUE
 from tap_dativo_csv.settings import parse_files
 from tap_dativo_csv.streams import CSVStream
 
@@ -49,6 +51,7 @@ class TapDativoCSV(FileTap):
         th.Property("tenant_id", th.StringType,
                     description="Tenant whose contracts subtree is searched; required with "
                                 "contracts_dir."),
+        ON_INVALID_VALUE,
     ).to_dict()
 
     def discover_streams(self) -> list[CSVStream]:
@@ -67,7 +70,8 @@ class TapDativoCSV(FileTap):
                 contract = load_contract(item.contract, object_name=item.entity)
                 self.logger.info("stream '%s' is typed by contract %s", item.entity,
                                  item.contract)
-            streams.append(CSVStream(self, item, contract))
+            streams.append(CSVStream(self, item, contract, self.config.get(
+                "on_invalid_value") or DEFAULT_ON_INVALID_VALUE))
         return streams
 
 

@@ -1,0 +1,211 @@
+"""Convert a chunk of CSV rows column by column, and find the cells that contradict
+the stream's SCHEMA.
+
+Converting a column at a time lets the common cases run in C: a column with few
+distinct values (dates, flags, codes) is converted once per distinct value, and a
+column of numbers or timestamps through one ``map`` of the builtin parser. Whenever a
+bulk conversion raises, the column is redone cell by cell with the same per-cell
+functions, so the result never depends on which route ran: the bulk routes only
+accept input they convert exactly as the per-cell parsers do (see ``_BULK``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+import jsonschema
+
+from dativo.contracts import FieldSpec
+from tap_dativo_csv.convert import as_string, converter, parser
+
+_FORMATS = jsonschema.Draft7Validator.FORMAT_CHECKER
+_TZINFO = attrgetter("tzinfo")
+_UTF8_BOOLS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One CSV column: how its cells become values, and what its SCHEMA allows."""
+
+    name: str
+    kind: str | None = None
+    """The contract kind; None for a column the contract does not type (text)."""
+    required: bool = False
+    format: str | None = None
+    validator: jsonschema.Draft7Validator | None = field(default=None, compare=False)
+    """Checks object and array values against the property's JSON Schema."""
+    lenient: Callable[[str], Any] = field(default=as_string, compare=False)
+    """Today's conversion: a cell that does not parse stays text (``pass``)."""
+
+    @classmethod
+    def for_field(cls, spec: FieldSpec, schema: dict[str, Any]) -> Column:
+        """A contract column; ``schema`` is its property in the stream's SCHEMA."""
+        nested = (jsonschema.Draft7Validator(schema)
+                  if spec.kind in ("object", "array") else None)
+        return cls(spec.name, spec.kind, spec.required, spec.format, nested,
+                   converter(spec.kind))
+
+    @property
+    def checked(self) -> bool:
+        """Whether some cell could contradict the SCHEMA (else no cell is checked)."""
+        return self.kind not in (None, "json") or self.required
+
+    def strict(self, cell: str) -> Any:
+        """The cell's value, or ValueError saying why it contradicts the SCHEMA."""
+        value = self._parse(cell)
+        if value is None:
+            if self.required:
+                raise ValueError("the cell is empty but the column is required")
+            return None
+        if self.format and isinstance(value, str) and not _FORMATS.conforms(value,
+                                                                            self.format):
+            raise ValueError(f"{_shown(cell)} is not a valid {self.format}")
+        if self.validator is not None:
+            error = jsonschema.exceptions.best_match(self.validator.iter_errors(value))
+            if error is not None:
+                raise ValueError(f"{_shown(cell)} does not match the column's schema "
+                                 f"({error.message})")
+        return value
+
+    def _parse(self, cell: str) -> Any:
+        if self.kind in (None, "string"):
+            return as_string(cell)
+        text = cell.strip()
+        if text == "":
+            return None
+        try:
+            return parser(self.kind)(text)
+        except (ValueError, ArithmeticError) as exc:
+            detail = str(exc)
+            why = f" ({detail})" if detail and detail != text else ""
+            raise ValueError(f"{_shown(cell)} is not a valid {self.kind}{why}") from None
+
+
+def _shown(cell: str) -> str:
+    """The cell for a message: quoted, and cut so one line stays one line."""
+    return repr(cell if len(cell) <= 60 else cell[:57] + "...")
+
+
+Failures = dict[int, str]
+"""Row index in the chunk -> why a cell of that row contradicts the SCHEMA."""
+
+
+def convert_column(column: Column, cells: Sequence[str], *, strict: bool
+                   ) -> tuple[list[Any], Failures]:
+    """Values of one column of a chunk, and (``strict``) the rows whose cell is invalid.
+
+    Without ``strict``, a cell that does not parse keeps its text (the ``pass``
+    behaviour) and nothing is reported.
+    """
+    if column.kind in (None, "string") and not column.required and not (
+            strict and column.format):
+        return ([cell or None for cell in cells] if "" in cells else list(cells)), {}
+    convert = column.strict if strict and column.checked else column.lenient
+    distinct = set(cells)
+    if len(distinct) * 2 <= len(cells):
+        return _by_distinct_value(convert, cells, distinct)
+    bulk = _BULK.get(column.kind or "")
+    if bulk is not None and not (strict and column.validator):
+        try:
+            values = bulk(cells)
+        except (ValueError, ArithmeticError, KeyError, TypeError):
+            pass
+        else:
+            return values, {}
+    return _by_cell(convert, cells)
+
+
+def _by_distinct_value(convert: Callable[[str], Any], cells: Sequence[str],
+                       distinct: set[str]) -> tuple[list[Any], Failures]:
+    table: dict[str, Any] = {}
+    bad: dict[str, str] = {}
+    for cell in distinct:
+        try:
+            table[cell] = convert(cell)
+        except ValueError as exc:
+            table[cell], bad[cell] = cell, str(exc)
+    values = list(map(table.__getitem__, cells))
+    if not bad:
+        return values, {}
+    return values, {i: bad[cell] for i, cell in enumerate(cells) if cell in bad}
+
+
+def _by_cell(convert: Callable[[str], Any], cells: Sequence[str]
+             ) -> tuple[list[Any], Failures]:
+    values: list[Any] = []
+    failures: Failures = {}
+    for i, cell in enumerate(cells):
+        try:
+            values.append(convert(cell))
+        except ValueError as exc:
+            values.append(cell)
+            failures[i] = str(exc)
+    return values, failures
+
+
+# --- bulk conversions -------------------------------------------------------------------
+# Each accepts exactly the input its per-cell parser accepts and returns the same values,
+# or raises (then the column is converted cell by cell). The builtins are more lenient
+# than the parsers in a few ways, checked here: ``_`` digit separators, NaN/Infinity,
+# and naive timestamps in a timestamptz column (made UTC per cell). An empty cell makes
+# every builtin raise, so null handling always stays with the per-cell parsers.
+
+
+def _no_underscore(cells: Sequence[str]) -> None:
+    if any("_" in cell for cell in cells):
+        raise ValueError("digit separator")
+
+
+def _integers(cells: Sequence[str]) -> list[int]:
+    values = list(map(int, cells))
+    _no_underscore(cells)
+    return values
+
+
+def _numbers(cells: Sequence[str]) -> list[float]:
+    values = list(map(float, cells))
+    if not math.isfinite(sum(values)):  # nan, inf (or an overflowing sum: per cell)
+        raise ValueError("not finite")
+    _no_underscore(cells)
+    return values
+
+
+def _decimals(cells: Sequence[str]) -> list[decimal.Decimal]:
+    values = list(map(decimal.Decimal, cells))
+    if not all(map(decimal.Decimal.is_finite, values)):
+        raise ValueError("not finite")
+    _no_underscore(cells)
+    return values
+
+
+def _booleans(cells: Sequence[str]) -> list[bool]:
+    return list(map(_UTF8_BOOLS.__getitem__, cells))
+
+
+def _iso(kind: type[dt.date] | type[dt.time], *, aware: bool = False
+         ) -> Callable[[Sequence[str]], list[str]]:
+    def convert(cells: Sequence[str]) -> list[str]:
+        values = list(map(kind.fromisoformat, cells))
+        if aware and None in map(_TZINFO, values):
+            raise ValueError("naive timestamp")
+        return list(map(kind.isoformat, values))
+
+    return convert
+
+
+_BULK: dict[str, Callable[[Sequence[str]], list[Any]]] = {
+    "integer": _integers,
+    "number": _numbers,
+    "decimal": _decimals,
+    "boolean": _booleans,
+    "date": _iso(dt.date),
+    "time": _iso(dt.time),
+    "timestamp": _iso(dt.datetime),
+    "timestamptz": _iso(dt.datetime, aware=True),
+}

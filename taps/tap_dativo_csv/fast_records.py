@@ -1,0 +1,192 @@
+"""The CSV tap's RECORD fast path: singer-sdk's sync loop, minus its per-record work.
+
+singer-sdk handles one record at a time: selection, type conformance, each stream map,
+a message object, ``simplejson`` and a flush per line. Profiled on 1M CSV rows that
+was most of the tap's time. When none of it changes a record (no stream map, no
+nested deselection, no dry-run limit; see :meth:`FastRecords.fast_path`) this writes
+the same RECORD and STATE messages itself: a chunk of rows is encoded column by column
+with orjson and written in one call. Everything else (CLI, config, catalog, SCHEMA,
+bookmarks and STATE content) stays singer-sdk's; :meth:`_sync_records` follows
+``Stream._sync_records`` step for step, and any other case runs singer-sdk's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain, repeat
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from singer_sdk.singerlib.encoding.simple import SimpleSingerWriter
+from singer_sdk.singerlib.json import serialize_json
+
+from dativo.file_taps import SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+
+def _decimal_text(value: Any) -> Any:
+    """Decimals digit for digit, as singer-sdk's simplejson(use_decimal=True) writes."""
+    if isinstance(value, decimal.Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(type(value).__name__)
+
+
+def _encode(value: Any) -> bytes:
+    return orjson.dumps(value, default=_decimal_text)
+
+
+def encode_column(values: Sequence[Any]) -> list[bytes]:
+    """Each value as JSON. orjson refuses integers beyond 64 bits: such a column is
+    written by singer-sdk's own serializer instead."""
+    try:
+        return list(map(_encode, values))
+    except orjson.JSONEncodeError:
+        return [serialize_json(value).encode() for value in values]
+
+
+_LINENO = -1  # stands for the line numbers in RecordEncoder.fields
+
+
+class RecordEncoder:
+    """RECORD lines of one stream for one file's chunks of rows."""
+
+    def __init__(self, stream: str, names: list[str], selected: Callable[[str], bool],
+                 path: str, stamp: str) -> None:
+        """``names`` are the file's columns in order; a record holds those ``selected``
+        says, then the source columns, as singer-sdk's record (its selection pops
+        deselected columns; ``get_records`` appends the source columns)."""
+        self.start = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":{'
+        fields: list[tuple[str, int | bytes]] = [
+            (name, i) for i, name in enumerate(names) if selected(name)]
+        source: list[tuple[str, int | bytes]] = [
+            (SOURCE_FILE, orjson.dumps(path)), (SOURCE_LINENO, _LINENO),
+            (SOURCE_MTIME, orjson.dumps(stamp))]
+        fields += [(name, value) for name, value in source if selected(name)]
+        self.fields = [(orjson.dumps(name) + b":", value) for name, value in fields]
+
+    def encode(self, lines: list[int], columns: list[list[Any]]) -> bytes:
+        """The RECORD lines of one chunk, each ending in a newline.
+
+        Columns are encoded a whole column per call and joined with the constant
+        pieces between them (message start, keys, file and mtime) in one ``join``.
+        """
+        parts: list[Any] = []
+        pending = self.start
+        for n, (key, value) in enumerate(self.fields):
+            pending += (b"," if n else b"") + key
+            if isinstance(value, bytes):
+                pending += value
+                continue
+            parts += [repeat(pending), map(b"%d".__mod__, lines) if value == _LINENO
+                      else encode_column(columns[value])]
+            pending = b""
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat().encode()
+        pending += b'},"time_extracted":"' + stamp + b'"}\n'
+        if not parts:
+            return pending * len(lines)
+        parts.append(repeat(pending))
+        return b"".join(chain.from_iterable(zip(*parts, strict=False)))
+
+
+class FastRecords:
+    """Mixin for :class:`~tap_dativo_csv.streams.CSVStream` (list it first)."""
+
+    name: str
+    logger: Any
+    stream_maps: list[Any]
+    mask: Any
+    selected: bool
+    child_streams: list[Any]
+    ABORT_AT_RECORD_COUNT: int | None
+    STATE_MSG_FREQUENCY: int
+    state_manager: Any
+    partitions: list[dict] | None
+    _tap: Any
+
+    def fast_path(self) -> bool:
+        """Whether RECORDs can skip singer-sdk's per-record path: every step of it
+        would leave the record as it is (or only pop whole top-level columns)."""
+        writer = getattr(self._tap.message_writer, "_inner", self._tap.message_writer)
+        return (type(writer) is SimpleSingerWriter
+                and self.unmapped() and len(self.stream_maps) == 1
+                and not self.child_streams and self.ABORT_AT_RECORD_COUNT is None
+                and getattr(self, "_stream_version", None) is None
+                and all(selected for breadcrumb, selected in self.mask.items()
+                        if len(breadcrumb) > 2))
+
+    def _sync_records(self, context: Context | None = None, *,
+                      write_messages: bool = True) -> Iterator[dict]:
+        """singer-sdk's loop (see module docstring) when :meth:`fast_path` allows."""
+        if not (write_messages and self.selected and self.fast_path()):
+            yield from super()._sync_records(  # type: ignore[misc]
+                context, write_messages=write_messages)
+            return
+        self.logger.debug("stream '%s': RECORDs through the fast path", self.name)
+        record_counter = self.get_record_counter()  # type: ignore[attr-defined]
+        timer = self.get_sync_timer()  # type: ignore[attr-defined]
+        written = 0
+        with record_counter, timer:
+            for partition in [context] if context is not None else self.partitions or [{}]:
+                record_counter.with_context(partition)
+                timer.with_context(partition)
+                current = partition or None
+                state_context = self._get_state_partition_context(current)  # type: ignore[attr-defined]
+                self._write_starting_replication_value(current)  # type: ignore[attr-defined]
+                for rows in self._write_file(current):
+                    record_counter.increment(rows)
+                    before, written = written, written + rows
+                    if before // self.STATE_MSG_FREQUENCY != written // self.STATE_MSG_FREQUENCY:
+                        self._write_state_message()  # type: ignore[attr-defined]
+                if current == state_context:
+                    self._finalize_state(  # type: ignore[attr-defined]
+                        self.get_context_state(current))  # type: ignore[attr-defined]
+        if not context:
+            self._finalize_state(self.stream_state)  # type: ignore[attr-defined]
+        self._write_state_message()  # type: ignore[attr-defined]
+        yield from ()
+
+    def _write_file(self, context: Context | None) -> Iterator[int]:
+        """Write the RECORDs of the partition's file a chunk at a time; yield each
+        chunk's row count once it is written."""
+        found = self.file_to_read(context)  # type: ignore[attr-defined]
+        if found is None:
+            return
+        path, stamp = found
+        alias = self.stream_maps[0].stream_alias
+        selection = self.mask
+
+        def selected(name: str) -> bool:
+            return selection.get(("properties", name), True) is not False
+
+        encoder: RecordEncoder | None = None
+        sample = {SOURCE_FILE: path, SOURCE_MTIME: stamp}
+        for names, lines, columns in self.converted_chunks(path):  # type: ignore[attr-defined]
+            if encoder is None:
+                encoder = RecordEncoder(alias, names, selected, path, stamp)
+            data = encoder.encode(lines, columns)
+            _write_bytes(data)
+            self.state_manager.is_flushed = False
+            # Every record of a file has the file's mtime: one increment per chunk
+            # moves the bookmark as one per record would.
+            self._increment_stream_state(  # type: ignore[attr-defined]
+                {**sample, SOURCE_LINENO: lines[-1]}, context=context)
+            self._tap.count_records(alias, len(lines))
+            yield len(lines)
+
+
+def _write_bytes(data: bytes) -> None:
+    """Write after whatever singer-sdk wrote (it flushes each message), then flush,
+    as singer-sdk does, so the target sees each chunk at once."""
+    out = sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:  # stdout replaced by a text stream (tests, embedding)
+        out.write(data.decode())
+    else:
+        out.flush()
+        buffer.write(data)
+        buffer.flush()

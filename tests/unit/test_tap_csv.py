@@ -290,12 +290,19 @@ def test_bad_config_names_the_key(in_tmp: Path, entries: list[dict], extra: dict
         TapDativoCSV(config={"files": entries, **extra}, parse_env_config=False)
 
 
-def test_empty_glob_warns_and_emits_nothing(in_tmp: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
-        messages = run_tap({"files": [{"entity": "none", "path": "missing/*.csv"}]})
+def test_empty_glob_is_a_config_error(in_tmp: Path) -> None:
+    with pytest.raises(ConfigError, match=r"files\[0\]\.path: no file matches 'missing/\*\.csv'"
+                       r".*set files\[0\]\.allow_empty: true"):
+        run_tap({"files": [{"entity": "none", "path": "missing/*.csv"}]})
+
+
+def test_empty_glob_with_allow_empty_emits_nothing(in_tmp: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        messages = run_tap({"files": [{"entity": "none", "path": "missing/*.csv",
+                                       "allow_empty": True}]})
     assert records(messages) == []
-    assert "no file matches 'missing/*.csv'" in caplog.text
+    assert "no file matches 'missing/*.csv' (allow_empty is set)" in caplog.text
 
 
 def test_discover_lists_stream_with_key_properties(tmp_path: Path) -> None:

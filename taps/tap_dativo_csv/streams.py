@@ -64,6 +64,8 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         fields = contract.fields if contract else ()
         self._columns = {f.name: Column.for_field(f, properties[f.name]) for f in fields}
         self.rejects = Rejects(self.name, tap.write_message)
+        self.failure: CodecError | None = None
+        """``on_invalid_value: fail``: raised once the rows before the bad one are sent."""
 
     def records_from_file(self, path: str) -> Iterator[LineRecord]:
         """Yield ``(line, record)`` per valid data row, cells converted by the contract.
@@ -93,7 +95,11 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         rejected_before = self.rejects.rows
         try:
             for lines, rows in _chain(first, chunks):
-                self._check_ragged(path, lines, rows, len(names))
+                ragged = _first_ragged(rows, len(names))
+                if ragged is not None:  # send the rows before it, then fail
+                    error = _ragged(path, lines[ragged], len(names), len(rows[ragged]),
+                                    self.settings)
+                    lines, rows = lines[:ragged], rows[:ragged]
                 cells_by_column = zip(*rows, strict=True)
                 converted = [convert_column(column, cells, strict=strict)
                              for column, cells in zip(columns, cells_by_column, strict=True)]
@@ -103,6 +109,10 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
                     lines, values = self._set_aside(path, raw, lines, rows, values, problems)
                 if lines:
                     yield names, lines, values
+                if self.failure is not None:
+                    raise self.failure
+                if ragged is not None:
+                    raise error
         finally:
             raw.close()
         if self.rejects.rows > rejected_before:
@@ -118,19 +128,13 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         bad = sorted(problems)
         if self.on_invalid_value == "fail":
             first = bad[0]
-            raise invalid_value_error(self.name, path, lines[first], problems[first])
+            self.failure = invalid_value_error(self.name, path, lines[first],
+                                               problems[first])
+            return lines[:first], [column[:first] for column in values]
         self.rejects.write(path, raw, [(lines[i], rows[i], problems[i]) for i in bad])
         keep = [i for i in range(len(lines)) if i not in problems]
         return ([lines[i] for i in keep],
                 [[column[i] for i in keep] for column in values])
-
-    def _check_ragged(self, path: str, lines: list[int], rows: list[list[str]],
-                      width: int) -> None:
-        if set(map(len, rows)) == {width}:
-            return
-        for line, cells in zip(lines, rows, strict=True):
-            if len(cells) != width:
-                raise _ragged(path, line, width, len(cells), self.settings)
 
     def _file_columns(self, path: str, chunks: Iterator[files.Chunk]
                       ) -> tuple[list[str] | None, files.Chunk | None]:
@@ -185,6 +189,13 @@ def _chain(first: files.Chunk | None, rest: Iterator[files.Chunk]) -> Iterator[f
     if first is not None and first[0]:
         yield first
     yield from rest
+
+
+def _first_ragged(rows: list[list[str]], width: int) -> int | None:
+    """The index of the first row without ``width`` cells, if any."""
+    if set(map(len, rows)) <= {width}:
+        return None
+    return next(i for i, cells in enumerate(rows) if len(cells) != width)
 
 
 def _problems(names: list[str], failures: list[Failures]) -> dict[int, Problems]:

@@ -106,7 +106,7 @@ def test_contract_types_values_and_raw_passthrough(in_tmp: Path) -> None:
           "\n"
           "x2,abc,bob@example.com,not-a-date,\n")
     config = {"files": [{"entity": "orders", "path": "data/orders.csv",
-                         "contract": "orders.odcs.yaml"}]}
+                         "contract": "orders.odcs.yaml"}], "on_invalid_value": "pass"}
     raw = run_raw(config)
     assert '"amount":12.50,' in raw  # decimals are written digit for digit
     messages = [json.loads(line, parse_float=Decimal) for line in raw.splitlines()]
@@ -144,7 +144,8 @@ def test_every_kind_and_bad_cells_reach_stdout_unchanged(in_tmp: Path) -> None:
           "2,maybe,NaN,2024-02-30,25:00,yesterday,{oops,notalist\n"
           "3,,,,,,,\n")
     config = {"files": [{"entity": "kinds", "path": "kinds.csv",
-                         "contract": str(FIXTURES / "kinds.odcs.yaml")}]}
+                         "contract": str(FIXTURES / "kinds.odcs.yaml")}],
+              "on_invalid_value": "pass"}
     messages = run_tap(config)
     props = of_type(messages, "SCHEMA")[0]["schema"]["properties"]
     assert props["flag"]["type"] == ["boolean", "null"]

@@ -9,9 +9,10 @@ after ``max_state_lag_seconds`` the open files are closed early, smaller, so the
 bookmark keeps moving. ``commit_interval_seconds: 0`` closes them at every commit, and
 so does a flush (the loader's timer: input slower than a batch per interval).
 
-``validation_mode: strict`` refuses a drain with a rejected record (see
-:mod:`~target_dativo_iceberg.strict`): only its dead letters are staged, and salvage
-commits only the rows a STATE it can still emit covers.
+``validation_mode: strict`` commits only at a STATE that covers every row written so
+far, closing the open files then (they do not span commits), and refuses a drain with
+a rejected record (see :mod:`~target_dativo_iceberg.strict`): only its dead letters are
+staged, and salvage commits only the rows a STATE it can still emit covers.
 
 For :meth:`Committer.salvage` a drain is all or nothing: its tables are resolved before
 any of its rows is written, so a table that cannot be written fails the drain cleanly,
@@ -150,13 +151,27 @@ class Committer:
             self._checked_at.append((drain, time.monotonic()))
         if has_state:
             self._states.append(_PendingState(drain, state, time.monotonic()))
-        if final or flush:
+        due = not self._staged or (time.monotonic() - self._published_at
+                                   >= self.settings.commit_interval_seconds)
+        if final:
             self._publish(final=True)
         elif self.settings.load_method == "overwrite":
             return  # the new contents replace the old in one commit, at the end
-        elif not self._staged or (time.monotonic() - self._published_at
-                                  >= self.settings.commit_interval_seconds):
+        elif self.settings.validation_mode == "strict":
+            if self._covered() and (flush or not self._pending or time.monotonic()
+                                    - self._published_at >= self.settings.commit_interval_seconds):
+                self._publish(final=True)
+        elif flush:
+            self._publish(final=True)
+        elif due:
             self._publish(final=False)
+
+    def _covered(self) -> bool:
+        """``strict``: commit only when the newest queued STATE covers every row written,
+        closing all open files: no committed row then lies past the STATE emitted with it,
+        so a later refusal never leaves one to be loaded twice by the rerun."""
+        newest = max((last for _, last in self._pending.values()), default=0)
+        return not newest or (bool(self._states) and self._states[-1].drain >= newest)
 
     def _refuse(self, checked: CheckedDrain) -> NoReturn:
         """``strict``: stage the drain's rejected records for their dead-letter tables and

@@ -228,10 +228,12 @@ class Loader:
         """Hold STATE until the records before it are committed.
 
         A full batch is drained now, carrying this STATE; with nothing buffered the
-        STATE only waits for the drain in flight.
+        STATE only waits for the drain in flight. In ``strict`` mode every STATE is
+        drained at once: otherwise rows after it would ride in its drain, and a
+        refusal must know that every row of a drain comes before its STATE.
         """
         self._pending_state = value
-        if self._drain_due or not self._buffered:
+        if self._drain_due or not self._buffered or self.settings.validation_mode == "strict":
             self.drain()
 
     def on_activate_version(self, stream: str, version: int) -> None:

@@ -41,6 +41,13 @@ def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
             found = resolve_contract_path(item.entity, tenant_id=tenant_id or "",
                                           contracts_dir=contracts_dir, stream_contracts={})
             item = replace(item, contract=found)
+        if item.contract is None and config.get("require_contract"):
+            looked = (f"none found under {contracts_dir / (tenant_id or '')}/*/"
+                      if contracts_dir is not None else "contracts_dir is not set")
+            raise ConfigError(
+                f"{item.where}: stream '{item.entity}' has no ODCS contract ({looked}) and "
+                f"require_contract is set; add {item.entity}.odcs.yaml there, set "
+                f"{item.where}.contract, or unset require_contract")
         parsed.append(item)
     return parsed
 

@@ -51,6 +51,11 @@ class TapDativoCSV(FileTap):
         th.Property("tenant_id", th.StringType,
                     description="Tenant whose contracts subtree is searched; required with "
                                 "contracts_dir."),
+        th.Property("require_contract", th.BooleanType, default=False,
+                    description="Every stream must have an ODCS contract (its `contract`, "
+                                "or one found under contracts_dir/tenant_id); a stream "
+                                "without one is a config error (exit 2) instead of a stream "
+                                "of untyped string columns."),
         ON_INVALID_VALUE,
     ).to_dict()
 
@@ -70,6 +75,12 @@ class TapDativoCSV(FileTap):
                 contract = load_contract(item.contract, object_name=item.entity)
                 self.logger.info("stream '%s' is typed by contract %s", item.entity,
                                  item.contract)
+            elif self.config.get("contracts_dir"):
+                self.logger.warning(
+                    "stream '%s': no contract %s.odcs.yaml under %s/%s/*/, so every column "
+                    "is a string; add one, set %s.contract, or require_contract: true to "
+                    "make this an error", item.entity, item.entity,
+                    self.config["contracts_dir"], self.config.get("tenant_id"), item.where)
             streams.append(CSVStream(self, item, contract, self.config.get(
                 "on_invalid_value") or DEFAULT_ON_INVALID_VALUE))
         return streams

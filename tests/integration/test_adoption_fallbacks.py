@@ -208,6 +208,23 @@ def test_require_contract_stops_a_warn_run_without_one(
     assert no_tables(open_catalog())
 
 
+def test_the_csv_tap_names_a_stream_without_its_contract(tmp_path: Path) -> None:
+    contracts = tmp_path / "contracts"
+    (contracts / "acme" / "shop").mkdir(parents=True)
+    config = {"files": [{"entity": "orders", "path": str(csv_file(tmp_path))}],
+              "contracts_dir": str(contracts), "tenant_id": "acme"}
+    untyped = run_tap("tap-dativo-csv", tmp_path, config)
+    assert untyped.returncode == 0, untyped.stderr
+    assert (f"stream 'orders': no contract orders.odcs.yaml under {contracts}/acme/*/, so "
+            "every column is a string") in untyped.stderr
+    required = run_tap("tap-dativo-csv", tmp_path, {**config, "require_contract": True})
+    assert required.returncode == 2
+    assert (f"files[0]: stream 'orders' has no ODCS contract (none found under "
+            f"{contracts / 'acme'}/*/) and require_contract is set"
+            in error_line(required.stderr))
+    assert required.messages == []
+
+
 # --- files -------------------------------------------------------------------------------
 
 

@@ -402,6 +402,7 @@ class Loader:
                                exc)
             self._join_commits()
         self._salvage()
+        self.progress.final()  # what was committed before the bad input
         self.close()
 
     def _join_commits(self) -> None:

@@ -230,3 +230,18 @@ def _drain_slowly(pipe: IO[bytes], into: bytearray) -> None:
     while chunk := pipe.read1(64 * 1024):  # type: ignore[attr-defined]
         into += chunk
         time.sleep(0.2)
+
+
+def test_target_final_line_after_bad_input_counts_what_was_committed(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    """A run stopped by a bad line (exit 2) still says per stream what it committed."""
+    schema = {"type": "SCHEMA", "stream": "events", "key_properties": ["id"],
+              "schema": {"properties": {"id": {"type": "integer"}}}}
+    records = [{"type": "RECORD", "stream": "events", "record": {"id": i}} for i in (1, 2, 3)]
+    data = singer_lines([schema, *records, {"type": "STATE", "value": {"n": 3}}]) + b"{oops\n"
+    result = run_target(target_config(), data)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    snapshot = open_catalog().load_table(TABLE).current_snapshot().snapshot_id
+    assert target_lines(stderr) == [TargetLine(True, 3, 3, 0, snapshot)]

@@ -54,7 +54,8 @@ OBSERVABILITY_SETTINGS = th.PropertiesList(
         additional_properties=False,
     ), description="Prometheus metrics: push to a Pushgateway at the end, write a "
                    "node-exporter textfile, or serve on 127.0.0.1:<port> during the run."),
-    th.Property("progress_interval_seconds", th.NumberType, default=DEFAULT_INTERVAL_SECONDS,
+    th.Property("progress_interval_seconds", th.NumberType(minimum=0),
+                default=DEFAULT_INTERVAL_SECONDS,
                 description="Every this many seconds, log one progress line per stream "
                             "that sent rows (rows so far, rows/s); one final line per "
                             "stream at the end. 0 logs only the final lines."),

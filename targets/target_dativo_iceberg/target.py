@@ -234,7 +234,7 @@ class TargetDativoIceberg(Target):
                                 "on a timer once it has waited this long (at least 1 s), "
                                 "without waiting for more input. End of input always "
                                 "commits."),
-        th.Property("progress_interval_seconds", th.NumberType,
+        th.Property("progress_interval_seconds", th.NumberType(minimum=0),
                     default=DEFAULT_PROGRESS_INTERVAL_SECONDS,
                     description="Every this many seconds, log one progress line per stream "
                                 "whose counts changed (records received, committed, "

@@ -245,3 +245,20 @@ def test_target_final_line_after_bad_input_counts_what_was_committed(
     assert result.returncode == 2, stderr
     snapshot = open_catalog().load_table(TABLE).current_snapshot().snapshot_id
     assert target_lines(stderr) == [TargetLine(True, 3, 3, 0, snapshot)]
+
+
+def test_a_negative_interval_is_refused_by_tap_and_target(
+    tmp_path: Path, target_config: Callable[..., Path],
+) -> None:
+    expected = "-1 is less than the minimum of 0 in config['progress_interval_seconds']"
+    result = run_target(target_config(progress_interval_seconds=-1), b"")
+    assert result.returncode == 2 and expected in result.stderr.decode()
+    source = tmp_path / "orders.md"
+    source.write_text("## Record o1\n\n```\nid: 1\n```\n")
+    config = tmp_path / "tap.json"
+    config.write_text(json.dumps({"files": [{"entity": "orders", "path": str(source)}],
+                                  "progress_interval_seconds": -1}))
+    tap = subprocess.run([str(BIN / "tap-dativo-markdown-kv"), "--config", str(config)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert tap.returncode == 2 and expected in tap.stderr, tap.stderr
+    assert tap.stdout == ""

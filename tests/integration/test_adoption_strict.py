@@ -238,3 +238,19 @@ def test_rows_after_the_last_state_are_not_committed_before_a_refusal(
     assert emitted_states(rerun)[-1] == {"bookmarks": {"a": 6, "b": 11}}
     catalog = open_catalog()
     assert (rows(catalog, "a"), rows(catalog, "b")) == ([1, 2, 3, 4, 5, 6], [10, 11])
+
+
+def test_a_refused_overwrite_keeps_the_table_as_it_was(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog],
+) -> None:
+    """``overwrite`` commits once, at the end: a refusal must not replace the table with
+    the batches that came before the bad one."""
+    config = target_config(validation_mode="strict", batch_size_rows=2,
+                           load_method="overwrite")
+    assert run_target(config, singer_lines(
+        [schema("a"), rec("a", 1), rec("a", 2), state(a=2)])).returncode == 0
+    result = run_target(config, singer_lines(
+        [schema("a"), rec("a", 3), rec("a", 4), state(a=4), rec("a", 5, "five"), state(a=5)]))
+    assert result.returncode == 2
+    assert emitted_states(result) == []
+    assert rows(open_catalog(), "a") == [1, 2]

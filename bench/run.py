@@ -35,6 +35,7 @@ from bench import (
     TENANT,
     WORK_DIR,
     batch_manifest,
+    csv_tap,
     large_load,
     many_streams,
     meltano_project,
@@ -59,7 +60,8 @@ FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(lin
 BOX_CHARS = "│╭╰"
 RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_parquet_one",
              "batch_jsonl", "upsert", "large", "streams", "markdown_kv", "pg_tap", "pg_batch",
-             "pg_batch_large", "pg_peer", "pg_iceberg", "pg_iceberg_one")
+             "pg_batch_large", "pg_peer", "pg_iceberg", "pg_iceberg_one", "csv_floor",
+             "csv_tap")
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
@@ -78,6 +80,8 @@ LABELS = {
     "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
     "pg_iceberg": "PostgreSQL -> Iceberg through BATCH (tap | target)",
     "pg_iceberg_one": "fixed cost: the same, a one-row table",
+    "csv_floor": "CSV floor: csv.reader + orjson.dumps per row (N-row, 10-column CSV)",
+    "csv_tap": "tap-dativo-csv (same CSV to RECORDs on stdout)",
 }
 # Runs of one row: what a run costs before its first row (interpreter, imports, catalog,
 # table creation); the row above each is the same run with N rows.
@@ -94,6 +98,10 @@ TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
 OWN_INPUT_RUNS = ("upsert", "large", "streams", "batch_parquet_one")
 RUN_ONCE = ("peer", "large", "streams", "pg_batch_large")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
+# The CSV tap rows (bench/csv_tap.py): their input is a CSV file, so they have a floor
+# of their own in the same run; the goal is the tap at >= 0.5x that floor.
+CSV_RUNS = ("csv_floor", "csv_tap")
+GOAL_CSV_FLOOR_RATIO = 0.5
 
 
 def venv_bin() -> Path:
@@ -396,6 +404,26 @@ class Bench:
         result.rows = count_table_rows(
             run_dir, (TENANT, "default", stream.replace("-", "_")))
 
+    def csv_floor(self, result: Result) -> None:
+        """The CSV floor (bench/csv_tap.py); its row count is its output lines less the
+        header's."""
+        run_dir = self._dir("csv-floor")
+        path = csv_tap.ensure_csv(self.records)
+        result.seconds, result.peak_rss = measure(
+            [sys.executable, "-c", csv_tap.FLOOR_CODE, str(path)], stdin=None,
+            run_dir=run_dir, env=self.env, timeout=self.timeout)
+        with (run_dir / "stdout.log").open("rb") as handle:
+            result.rows = sum(1 for _ in handle) - 1
+
+    def csv_tap(self, result: Result) -> None:
+        """tap-dativo-csv over the same file, RECORDs to a file; discovery included."""
+        run_dir = self._dir("csv-tap")
+        cfg = csv_tap.tap_config(run_dir, csv_tap.ensure_csv(self.records))
+        result.seconds, result.peak_rss = measure(
+            [str(self.bin / "tap-dativo-csv"), "--config", str(cfg)], stdin=None,
+            run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows = count_records(run_dir / "stdout.log")
+
     def run(self, key: str, repeat: int) -> Result:
         """Run ``key`` ``repeat`` times (the slow peer once); keep the median time and
         the highest peak RSS, so one noisy run on a shared machine does not decide."""
@@ -445,7 +473,7 @@ def render(results: list[Result], records: int, file_mb: float,
             lines.append(f"| {LABELS[r.key]} | FAILED | | | |")
             continue
         ratio = (f"{floor.seconds / r.seconds:.2f}x" if floor and floor.seconds
-                 and r.key not in TAP_RUNS + OWN_INPUT_RUNS else "n/a")
+                 and r.key not in TAP_RUNS + OWN_INPUT_RUNS + CSV_RUNS else "n/a")
         rows = r.expected_rows or records
         lines.append(f"| {LABELS[r.key]} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
                      f"{ratio} | {r.peak_rss / 2**20:.0f} |")
@@ -477,6 +505,7 @@ def render(results: list[Result], records: int, file_mb: float,
     lines += _markdown_kv_checks({r.key: r for r in results if r.ok and r.seconds}, records)
     done = {r.key: r for r in results if r.ok and r.seconds}
     lines += _postgres_checks(done, records)
+    lines += _csv_checks(done, records)
     lines += _fixed_cost_notes(done, records)
     if notes:
         lines += ["", "## Data-file sizes", "", *notes]
@@ -529,6 +558,18 @@ def _postgres_checks(done: dict[str, Result], records: int) -> list[str]:
         lines.append(f"- {verdict}: {LABELS['pg_iceberg']} {rate:,.0f} rows/s "
                      f"(goal >= {GOAL_PG_ICEBERG_ROWS_PER_SECOND:,} rows/s)")
     return lines
+
+
+def _csv_checks(done: dict[str, Result], records: int) -> list[str]:
+    """tap-dativo-csv against the CSV floor of the same run (the goal), rows/s of both."""
+    floor, run = done.get("csv_floor"), done.get("csv_tap")
+    if floor is None or run is None:
+        return []
+    ratio = floor.seconds / run.seconds
+    verdict = "PASS" if ratio >= GOAL_CSV_FLOOR_RATIO else "FAIL"
+    return [f"- {verdict}: {LABELS['csv_tap']} {records / run.seconds:,.0f} rows/s, "
+            f"{ratio:.2f}x the CSV floor ({records / floor.seconds:,.0f} rows/s; goal >= "
+            f"{GOAL_CSV_FLOOR_RATIO}x)"]
 
 
 def _markdown_kv_checks(done: dict[str, Result], records: int) -> list[str]:

@@ -13,10 +13,9 @@ bookmarks and STATE content) stays singer-sdk's; :meth:`_sync_records` follows
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain, repeat
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,68 +28,80 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-def _decimal_text(value: Any) -> Any:
-    """Decimals digit for digit, as singer-sdk's simplejson(use_decimal=True) writes."""
-    if isinstance(value, decimal.Decimal):
-        return orjson.Fragment(str(value))
-    raise TypeError(type(value).__name__)
+_SCALARS = {int, float, bool, type(None)}
 
 
-def _encode(value: Any) -> bytes:
-    return orjson.dumps(value, default=_decimal_text)
+def encode_column(values: Sequence[Any], *, decimal: bool = False) -> tuple[list[bytes],
+                                                                             bool]:
+    """Each value as JSON, a column per call; and whether the pieces still need their
+    quotes (a column of strings is encoded as one array and split, without them).
 
-
-def encode_column(values: Sequence[Any]) -> list[bytes]:
-    """Each value as JSON. orjson refuses integers beyond 64 bits: such a column is
-    written by singer-sdk's own serializer instead."""
+    Decimals are written digit for digit, as singer-sdk's simplejson(use_decimal=True)
+    writes them; orjson refuses integers beyond 64 bits, so such a column is written by
+    singer-sdk's own serializer.
+    """
+    types = set(map(type, values))
+    if types == {str}:  # a '","' in the array only ever separates two elements
+        return orjson.dumps(values)[2:-2].split(b'","'), True
+    if decimal and types == {Decimal}:
+        return ",".join(map(str, values)).encode().split(b","), False
     try:
-        return list(map(_encode, values))
-    except orjson.JSONEncodeError:
-        return [serialize_json(value).encode() for value in values]
-
-
-_LINENO = -1  # stands for the line numbers in RecordEncoder.fields
+        if types <= _SCALARS:  # no comma inside any of them
+            return orjson.dumps(values)[1:-1].split(b","), False
+        return list(map(orjson.dumps, values)), False
+    except TypeError:  # orjson.JSONEncodeError: a Decimal, or an int beyond 64 bits
+        return [serialize_json(value).encode() for value in values], False
 
 
 class RecordEncoder:
     """RECORD lines of one stream for one file's chunks of rows."""
 
     def __init__(self, stream: str, names: list[str], selected: Callable[[str], bool],
-                 path: str, stamp: str) -> None:
+                 path: str, stamp: str, decimals: set[str]) -> None:
         """``names`` are the file's columns in order; a record holds those ``selected``
         says, then the source columns, as singer-sdk's record (its selection pops
-        deselected columns; ``get_records`` appends the source columns)."""
-        self.start = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":{'
-        fields: list[tuple[str, int | bytes]] = [
-            (name, i) for i, name in enumerate(names) if selected(name)]
-        source: list[tuple[str, int | bytes]] = [
-            (SOURCE_FILE, orjson.dumps(path)), (SOURCE_LINENO, _LINENO),
-            (SOURCE_MTIME, orjson.dumps(stamp))]
-        fields += [(name, value) for name, value in source if selected(name)]
-        self.fields = [(orjson.dumps(name) + b":", value) for name, value in fields]
+        deselected columns; ``get_records`` appends the source columns). ``decimals``
+        names the columns holding Decimal values."""
+        self.keep = [i for i, name in enumerate(names) if selected(name)]
+        self.decimal = [names[i] in decimals for i in self.keep]
+        self.keys = [_key(names[i]) for i in self.keep]
+        self.lineno = selected(SOURCE_LINENO)
+        source = []
+        if selected(SOURCE_FILE):
+            source.append(_key(SOURCE_FILE) + _constant(path))
+        if self.lineno:
+            source.append(_key(SOURCE_LINENO) + b"%d")
+        if selected(SOURCE_MTIME):
+            source.append(_key(SOURCE_MTIME) + _constant(stamp))
+        self.source = source
+        self.start = b'{"type":"RECORD","stream":' + _constant(stream) + b',"record":{'
 
     def encode(self, lines: list[int], columns: list[list[Any]]) -> bytes:
-        """The RECORD lines of one chunk, each ending in a newline.
-
-        Columns are encoded a whole column per call and joined with the constant
-        pieces between them (message start, keys, file and mtime) in one ``join``.
-        """
-        parts: list[Any] = []
-        pending = self.start
-        for n, (key, value) in enumerate(self.fields):
-            pending += (b"," if n else b"") + key
-            if isinstance(value, bytes):
-                pending += value
-                continue
-            parts += [repeat(pending), map(b"%d".__mod__, lines) if value == _LINENO
-                      else encode_column(columns[value])]
-            pending = b""
+        """The RECORD lines of one chunk, each ending in a newline: every column is
+        encoded in one call, then each line is one ``%`` of the chunk's template."""
+        values: list[Any] = []
+        fields = []
+        for key, i, decimal in zip(self.keys, self.keep, self.decimal, strict=True):
+            pieces, quoted = encode_column(columns[i], decimal=decimal)
+            values.append(pieces)
+            fields.append(key + (b'"%b"' if quoted else b"%b"))
+        if self.lineno:
+            values.append(lines)
         stamp = dt.datetime.now(dt.timezone.utc).isoformat().encode()
-        pending += b'},"time_extracted":"' + stamp + b'"}\n'
-        if not parts:
-            return pending * len(lines)
-        parts.append(repeat(pending))
-        return b"".join(chain.from_iterable(zip(*parts, strict=False)))
+        template = (self.start + b",".join(fields + self.source) + b'},"time_extracted":"'
+                    + stamp + b'"}\n')
+        if not values:
+            return (template % ()) * len(lines)
+        return b"".join(map(template.__mod__, zip(*values, strict=True)))
+
+
+def _key(name: str) -> bytes:
+    return _constant(name) + b":"
+
+
+def _constant(value: str) -> bytes:
+    """``value`` as JSON, with ``%`` doubled for the template."""
+    return orjson.dumps(value).replace(b"%", b"%%")
 
 
 class FastRecords:
@@ -163,11 +174,13 @@ class FastRecords:
         def selected(name: str) -> bool:
             return selection.get(("properties", name), True) is not False
 
+        decimals = {name for name, column in self._columns.items()  # type: ignore[attr-defined]
+                    if column.kind == "decimal"}
         encoder: RecordEncoder | None = None
         sample = {SOURCE_FILE: path, SOURCE_MTIME: stamp}
         for names, lines, columns in self.converted_chunks(path):  # type: ignore[attr-defined]
             if encoder is None:
-                encoder = RecordEncoder(alias, names, selected, path, stamp)
+                encoder = RecordEncoder(alias, names, selected, path, stamp, decimals)
             data = encoder.encode(lines, columns)
             _write_bytes(data)
             self.state_manager.is_flushed = False

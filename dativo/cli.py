@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# What the table and maintenance commands import: dativo-core's iceberg extra.
+ICEBERG_MODULES = ("pyiceberg", "pyiceberg_core", "pyarrow", "duckdb")
+
+
 @click.group()
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
@@ -44,6 +48,11 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     except Exception as exc:
         if ctx.obj.get("debug"):
             raise
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in (
+                ICEBERG_MODULES):
+            click.echo(f"error: this command needs {exc.name}, which is not installed; "
+                       "pip install 'dativo-core[iceberg]'", err=True)
+            sys.exit(2)
         click.echo(f"error: unexpected {type(exc).__name__}: {exc}; rerun with --debug for "
                    "the traceback", err=True)
         sys.exit(1)

@@ -83,3 +83,24 @@ def test_parquet_batches_without_the_extra_name_it(csv_tap_venv: Path, tmp_path:
     assert ("batch_config.encoding.format: parquet needs pyarrow, which is not installed; "
             "pip install 'tap-dativo-csv[parquet]' (or use jsonl)") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_dativo_core_alone_lints_and_names_the_iceberg_extra(csv_tap_venv: Path,
+                                                             tmp_path: Path) -> None:
+    """The `dativo` command comes with dativo-core: contract lint needs nothing more,
+    the table commands need the iceberg extra and say so."""
+    dativo = str(csv_tap_venv / "bin/dativo")
+    contract = REPO / "odcs_contracts/demo/crm/customers.odcs.yaml"
+    lint = subprocess.run([dativo, "contract", "lint", str(contract)], capture_output=True,
+                          text=True, timeout=120)
+    assert (lint.returncode, lint.stdout.strip()) == (0, f"{contract}: ok")
+    (tmp_path / "catalog.db").touch()  # a catalog that exists (dativo checks that first)
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({"catalog": {
+        "name": "t", "type": "sql", "uri": f"sqlite:///{tmp_path / 'catalog.db'}",
+        "warehouse": tmp_path.as_uri()}}))
+    show = subprocess.run([dativo, "table", "show", "--all", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+    assert show.returncode == 2
+    assert show.stderr.strip() == ("error: this command needs pyiceberg, which is not "
+                                   "installed; pip install 'dativo-core[iceberg]'")

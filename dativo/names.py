@@ -21,6 +21,10 @@ from dativo.errors import ConfigError
 if TYPE_CHECKING:
     from dativo.contracts.model import Contract
 
+REJECTED_STREAM_SUFFIX = "__rejected"
+"""A tap's quarantine stream for ``<stream>``'s rows that contradict its SCHEMA
+(tap-dativo-csv's ``on_invalid_value: reject``): raw text and reason, no contract."""
+
 TENANT_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 """A tenant id, matched with ``fullmatch``: it names the first namespace level."""
 MAX_TABLE_NAME_BYTES = 200
@@ -63,6 +67,13 @@ def name_problem(value: object) -> str | None:
     if not value.isprintable():
         return f"{value!r} contains a control or invisible character"
     return None
+
+
+def rejected_parent(stream: str) -> str | None:
+    """``orders`` for the stream ``orders__rejected`` (see
+    :data:`REJECTED_STREAM_SUFFIX`), else None."""
+    parent = stream.removesuffix(REJECTED_STREAM_SUFFIX)
+    return parent if parent and parent != stream else None
 
 
 def table_name(name: str) -> str:

@@ -19,12 +19,12 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage
 
 from dativo.errors import CodecError
 from dativo.file_taps import SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME, iso, mtime
+from dativo.names import REJECTED_STREAM_SUFFIX
 from tap_dativo_csv.files import RawLines
 
 OnInvalidValue = Literal["reject", "fail", "pass"]
 ON_INVALID_VALUE: tuple[str, ...] = get_args(OnInvalidValue)
 DEFAULT_ON_INVALID_VALUE: OnInvalidValue = "reject"
-REJECTED_SUFFIX = "__rejected"
 
 SETTING = th.Property(
     "on_invalid_value", th.StringType, default=DEFAULT_ON_INVALID_VALUE,
@@ -62,7 +62,7 @@ Problems = list[tuple[str, str]]
 
 def rejected_stream(stream: str) -> str:
     """The name of the stream that receives ``stream``'s rejected rows."""
-    return stream + REJECTED_SUFFIX
+    return stream + REJECTED_STREAM_SUFFIX
 
 
 def invalid_value_error(stream: str, path: str, line: int, problems: Problems) -> CodecError:

@@ -17,7 +17,7 @@ from dativo.contracts import (
 )
 from dativo.contracts.resolve import CONTRACT_SUFFIX
 from dativo.errors import CodecError, ConfigError
-from dativo.names import table_identifier, table_name
+from dativo.names import rejected_parent, table_identifier, table_name
 from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
 
 LOGGER = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def contract_for_stream(
         contracts_dir=settings.contracts_dir,
         stream_contracts=settings.stream_contracts,
     )
+    if path is None and rejected_parent(stream) is not None:
+        return _rejected_rows_contract(settings, stream, schema, key_properties)
     if path is None:
         _check_contract_optional(settings, stream)
         LOGGER.warning(
@@ -53,6 +55,25 @@ def contract_for_stream(
     _refuse_other_tenant(settings, stream, path)
     contract = load_contract(path, object_name=stream.split("-")[-1])
     LOGGER.info("Stream '%s' uses contract %s (version %s)", stream, path, contract.version)
+    return contract
+
+
+def _rejected_rows_contract(settings: TargetSettings, stream: str, schema: dict[str, Any],
+                            key_properties: list[str]) -> Contract:
+    """``<x>__rejected`` (a tap's rows that contradicted its SCHEMA, as raw text and
+    reason) needs no ODCS contract in any mode: its SCHEMA is the contract, as there is
+    nothing in it to check. It lands beside ``x``'s table (same domain, table
+    ``<x>_rejected``), so the rows can be fixed and re-sent."""
+    parent = rejected_parent(stream) or stream
+    contract = contract_from_singer_schema(stream, schema, key_properties)
+    parent_path = resolve_contract_path(parent, tenant_id=settings.tenant_id,
+                                        contracts_dir=settings.contracts_dir,
+                                        stream_contracts=settings.stream_contracts)
+    if parent_path is not None:
+        domain = load_contract(parent_path, object_name=parent.split("-")[-1]).domain
+        contract = replace(contract, domain=domain)
+    LOGGER.info("Stream '%s' holds the rows a tap rejected from stream '%s' (raw text and "
+                "reason); loaded as its SCHEMA says, no contract needed", stream, parent)
     return contract
 
 

@@ -5,7 +5,7 @@ Meltano 4.4's default venv backend is uv: ``uv venv`` then ``uv pip install <pip
 local distributions (non-editable: dativo-core plus the plugin's own directory, no
 extras) and reports its disk use (``du``: each file's blocks, a hard-linked file once),
 its number of distributions and the largest ones, against the goals: a tap <= 120 MB,
-the target <= 350 MB.
+the target <= 350 MB (a venv over its goal is marked; the exit code stays 0).
 
     .venv/bin/python -m bench.venv_sizes             # every plugin (make sizes)
     .venv/bin/python -m bench.venv_sizes tap-dativo-csv --keep /tmp/venvs
@@ -95,6 +95,23 @@ def disk_usage(root: Path) -> int:
     return total
 
 
+def copy_sources(destination: Path, *directories: str) -> list[Path]:
+    """Copies of the distribution directories, as a clone would hold them.
+
+    setuptools builds in the source tree and reuses its ``build/`` directory, so a
+    module deleted since the last build would still land in the wheel; a copy without
+    build output is built like a fresh ``git+...`` checkout (and leaves the repo clean).
+    """
+    ignore = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    copies = []
+    for directory in directories:
+        copy = destination / directory
+        if not copy.exists():
+            shutil.copytree(REPO / directory, copy, ignore=ignore)
+        copies.append(copy)
+    return copies
+
+
 def measure(plugin: str, venv: Path, uv: str) -> VenvSize:
     """Build ``venv`` afresh for ``plugin`` and measure it.
 
@@ -103,7 +120,8 @@ def measure(plugin: str, venv: Path, uv: str) -> VenvSize:
     """
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run([uv, "venv", "--quiet", "--python", python, str(venv)], check=True)
-    sources = [str(REPO / "dativo"), str(REPO / PLUGINS[plugin])]
+    sources = [str(path) for path in copy_sources(venv.parent / "sources", "dativo",
+                                                  PLUGINS[plugin])]
     subprocess.run([uv, "pip", "install", "--quiet", f"--python={venv / 'bin/python'}",
                     *sources], check=True)
     listed = subprocess.run([str(venv / "bin/python"), "-I", "-c", _DIST_SIZES], check=True,
@@ -135,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     uv = uv_binary()
     with tempfile.TemporaryDirectory(prefix="dativo-venv-sizes-") as scratch:
         root = args.keep or Path(scratch)
+        shutil.rmtree(root / "sources", ignore_errors=True)  # copied afresh per run
         sizes = []
         for plugin in args.plugins or list(PLUGINS):
             venv = root / plugin
@@ -144,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {sys.version_info.major}.{sys.version_info.minor}, "
           f"{sys.platform}; `uv venv` + `uv pip install ./dativo ./<plugin dir>`\n")
     print(table(sizes))
-    return 0 if all(size.mb <= size.goal_mb for size in sizes) else 1
+    return 0  # a missed goal is marked "(over)" in the table, as bench/run.py prints them
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.venv_sizes import copy_sources
+
 REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).parent / "uv"  # Meltano 4.4 depends on uv
 FORBIDDEN = ("pyarrow", "pyiceberg", "pyiceberg-core", "duckdb", "stripe")
@@ -22,9 +24,9 @@ def csv_tap_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("tap-dativo-csv") / "venv"
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)],
                    check=True)
+    sources = copy_sources(venv.parent / "sources", "dativo", "taps/tap_dativo_csv")
     subprocess.run([str(UV), "pip", "install", "--quiet", f"--python={venv / 'bin/python'}",
-                    str(REPO / "dativo"), str(REPO / "taps/tap_dativo_csv")],
-                   check=True, timeout=600)
+                    *map(str, sources)], check=True, timeout=600)
     return venv
 
 

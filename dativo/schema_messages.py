@@ -12,6 +12,7 @@ dativo plugin (taps and target) runs in place of singer-sdk's.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import sys
@@ -147,9 +148,32 @@ def config_problems(plugin: Any, config: dict[str, Any]) -> list[str]:
                 else describe(error)
                 for error in JSONSchemaValidator(schema).iter_errors(config)]
     problems.extend(unknown_settings(plugin.name, schema, config))
+    problems.extend(date_problems(schema, config))
+    base = config.get("api_base")
+    if isinstance(base, str) and not base.startswith(("http://", "https://")):
+        problems.append("api_base: must be an http:// or https:// URL (a request to "
+                        "anything else fails, and would be retried until the run times out)")
     tenant = config.get("tenant_id")
     if tenant is not None and (problem := tenant_problem(tenant)) is not None:
         problems.append(f"tenant_id: {problem}")
+    return problems
+
+
+def date_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """Top-level ``date-time`` and ``date`` settings (``start_date``) that are no ISO
+    8601 value: singer-sdk's validator checks no ``format``, so a typo would otherwise
+    fail mid-run as an unexpected error (exit 1)."""
+    problems = []
+    for key, prop in (schema.get("properties") or {}).items():
+        value, kind = config.get(key), (prop or {}).get("format")
+        if kind not in ("date-time", "date") or not isinstance(value, str):
+            continue
+        try:
+            (dt.datetime if kind == "date-time" else dt.date).fromisoformat(value)
+        except ValueError:
+            example = "2024-01-31T00:00:00Z" if kind == "date-time" else "2024-01-31"
+            shown = repr(value) if _quotable(value) else "the value"
+            problems.append(f"{key}: {shown} is not an ISO 8601 {kind} (e.g. {example})")
     return problems
 
 

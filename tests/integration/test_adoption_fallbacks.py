@@ -281,6 +281,27 @@ def test_tap_postgres_names_its_missing_connection_settings(tmp_path: Path) -> N
     assert result.messages == []
 
 
+BAD_VALUES = {  # a config error that used to surface mid-run (exit 1) or as endless retries
+    "stripe start_date": ("tap-dativo-stripe", {"start_date": "notadate"},
+                          "start_date: 'notadate' is not an ISO 8601 date-time"),
+    "hubspot start_date": ("tap-dativo-hubspot", {"start_date": "2024-13-01"},
+                           "start_date: '2024-13-01' is not an ISO 8601 date-time"),
+    "stripe api_base": ("tap-dativo-stripe", {"api_base": "localhost:8080"},
+                        "api_base: must be an http:// or https:// URL"),
+    "hubspot api_base": ("tap-dativo-hubspot", {"api_base": "api.hubapi.com"},
+                         "api_base: must be an http:// or https:// URL"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_api_taps_refuse_bad_values_up_front(case: str, tmp_path: Path) -> None:
+    tap, extra, message = BAD_VALUES[case]
+    result = run_tap(tap, tmp_path, {**MINIMAL[tap], **extra}, timeout=60)
+    assert result.returncode == 2
+    assert message in error_line(result.stderr)
+    assert result.messages == []
+
+
 @pytest.mark.parametrize("tap", sorted(MINIMAL))
 def test_every_tap_refuses_a_tenant_id_the_target_would_refuse(tap: str,
                                                                 tmp_path: Path) -> None:

@@ -41,11 +41,11 @@ def encode_column(values: Sequence[Any], *, decimal: bool = False) -> tuple[list
     singer-sdk's own serializer.
     """
     types = set(map(type, values))
-    if types == {str}:  # a '","' in the array only ever separates two elements
-        return orjson.dumps(values)[2:-2].split(b'","'), True
     if decimal and types == {Decimal}:
         return ",".join(map(str, values)).encode().split(b","), False
     try:
+        if types == {str}:  # a '","' in the array only ever separates two elements
+            return orjson.dumps(values)[2:-2].split(b'","'), True
         if types <= _SCALARS:  # no comma inside any of them
             return orjson.dumps(values)[1:-1].split(b","), False
         return list(map(orjson.dumps, values)), False

@@ -100,15 +100,17 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
                     error = _ragged(path, lines[ragged], len(names), len(rows[ragged]),
                                     self.settings)
                     lines, rows = lines[:ragged], rows[:ragged]
-                cells_by_column = zip(*rows, strict=True)
-                converted = [convert_column(column, cells, strict=strict)
-                             for column, cells in zip(columns, cells_by_column, strict=True)]
-                values = [column_values for column_values, _ in converted]
-                problems = _problems(names, [failures for _, failures in converted])
-                if problems:
-                    lines, values = self._set_aside(path, raw, lines, rows, values, problems)
-                if lines:
-                    yield names, lines, values
+                if rows:
+                    cells_by_column = zip(*rows, strict=True)
+                    converted = [convert_column(column, cells, strict=strict) for column, cells
+                                 in zip(columns, cells_by_column, strict=True)]
+                    values = [column_values for column_values, _ in converted]
+                    problems = _problems(names, [failures for _, failures in converted])
+                    if problems:
+                        lines, values = self._set_aside(path, raw, lines, rows, values,
+                                                        problems)
+                    if lines:
+                        yield names, lines, values
                 if self.failure is not None:
                     raise self.failure
                 if ragged is not None:

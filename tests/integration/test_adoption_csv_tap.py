@@ -268,3 +268,15 @@ def test_iceberg_target_lands_the_rejected_stream_beside_the_table_in_strict_mod
     rejected = read_table(catalog, ("demo", "crm", "customers_rejected"))
     assert rejected.column("_sdc_source_lineno").to_pylist() == [3]
     assert rejected.column("raw_line").to_pylist() == [VALID_BUT_ONE.splitlines()[2]]
+
+
+@pytest.mark.parametrize("good_rows", [0, 1500])
+def test_ragged_row_in_any_chunk_names_its_line(tmp_path: Path, good_rows: int) -> None:
+    """The rows are read a chunk at a time; the ragged one is still named by its line,
+    and the rows before it are sent."""
+    body = "".join(f"{i},x\n" for i in range(good_rows))
+    (tmp_path / "r.csv").write_text("a,b\n" + body + "1,2,3\n4,5\n")
+    result = run_tap({"files": [{"entity": "r", "path": "r.csv"}]}, tmp_path)
+    assert result.returncode == 2
+    assert f"line {good_rows + 2}: r.csv: expected 2 columns, got 3" in result.stderr
+    assert result.stdout.count('"type":"RECORD"') == good_rows

@@ -176,7 +176,7 @@ def _by_cell(convert: Callable[[str], Any], cells: Sequence[str]
 
 
 def _no_underscore(cells: Sequence[str]) -> None:
-    if any(map(contains, cells, repeat("_"))):
+    if "_" in "".join(cells):
         raise ValueError("digit separator")
 
 

@@ -17,7 +17,7 @@ from dativo.errors import CodecError, ConfigError
 from dativo.file_taps import text_codec
 
 _CHUNK = 1 << 20
-CHUNK_ROWS = 1000
+CHUNK_ROWS = 500
 """Rows read, converted and written together (see :func:`row_chunks`)."""
 
 Chunk = tuple[list[int], list[list[str]]]

@@ -53,3 +53,5 @@ sizes: bootstrap
 
 clean:
 	rm -rf output .meltano/run .pytest_cache
+	# setuptools reuses an in-tree build/ folder, so a deleted module could reach a later wheel
+	rm -rf build */build */*/build *.egg-info */*.egg-info */*/*.egg-info

@@ -16,7 +16,7 @@ from dativo.contracts.resolve import resolve_contract_path
 from dativo.contracts.singer_schema import contract_from_singer_schema
 
 if TYPE_CHECKING:
-    from dativo.contracts.arrow_schema import arrow_schema
+    from dativo.contracts.arrow_types import arrow_schema
     from dativo.contracts.validation import (
         ARROW_VIEW,
         REASONS_COLUMN,
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     )
 
 _ARROW_NAMES = {
-    "arrow_schema": "dativo.contracts.arrow_schema",
+    "arrow_schema": "dativo.contracts.arrow_types",
     "ARROW_VIEW": "dativo.contracts.validation",
     "REASONS_COLUMN": "dativo.contracts.validation",
     "CompiledContract": "dativo.contracts.validation",
@@ -53,8 +53,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """The Arrow names, imported on first access (PEP 562).
 
-    All of them are bound at once: importing the submodule ``arrow_schema`` sets this
-    package's attribute of that name to the module, which the function must replace.
+    All of them are bound at once, so one import of pyarrow serves every name.
     """
     if name not in _ARROW_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

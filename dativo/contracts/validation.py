@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from dativo.contracts.arrow_schema import (
+from dativo.contracts.arrow_types import (
     RECAST_KINDS,
     TEXT_CHECKED_KINDS,
     columnar_read_schema,
@@ -176,7 +176,7 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
     Outer query: the typed columns under their names plus the reasons list.
 
     ``pretyped``: the source is an Arrow table already typed as
-    :func:`~dativo.contracts.arrow_schema.columnar_read_schema` says, so only the
+    :func:`~dativo.contracts.arrow_types.columnar_read_schema` says, so only the
     fields it kept as text (dates and times) still need a cast and a type check, JSON
     text is made compact, and only those and the reasons are selected; the caller
     keeps the other columns as read.

@@ -147,12 +147,14 @@ def check_encoding(where: str, encoding: str) -> str:
     return encoding
 
 
-def files_setting(*entry: th.Property, streams: str) -> th.Property:
+def files_setting(*entry: th.Property, streams: str, keys: str) -> th.Property:
     """The ``files`` config property: ``entity`` and ``path``, then the tap's own keys.
 
     Args:
         entry: The tap-specific properties of one entry, in the order to show them.
         streams: What the streams read, for the description (e.g. ``"CSV"``).
+        keys: The description's summary of ``entry``, so a user reading only the
+            setting's description (as Meltano shows it) learns every key of an entry.
     """
     return th.Property(
         "files",
@@ -174,7 +176,9 @@ def files_setting(*entry: th.Property, streams: str) -> th.Property:
             additional_properties=False,
         )),
         required=True,
-        description=f"The {streams} streams to read, one entry per stream.",
+        description=f"The {streams} streams to read, one entry per stream: entity (stream "
+                    "and table name), path (file or glob; `**` matches directories), "
+                    f"allow_empty (let the path match no file), {keys}",
     )
 
 

@@ -43,14 +43,17 @@ class TapDativoCSV(FileTap):
     name = "tap-dativo-csv"
 
     config_jsonschema = th.PropertiesList(
-        files_setting(*_ENTRY_PROPERTIES, streams="CSV"),
+        files_setting(*_ENTRY_PROPERTIES, streams="CSV",
+                      keys="keys, delimiter, quotechar, encoding, header, columns, contract "
+                           "(ODCS file). See the README's tap-dativo-csv settings."),
         th.Property("contracts_dir", th.StringType,
                     description="Root of ODCS contracts laid out as "
                                 "<tenant>/<domain>/<stream>.odcs.yaml, used for streams "
                                 "without an explicit `contract`."),
         th.Property("tenant_id", th.StringType,
-                    description="Tenant whose contracts subtree is searched; required with "
-                                "contracts_dir."),
+                    description="Tenant whose contracts subtree is searched (required with "
+                                "contracts_dir); also the tenant label on this tap's metrics "
+                                "(default 'default')."),
         th.Property("require_contract", th.BooleanType, default=False,
                     description="Every stream must have an ODCS contract (its `contract`, "
                                 "or one found under contracts_dir/tenant_id); a stream "

@@ -37,7 +37,10 @@ class TapDativoMarkdownKV(FileTap):
     name = "tap-dativo-markdown-kv"
 
     config_jsonschema = th.PropertiesList(
-        files_setting(*_ENTRY_PROPERTIES, streams="Markdown-KV"),
+        files_setting(*_ENTRY_PROPERTIES, streams="Markdown-KV",
+                      keys="dialect (auto | record_blocks | sectioned), emit (records | "
+                           "row_per_kv), keys, schema (declared JSON Schema per key; default "
+                           "inferred from the files), encoding. See docs/tap-markdown-kv.md."),
     ).to_dict()
 
     def discover_streams(self) -> list[MarkdownKVStream]:

@@ -105,7 +105,8 @@ class TargetDativoIceberg(Target):
                     description="Root of ODCS contracts laid out as "
                                 "<tenant>/<domain>/<table>.odcs.yaml."),
         th.Property("stream_contracts", th.ObjectType(additional_properties=th.StringType),
-                    description="Explicit stream -> contract file map; overrides lookup."),
+                    description="Explicit stream -> contract file map; overrides the lookup "
+                                "in contracts_dir."),
         th.Property("require_contract", th.BooleanType, default=False,
                     description="Every stream must have an ODCS contract (in contracts_dir "
                                 "or stream_contracts), in any validation_mode; a stream "
@@ -123,12 +124,15 @@ class TargetDativoIceberg(Target):
                     description="Check and write a stream's records as data files after this "
                                 "many records."),
         th.Property("batch_max_bytes", th.IntegerType, default=DEFAULT_BATCH_MAX_BYTES,
-                    description="... or after this many bytes of buffered records."),
+                    description="Check and write a stream's records after this many bytes "
+                                "of buffered records, if batch_size_rows is not reached "
+                                "first."),
         th.Property("batch_roots", th.ArrayType(th.StringType),
                     default=list(DEFAULT_BATCH_ROOTS),
                     description="BATCH messages may name files only under these: local "
                                 "directories (paths or file:// URIs; relative ones resolve "
-                                "against the target's working directory) and s3://bucket/"
+                                "against the target's working directory, under Meltano the "
+                                "project root) and s3://bucket/"
                                 "prefix URIs. Symlinks and '..' are resolved first; "
                                 "anything else is refused (exit 2). Setting it replaces "
                                 "the default ./output/batches, the taps' default "
@@ -147,7 +151,7 @@ class TargetDativoIceberg(Target):
         th.Property("target_file_size_mb", th.IntegerType,
                     default=DEFAULT_TARGET_FILE_SIZE_MB,
                     description="Parquet data files span batches and close at this size "
-                                "(bytes on storage); set as the table's "
+                                "(MiB on storage); set as the table's "
                                 "write.target-file-size-bytes."),
         th.Property("compression", th.StringType, default="zstd",
                     allowed_values=["zstd", "snappy", "gzip", "lz4", "uncompressed"],
@@ -240,6 +244,12 @@ class TargetDativoIceberg(Target):
                                 "whose counts changed (records received, committed, "
                                 "rejected, rows/s, last committed snapshot); one final line "
                                 "per stream at the end. 0 logs only the final lines."),
+        # singer-sdk's text ("Whether to add metadata fields to records.") promises what
+        # this target refuses (settings.py), so it is declared here to say so.
+        th.Property("add_record_metadata", th.BooleanType, title="Add Record Metadata",
+                    description="Not supported: true is refused (exit 2), because the "
+                                "contract defines the table's columns; declare the _sdc_* "
+                                "columns to keep in the contract."),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

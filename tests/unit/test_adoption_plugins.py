@@ -125,7 +125,7 @@ def test_capabilities_match_about(path: Path) -> None:
 @pytest.mark.parametrize("path", SINGER, ids=ids(SINGER))
 def test_settings_match_about(path: Path) -> None:
     """Every setting the plugin declares is in the definition with a description, and
-    nothing else is; defaults and secrecy agree."""
+    nothing else is; descriptions (whitespace aside), defaults and secrecy agree."""
     data = definition(path)
     declared = {s["name"]: s for s in data["settings"]}
     found = list(about_settings(about(data["executable"])["settings"]))
@@ -137,6 +137,11 @@ def test_settings_match_about(path: Path) -> None:
     for name, setting in declared.items():
         assert setting.get("description"), f"{name}: no description"
         prop = leaves.get(name) or objects[name]
+        # One text in both places: Meltano shows the definition's, --about the plugin's.
+        assert " ".join(setting["description"].split()) == " ".join(
+            (prop.get("description") or "").split()), (
+            f"{data['name']} setting {name}: the definition's description is not the "
+            f"--about one: {prop.get('description')!r}")
         assert bool(setting.get("sensitive")) == bool(prop.get("secret")), name
         if prop.get("enum"):
             assert setting["kind"] == "options", name

@@ -44,8 +44,13 @@ def encode_column(values: Sequence[Any], *, decimal: bool = False) -> tuple[list
     if decimal and types == {Decimal}:
         return ",".join(map(str, values)).encode().split(b","), False
     try:
-        if types == {str}:  # a '","' in the array only ever separates two elements
-            return orjson.dumps(values)[2:-2].split(b'","'), True
+        if types == {str}:
+            body = orjson.dumps(values)[2:-2]
+            # A '"' inside a value is written '\"': a '","' after no backslash
+            # separates two elements. Else (rare) encode value by value.
+            if b'\\","' not in body:
+                return body.split(b'","'), True
+            return list(map(orjson.dumps, values)), False
         if types <= _SCALARS:  # no comma inside any of them
             return orjson.dumps(values)[1:-1].split(b","), False
         return list(map(orjson.dumps, values)), False

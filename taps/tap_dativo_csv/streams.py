@@ -82,9 +82,20 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         """The file's valid rows a chunk at a time, converted column by column; invalid
         rows are rejected (sent to ``<stream>__rejected``) or fail the run.
 
+        ``on_invalid_value: fail`` reads the file twice: the first pass only checks it,
+        so either all its rows are sent (then its bookmark) or none is. Rows sent with
+        no bookmark would be committed by an append-only target, and again on rerun.
+
         Raises:
             CodecError: See :meth:`records_from_file`.
         """
+        if self.on_invalid_value == "fail":
+            for _ in self._converted(path):
+                pass
+        yield from self._converted(path)
+
+    def _converted(self, path: str) -> Iterator[Converted]:
+        """:meth:`converted_chunks` in one pass: the rows before a bad one are sent."""
         chunks = files.row_chunks(path, self.settings.dialect)
         names, first = self._file_columns(path, chunks)
         if names is None:

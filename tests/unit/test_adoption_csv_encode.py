@@ -8,7 +8,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tap_dativo_csv.columns import Column, convert_column
@@ -33,6 +33,11 @@ def encode(columns: list[list[Any]], names: list[str] = NAMES,
 
 
 @given(st.lists(st.tuples(texts, scalars, scalars), min_size=1, max_size=20))
+@example([('",', 1, 2), ("b", 1, 2)])  # '","' inside a value, not between two
+@example([("a\\", 1, 2), ("b", 1, 2)])
+@example([("\\", 1, 2), ('"', 1, 2)])
+@example([('x\\",', 1, 2), ('","', 1, 2), ("", 1, 2)])
+@example([('",', '",', '",'), ('b"', '"', "c")])
 def test_any_values_round_trip(rows: list[tuple[str, Any, Any]]) -> None:
     columns = [list(column) for column in zip(*rows, strict=True)]
     records = encode(columns)

@@ -1,0 +1,71 @@
+"""Fixes from the review of issue 13: tap-dativo-csv's fast path with '","' inside a
+value, ``on_invalid_value: fail`` sending nothing of a bad file, what the rejected
+stream may carry, which ``__rejected`` streams the target exempts from contracts, and
+the target's final progress lines on a strict refusal. Real processes throughout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+
+from tests.conftest import emitted_states, read_table, run_target
+from tests.integration.test_adoption_csv_tap import CONTRACTS, messages, records, run_tap
+
+QUOTES = 'id,note\n1,"he said ""hi"","\n2,ok\n3,"a\\"\n4,"\\"\n5,""","\n'
+"""Values ending in '",', a backslash, and a lone quote: the first one's JSON text
+holds '","' that separates nothing."""
+
+
+def test_fast_path_keeps_values_holding_quote_comma_quote(tmp_path: Path) -> None:
+    (tmp_path / "q.csv").write_text(QUOTES)
+    result = run_tap({"files": [{"entity": "q", "path": "q.csv"}]}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = messages(result.stdout)  # every line parses
+    assert [(r["id"], r["note"]) for r in records(out, "q")] == [
+        ("1", 'he said "hi",'), ("2", "ok"), ("3", "a\\"), ("4", "\\"), ("5", '",')]
+
+
+ROWS = ["customer_id,email,full_name,country,signup_date,lifetime_value,tier"] + [
+    f"{i},p{i}@example.com,Person {i},GB,2024-01-{i:02},{i}00.00,gold" for i in range(1, 9)]
+
+
+def test_fail_sends_nothing_of_a_bad_file_and_the_rerun_loads_each_row_once(
+        tmp_path: Path, target_config: Any, open_catalog: Any) -> None:
+    bad = [*ROWS]
+    bad[5] = bad[5].replace("p5@example.com", "not-an-email")  # physical line 6
+    csv = tmp_path / "customers.csv"
+    csv.write_text("\n".join(bad) + "\n")
+    tap_config = {"files": [{"entity": "customers", "path": "customers.csv"}],
+                  "tenant_id": "demo", "contracts_dir": str(CONTRACTS),
+                  "on_invalid_value": "fail"}
+    target = target_config(tenant_id="demo", contracts_dir=str(CONTRACTS))
+    catalog: Catalog = open_catalog()
+
+    first = run_tap(tap_config, tmp_path)
+    assert first.returncode == 2
+    assert "line 6: stream 'customers': customers.csv, column email" in first.stderr
+    assert records(messages(first.stdout), "customers") == []
+    loaded = run_target(target, first.stdout.encode(), cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    assert emitted_states(loaded) == []
+    with contextlib.suppress(NoSuchTableError):  # no table, or an empty one
+        assert read_table(catalog, ("demo", "crm", "customers")).num_rows == 0
+
+    csv.write_text("\n".join(ROWS) + "\n")
+    second = run_tap(tap_config, tmp_path)
+    assert second.returncode == 0, second.stderr
+    loaded = run_target(target, second.stdout.encode(), cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(emitted_states(loaded)[-1]))
+    third = run_tap(tap_config, tmp_path, "--state", str(state))  # nothing new
+    assert third.returncode == 0, third.stderr
+    assert records(messages(third.stdout), "customers") == []
+
+    ids = read_table(catalog, ("demo", "crm", "customers")).column("customer_id")
+    assert sorted(ids.to_pylist()) == list(range(1, 9))

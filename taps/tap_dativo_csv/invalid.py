@@ -20,6 +20,7 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage
 from dativo.errors import CodecError
 from dativo.file_taps import SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME, iso, mtime
 from dativo.names import REJECTED_STREAM_SUFFIX
+from dativo.rejected_rows import REJECTED_KEYS, REJECTED_SCHEMA
 from tap_dativo_csv.files import RawLines
 
 OnInvalidValue = Literal["reject", "fail", "pass"]
@@ -37,24 +38,6 @@ SETTING = th.Property(
                 "(exit 2) naming the file, line and field; `pass` sends the cell's text "
                 "as is, for target-dativo-iceberg, whose contract check puts the row in "
                 "its dead-letter table.")
-
-REJECTED_SCHEMA: dict[str, Any] = th.PropertiesList(
-    th.Property(SOURCE_FILE, th.StringType, required=True,
-                description="Path of the file the row was read from."),
-    th.Property(SOURCE_LINENO, th.IntegerType, required=True,
-                description="1-based physical line where the row starts."),
-    th.Property(SOURCE_MTIME, th.DateTimeType, required=True,
-                description="Modification time of the file (UTC) when it was read."),
-    th.Property("raw_line", th.StringType, required=True,
-                description="The row's text as in the file (all its lines when a quoted "
-                            "cell spans several), without the final line break."),
-    th.Property("fields", th.ArrayType(th.StringType), required=True,
-                description="The columns whose cell contradicts the SCHEMA."),
-    th.Property("reason", th.StringType, required=True,
-                description="Why, per column: `<column>: <what is wrong>`, joined by '; '."),
-).to_dict()
-"""SCHEMA of ``<stream>__rejected``; keyed by file and line, so a rerun of a changed
-file replaces its rows in an upserting target."""
 
 Problems = list[tuple[str, str]]
 """(column, reason) for each invalid cell of one row, in column order."""
@@ -77,29 +60,46 @@ def invalid_value_error(stream: str, path: str, line: int, problems: Problems) -
 
 
 class Rejects:
-    """Writes one stream's rejected rows as RECORDs of ``<stream>__rejected``, its
-    SCHEMA first (once, before the first rejected row, so a run without rejects does
-    not announce the stream)."""
+    """Writes one stream's rejected rows as RECORDs of ``<stream>__rejected`` (named
+    after the stream's alias, if a stream map gives it one), its SCHEMA first (once,
+    before the first rejected row, so a run without rejects does not announce it).
 
-    def __init__(self, stream: str, write: Callable[[Any], None]) -> None:
-        self.stream = rejected_stream(stream)
+    The rows bypass singer-sdk's selection and stream maps, so they carry nothing those
+    would remove: with a column deselected or a stream map on the stream, ``raw_line``
+    (every cell) is null, and with a stream map the reasons name only the columns (a
+    reason quotes the cell, which the map may hash or drop).
+    """
+
+    def __init__(self, stream: Any, write: Callable[[Any], None]) -> None:
+        """``stream`` is the :class:`~tap_dativo_csv.streams.CSVStream` (its name,
+        ``stream_maps`` and selection ``mask`` are read when the first row is sent)."""
+        self._source = stream
         self._write = write
-        self._announced = False
+        self.stream: str | None = None
+        self._mapped = self._deselected = False
         self.rows = 0
 
     def write(self, path: str, raw: RawLines, rows: list[tuple[int, list[str], Problems]]
               ) -> None:
         """Send ``(line, cells, problems)`` of each rejected row of ``path``."""
-        if not self._announced:
-            self._write(SchemaMessage(self.stream, REJECTED_SCHEMA,
-                                      [SOURCE_FILE, SOURCE_LINENO]))
-            self._announced = True
+        if self.stream is None:
+            source = self._source
+            maps = source.stream_maps
+            self._mapped = not source.unmapped()
+            self._deselected = any(selected is False for breadcrumb, selected
+                                   in source.mask.items() if breadcrumb)
+            self.stream = rejected_stream(maps[0].stream_alias if maps else source.name)
+            self._write(SchemaMessage(self.stream, REJECTED_SCHEMA, REJECTED_KEYS))
         stamp = iso(mtime(path))
         for line, cells, problems in rows:
             record = {SOURCE_FILE: path, SOURCE_LINENO: line, SOURCE_MTIME: stamp,
-                      "raw_line": raw.text(line, cells),
+                      "raw_line": (None if self._mapped or self._deselected
+                                   else raw.text(line, cells)),
                       "fields": [field for field, _ in problems],
-                      "reason": "; ".join(f"{field}: {why}" for field, why in problems)}
+                      "reason": "; ".join(
+                          f"{field}: " + ("the value contradicts the SCHEMA (withheld: "
+                                          "a stream map applies)" if self._mapped else why)
+                          for field, why in problems)}
             self._write(RecordMessage(stream=self.stream, record=record,
                                       time_extracted=utc_now()))
         self.rows += len(rows)

@@ -26,7 +26,6 @@ from tap_dativo_csv.invalid import (
     Problems,
     Rejects,
     invalid_value_error,
-    rejected_stream,
 )
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         properties = self.schema["properties"]
         fields = contract.fields if contract else ()
         self._columns = {f.name: Column.for_field(f, properties[f.name]) for f in fields}
-        self.rejects = Rejects(self.name, tap.write_message)
+        self.rejects = Rejects(self, tap.write_message)
         self.failure: CodecError | None = None
         """``on_invalid_value: fail``: raised once the rows before the bad one are sent."""
 
@@ -100,7 +99,9 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         names, first = self._file_columns(path, chunks)
         if names is None:
             return
-        columns = [self._columns.get(name) or Column(name) for name in names]
+        mask = self.mask  # a deselected column is not sent, so not checked either
+        columns = [(mask.get(("properties", name)) is not False and self._columns.get(name))
+                   or Column(name) for name in names]
         strict = self.on_invalid_value != "pass"
         raw = files.RawLines(path, self.settings.dialect)
         rejected_before = self.rejects.rows
@@ -132,7 +133,7 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
             self.logger.warning(
                 "stream '%s': %d row(s) of %s contradict the SCHEMA and were sent to "
                 "stream '%s' (on_invalid_value: reject)", self.name,
-                self.rejects.rows - rejected_before, path, rejected_stream(self.name))
+                self.rejects.rows - rejected_before, path, self.rejects.stream)
 
     def _set_aside(self, path: str, raw: files.RawLines, lines: list[int],
                    rows: list[list[str]], values: list[list[Any]],

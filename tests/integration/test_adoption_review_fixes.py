@@ -14,7 +14,13 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
 from tests.conftest import emitted_states, read_table, run_target
-from tests.integration.test_adoption_csv_tap import CONTRACTS, messages, records, run_tap
+from tests.integration.test_adoption_csv_tap import (
+    CONTRACTS,
+    demo_config,
+    messages,
+    records,
+    run_tap,
+)
 
 QUOTES = 'id,note\n1,"he said ""hi"","\n2,ok\n3,"a\\"\n4,"\\"\n5,""","\n'
 """Values ending in '",', a backslash, and a lone quote: the first one's JSON text
@@ -69,3 +75,48 @@ def test_fail_sends_nothing_of_a_bad_file_and_the_rerun_loads_each_row_once(
 
     ids = read_table(catalog, ("demo", "crm", "customers")).column("customer_id")
     assert sorted(ids.to_pylist()) == list(range(1, 9))
+
+
+def _deselect(catalog: dict[str, Any], stream: str, column: str) -> dict[str, Any]:
+    entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == stream)
+    for item in entry["metadata"]:
+        if item["breadcrumb"] == []:
+            item["metadata"]["selected"] = True
+        if item["breadcrumb"] == ["properties", column]:
+            item["metadata"]["selected"] = False
+    return catalog
+
+
+def test_rejected_rows_carry_no_deselected_or_mapped_away_value(tmp_path: Path) -> None:
+    """Line 6's email and line 8's signup_date are invalid; their full_name must not
+    reach the rejected stream once full_name is deselected or mapped away."""
+    config = demo_config(tmp_path)
+    names = ("Edsger Dijkstra", "Donald Knuth")
+    discovered = run_tap(config, tmp_path, "--discover")
+    assert discovered.returncode == 0, discovered.stderr
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(_deselect(json.loads(discovered.stdout), "customers",
+                                            "full_name")))
+    deselected = run_tap(config, tmp_path, "--catalog", str(catalog))
+    mapped = run_tap({**config, "stream_maps": {
+        "customers": {"__alias__": "clients", "full_name": "md5(full_name)"}}}, tmp_path)
+    for result, stream, reason in [
+            (deselected, "customers__rejected", "'not-an-email' is not a valid email"),
+            (mapped, "clients__rejected", "the value contradicts the SCHEMA")]:
+        assert result.returncode == 0, result.stderr
+        rejected = [m for m in messages(result.stdout) if m.get("stream") == stream]
+        assert [m["type"] for m in rejected] == ["SCHEMA", "RECORD", "RECORD"]
+        rows = [m["record"] for m in rejected[1:]]
+        assert [(r["_sdc_source_lineno"], r["fields"], r["raw_line"]) for r in rows] == [
+            (6, ["email"], None), (8, ["signup_date"], None)]
+        assert rows[0]["reason"].startswith("email: ") and reason in rows[0]["reason"]
+        lines = [line for line in result.stdout.splitlines() if stream in line]
+        assert not any(name in line for line in lines for name in names)
+    assert not [m for m in messages(mapped.stdout) if m.get("stream") == "customers__rejected"]
+
+
+def test_rejected_raw_line_kept_when_nothing_is_deselected_or_mapped(tmp_path: Path) -> None:
+    result = run_tap(demo_config(tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = records(messages(result.stdout), "customers__rejected")
+    assert "Edsger Dijkstra" in rows[0]["raw_line"]

@@ -123,7 +123,8 @@ class Loader:
         self.drain()
         if current is not None:
             current.buffer.close()
-        contract = contract_for_stream(self.settings, stream, schema, key_properties)
+        contract = contract_for_stream(self.settings, stream, schema, key_properties,
+                                       self._streams)
         evolution = self.settings.schema_evolution
         self.stats.setdefault(stream, StreamStats()).schema_drift = schema_drift(
             stream, schema, contract, evolution)

@@ -4,7 +4,7 @@ it lands in, one stream per table."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,20 @@ from dativo.contracts import (
 from dativo.contracts.resolve import CONTRACT_SUFFIX
 from dativo.errors import CodecError, ConfigError
 from dativo.names import rejected_parent, table_identifier, table_name
+from dativo.rejected_rows import is_rejected_rows_schema
 from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
 
 LOGGER = logging.getLogger(__name__)
 
 
 def contract_for_stream(
-    settings: TargetSettings, stream: str, schema: dict[str, Any], key_properties: list[str]
+    settings: TargetSettings, stream: str, schema: dict[str, Any], key_properties: list[str],
+    streams: Collection[str] = (),
 ) -> Contract:
     """Resolve, lint and load the stream's contract (see ARCHITECTURE.md, Contracts).
+
+    ``streams`` are those with a SCHEMA earlier in the run (see
+    :func:`_rejected_rows_contract` for why).
 
     Raises:
         CodecError: The stream's name cannot name a table (see :func:`table_name`).
@@ -42,7 +47,8 @@ def contract_for_stream(
         contracts_dir=settings.contracts_dir,
         stream_contracts=settings.stream_contracts,
     )
-    if path is None and rejected_parent(stream) is not None:
+    if (path is None and rejected_parent(stream) in streams
+            and is_rejected_rows_schema(schema)):
         return _rejected_rows_contract(settings, stream, schema, key_properties)
     if path is None:
         _check_contract_optional(settings, stream)
@@ -63,7 +69,11 @@ def _rejected_rows_contract(settings: TargetSettings, stream: str, schema: dict[
     """``<x>__rejected`` (a tap's rows that contradicted its SCHEMA, as raw text and
     reason) needs no ODCS contract in any mode: its SCHEMA is the contract, as there is
     nothing in it to check. It lands beside ``x``'s table (same domain, table
-    ``<x>_rejected``), so the rows can be fixed and re-sent."""
+    ``<x>_rejected``), so the rows can be fixed and re-sent.
+
+    Only a stream that is one: its SCHEMA is exactly tap-dativo-csv's rejected-row
+    SCHEMA and ``x`` is a stream of the run. Any other ``__rejected`` stream (a
+    third-party tap's, a misnamed one) follows the contract rules like every stream."""
     parent = rejected_parent(stream) or stream
     contract = contract_from_singer_schema(stream, schema, key_properties)
     parent_path = resolve_contract_path(parent, tenant_id=settings.tenant_id,

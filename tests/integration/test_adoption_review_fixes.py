@@ -120,3 +120,52 @@ def test_rejected_raw_line_kept_when_nothing_is_deselected_or_mapped(tmp_path: P
     assert result.returncode == 0, result.stderr
     rows = records(messages(result.stdout), "customers__rejected")
     assert "Edsger Dijkstra" in rows[0]["raw_line"]
+
+
+def _rejecting_run(tmp_path: Path) -> list[dict[str, Any]]:
+    """The tap's messages for a file whose lines 6 and 8 contradict the SCHEMA (every
+    other row meets the contract): streams customers and customers__rejected."""
+    rows = [*ROWS]
+    rows[5] = rows[5].replace("p5@example.com", "not-an-email")
+    rows[7] = rows[7].replace("2024-01-07", "2024-13-07")
+    (tmp_path / "customers.csv").write_text("\n".join(rows) + "\n")
+    result = run_tap({"files": [{"entity": "customers", "path": "customers.csv"}],
+                      "tenant_id": "demo", "contracts_dir": str(CONTRACTS)}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    return messages(result.stdout)
+
+
+def _lines(out: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(m).encode() + b"\n" for m in out)
+
+
+def test_only_the_taps_own_rejected_stream_is_exempt_from_contracts(
+        tmp_path: Path, target_config: Any, open_catalog: Any) -> None:
+    """strict + contracts_dir needs a contract for every stream; a ``__rejected``
+    stream goes without one only if its SCHEMA is the tap's and its parent is in the
+    run. Otherwise: exit 2 naming the stream, and nothing committed."""
+    out = _rejecting_run(tmp_path)
+    foreign = [{**m, "schema": {"type": "object", "properties": {
+        **m["schema"]["properties"], "card_number": {"type": ["string", "null"]}}}}
+        if m["type"] == "SCHEMA" and m["stream"] == "customers__rejected" else m
+        for m in out]
+    orphan = [m for m in out if m.get("stream") != "customers"]
+    cfg = target_config(tenant_id="demo", contracts_dir=str(CONTRACTS),
+                        validation_mode="strict", require_contract=True)
+    catalog: Catalog = open_catalog()
+    for case in (foreign, orphan):
+        refused = run_target(cfg, _lines(case), cwd=tmp_path)
+        stderr = refused.stderr.decode()
+        assert refused.returncode == 2, stderr
+        assert "stream 'customers__rejected': no ODCS contract" in stderr
+        assert "holds the rows a tap rejected" not in stderr
+        assert emitted_states(refused) == []
+        for table in ("customers", "customers_rejected"):
+            with contextlib.suppress(NoSuchTableError):
+                assert read_table(catalog, ("demo", "crm", table)).num_rows == 0
+
+    landed = run_target(cfg, _lines(out), cwd=tmp_path)
+    assert landed.returncode == 0, landed.stderr.decode()
+    assert b"holds the rows a tap rejected from stream 'customers'" in landed.stderr
+    rejected = read_table(catalog, ("demo", "crm", "customers_rejected"))
+    assert sorted(rejected.column("_sdc_source_lineno").to_pylist()) == [6, 8]

@@ -403,7 +403,6 @@ class Loader:
                                exc)
             self._join_commits()
         self._salvage()
-        self.progress.final()  # what was committed before the bad input
         self.close()
 
     def _join_commits(self) -> None:
@@ -424,12 +423,14 @@ class Loader:
 
     def close(self) -> None:
         """Release threads, spool files and DuckDB; safe to call after an error, and
-        more than once (a failed finish() has already closed)."""
+        more than once (a failed finish() has already closed). Every way out of a run
+        passes here, so the final progress lines are logged here (once) if not before."""
         if self._closed:
             return
         self._closed = True
         self._check_pool.shutdown(wait=True, cancel_futures=True)
         self._commit_pool.shutdown(wait=True, cancel_futures=True)
+        self.progress.final()  # what was committed, also after bad input or a refusal
         for entry in self._streams.values():
             entry.buffer.close()
         self._con.close()

@@ -169,3 +169,19 @@ def test_only_the_taps_own_rejected_stream_is_exempt_from_contracts(
     assert b"holds the rows a tap rejected from stream 'customers'" in landed.stderr
     rejected = read_table(catalog, ("demo", "crm", "customers_rejected"))
     assert sorted(rejected.column("_sdc_source_lineno").to_pylist()) == [6, 8]
+
+
+def test_strict_refusal_at_end_of_input_still_logs_final_progress_once_per_stream(
+        tmp_path: Path, target_config: Any) -> None:
+    """The batch is refused when the input ends (finish), not on a bad line."""
+    out: list[dict[str, Any]] = []
+    for stream, ids in (("good", [1, 2]), ("bad", [1, "x"])):
+        out.append({"type": "SCHEMA", "stream": stream, "key_properties": ["id"],
+                    "schema": {"properties": {"id": {"type": "integer"}}}})
+        out += [{"type": "RECORD", "stream": stream, "record": {"id": i}} for i in ids]
+    result = run_target(target_config(validation_mode="strict"), _lines(out), cwd=tmp_path)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "stream 'bad': validation_mode=strict rejected 1 of 2 record(s)" in stderr
+    for stream in ("good", "bad"):
+        assert stderr.count(f"progress (final): stream={stream} ") == 1, stderr

@@ -12,9 +12,11 @@ from dativo.contracts import Contract
 from dativo.errors import CodecError, ConfigError
 from dativo.file_taps import (
     SOURCE_COLUMNS,
+    SOURCE_FILE,
     FileStream,
     LineRecord,
     matching_files,
+    mtime,
     source_properties,
 )
 from tap_dativo_csv import files
@@ -30,6 +32,7 @@ from tap_dativo_csv.invalid import (
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
 
     from tap_dativo_csv.settings import FileSettings
 
@@ -65,6 +68,8 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
         self.rejects = Rejects(self, tap.write_message)
         self.failure: CodecError | None = None
         """``on_invalid_value: fail``: raised once the rows before the bad one are sent."""
+        self._checked: set[str] = set()
+        """``on_invalid_value: fail``: the files found valid (see :meth:`check_files`)."""
 
     def records_from_file(self, path: str) -> Iterator[LineRecord]:
         """Yield ``(line, record)`` per valid data row, cells converted by the contract.
@@ -77,20 +82,46 @@ class CSVStream(FastRecords, BatchFilesStream, FileStream):
             for line, values in zip(lines, zip(*columns, strict=True), strict=True):
                 yield line, dict(zip(names, values, strict=True))
 
+    def sync(self, context: Context | None = None) -> None:
+        """``on_invalid_value: fail`` first checks every file the stream will read (see
+        :meth:`check_files`), so a bad file stops the run before any row is sent."""
+        if self.on_invalid_value == "fail" and self.selected and context is None:
+            self.check_files([path for path in self.paths if self._to_read(path)])
+        super().sync(context)
+
+    def check_files(self, paths: list[str]) -> None:
+        """``on_invalid_value: fail``: convert the files without sending anything, so
+        either all their rows are sent (then the bookmark, at the stream's end) or none
+        is. Rows sent with no bookmark would be committed by an append-only target, and
+        again by the rerun after the fix. The price: each file is read twice.
+
+        Raises:
+            CodecError: See :meth:`records_from_file`.
+        """
+        for path in paths:
+            if path not in self._checked:
+                for _ in self._converted(path):
+                    pass
+                self._checked.add(path)
+
+    def _to_read(self, path: str) -> bool:
+        """Whether the file exists and is newer than its bookmark (as
+        :meth:`~dativo.file_taps.FileStream.file_to_read`, without its log lines)."""
+        try:
+            return not self._unchanged({SOURCE_FILE: path}, mtime(path))
+        except FileNotFoundError:
+            return False
+
     def converted_chunks(self, path: str) -> Iterator[Converted]:
         """The file's valid rows a chunk at a time, converted column by column; invalid
-        rows are rejected (sent to ``<stream>__rejected``) or fail the run.
-
-        ``on_invalid_value: fail`` reads the file twice: the first pass only checks it,
-        so either all its rows are sent (then its bookmark) or none is. Rows sent with
-        no bookmark would be committed by an append-only target, and again on rerun.
+        rows are rejected (sent to ``<stream>__rejected``) or fail the run (files not
+        yet checked are checked first: see :meth:`check_files`).
 
         Raises:
             CodecError: See :meth:`records_from_file`.
         """
         if self.on_invalid_value == "fail":
-            for _ in self._converted(path):
-                pass
+            self.check_files([path])
         yield from self._converted(path)
 
     def _converted(self, path: str) -> Iterator[Converted]:

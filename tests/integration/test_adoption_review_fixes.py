@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
@@ -40,13 +41,20 @@ ROWS = ["customer_id,email,full_name,country,signup_date,lifetime_value,tier"] +
     f"{i},p{i}@example.com,Person {i},GB,2024-01-{i:02},{i}00.00,gold" for i in range(1, 9)]
 
 
+@pytest.mark.parametrize("split", [False, True])
 def test_fail_sends_nothing_of_a_bad_file_and_the_rerun_loads_each_row_once(
-        tmp_path: Path, target_config: Any, open_catalog: Any) -> None:
+        tmp_path: Path, target_config: Any, open_catalog: Any, split: bool) -> None:
+    """``split``: rows 1-4 are in a valid file read first (a.csv), so nothing of the
+    stream may be sent either: those rows would go out with no bookmark."""
     bad = [*ROWS]
     bad[5] = bad[5].replace("p5@example.com", "not-an-email")  # physical line 6
     csv = tmp_path / "customers.csv"
     csv.write_text("\n".join(bad) + "\n")
-    tap_config = {"files": [{"entity": "customers", "path": "customers.csv"}],
+    if split:
+        (tmp_path / "a.csv").write_text("\n".join(ROWS[:5]) + "\n")
+        bad[1:5] = []
+        csv.write_text("\n".join(bad) + "\n")  # line 2 is the bad one now
+    tap_config = {"files": [{"entity": "customers", "path": "*.csv"}],
                   "tenant_id": "demo", "contracts_dir": str(CONTRACTS),
                   "on_invalid_value": "fail"}
     target = target_config(tenant_id="demo", contracts_dir=str(CONTRACTS))
@@ -54,7 +62,8 @@ def test_fail_sends_nothing_of_a_bad_file_and_the_rerun_loads_each_row_once(
 
     first = run_tap(tap_config, tmp_path)
     assert first.returncode == 2
-    assert "line 6: stream 'customers': customers.csv, column email" in first.stderr
+    assert (f"line {2 if split else 6}: stream 'customers': customers.csv, column email"
+            in first.stderr)
     assert records(messages(first.stdout), "customers") == []
     loaded = run_target(target, first.stdout.encode(), cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr.decode()
@@ -62,7 +71,7 @@ def test_fail_sends_nothing_of_a_bad_file_and_the_rerun_loads_each_row_once(
     with contextlib.suppress(NoSuchTableError):  # no table, or an empty one
         assert read_table(catalog, ("demo", "crm", "customers")).num_rows == 0
 
-    csv.write_text("\n".join(ROWS) + "\n")
+    csv.write_text("\n".join(ROWS[:1] + ROWS[5:] if split else ROWS) + "\n")
     second = run_tap(tap_config, tmp_path)
     assert second.returncode == 0, second.stderr
     loaded = run_target(target, second.stdout.encode(), cwd=tmp_path)
@@ -185,3 +194,12 @@ def test_strict_refusal_at_end_of_input_still_logs_final_progress_once_per_strea
     assert "stream 'bad': validation_mode=strict rejected 1 of 2 record(s)" in stderr
     for stream in ("good", "bad"):
         assert stderr.count(f"progress (final): stream={stream} ") == 1, stderr
+
+
+def test_fail_checks_for_ragged_rows_before_sending_any(tmp_path: Path) -> None:
+    (tmp_path / "r.csv").write_text("a,b\n1,x\n2,y\n3,z,extra\n4,w\n")
+    result = run_tap({"files": [{"entity": "r", "path": "r.csv"}],
+                      "on_invalid_value": "fail"}, tmp_path)
+    assert result.returncode == 2
+    assert "line 4: r.csv: expected 2 columns, got 3" in result.stderr
+    assert records(messages(result.stdout), "r") == []

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -71,42 +72,53 @@ class RecordEncoder:
         self.decimal = [names[i] in decimals for i in self.keep]
         self.keys = [_key(names[i]) for i in self.keep]
         self.lineno = selected(SOURCE_LINENO)
-        source = []
-        if selected(SOURCE_FILE):
-            source.append(_key(SOURCE_FILE) + _constant(path))
-        if self.lineno:
-            source.append(_key(SOURCE_LINENO) + b"%d")
-        if selected(SOURCE_MTIME):
-            source.append(_key(SOURCE_MTIME) + _constant(stamp))
-        self.source = source
-        self.start = b'{"type":"RECORD","stream":' + _constant(stream) + b',"record":{'
+        self.file = _key(SOURCE_FILE) + orjson.dumps(path) if selected(SOURCE_FILE) else None
+        self.mtime = (_key(SOURCE_MTIME) + orjson.dumps(stamp) if selected(SOURCE_MTIME)
+                      else None)
+        self.start = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":{'
 
     def encode(self, lines: list[int], columns: list[list[Any]]) -> bytes:
-        """The RECORD lines of one chunk, each ending in a newline: every column is
-        encoded in one call, then each line is one ``%`` of the chunk's template."""
-        values: list[Any] = []
-        fields = []
+        """The RECORD lines of one chunk, each ending in a newline.
+
+        Every column is encoded in one call; the lines are then one ``join`` over the
+        columns' pieces interleaved with the constant text between them (no Python
+        code per line)."""
+        fields: list[bytes | tuple[bytes, list[bytes], bool]] = []
         for key, i, decimal in zip(self.keys, self.keep, self.decimal, strict=True):
             pieces, quoted = encode_column(columns[i], decimal=decimal)
-            values.append(pieces)
-            fields.append(key + (b'"%b"' if quoted else b"%b"))
+            fields.append((key, pieces, quoted))
+        if self.file is not None:
+            fields.append(self.file)
         if self.lineno:
-            values.append(lines)
-        stamp = dt.datetime.now(dt.timezone.utc).isoformat().encode()
-        template = (self.start + b",".join(fields + self.source) + b'},"time_extracted":"'
-                    + stamp + b'"}\n')
-        if not values:
-            return (template % ()) * len(lines)
-        return b"".join(map(template.__mod__, zip(*values, strict=True)))
+            fields.append((_key(SOURCE_LINENO), orjson.dumps(lines)[1:-1].split(b","),
+                           False))
+        if self.mtime is not None:
+            fields.append(self.mtime)
+        stamp = orjson.dumps(dt.datetime.now(dt.timezone.utc).isoformat())
+        parts: list[Iterable[bytes]] = []
+        counts = {len(lines)}
+        text = self.start  # the constant text before the next column's pieces
+        for n, field in enumerate(fields):
+            if n:
+                text += b","
+            if isinstance(field, bytes):
+                text += field
+                continue
+            key, pieces, quoted = field
+            parts += (repeat(text + key + b'"' if quoted else text + key), pieces)
+            counts.add(len(pieces))
+            text = b'"' if quoted else b""
+        text += b'},"time_extracted":' + stamp + b"}\n"
+        if not parts:
+            return text * len(lines)
+        if len(counts) > 1:
+            raise ValueError(f"columns of {sorted(counts)} values for {len(lines)} lines")
+        parts.append(repeat(text))  # zip ends with the pieces: the repeats are endless
+        return b"".join(chain.from_iterable(zip(*parts, strict=False)))
 
 
 def _key(name: str) -> bytes:
-    return _constant(name) + b":"
-
-
-def _constant(value: str) -> bytes:
-    """``value`` as JSON, with ``%`` doubled for the template."""
-    return orjson.dumps(value).replace(b"%", b"%%")
+    return orjson.dumps(name) + b":"
 
 
 class FastRecords:

@@ -277,14 +277,14 @@ def test_log_based_stream_falls_back_to_files_of_records(
     ({"encoding": {"format": "parquet"}, "batch_size": 0},
      "batch_config.batch_size: must be a positive integer, got 0"),
     ({"encoding": {"format": "parquet"}, "batch_size": "10"},
-     "batch_config.batch_size: must be a positive integer, got '10'"),
+     "'10' is not of type 'integer', 'null' in config['batch_config']['batch_size']"),
 ])
 def test_bad_batch_config_names_the_key_before_connecting(
     postgres: PostgresServer, tmp_path: Path, batch_config: dict[str, Any], message: str,
 ) -> None:
     """The config is refused before any connection: the server's port is wrong, yet
-    the error is the batch_config key, not a connection failure. (Enum values fail the
-    config schema, the others dativo's checks: both are one line, exit 2.)"""
+    the error is the batch_config key, not a connection failure. (Enum values and types
+    fail the config schema, the others dativo's checks: both are one line, exit 2.)"""
     database = fresh_database(postgres, "CREATE TABLE t (id int PRIMARY KEY)")
     catalog = select(discover(tmp_path, tap_config(postgres, database)), {"public-t": {}})
     config = {**tap_config(postgres, database), "port": 1, "batch_config": batch_config}

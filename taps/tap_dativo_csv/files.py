@@ -9,9 +9,10 @@ from __future__ import annotations
 import codecs
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from typing import TextIO
+from typing import Any, TextIO
 
 from dativo.errors import CodecError, ConfigError
 from dativo.file_taps import text_codec
@@ -38,6 +39,23 @@ def _open(path: str, encoding: str) -> TextIO:
     return open(path, encoding=text_codec(encoding), errors="strict", newline="")
 
 
+@contextmanager
+def _reader(path: str, dialect: Dialect) -> Iterator[Any]:
+    """A strict ``csv.reader`` over the file, closed on exit.
+
+    Raises:
+        ConfigError: The file cannot be opened.
+    """
+    try:
+        handle = _open(path, dialect.encoding)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    with handle:
+        yield csv.reader(
+            handle, delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
+        )
+
+
 def rows(path: str, dialect: Dialect) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line, cells)`` for every non-blank row; ``line`` is the 1-based physical
     line where the row starts (a quoted cell may span several lines).
@@ -46,14 +64,7 @@ def rows(path: str, dialect: Dialect) -> Iterator[tuple[int, list[str]]]:
         CodecError: The file is not valid in its encoding or is not well-formed CSV.
         ConfigError: The file cannot be opened.
     """
-    try:
-        handle = _open(path, dialect.encoding)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    with handle:
-        reader = csv.reader(
-            handle, delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
-        )
+    with _reader(path, dialect) as reader:
         while True:
             start = reader.line_num + 1
             try:
@@ -84,14 +95,7 @@ def row_chunks(path: str, dialect: Dialect, size: int = CHUNK_ROWS) -> Iterator[
             by re-reading the file with :func:`rows`, on the way to failing).
         ConfigError: The file cannot be opened.
     """
-    try:
-        handle = _open(path, dialect.encoding)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    with handle:
-        reader = csv.reader(
-            handle, delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
-        )
+    with _reader(path, dialect) as reader:
         while True:
             before = reader.line_num
             try:

@@ -28,7 +28,7 @@ from target_dativo_iceberg.batch_roots import (
     shown_uri,
 )
 from target_dativo_iceberg.batch_sources import BatchFormat, BatchMessage, unreadable
-from target_dativo_iceberg.batches import SpooledBatch
+from target_dativo_iceberg.batches import Batch
 
 FORMATS: tuple[BatchFormat, ...] = ("jsonl", "parquet")
 COMPRESSIONS = ("gzip", "none")
@@ -67,7 +67,7 @@ def parse_batch_message(message: dict[str, Any], line: int) -> BatchMessage:
 
 def manifest_batches(message: BatchMessage, spool_dir: Path, batch_size_rows: int,
                      batch_max_bytes: int, policy: BatchFilePolicy
-                     ) -> Iterator[SpooledBatch]:
+                     ) -> Iterator[Batch]:
     """Yield the checkable batches of every manifest file, in manifest order, once
     ``policy`` admitted every file of the manifest (so a refused entry loads nothing
     of its message).

@@ -42,7 +42,7 @@ from dativo.audit import AuditLog
 from dativo.metrics import RunMetrics
 from dativo.open_files import OpenFiles
 from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
-from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
+from target_dativo_iceberg.batches import Batch, CheckedBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
 from target_dativo_iceberg.settings import TargetSettings
@@ -236,7 +236,7 @@ class Committer:
         if sink.table is None:
             sink.table = writer.ensure_table(sink.contract, sink.table_schema)
 
-    def _stage(self, sink: StreamSink, batch: SpooledBatch, checked: CheckedBatch,
+    def _stage(self, sink: StreamSink, batch: Batch, checked: CheckedBatch,
                drain: int, state: Any = None) -> None:
         """Write one batch's rejected rows, and its valid rows, as data files."""
         stream, stats = batch.stream, self.stats[batch.stream]

@@ -35,12 +35,13 @@ from dativo.contracts import Contract, arrow_schema, compile_contract
 from dativo.errors import CodecError
 from dativo.metrics import MetricsSettings, RunMetrics
 from dativo.open_files import OpenFiles
-from target_dativo_iceberg.batches import RejectedRecord, SpooledBatch, StreamBuffer
+from target_dativo_iceberg.batches import Batch, RejectedRecord
 from target_dativo_iceberg.committer import Committer
 from target_dativo_iceberg.input_timer import FlushTimer
 from target_dativo_iceberg.progress_lines import TargetProgress
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.sinks import CheckedDrain, StreamSink, StreamStats
+from target_dativo_iceberg.stream_buffer import StreamBuffer
 from target_dativo_iceberg.stream_contracts import (
     StreamTables,
     contract_for_stream,
@@ -205,7 +206,7 @@ class Loader:
         """Where batches are spooled; removed with everything in it by :meth:`close`."""
         return Path(self._spool_dir.name)
 
-    def on_batch(self, stream: str, batches: Iterable[SpooledBatch], line: int) -> None:
+    def on_batch(self, stream: str, batches: Iterable[Batch], line: int) -> None:
         """Queue the files of a BATCH message (input line ``line``), each as a batch of
         its own (built lazily by ``batch_messages``, after the SCHEMA check).
 
@@ -318,7 +319,7 @@ class Loader:
         if first is not None:
             raise first
 
-    def _check_all(self, batches: list[tuple[StreamSink, SpooledBatch, bool]]
+    def _check_all(self, batches: list[tuple[StreamSink, Batch, bool]]
                    ) -> CheckedDrain:
         try:
             return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema,

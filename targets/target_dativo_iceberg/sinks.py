@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dativo.contracts import CompiledContract, Contract
-from target_dativo_iceberg.batches import CheckedBatch, SpooledBatch
+from target_dativo_iceberg.batches import Batch, CheckedBatch
 from target_dativo_iceberg.staging import VERSION_COLUMN, VERSION_FIELDS
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class StreamSink:
         return pa.schema([*self.schema, *VERSION_FIELDS])
 
 
-CheckedDrain = list[tuple[StreamSink, SpooledBatch, CheckedBatch]]
+CheckedDrain = list[tuple[StreamSink, Batch, CheckedBatch]]
 
 
 def with_version_columns(rows: pa.Table, current: int | None) -> pa.Table:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dativo.contracts import Contract, FieldSpec, arrow_schema, compile_contract
-from target_dativo_iceberg.batches import SpooledBatch
+from target_dativo_iceberg.batch_spooled import SpooledBatch
 
 
 def check(tmp_path: Path, fields: list[FieldSpec], records: list[dict[str, Any]]):

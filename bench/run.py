@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -21,8 +20,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -40,7 +37,7 @@ from bench import (
     many_streams,
     meltano_project,
 )
-from bench.generate import ensure_file, records_from_env
+from bench.generate import ORDERS, ORDERS_STREAM, ensure_file, records_from_env
 from bench.postgres_tap import (
     LARGE_FACTOR,
     ONE_ROW_STREAM,
@@ -50,79 +47,33 @@ from bench.postgres_tap import (
     count_batch_rows,
     count_records,
 )
+from bench.report import (
+    FLOOR_OF,
+    FLOOR_RUNS,
+    LABELS,
+    RUN_GROUPS,
+    RUN_NAMES,
+    RUN_ONCE,
+    Result,
+    render,
+)
 
 RUNS_DIR = WORK_DIR / "runs"
 RESULTS_FILE = WORK_DIR / "results.md"
+ORDERS_FILE = WORK_DIR / "orders.singer.jsonl"
+ONE_RECORD_FILE = WORK_DIR / "events-1.singer.jsonl"
 SAMPLE_SECONDS = 0.05
-GOAL_FLOOR_RATIO = 0.5
-GOAL_PEAK_RSS_MB = 512
 FLOOR_CODE = "import sys, orjson\nfor line in sys.stdin.buffer: orjson.loads(line)\n"
+STARTUP_FLOOR_CODE = "import pyarrow"
 BOX_CHARS = "│╭╰"
-RUN_NAMES = ("floor", "target", "meltano", "peer", "batch_parquet", "batch_parquet_one",
-             "batch_jsonl", "upsert", "large", "streams", "markdown_kv", "pg_tap", "pg_batch",
-             "pg_batch_large", "pg_peer", "pg_iceberg", "pg_iceberg_one", "csv_floor",
-             "csv_tap")
-LABELS = {
-    "floor": "orjson parse floor",
-    "target": "target-dativo-iceberg (pipe)",
-    "meltano": "target-dativo-iceberg (meltano run)",
-    "peer": "peer: singer-sdk BatchSink + pyiceberg",
-    "batch_parquet": "target-dativo-iceberg (BATCH, Parquet manifest)",
-    "batch_parquet_one": "fixed cost: the same, one Parquet row",
-    "batch_jsonl": "target-dativo-iceberg (BATCH, jsonl.gz manifest)",
-    "upsert": "target-dativo-iceberg (upsert N records into an N-row table)",
-    "large": "target-dativo-iceberg (>= 2 GiB stream, default file sizing)",
-    "streams": f"target-dativo-iceberg ({many_streams.STREAMS:,} streams, 1 row each)",
-    "markdown_kv": "target-dativo-iceberg (format: markdown_kv, storage: string)",
-    "pg_tap": "tap-dativo-postgres (N-row table to stdout)",
-    "pg_batch": "tap-dativo-postgres (same table to Parquet BATCH files)",
-    "pg_batch_large": "tap-dativo-postgres (10N-row table to Parquet BATCH files)",
-    "pg_peer": "peer: meltanolabs-tap-postgres (same table to stdout)",
-    "pg_iceberg": "PostgreSQL -> Iceberg through BATCH (tap | target)",
-    "pg_iceberg_one": "fixed cost: the same, a one-row table",
-    "csv_floor": "CSV floor: csv.reader + orjson.dumps per row (N-row, 10-column CSV)",
-    "csv_tap": "tap-dativo-csv (same CSV to RECORDs on stdout)",
-}
-# Runs of one row: what a run costs before its first row (interpreter, imports, catalog,
-# table creation); the row above each is the same run with N rows.
-FIXED_COST_RUNS = {"batch_parquet_one": "batch_parquet", "pg_iceberg_one": "pg_iceberg"}
-# Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
-# file, so the orjson floor does not apply; the goal compares the two taps.
-TAP_RUNS = ("pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
-            "pg_iceberg_one")
-GOAL_FLAT_MEMORY = 1.2  # peak RSS at 10N rows / at N rows
-GOAL_TAP_VS_PEER = 5.0
-GOAL_PG_ICEBERG_ROWS_PER_SECOND = 1_000_000
-TARGET_RUNS = ("target", "meltano", "batch_parquet", "batch_jsonl")
-# Runs whose input is not the events file: no floor ratio, but the same RSS goal.
-OWN_INPUT_RUNS = ("upsert", "large", "streams", "batch_parquet_one")
-RUN_ONCE = ("peer", "large", "streams", "pg_batch_large")
-GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
-# The CSV tap rows (bench/csv_tap.py): their input is a CSV file, so they have a floor
-# of their own in the same run; the goal is the tap at >= 0.5x that floor.
-CSV_RUNS = ("csv_floor", "csv_tap")
-GOAL_CSV_FLOOR_RATIO = 0.5
+# One-row runs take well under a second: more samples, so the median is steady.
+FIXED_COST_REPEAT = 7
 
 
 def venv_bin() -> Path:
     """The venv's bin dir (not resolved: resolving the python symlink leaves the venv)."""
     local = BENCH_DIR.parent / ".venv" / "bin"
     return local if local.is_dir() else Path(sys.executable).parent
-
-
-@dataclass
-class Result:
-    key: str
-    seconds: float | None = None
-    peak_rss: int = 0
-    rows: int | None = None
-    dead_letter_rows: int = 0
-    expected_rows: int | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 class RssSampler(threading.Thread):
@@ -286,6 +237,53 @@ class Bench:
         result.expected_rows = 1
         self._batch(result, "parquet", records=1)
 
+    def batch_parquet_large(self, result: Result) -> None:
+        """The BATCH Parquet route at 10N rows, where the fixed cost no longer decides."""
+        result.expected_rows = self.records * LARGE_FACTOR
+        self._batch(result, "parquet", records=result.expected_rows)
+
+    def startup_floor(self, result: Result) -> None:
+        """The interpreter and pyarrow: what any Arrow-based target pays before a row."""
+        result.seconds, result.peak_rss = measure(
+            [sys.executable, "-c", STARTUP_FLOOR_CODE], stdin=None,
+            run_dir=self._dir("startup-floor"), env=self.env, timeout=self.timeout)
+
+    def record_one(self, result: Result) -> None:
+        """SCHEMA, one RECORD, STATE through the pipe into a new SQLite catalog: the
+        whole cost of a run that loads one row (imports, catalog, table, commit)."""
+        result.expected_rows = 1
+        events = ensure_file(ONE_RECORD_FILE, 1)
+        run_dir = self._dir("record-one")
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        result.seconds, result.peak_rss = measure(
+            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)], stdin=events,
+            run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, result.dead_letter_rows = count_rows(run_dir)
+
+    def floor_orders(self, result: Result) -> None:
+        result.seconds, result.peak_rss = measure(
+            [sys.executable, "-c", FLOOR_CODE], stdin=self._orders(),
+            run_dir=self._dir("floor-orders"), env=self.env, timeout=self.timeout)
+
+    def target_orders(self, result: Result) -> None:
+        """The pipe on the second stream shape (bench/generate.py ORDERS): no contract,
+        so its SCHEMA is the contract and is checked (validation_mode warn)."""
+        run_dir = self._dir("target-orders")
+        cfg = run_dir / "cfg.json"
+        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
+        result.seconds, result.peak_rss = measure(
+            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)],
+            stdin=self._orders(), run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows = count_table_rows(run_dir, (TENANT, "default", ORDERS_STREAM))
+
+    def _orders(self) -> Path:
+        """The orders file for N records, generated on first use and read once so the
+        page cache holds it, as main does for the events file."""
+        path = ensure_file(ORDERS_FILE, self.records, ORDERS)
+        warm(path)
+        return path
+
     def _batch(self, result: Result, fmt: str, records: int | None = None) -> None:
         """BATCH messages naming pre-generated files (bench/batch_manifest.py) on stdin;
         the time includes reading the files, which the target does itself."""
@@ -430,7 +428,11 @@ class Bench:
         step: Callable[[Result], None] = getattr(self, key)
         print(f"--> {LABELS[key]} ...", flush=True)
         samples: list[Result] = []
-        for _ in range(1 if key in RUN_ONCE else repeat):
+        if key in RUN_ONCE:
+            repeat = 1
+        elif FLOOR_OF.get(key, key) == "startup_floor":
+            repeat = max(repeat, FIXED_COST_REPEAT)
+        for _ in range(repeat):
             sample = Result(key)
             try:
                 step(sample)
@@ -446,7 +448,7 @@ class Bench:
         else:
             result = next(r for r in samples if not r.ok)
         expected = result.expected_rows or self.records
-        if result.ok and key != "floor" and result.rows != expected:
+        if result.ok and key not in FLOOR_RUNS and result.rows != expected:
             result.error = (f"row count mismatch: expected {expected:,}, table has "
                             f"{result.rows:,} (dead-letter rows: {result.dead_letter_rows:,})")
         status = (f"median {result.seconds:.2f}s" if result.ok and result.seconds
@@ -455,140 +457,11 @@ class Bench:
         return result
 
 
-def render(results: list[Result], records: int, file_mb: float,
-           notes: Sequence[str] = ()) -> tuple[str, bool]:
-    """Markdown report (table + goal checks); also whether every run succeeded."""
-    floor = next((r for r in results if r.key == "floor" and r.ok), None)
-    lines = [
-        f"# dativo-ingest bench: {records:,} records ({file_mb:.0f} MB of Singer JSON)",
-        "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, Python {platform.python_version()}"
-        f", {platform.machine()}, {os.cpu_count()} CPUs",
-        "",
-        "| run | seconds | rec/s | x floor | peak RSS MB |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        if not r.ok or not r.seconds:
-            lines.append(f"| {LABELS[r.key]} | FAILED | | | |")
-            continue
-        ratio = (f"{floor.seconds / r.seconds:.2f}x" if floor and floor.seconds
-                 and r.key not in TAP_RUNS + OWN_INPUT_RUNS + CSV_RUNS else "n/a")
-        rows = r.expected_rows or records
-        lines.append(f"| {LABELS[r.key]} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
-                     f"{ratio} | {r.peak_rss / 2**20:.0f} |")
-    lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
-    for r in results:
-        if r.key not in TARGET_RUNS or not r.ok or not r.seconds:
-            continue
-        if r.key == "batch_parquet":
-            rate = records / r.seconds
-            verdict = "PASS" if rate >= GOAL_BATCH_PARQUET_ROWS_PER_SECOND else "FAIL"
-            lines.append(f"- {verdict}: {LABELS[r.key]} {rate:,.0f} rows/s "
-                         f"(goal >= {GOAL_BATCH_PARQUET_ROWS_PER_SECOND:,} rows/s)")
-        if floor and floor.seconds:
-            ratio = floor.seconds / r.seconds
-            verdict = "PASS" if ratio >= GOAL_FLOOR_RATIO else "FAIL"
-            lines.append(f"- {verdict}: {LABELS[r.key]} throughput {ratio:.2f}x floor "
-                         f"(goal >= {GOAL_FLOOR_RATIO}x)")
-        mb = r.peak_rss / 2**20
-        verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
-        scope = " (whole tree: meltano + tap + target)" if r.key == "meltano" else ""
-        lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB{scope} "
-                     f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
-    for r in results:
-        if r.key in OWN_INPUT_RUNS and r.ok:
-            mb = r.peak_rss / 2**20
-            verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
-            lines.append(f"- {verdict}: {LABELS[r.key]} peak RSS {mb:.0f} MB "
-                         f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
-    lines += _markdown_kv_checks({r.key: r for r in results if r.ok and r.seconds}, records)
-    done = {r.key: r for r in results if r.ok and r.seconds}
-    lines += _postgres_checks(done, records)
-    lines += _csv_checks(done, records)
-    lines += _fixed_cost_notes(done, records)
-    if notes:
-        lines += ["", "## Data-file sizes", "", *notes]
-    failed = [r for r in results if not r.ok]
-    if failed:
-        lines += ["", "Failed runs:", ""]
-        lines += [f"- {LABELS[r.key]}: {r.error}" for r in failed]
-    return "\n".join(lines) + "\n", not failed
-
-
-def _fixed_cost_notes(done: dict[str, Result], records: int) -> list[str]:
-    """Per run with a one-row twin: the fixed cost, and the rows/s of the rows beyond it
-    (what a longer run approaches)."""
-    lines = []
-    for one_key, key in FIXED_COST_RUNS.items():
-        one, run = done.get(one_key), done.get(key)
-        if one is None or run is None or run.seconds <= one.seconds:
-            continue
-        marginal = (records - 1) / (run.seconds - one.seconds)
-        lines.append(f"- info: {LABELS[key]}: {one.seconds:.2f} s of its {run.seconds:.2f} s "
-                     f"are the fixed cost of a one-row run; beyond it {marginal:,.0f} rows/s")
-    return lines
-
-
-def _postgres_checks(done: dict[str, Result], records: int) -> list[str]:
-    """tap-dativo-postgres against meltanolabs-tap-postgres (same table, same run), on
-    the RECORD path (info) and the BATCH path (the goal); PostgreSQL -> Iceberg rows/s."""
-    lines = []
-    peer = done.get("pg_peer")
-    for key, kind in (("pg_tap", "info"), ("pg_batch", "goal")):
-        run = done.get(key)
-        if peer is None or run is None:
-            continue
-        ratio = peer.seconds / run.seconds
-        verdict = "info" if kind == "info" else (
-            "PASS" if ratio >= GOAL_TAP_VS_PEER else "FAIL")
-        goal = "" if kind == "info" else f" (goal >= {GOAL_TAP_VS_PEER}x)"
-        lines.append(f"- {verdict}: {LABELS[key]} {ratio:.2f}x meltanolabs-tap-postgres{goal}")
-    small, large = done.get("pg_batch"), done.get("pg_batch_large")
-    if small is not None and large is not None:
-        ratio = large.peak_rss / max(1, small.peak_rss)
-        verdict = "PASS" if ratio <= GOAL_FLAT_MEMORY else "FAIL"
-        lines.append(f"- {verdict}: {LABELS['pg_batch_large']} peak RSS "
-                     f"{large.peak_rss / 2**20:.0f} MB, {ratio:.2f}x that of N rows "
-                     f"(goal <= {GOAL_FLAT_MEMORY}x: memory flat in the table size)")
-    run = done.get("pg_iceberg")
-    if run is not None:
-        rate = records / run.seconds
-        verdict = "PASS" if rate >= GOAL_PG_ICEBERG_ROWS_PER_SECOND else "FAIL"
-        lines.append(f"- {verdict}: {LABELS['pg_iceberg']} {rate:,.0f} rows/s "
-                     f"(goal >= {GOAL_PG_ICEBERG_ROWS_PER_SECOND:,} rows/s)")
-    return lines
-
-
-def _csv_checks(done: dict[str, Result], records: int) -> list[str]:
-    """tap-dativo-csv against the CSV floor of the same run (the goal), rows/s of both."""
-    floor, run = done.get("csv_floor"), done.get("csv_tap")
-    if floor is None or run is None:
-        return []
-    ratio = floor.seconds / run.seconds
-    verdict = "PASS" if ratio >= GOAL_CSV_FLOOR_RATIO else "FAIL"
-    return [f"- {verdict}: {LABELS['csv_tap']} {records / run.seconds:,.0f} rows/s, "
-            f"{ratio:.2f}x the CSV floor ({records / floor.seconds:,.0f} rows/s; goal >= "
-            f"{GOAL_CSV_FLOOR_RATIO}x)"]
-
-
-def _markdown_kv_checks(done: dict[str, Result], records: int) -> list[str]:
-    """Markdown-KV rendering against the Parquet path of the same run (no rate goal:
-    rendering runs in Python per record, for documents meant for LLMs), and its RSS."""
-    run = done.get("markdown_kv")
-    if run is None:
-        return []
-    lines = []
-    parquet = done.get("target")
-    if parquet is not None:
-        lines.append(f"- info: Markdown-KV rendering {records / run.seconds:,.0f} rec/s, "
-                     f"{parquet.seconds / run.seconds:.2f}x the Parquet path "
-                     f"({records / parquet.seconds:,.0f} rec/s)")
-    mb = run.peak_rss / 2**20
-    verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
-    lines.append(f"- {verdict}: {LABELS['markdown_kv']} peak RSS {mb:.0f} MB "
-                 f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
-    return lines
+def warm(path: Path) -> None:
+    """Read ``path`` once so the page cache holds it and the first run is not penalised."""
+    with path.open("rb") as fh:
+        while fh.read(8 * 1024 * 1024):
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -596,12 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=records_from_env(),
                         help="records to generate (default 1,000,000 or $DATIVO_BENCH_RECORDS)")
     parser.add_argument("--runs", default=",".join(RUN_NAMES),
-                        help=f"comma-separated subset of {','.join(RUN_NAMES)}")
+                        help=f"comma-separated subset of {','.join(RUN_NAMES)}, or a "
+                             f"group: {', '.join(f'{k} ({v})' for k, v in RUN_GROUPS.items())}")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per measurement, median reported (the peer runs once)")
     args = parser.parse_args(argv)
-    keys = [k.strip() for k in args.runs.split(",") if k.strip()]
+    keys = [k for name in args.runs.split(",") if name.strip()
+            for k in RUN_GROUPS.get(name.strip(), (name.strip(),))]
     unknown = sorted(set(keys) - set(RUN_NAMES))
     if unknown:
         parser.error(f"unknown runs: {', '.join(unknown)}")
@@ -609,9 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     print(f"Generating {args.records:,} records -> {EVENTS_FILE} (reused if present)", flush=True)
     events = ensure_file(EVENTS_FILE, args.records)
-    with events.open("rb") as fh:  # warm the page cache so the first run is not penalised
-        while fh.read(8 * 1024 * 1024):
-            pass
+    warm(events)
     if RUNS_DIR.exists():
         shutil.rmtree(RUNS_DIR)
     RUNS_DIR.mkdir(parents=True)

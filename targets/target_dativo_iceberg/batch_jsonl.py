@@ -27,23 +27,21 @@ import pyarrow.json as pa_json
 
 from dativo.contracts import REASONS_COLUMN, CompiledContract
 from dativo.errors import CodecError
+from dativo.iceberg.staging import VERSION_COLUMN
 from target_dativo_iceberg.batch_roots import BatchSource
 from target_dativo_iceberg.batch_sources import (
     GZIP_MAGIC,
     BatchMessage,
     BlockReader,
+    FilePart,
+    TapFileBatch,
     decompressed_blocks,
     open_input,
     open_native,
     unreadable,
 )
-from target_dativo_iceberg.batches import (
-    CheckedBatch,
-    RejectedRecord,
-    SpooledBatch,
-    check_pretyped,
-)
-from target_dativo_iceberg.staging import VERSION_COLUMN
+from target_dativo_iceberg.batch_spooled import SpooledBatch
+from target_dativo_iceberg.batches import Batch, CheckedBatch, RejectedRecord, check_pretyped
 
 LOGGER = logging.getLogger(__name__)
 _RECORD_OPEN = b'{"record":'
@@ -53,14 +51,9 @@ _NO_LIMIT = 1 << 62
 
 
 @dataclass
-class FileSpooledBatch(SpooledBatch):
+class FileSpooledBatch(FilePart, SpooledBatch):
     """Spooled records of one BATCH file: every row is the BATCH message's line, and
     errors also name the file and the 1-based row in it."""
-
-    uri: str = ""
-    batch_line: int = 0
-    first_row: int = 0  # rows of the file before this batch
-    version: int | None = None  # the BATCH message's, for every row
 
     def line_number(self, row: int) -> int:
         return self.batch_line
@@ -74,15 +67,11 @@ class FileSpooledBatch(SpooledBatch):
     def _versions(self, con: duckdb.DuckDBPyConnection) -> pa.ChunkedArray:
         return pa.chunked_array([version_column(self.version, self.rows)])
 
-    def where(self, row: int) -> str:
-        return f"file {self.uri} row {self.first_row + row + 1}"
-
     def _rejected(self, rows: list[int], reasons: list[list[dict[str, str]]]
                   ) -> list[RejectedRecord]:
         """As for RECORDs; the log also names the file and row, which the dead-letter
         row (keyed by the BATCH message's line) cannot."""
-        LOGGER.info("Stream '%s': %d row(s) of BATCH %s rejected", self.stream, len(rows),
-                    self.where(rows[0]))
+        self.log_rejected(self.stream, rows)
         return super()._rejected(rows, reasons)
 
     def _codec_error(self, exc: duckdb.Error) -> CodecError:
@@ -242,7 +231,7 @@ class _Spool:
 
 # -- whole files, read directly -----------------------------------------------------
 def jsonl_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
-                  batch_size_rows: int, batch_max_bytes: int) -> Iterator[FileSpooledBatch]:
+                  batch_size_rows: int, batch_max_bytes: int) -> Iterator[Batch]:
     """One direct batch for a file of at most ``batch_max_bytes`` (decompressed),
     else spooled batches of ``batch_size_rows``. Opens the file here, so a missing
     one fails at its BATCH line.
@@ -255,9 +244,8 @@ def jsonl_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
         yield from spool_jsonl(message, source, spool_dir, batch_size_rows,
                                whole_file=size == _NO_LIMIT)
         return
-    yield DirectJsonlBatch(message.stream, source.uri, uri=source.uri,
-                           batch_line=message.line, version=message.version,
-                           gzipped=gzipped, spool_dir=spool_dir, source=source)
+    yield DirectJsonlBatch(message.stream, spool_dir, gzipped, uri=source.uri,
+                           batch_line=message.line, version=message.version, source=source)
 
 
 def _probe(message: BatchMessage, source: BatchSource) -> tuple[bool, int]:
@@ -285,17 +273,14 @@ def _probe(message: BatchMessage, source: BatchSource) -> tuple[bool, int]:
 
 
 @dataclass
-class DirectJsonlBatch(FileSpooledBatch):
-    """A whole jsonl file, parsed by pyarrow on the check thread (``path`` is its URI,
-    the tap's file: :meth:`discard` leaves it alone). ``rows`` is known after
-    :meth:`check`."""
+class DirectJsonlBatch(TapFileBatch):
+    """A whole jsonl file, parsed by pyarrow on the check thread; ``rows`` is known
+    after :meth:`check`."""
 
+    stream: str
+    spool_dir: Path
     gzipped: bool = False
-    spool_dir: Path = Path()
-    source: BatchSource | None = None  # the admitted file (set by jsonl_batches)
-
-    def discard(self) -> None:
-        """Nothing to delete: the file belongs to the tap."""
+    rows: int = 0
 
     def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
               schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
@@ -311,12 +296,6 @@ class DirectJsonlBatch(FileSpooledBatch):
         return split_checked(check_pretyped(con, compiled, records), schema, self._rejected,
                              read_versions, self.version)
 
-    def _source(self) -> BatchSource:
-        if self.source is None:
-            raise CodecError(f"stream '{self.stream}': BATCH manifest file {self.uri} was "
-                             "never admitted by batch_roots", line=self.batch_line)
-        return self.source
-
     def _message(self) -> BatchMessage:
         return BatchMessage(self.stream, "jsonl", "gzip" if self.gzipped else "none",
                             (self.uri,), self.batch_line, self.version)
@@ -330,8 +309,8 @@ class DirectJsonlBatch(FileSpooledBatch):
         try:
             # gzip through our capped inflater: its trailer's size may lie (a bomb).
             source = (pa.PythonFile(BlockReader(decompressed_blocks(self._message(),
-                                                               self._source())), mode="r")
-                      if self.gzipped else open_native(self._source()))
+                                                               self.source)), mode="r")
+                      if self.gzipped else open_native(self.source))
             with source:
                 table = pa_json.read_json(
                     source, read_options=pa_json.ReadOptions(block_size=_STRICT_BLOCK_BYTES),
@@ -350,7 +329,7 @@ class DirectJsonlBatch(FileSpooledBatch):
                        schema: pa.Schema, read_versions: bool) -> CheckedBatch:
         """The RECORD path's per-record checks over a spool of the file (one batch:
         the file fits ``batch_max_bytes``)."""
-        spooled = list(spool_jsonl(self._message(), self._source(), self.spool_dir,
+        spooled = list(spool_jsonl(self._message(), self.source, self.spool_dir,
                                    _NO_LIMIT))
         if not spooled:
             self.rows = 0
@@ -366,12 +345,11 @@ class DirectJsonlBatch(FileSpooledBatch):
                   ) -> list[RejectedRecord]:
         """Re-read the file for the (few) rejected records, exactly as written; pyarrow
         skipped blank lines, so they are not counted here either."""
-        LOGGER.info("Stream '%s': %d row(s) of BATCH %s rejected", self.stream, len(rows),
-                    self.where(rows[0]))
+        self.log_rejected(self.stream, rows)
         wanted = dict(zip(rows, reasons, strict=True))
         out: list[RejectedRecord] = []
         index, pending = 0, b""
-        for block in decompressed_blocks(self._message(), self._source()):
+        for block in decompressed_blocks(self._message(), self.source):
             data = pending + block
             end = data.rfind(b"\n") + 1
             pending = data[end:]

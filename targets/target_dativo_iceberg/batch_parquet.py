@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -23,14 +23,14 @@ import pyarrow.parquet as pq
 
 from dativo.contracts import CompiledContract, FieldSpec
 from target_dativo_iceberg.batch_jsonl import FileSpooledBatch, split_checked
-from target_dativo_iceberg.batch_roots import BatchSource, RefusedFile
-from target_dativo_iceberg.batch_sources import BatchMessage, open_native, unreadable
-from target_dativo_iceberg.batches import (
-    CheckedBatch,
-    RejectedRecord,
-    SpooledBatch,
-    check_pretyped,
+from target_dativo_iceberg.batch_roots import BatchSource
+from target_dativo_iceberg.batch_sources import (
+    BatchMessage,
+    TapFileBatch,
+    open_native,
+    unreadable,
 )
+from target_dativo_iceberg.batches import CheckedBatch, RejectedRecord, check_pretyped
 
 LOGGER = logging.getLogger(__name__)
 ROW = "__dativo_row"  # DuckDB's alias for a whole row
@@ -51,9 +51,8 @@ def parquet_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
         raise unreadable(message.stream, message.line, uri, exc) from exc
 
     def batch(groups: list[int], first_row: int, rows: int) -> ParquetFileBatch:
-        return ParquetFileBatch(message.stream, uri, rows=rows, uri=uri,
+        return ParquetFileBatch(message.stream, groups, spool_dir, rows, uri=uri,
                                 batch_line=message.line, first_row=first_row,
-                                row_groups=groups, spool_dir=spool_dir,
                                 version=message.version, source=source)
 
     groups: list[int] = []
@@ -70,23 +69,13 @@ def parquet_batches(message: BatchMessage, source: BatchSource, spool_dir: Path,
 
 
 @dataclass
-class ParquetFileBatch(SpooledBatch):
-    """Row groups of one Parquet BATCH file (``path`` is its URI; it is the tap's
-    file, so :meth:`discard` leaves it alone)."""
+class ParquetFileBatch(TapFileBatch):
+    """Row groups of one Parquet BATCH file."""
 
-    uri: str = ""
-    batch_line: int = 0
-    first_row: int = 0
-    row_groups: list[int] = field(default_factory=list)
-    spool_dir: Path = Path()
-    version: int | None = None  # the BATCH message's, for every row
-    source: BatchSource | None = None  # the admitted file (set by parquet_batches)
-
-    def line_number(self, row: int) -> int:
-        return self.batch_line
-
-    def discard(self) -> None:
-        """Nothing to delete: the file belongs to the tap."""
+    stream: str
+    row_groups: list[int]
+    spool_dir: Path
+    rows: int = 0
 
     def check(self, con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
               schema: pa.Schema, *, read_versions: bool = False) -> CheckedBatch:
@@ -99,8 +88,6 @@ class ParquetFileBatch(SpooledBatch):
             CodecError: The file cannot be read; names the BATCH line and the file.
         """
         try:
-            if self.source is None:
-                raise RefusedFile("was never admitted by batch_roots")
             with open_native(self.source) as handle:
                 table = pq.ParquetFile(handle).read_row_groups(self.row_groups)
         except (OSError, pa.ArrowException, ValueError) as exc:  # RefusedFile included
@@ -115,8 +102,7 @@ class ParquetFileBatch(SpooledBatch):
     def _rejected_rows(self, con: duckdb.DuckDBPyConnection, table: pa.Table, rows: list[int],
                        reasons: list[list[dict[str, str]]]) -> list[RejectedRecord]:
         """The (few) rejected rows as JSON, via DuckDB: no Python object per value."""
-        LOGGER.info("Stream '%s': %d row(s) of BATCH file %s row %d rejected",
-                    self.stream, len(rows), self.uri, self.first_row + rows[0] + 1)
+        self.log_rejected(self.stream, rows)
         texts = _rows_as_json(con, table.take(rows))
         return [RejectedRecord(self.batch_line, text, row_reasons)
                 for text, row_reasons in zip(texts, reasons, strict=True)]

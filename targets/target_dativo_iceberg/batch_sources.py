@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import io
+import logging
 import os
 import stat
 import zlib
@@ -32,7 +33,9 @@ from target_dativo_iceberg.batch_roots import (
     check_stat,
     too_big,
 )
+from target_dativo_iceberg.batches import Batch
 
+LOGGER = logging.getLogger(__name__)
 BatchFormat = Literal["jsonl", "parquet"]
 _FIX_HINT = ("check that the tap's batch_config storage is readable from the target "
              "(same machine or shared storage, credentials in the environment)")
@@ -55,6 +58,43 @@ class BatchMessage:
     line: int
     version: int | None = None
     """Table version of the rows (FULL_TABLE syncs with ACTIVATE_VERSION), if sent."""
+
+
+@dataclass(kw_only=True)
+class FilePart:
+    """Where a batch of a BATCH message comes from: every row is the message's input
+    line (``batch_line``) in errors and dead letters, and logs also name the file and
+    the row in it."""
+
+    uri: str
+    batch_line: int
+    first_row: int = 0  # rows of the file before this batch
+    version: int | None = None  # the BATCH message's, for every row
+
+    def where(self, row: int) -> str:
+        """``file <uri> row <n>`` for the batch's 0-based row ``row``."""
+        return f"file {self.uri} row {self.first_row + row + 1}"
+
+    def log_rejected(self, stream: str, rows: list[int]) -> None:
+        """Log the file and row of the first rejected row, which the dead-letter rows
+        (keyed by the BATCH message's line) cannot hold."""
+        LOGGER.info("Stream '%s': %d row(s) of BATCH %s rejected", stream, len(rows),
+                    self.where(rows[0]))
+
+
+@dataclass(kw_only=True)
+class TapFileBatch(FilePart, Batch):
+    """Rows read straight from the tap's file on the check thread: nothing is buffered
+    for them, and the file is the tap's, so :meth:`discard` leaves it alone."""
+
+    source: BatchSource  # the file, as admitted by batch_roots
+
+    @property
+    def bytes(self) -> int:
+        return 0
+
+    def discard(self) -> None:
+        """Nothing to delete: the file belongs to the tap."""
 
 
 def open_input(source: BatchSource) -> IO[bytes]:

@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from dativo.contracts import REASONS_COLUMN, CompiledContract
-from dativo.errors import CodecError
+from dativo.errors import CodecError, InternalError
+from dativo.iceberg.staging import VERSION_COLUMN
 from target_dativo_iceberg.batches import (
     Batch,
     CheckedBatch,
@@ -32,7 +33,6 @@ from target_dativo_iceberg.batches import (
     raw_record_json,
 )
 from target_dativo_iceberg.record_screen import first_invalid_utf8, screen_spool
-from target_dativo_iceberg.staging import VERSION_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 _STRICT_BLOCK_BYTES = 16 * 1024 * 1024  # pyarrow parses blocks in parallel; a line must fit
@@ -257,7 +257,7 @@ class SpooledBatch(Batch):
             "the tap must emit one JSON object per line with an object 'record'")
 
 
-class _BadJsonRows(Exception):
+class _BadJsonRows(InternalError):
     """Raised (internally) when only some records break rule ``json``: ``rows`` maps
     each spool row to its reasons."""
 

@@ -17,14 +17,15 @@ committed before it started, instead of waiting on an idle timeout.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import re
 import select
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg2
 import psycopg2.extensions
@@ -36,19 +37,54 @@ from tap_dativo_postgres import pgoutput
 from tap_dativo_postgres.client import (
     INTERVAL_ARRAY_OID,
     INTERVAL_OID,
+    PostgresConnector,
     describe,
     psycopg2_dsn,
     register_text_intervals,
+    select_rows,
 )
-from tap_dativo_postgres.streams import DELETED_AT, LSN, select_rows
 
 if TYPE_CHECKING:
-    from tap_dativo_postgres.streams import PostgresStream
+    import logging
+
+    from singer_sdk.helpers.types import Context
+    from sqlalchemy.sql import selectable
 
 MARKER_PREFIX = "dativo-tap-postgres"
 POLL_SECONDS = 1.0
 MAX_WAIT_SECONDS = 600.0
 Caster = Callable[[str], Any]
+LSN = "_sdc_lsn"
+DELETED_AT = "_sdc_deleted_at"
+CDC_COLUMNS: dict[str, dict[str, Any]] = {
+    LSN: {"type": ["integer", "null"],
+          "description": "WAL position of the change (the snapshot's position for "
+                         "snapshot rows)."},
+    DELETED_AT: {"type": ["string", "null"], "format": "date-time",
+                 "description": "Commit time of the delete; null for inserts and updates."},
+}
+
+
+class ChangeStream(Protocol):
+    """What :class:`ChangeReader` uses of its stream (``PostgresLogBasedStream``): the
+    snapshot's query and row typing are the FULL_TABLE stream's own."""
+
+    name: str
+    logger: logging.Logger
+    config: Any
+    state_manager: Any
+
+    @property
+    def pg_connector(self) -> PostgresConnector: ...
+
+    @property
+    def fetch_rows(self) -> int: ...
+
+    def get_context_state(self, context: Context | None) -> dict[str, Any]: ...
+
+    def build_query(self, *, context: Context | None = None) -> selectable.Select: ...
+
+    def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]: ...
 
 
 class ReplicationError(DativoError):
@@ -68,15 +104,39 @@ def slot_name(prefix: str, database: str, schema: str, table: str) -> str:
     return f"{name[:52]}_{digest}"
 
 
+def with_cdc_columns(entry: dict) -> dict:
+    """A copy of the catalog entry with ``_sdc_lsn`` and ``_sdc_deleted_at`` added.
+
+    Every other column becomes nullable too: a delete carries only the key columns
+    (unless the table has ``REPLICA IDENTITY FULL``).
+    """
+    entry = copy.deepcopy(entry)
+    schema = entry.setdefault("schema", {"type": "object", "properties": {}})
+    props = schema.setdefault("properties", {})
+    keys = set(entry.get("key_properties") or [])
+    for name, prop in props.items():
+        types = prop.get("type")
+        if name not in keys and isinstance(types, list) and "null" not in types:
+            prop["type"] = [*types, "null"]
+    for name, prop in CDC_COLUMNS.items():
+        props.setdefault(name, dict(prop))
+    metadata = entry.setdefault("metadata", [])
+    known = {tuple(item.get("breadcrumb", ())) for item in metadata}
+    for name in CDC_COLUMNS:
+        if ("properties", name) not in known:
+            metadata.append({"breadcrumb": ["properties", name],
+                             "metadata": {"inclusion": "automatic"}})
+    return entry
+
+
 class ChangeReader:
     """The records of one LOG_BASED stream for one run (see the module doc)."""
 
-    def __init__(self, stream: PostgresStream) -> None:
+    def __init__(self, stream: ChangeStream, schema: str, table: str) -> None:
         self.stream = stream
         self.url = stream.pg_connector.url
-        entry = stream._singer_catalog_entry
-        self.schema = entry.metadata.root.schema_name or "public"
-        self.table = str(entry.table)
+        self.schema = schema
+        self.table = table
         self.slot = slot_name(str(stream.config.get("replication_slot_prefix") or "dativo"),
                               str(self.url.database), self.schema, self.table)
         self.publication = str(stream.config.get("publication_name") or "dativo")

@@ -1,4 +1,5 @@
-"""The PostgreSQL connector: connection URL, session settings, discovery filters.
+"""The PostgreSQL connector: connection URL, session settings, discovery filters,
+and rows read through a server-side cursor (:func:`select_rows`).
 
 Every connection runs with ``TimeZone=UTC``, ``IntervalStyle=iso_8601`` and
 ``DateStyle=ISO``, so timestamptz values carry ``+00:00`` and intervals arrive as
@@ -8,10 +9,12 @@ fold months into 30 days).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psycopg2
@@ -24,6 +27,9 @@ from sqlalchemy.engine import Engine, reflection
 
 from dativo.errors import ConfigError
 from tap_dativo_postgres.types import PostgresToJSONSchema
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql import selectable
 
 SESSION_OPTIONS = "-c TimeZone=UTC -c IntervalStyle=iso_8601 -c DateStyle=ISO"
 INTERVAL_OID, INTERVAL_ARRAY_OID = 1186, 1187
@@ -210,3 +216,37 @@ def _closed(conn: sa.Connection) -> bool:
         return False
     dbapi = conn.connection.dbapi_connection
     return dbapi is not None and bool(getattr(dbapi, "closed", 0))
+
+
+def select_rows(conn: sa.Connection, query: selectable.Select,
+                fetch_rows: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """Column names and a lazy row iterator over a server-side cursor.
+
+    A named psycopg2 cursor (``DECLARE ... CURSOR``) fetches ``fetch_rows`` rows per
+    round trip, so memory stays flat whatever the table size. It runs in ``conn``'s
+    transaction (the CDC snapshot relies on that). Rows are the driver's tuples:
+    SQLAlchemy's per-value result processors would only copy them. (Parquet BATCH
+    files skip this: ``arrow_reader.py`` reads columns, not rows.)
+    """
+    compiled = query.compile(dialect=conn.dialect)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor(name=f"dativo_{uuid.uuid4().hex}")
+    cursor.itersize = fetch_rows
+    cursor.execute(str(compiled), compiled.params)
+    first = cursor.fetchmany(fetch_rows)  # a named cursor describes itself after a fetch
+    names = [column.name for column in cursor.description]
+
+    def rows() -> Iterator[Sequence[Any]]:
+        try:
+            batch = first
+            while batch:
+                yield from batch
+                batch = cursor.fetchmany(fetch_rows)
+        finally:
+            # A reader that stops early (singer-sdk's record limit) may close it after
+            # its transaction ended, when PostgreSQL has dropped the cursor already.
+            with contextlib.suppress(psycopg2.Error):
+                cursor.close()
+
+    return names, rows()

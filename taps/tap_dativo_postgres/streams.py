@@ -1,11 +1,9 @@
-"""One stream per table or view: FULL_TABLE, INCREMENTAL, or LOG_BASED (see cdc.py)."""
+"""One stream per table or view, FULL_TABLE or INCREMENTAL (LOG_BASED: log_based.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,11 +11,10 @@ import psycopg2
 import sqlalchemy as sa
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.sql import SQLStream
-from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
 from dativo.batch_files import BatchFilesStream, BatchFileWriter
 from dativo.errors import CodecError, ConfigError, DativoError
-from tap_dativo_postgres.client import PostgresConnector
+from tap_dativo_postgres.client import PostgresConnector, select_rows
 from tap_dativo_postgres.types import (
     NON_FINITE_ADVICE,
     Converter,
@@ -36,15 +33,6 @@ if TYPE_CHECKING:
 
     from tap_dativo_postgres.arrow_reader import ArrowTableReader
 
-LSN = "_sdc_lsn"
-DELETED_AT = "_sdc_deleted_at"
-CDC_COLUMNS: dict[str, dict[str, Any]] = {
-    LSN: {"type": ["integer", "null"],
-          "description": "WAL position of the change (the snapshot's position for "
-                         "snapshot rows)."},
-    DELETED_AT: {"type": ["string", "null"], "format": "date-time",
-                 "description": "Commit time of the delete; null for inserts and updates."},
-}
 DEFAULT_FETCH_ROWS = 10_000
 ColumnSelector = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
 
@@ -72,9 +60,6 @@ class PostgresStream(BatchFilesStream, SQLStream):
 
     def __init__(self, tap: Tap, catalog_entry: dict,
                  connector: PostgresConnector | None = None) -> None:
-        """The entry as :func:`prepare_entry` leaves it (the tap's input catalog has
-        been through it too)."""
-        catalog_entry = prepare_entry(catalog_entry)
         super().__init__(tap, catalog_entry, connector)
         props = self.schema.get("properties", {})
         self._decimal_text = frozenset(n for n, p in props.items() if is_decimal_text(p))
@@ -100,12 +85,7 @@ class PostgresStream(BatchFilesStream, SQLStream):
         return query
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Rows of the table (FULL_TABLE/INCREMENTAL) or its changes (LOG_BASED)."""
-        if self.replication_method == REPLICATION_LOG_BASED:
-            from tap_dativo_postgres.cdc import ChangeReader
-
-            yield from ChangeReader(self).records()
-            return
+        """Rows of the table, all of them or from the bookmark on."""
         self._check_replication_key()
         with self._source_errors(), self.pg_connector.connect() as conn:
             query = self.build_query(context=context)
@@ -176,8 +156,6 @@ class PostgresStream(BatchFilesStream, SQLStream):
         """Why the rows cannot go from ADBC straight to Parquet, if they cannot."""
         if batch_config.encoding.format != "parquet":
             return "the fast path writes Parquet"
-        if self.replication_method == REPLICATION_LOG_BASED:
-            return "LOG_BASED reads changes, not a table"
         if not self.unmapped():
             return "a stream map changes the records"
         binary_arrays = [name for name, prop in self.schema.get("properties", {}).items()
@@ -269,89 +247,3 @@ def _driver_errors() -> tuple[type[Exception], ...]:
 def record_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """The select-list expression for the RECORD path: see ``types.needs_text``."""
     return sa.cast(column, sa.Text).label(column.name) if needs_text(column.type) else column
-
-
-def select_rows(conn: sa.Connection, query: selectable.Select,
-                fetch_rows: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
-    """Column names and a lazy row iterator over a server-side cursor.
-
-    A named psycopg2 cursor (``DECLARE ... CURSOR``) fetches ``fetch_rows`` rows per
-    round trip, so memory stays flat whatever the table size. It runs in ``conn``'s
-    transaction (the CDC snapshot relies on that). Rows are the driver's tuples:
-    SQLAlchemy's per-value result processors would only copy them. (Parquet BATCH
-    files skip this: ``arrow_reader.py`` reads columns, not rows.)
-    """
-    compiled = query.compile(dialect=conn.dialect)
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor(name=f"dativo_{uuid.uuid4().hex}")
-    cursor.itersize = fetch_rows
-    cursor.execute(str(compiled), compiled.params)
-    first = cursor.fetchmany(fetch_rows)  # a named cursor describes itself after a fetch
-    names = [column.name for column in cursor.description]
-
-    def rows() -> Iterator[Sequence[Any]]:
-        try:
-            batch = first
-            while batch:
-                yield from batch
-                batch = cursor.fetchmany(fetch_rows)
-        finally:
-            # A reader that stops early (singer-sdk's record limit) may close it after
-            # its transaction ended, when PostgreSQL has dropped the cursor already.
-            with contextlib.suppress(psycopg2.Error):
-                cursor.close()
-
-    return names, rows()
-
-
-def prepare_entry(entry: dict) -> dict:
-    """A catalog entry with its replication method where singer-sdk reads it, and, when
-    LOG_BASED, the CDC columns.
-
-    The method may be the entry's ``replication_method`` (Meltano writes it there as
-    well as into the metadata) or stream metadata ``forced-replication-method``; a raw
-    dict may also carry metadata ``replication-method``, which singer-sdk's catalog
-    parser drops, so it is copied onto the entry here.
-    """
-    method = _entry_method(entry)
-    if method and not entry.get("replication_method"):
-        entry = {**entry, "replication_method": method}
-    if method == REPLICATION_LOG_BASED:
-        entry = with_cdc_columns(entry)
-    return entry
-
-
-def _entry_method(entry: dict) -> str | None:
-    if entry.get("replication_method"):
-        return str(entry["replication_method"])
-    for item in entry.get("metadata", []):
-        if not item.get("breadcrumb"):
-            meta = item.get("metadata", {})
-            return meta.get("replication-method") or meta.get("forced-replication-method")
-    return None
-
-
-def with_cdc_columns(entry: dict) -> dict:
-    """A copy of the catalog entry with ``_sdc_lsn`` and ``_sdc_deleted_at`` added.
-
-    Every other column becomes nullable too: a delete carries only the key columns
-    (unless the table has ``REPLICA IDENTITY FULL``).
-    """
-    entry = copy.deepcopy(entry)
-    schema = entry.setdefault("schema", {"type": "object", "properties": {}})
-    props = schema.setdefault("properties", {})
-    keys = set(entry.get("key_properties") or [])
-    for name, prop in props.items():
-        types = prop.get("type")
-        if name not in keys and isinstance(types, list) and "null" not in types:
-            prop["type"] = [*types, "null"]
-    for name, prop in CDC_COLUMNS.items():
-        props.setdefault(name, dict(prop))
-    metadata = entry.setdefault("metadata", [])
-    known = {tuple(item.get("breadcrumb", ())) for item in metadata}
-    for name in CDC_COLUMNS:
-        if ("properties", name) not in known:
-            metadata.append({"breadcrumb": ["properties", name],
-                             "metadata": {"inclusion": "automatic"}})
-    return entry

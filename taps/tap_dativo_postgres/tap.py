@@ -8,7 +8,8 @@ from singer_sdk.sql import SQLTap
 
 from dativo.batch_files import parse_batch_config
 from dativo.tap_runtime import ObservedTap
-from tap_dativo_postgres.streams import PostgresStream, prepare_entry
+from tap_dativo_postgres.log_based import prepare_entry, stream_class
+from tap_dativo_postgres.streams import PostgresStream
 from tap_dativo_postgres.writer import OrjsonSingerWriter
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -63,7 +64,9 @@ class TapDativoPostgres(ObservedTap, SQLTap):
     _catalog_prepared = False
 
     def discover_streams(self) -> list[PostgresStream]:
-        """singer-sdk's streams, after ``batch_config`` is checked (before any query).
+        """One stream per catalog entry, of the class its replication method needs
+        (:func:`~tap_dativo_postgres.log_based.stream_class`), after ``batch_config``
+        is checked (before any query).
 
         Raises:
             ConfigError: ``batch_config`` has a bad value, or asks for Parquet without
@@ -71,7 +74,9 @@ class TapDativoPostgres(ObservedTap, SQLTap):
         """
         parse_batch_config(self.config.get("batch_config"), tap=self.name,
                            parquet_needs=("pyarrow", "adbc_driver_postgresql"))
-        return super().discover_streams()  # type: ignore[return-value]
+        return [stream_class(entry)(tap=self, catalog_entry=entry,
+                                    connector=self.tap_connector)
+                for entry in self.catalog_dict["streams"]]
 
     @property
     def input_catalog(self) -> Catalog | None:

@@ -10,7 +10,6 @@ batch. Both must be set before pyarrow is imported or any thread starts.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 _M_ARENA_MAX = -8  # glibc mallopt parameter
@@ -21,10 +20,9 @@ def use_one_shared_heap() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     if "MALLOC_ARENA_MAX" in os.environ:
         return
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return
+    # The process's own symbols include libc's: no ctypes.util.find_library, which
+    # imports subprocess and runs ldconfig (~25 ms of every run's start-up).
     try:
-        ctypes.CDLL(libc_name).mallopt(_M_ARENA_MAX, 1)
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return

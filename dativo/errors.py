@@ -1,23 +1,53 @@
-"""The Dativo exception tree.
+"""The Dativo exception tree: every exception the project defines, and what each
+command makes of it.
 
-::
+A command (a tap, the target, ``dativo``) reports a :class:`DativoError` as one line and
+exit code 2 (:mod:`dativo.exit_codes`), with the traceback only at debug level. The
+:class:`InternalError` family is the exception: raised and handled inside the code
+(retried, dead-lettered, or translated into a family above with its stream, line or
+key), it never reaches a user as is; one that escapes is a bug, reported as unexpected
+with exit code 1. A class outside this module names its module::
 
-    DativoError                     root; the CLIs print one line and exit 2
-    ├── ConfigError                 a setting or file a user must fix
-    │   └── ContractLintError       an ODCS contract fails the schema or our semantic checks
-    ├── CodecError                  input that cannot be decoded (bad JSON, protocol order)
-    ├── ContractViolation           a batch had rejected records, in ``strict`` mode
-    └── CommitError                 an Iceberg commit failed after its retries
+    DativoError: the root; one line, exit 2
+    ├── ConfigError: a setting or a file it names is invalid; the message names the key
+    │   ├── ContractLintError: an ODCS contract fails the schema or our semantic checks
+    │   └── FatalApiError (dativo.resilience): the API refused a request (401, 403, 404)
+    ├── CodecError: input that cannot be decoded (bad JSON, protocol order, bad values)
+    │   ├── MarkdownKVError (dativo.markdown_kv.errors): text that is not Markdown-KV,
+    │   │       or a record that cannot be rendered as Markdown-KV
+    │   └── InvalidText (target_dativo_iceberg.batches): a pretyped string is not UTF-8
+    ├── ContractViolation: a batch had rejected records, in ``strict`` mode
+    ├── CommitError: an Iceberg commit failed after its retries
+    ├── ApiUnavailableError (dativo.resilience): an API kept failing; the run stops
+    │   ├── RetriesExhaustedError (dativo.resilience): a request failed every retry
+    │   └── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
+    ├── SourceError (tap_dativo_postgres.streams): PostgreSQL refused or broke off a read
+    ├── ReplicationError (tap_dativo_postgres.cdc): a replication step was refused
+    └── InternalError: handled where it is raised; escaping is a bug (exit 1)
+        ├── TransientFailure (dativo.resilience): an outcome worth retrying (429, 5xx,
+        │       a reset connection); the policy retries it, or raises ApiUnavailableError
+        ├── RefusedFile (target_dativo_iceberg.batch_roots): a BATCH file that is not
+        │       admitted; becomes a CodecError naming the stream, line and setting
+        ├── UnfitValue (tap_dativo_postgres.arrow_reader): a value the Arrow path cannot
+        │       carry; becomes a CodecError naming the stream, key and column
+        ├── NonFiniteDecimal (tap_dativo_postgres.types): a NaN or infinite numeric;
+        │       becomes a CodecError naming the stream, key and column
+        └── _BadJsonRows (target_dativo_iceberg.batch_spooled): some records of a batch
+                break rule ``json``; they are dead-lettered and the rest is loaded
 
-Every message names what is wrong and what to do about it. Third-party errors are
-translated where they are caught (``raise CommitError(...) from exc``).
+RefusedFile is a ``ValueError`` too: the BATCH file readers catch it with pyarrow's
+errors as ``ValueError``. Every message names what is wrong and what to do about it.
+Third-party errors are translated where they are caught (``raise CommitError(...) from
+exc``); the families a command reports without a translation are listed in
+:mod:`dativo.exit_codes`.
 """
 
 from __future__ import annotations
 
 
 class DativoError(Exception):
-    """Raised for any failure the user can act on; never for programming errors."""
+    """The root of every project exception: a failure the user can act on, or (the
+    :class:`InternalError` family) one handled inside the code; never a bug."""
 
 
 class ConfigError(DativoError):
@@ -95,3 +125,9 @@ class ContractViolation(DativoError):
 
 class CommitError(DativoError):
     """Raised when writing to the Iceberg catalog fails after retries."""
+
+
+class InternalError(DativoError):
+    """Raised and handled inside the code, never shown to a user as is: retried,
+    dead-lettered, or translated into a :class:`DativoError` with its context. One that
+    escapes is a bug, so the commands report it as unexpected (exit code 1)."""

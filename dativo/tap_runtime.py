@@ -3,8 +3,9 @@
 Mix :class:`ObservedTap` in before ``singer_sdk.Tap``. Every failure is one ERROR line
 in every entry point (sync, ``--discover``, ``--test``): a :class:`DativoError` (bad
 config, bad input, an API refusing) and the known third-party families (database
-driver, HTTP client and singer-sdk errors; see :func:`known_failure`) exit 2, anything
-else (a bug) exits 1; the traceback is only added at ``LOGLEVEL=DEBUG``. Config
+driver, HTTP client and singer-sdk errors; see :data:`dativo.exit_codes.KNOWN_FAILURES`)
+exit 2, anything else (a bug) exits 1; the traceback is only added at
+``LOGLEVEL=DEBUG``. Config
 validation names the key and what it expects, never a secret value
 (:mod:`dativo.schema_messages`). Secrets (settings marked secret, passwords in DSNs,
 key-shaped strings) are masked in every log line from before the config is validated;
@@ -17,18 +18,15 @@ lines (rows, rows/s per stream) every ``progress_interval_seconds`` and at the e
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import click
 from singer_sdk import typing as th
 from singer_sdk.helpers._batch import DEFAULT_BATCH_SIZE
 
-from dativo import logs, metrics
-from dativo.errors import DativoError
+from dativo import exit_codes, logs, metrics
 from dativo.metrics import MetricsSettings, RunMetrics
 from dativo.progress import DEFAULT_INTERVAL_SECONDS, ProgressReporter
 from dativo.schema_messages import validate_config
@@ -65,48 +63,6 @@ BATCH_SIZE_SETTING = th.Property(
     "batch_size", th.IntegerType, default=DEFAULT_BATCH_SIZE,
     description="Records per BATCH file.").to_dict()["batch_size"]
 
-RERUN = "a rerun starts again from the last STATE"
-DEBUG_HINT = "LOGLEVEL=DEBUG shows the traceback"
-_DATABASE = ("the source database failed", "check that the server is up and reachable and "
-             "the connection settings (host, port, user, password, database, sslmode or "
-             f"sqlalchemy_url); {RERUN}")
-_HTTP = ("an HTTP request failed", f"check api_base and the network; {RERUN}")
-_API = ("the API refused the request", f"check the credentials and the selection; {RERUN}")
-_CONFIG = ("the config is invalid", "fix the setting named above")
-KNOWN_FAILURES: dict[tuple[str, str], tuple[str, str]] = {
-    ("sqlalchemy.exc", "DBAPIError"): _DATABASE,
-    ("psycopg2", "Error"): _DATABASE,
-    ("adbc_driver_manager", "Error"): _DATABASE,
-    ("requests.exceptions", "RequestException"): _HTTP,
-    ("urllib3.exceptions", "HTTPError"): _HTTP,
-    ("stripe._error", "StripeError"): _API,
-    ("singer_sdk.exceptions", "FatalAPIError"): _API,
-    ("singer_sdk.exceptions", "RetriableAPIError"): _API,
-    ("singer_sdk.exceptions", "ConfigurationError"): _CONFIG,
-}
-"""Third-party exception families a user can act on (module, class; subclasses
-included), with what failed and what to check. Matched by name, so no driver is
-imported that the tap does not use."""
-
-
-def known_failure(exc: BaseException) -> str | None:
-    """One line for a known third-party failure (:data:`KNOWN_FAILURES`), else None."""
-    for cls in type(exc).__mro__:
-        found = KNOWN_FAILURES.get((cls.__module__, cls.__name__))
-        if found is not None:
-            what, hint = found
-            return f"{what}: {_first_line(exc)} ({type(exc).__name__}); {hint}"
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's own text: SQLAlchemy wraps it with the statement and a web link."""
-    cause = getattr(exc, "orig", None) or exc
-    errors = getattr(exc, "errors", None)  # singer-sdk's ConfigValidationError
-    text = "; ".join(map(str, errors)) if errors else str(cause)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(cause).__name__
-
 
 class _SyncFailureEcho(logging.Filter):
     """singer-sdk logs "An unhandled error occurred while syncing 'S'" before the error
@@ -137,31 +93,13 @@ def _naming_the_stream(message: str) -> str:
     return message
 
 
-@contextmanager
-def exit_on_dativo_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn every failure into one ERROR line: exit 2 for a :class:`DativoError` or a
-    known third-party failure (:func:`known_failure`), exit 1 for anything else.
-
-    The message names the file, line, stream or setting and the fix; a traceback would
-    bury it, so it is only added at log level DEBUG.
-    """
-    debug = logger.isEnabledFor(logging.DEBUG)
-    try:
-        yield
-    except DativoError as exc:
-        logger.error("%s", _naming_the_stream(str(exc)), exc_info=debug)
-        sys.exit(2)
-    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
-        raise  # click's own control flow (``ctx.exit()`` after --discover) and usage errors
-    except Exception as exc:
-        known = known_failure(exc)
-        if known is not None:
-            logger.error("%s", _naming_the_stream(known), exc_info=debug)
-            sys.exit(2)
-        logger.error("%s", _naming_the_stream(
-            f"unexpected {type(exc).__name__}: {_first_line(exc)}; {DEBUG_HINT}, please "
-            "report it"), exc_info=debug)
-        sys.exit(1)
+def _exit_cleanly(logger: logging.Logger) -> AbstractContextManager[None]:
+    """Every failure as one ERROR line naming its stream (:mod:`dativo.exit_codes`)."""
+    report = exit_codes.logged(logger)
+    return exit_codes.exit_on_error(
+        lambda line, exc: report(_naming_the_stream(line), exc),
+        hint="LOGLEVEL=DEBUG shows the traceback, please report it",
+        families=exit_codes.KNOWN_FAILURES)
 
 
 class _CountingWriter:
@@ -273,17 +211,17 @@ class ObservedTap:
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:
-        with exit_on_dativo_error(cls.logger):
+        with _exit_cleanly(cls.logger):
             super().invoke(**kwargs)  # type: ignore[misc]
 
     @classmethod
     def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
         """--discover runs in a click callback, outside ``invoke``: wrapped the same."""
-        with exit_on_dativo_error(cls.logger):
+        with _exit_cleanly(cls.logger):
             super().cb_discover(ctx, param, value)  # type: ignore[misc]
 
     @classmethod
     def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
         """--test runs in a click callback, outside ``invoke``: wrapped the same."""
-        with exit_on_dativo_error(cls.logger):
+        with _exit_cleanly(cls.logger):
             super().cb_test(ctx, param, value)  # type: ignore[misc]

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 import sqlalchemy.types as sat
 from sqlalchemy.dialects import postgresql as pg
 
+from dativo.errors import InternalError
 from tap_dativo_postgres.client import psycopg2_dsn
 from tap_dativo_postgres.types import NON_FINITE_ADVICE, needs_text
 
@@ -51,7 +52,7 @@ _DAYS = (-719_162, 2_932_896)
 _MICROS = (-62_135_596_800_000_000, 253_402_300_799_999_999)
 
 
-class UnfitValue(ValueError):
+class UnfitValue(InternalError):
     """A value the fast path cannot carry: a NaN or ±Infinity numeric, a ±infinity date
     or timestamp, or bytes of a type the driver cannot decode.
 

@@ -19,6 +19,8 @@ import sqlalchemy.types as sat
 from singer_sdk.sql.connector import SQLToJSONSchema
 from sqlalchemy.dialects import postgresql as pg
 
+from dativo.errors import InternalError
+
 # Iceberg (and Arrow's decimal128) hold at most 38 digits; wider or unconstrained
 # numerics travel as exact decimal strings instead.
 MAX_DECIMAL_PRECISION = 38
@@ -109,8 +111,9 @@ NON_FINITE_ADVICE = ("which JSON cannot carry exactly; store NULL instead, or ca
                      "to double precision in a view and select the view")
 
 
-class NonFiniteDecimal(ValueError):
-    """Raised when a numeric is NaN or ±Infinity, which JSON cannot carry exactly."""
+class NonFiniteDecimal(InternalError):
+    """Raised when a numeric is NaN or ±Infinity, which JSON cannot carry exactly; the
+    stream translates it into a :class:`~dativo.errors.CodecError` naming the row."""
 
 
 def _decimal(value: Decimal) -> Decimal:

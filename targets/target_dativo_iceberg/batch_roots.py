@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from dativo.errors import ConfigError
+from dativo.errors import ConfigError, InternalError
 
 DEFAULT_BATCH_ROOTS = ("./output/batches",)  # where the taps' batch_config writes by default
 DEFAULT_BATCH_MAX_FILE_BYTES = 1024 * 1024 * 1024
@@ -40,9 +40,11 @@ _KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "
           (stat.S_ISBLK, "device"), (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symlink"))
 
 
-class RefusedFile(ValueError):
+class RefusedFile(InternalError, ValueError):
     """Raised when a manifest entry is not admitted; the message continues the sentence
-    "BATCH manifest file <uri> ..." and names the setting to change."""
+    "BATCH manifest file <uri> ..." and names the setting to change. Readers translate
+    it into a :class:`CodecError` naming the stream and line; it is a ``ValueError`` for
+    the readers that catch it with pyarrow's errors."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,9 @@ import jsonschema
 import psycopg2
 import pytest
 
+from dativo.exit_codes import KNOWN_FAILURES
 from dativo.logs import SecretRedactor
 from dativo.schema_messages import describe
-from dativo.tap_runtime import KNOWN_FAILURES
 from tests.conftest import BIN, REPO, run_target, singer_lines
 from tests.integration.test_tap_postgres import discover, fresh_database, select, tap_config
 from tests.services.hubspot_api import TOKEN, HubSpotApi

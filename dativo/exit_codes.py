@@ -1,0 +1,144 @@
+"""The one place an exception becomes what a command prints and its exit code.
+
+Every command (each tap, the target, ``dativo``) ends a failure the same way, with
+:func:`exit_on_error`: one line and exit code :data:`USER_ERROR` (2) for a
+:class:`~dativo.errors.DativoError` or a known third-party family (:data:`SDK_FAILURES`,
+:data:`SOURCE_FAILURES`, a missing optional package); one ``unexpected`` line and
+:data:`BUG` (1) for anything else, an escaped
+:class:`~dativo.errors.InternalError` included. The traceback is only added in debug
+mode, and every line is redacted (:mod:`dativo.logs`): by the log handlers for the
+plugins, here for ``dativo``'s stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import click
+
+from dativo.errors import DativoError, InternalError
+from dativo.logs import SecretRedactor
+
+USER_ERROR = 2
+BUG = 1
+RERUN = "a rerun starts again from the last STATE"
+_DATABASE = ("the source database failed", "check that the server is up and reachable and "
+             "the connection settings (host, port, user, password, database, sslmode or "
+             f"sqlalchemy_url); {RERUN}")
+_HTTP = ("an HTTP request failed", f"check api_base and the network; {RERUN}")
+_API = ("the API refused the request", f"check the credentials and the selection; {RERUN}")
+Families = Mapping[tuple[str, str], tuple[str, str]]
+SDK_FAILURES: Families = {
+    ("singer_sdk.exceptions", "ConfigurationError"): ("the config is invalid",
+                                                      "fix the setting named above"),
+}
+"""singer-sdk's own config errors (its stream-map and flattening checks): every plugin's."""
+SOURCE_FAILURES: Families = {
+    ("sqlalchemy.exc", "DBAPIError"): _DATABASE,
+    ("psycopg2", "Error"): _DATABASE,
+    ("adbc_driver_manager", "Error"): _DATABASE,
+    ("requests.exceptions", "RequestException"): _HTTP,
+    ("urllib3.exceptions", "HTTPError"): _HTTP,
+    ("stripe._error", "StripeError"): _API,
+    ("singer_sdk.exceptions", "FatalAPIError"): _API,
+    ("singer_sdk.exceptions", "RetriableAPIError"): _API,
+}
+"""What a tap's source raises that a user can act on: (module, class; subclasses
+included) -> what failed, what to check. Matched by name, so no driver is imported that
+the tap does not use."""
+KNOWN_FAILURES: Families = {**SOURCE_FAILURES, **SDK_FAILURES}
+"""The families the taps report as user errors."""
+Report = Callable[[str, BaseException], None]
+"""Prints a failure's line, and in debug mode the exception's traceback."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a command makes of an exception."""
+
+    line: str
+    exit_code: int
+
+
+def describe(exc: BaseException, *, hint: str, families: Families | None = None,
+             extras: Mapping[str, str] | None = None) -> Failure:
+    """The line and exit code for ``exc``.
+
+    Args:
+        exc: What the command raised.
+        hint: Ends the line of an unexpected exception: how to get its traceback.
+        families: Third-party exception families that are user errors.
+        extras: Optional top-level modules -> the ``pip install`` argument providing them.
+    """
+    if isinstance(exc, DativoError) and not isinstance(exc, InternalError):
+        return Failure(str(exc), USER_ERROR)
+    for cls in type(exc).__mro__:
+        found = (families or {}).get((cls.__module__, cls.__name__))
+        if found is not None:
+            what, check = found
+            return Failure(f"{what}: {first_line(exc)} ({type(exc).__name__}); {check}",
+                           USER_ERROR)
+    if isinstance(exc, ModuleNotFoundError) and extras:
+        extra = extras.get((exc.name or "").split(".")[0])
+        if extra is not None:
+            return Failure(f"this command needs {exc.name}, which is not installed; "
+                           f"pip install '{extra}'", USER_ERROR)
+    return Failure(f"unexpected {type(exc).__name__}: {first_line(exc)}; {hint}", BUG)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of the error's own text: SQLAlchemy wraps the driver's with the
+    statement and a web link, singer-sdk's config errors keep theirs in ``errors``."""
+    cause = getattr(exc, "orig", None) or exc
+    errors = getattr(exc, "errors", None)
+    text = "; ".join(map(str, errors)) if isinstance(errors, (list, tuple)) and errors \
+        else str(cause)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
+@contextmanager
+def exit_on_error(report: Report, *, hint: str, families: Families | None = None,
+                  extras: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Report any exception of the block with ``report`` (see :func:`describe` for the
+    arguments) and exit with its code.
+
+    click's control flow (``ctx.exit()`` after ``--discover``) and usage errors pass
+    through, as do ``SystemExit`` and ``KeyboardInterrupt``.
+    """
+    try:
+        yield
+    except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        raise
+    except Exception as exc:
+        failure = describe(exc, hint=hint, families=families, extras=extras)
+        report(failure.line, exc)
+        sys.exit(failure.exit_code)
+
+
+def logged(logger: logging.Logger) -> Report:
+    """Report as one ERROR record of ``logger`` (the root handlers redact it), with the
+    traceback when ``logger`` is at DEBUG (``LOGLEVEL=DEBUG``)."""
+
+    def report(line: str, exc: BaseException) -> None:
+        logger.error("%s", line, exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
+
+    return report
+
+
+def echoed(debug: bool) -> Report:
+    """Report on stderr as ``error: <line>``, after the traceback if ``debug``; both
+    redacted."""
+
+    def report(line: str, exc: BaseException) -> None:
+        redact = SecretRedactor().redact
+        if debug:
+            click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
+        click.echo(f"error: {redact(line)}", err=True)
+
+    return report

@@ -1,7 +1,7 @@
 """The ``dativo`` command: lint contracts and look at landed tables.
 
-A :class:`DativoError` becomes one line on stderr and exit code 2; ``--debug`` shows
-the traceback.
+A :class:`~dativo.errors.DativoError` becomes one line on stderr and exit code 2;
+``--debug`` adds the traceback (:mod:`dativo.exit_codes`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from dativo.contracts import lint_document, load_yaml
-from dativo.errors import ConfigError, DativoError
+from dativo.errors import ConfigError
+from dativo.exit_codes import echoed, exit_on_error
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -24,7 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # What the table and maintenance commands import: dativo-core's iceberg extra.
-ICEBERG_MODULES = ("pyiceberg", "pyiceberg_core", "pyarrow", "duckdb")
+ICEBERG_EXTRA = {name: "dativo-core[iceberg]"
+                 for name in ("pyiceberg", "pyiceberg_core", "pyarrow", "duckdb")}
 
 
 @click.group()
@@ -37,25 +39,11 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     """Run a command: our errors are one line and exit 2; anything else (a catalog or
-    storage fault, a bug) one line and exit 1; ``--debug`` shows the traceback."""
-    try:
+    storage fault, a bug) one line and exit 1; ``--debug`` adds the traceback
+    (:mod:`dativo.exit_codes`)."""
+    with exit_on_error(echoed(bool(ctx.obj.get("debug"))), extras=ICEBERG_EXTRA,
+                       hint="rerun with --debug for the traceback"):
         code = action()
-    except DativoError as exc:
-        if ctx.obj.get("debug"):
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except Exception as exc:
-        if ctx.obj.get("debug"):
-            raise
-        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in (
-                ICEBERG_MODULES):
-            click.echo(f"error: this command needs {exc.name}, which is not installed; "
-                       "pip install 'dativo-core[iceberg]'", err=True)
-            sys.exit(2)
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc}; rerun with --debug for "
-                   "the traceback", err=True)
-        sys.exit(1)
     sys.exit(code)
 
 

@@ -12,7 +12,6 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 import orjson
 from singer_sdk import Target
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
@@ -21,6 +20,7 @@ from singer_sdk.helpers.capabilities import (
 
 from dativo import logs
 from dativo.errors import DativoError
+from dativo.exit_codes import SDK_FAILURES, exit_on_error, logged
 from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
 from dativo.schema_messages import validate_config
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from target_dativo_iceberg.iceberg_writer import IcebergWriter
 
 LOGGER = logging.getLogger("target-dativo-iceberg")
+_UNEXPECTED_HINT = ("no STATE was emitted past the last commit, so a rerun is safe. Run with "
+                    "LOGLEVEL=DEBUG for the traceback and report it if it persists")
 
 
 def _write_state(value: Any) -> None:
@@ -266,7 +268,9 @@ class TargetDativoIceberg(Target):
         config: Any = None,
         file_input: IO[str] | None = None,
     ) -> None:
-        """Run the target; a :class:`DativoError` becomes one log line and exit code 2."""
+        """Run the target; every failure becomes one log line and an exit code
+        (:mod:`dativo.exit_codes`): 2 for a :class:`DativoError`, 1 for a bug or an
+        environment fault, after which no STATE past the last commit was emitted."""
         super(Target, cls).invoke(about=about, about_format=about_format)
         raw_config = config.config if config else {}
         secret_keys = [k for k, v in cls.config_jsonschema["properties"].items()
@@ -274,30 +278,13 @@ class TargetDativoIceberg(Target):
         # Redact before the SDK validates the config: its errors quote values.
         logs.configure(secrets=secret_values(raw_config, secret_keys))
         cls.print_version(print_fn=cls.logger.info)
-        try:
+        with exit_on_error(logged(LOGGER), families=SDK_FAILURES, hint=_UNEXPECTED_HINT):
             target = cls(config=raw_config, validate_config=True,
                          parse_env_config=config.parse_env if config else False,
                          setup_mapper=False)
             logs.configure(secrets=secret_values(target.config, secret_keys),
                            log_format=target.config.get("log_format") or "text")
-        except ConfigValidationError as exc:
-            LOGGER.error("%s: %s", exc, "; ".join(exc.errors))
-            sys.exit(2)
-        except DativoError as exc:
-            LOGGER.error("%s", exc)
-            sys.exit(2)
-        source = file_input.buffer if file_input is not None else sys.stdin.buffer
-        try:
-            target.run(source)
-        except DativoError as exc:
-            LOGGER.error("%s", exc, exc_info=LOGGER.isEnabledFor(logging.DEBUG))
-            sys.exit(2)
-        except Exception as exc:  # a bug or an environment fault: one line, no STATE
-            LOGGER.error(
-                "unexpected %s: %s; no STATE was emitted past the last commit, so a rerun "
-                "is safe. Run with LOGLEVEL=DEBUG for the traceback and report it if it "
-                "persists", type(exc).__name__, exc, exc_info=LOGGER.isEnabledFor(logging.DEBUG))
-            sys.exit(1)
+            target.run(file_input.buffer if file_input is not None else sys.stdin.buffer)
         # Everything is committed and the loader is closed; skip interpreter teardown,
         # which spends ~0.25 s freeing Arrow, DuckDB and pyiceberg state for nothing.
         sys.stdout.flush()

@@ -41,7 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from dativo import metrics
-from dativo.errors import ConfigError, DativoError, InternalError
+from dativo.errors import ConfigError, DativoError
+from dativo.resilience_settings import (
+    CIRCUIT_COOLDOWN_SECONDS,
+    CIRCUIT_MAX_PROBES,
+    MAX_RETRIES,
+    ResilienceSettings,
+)
 
 __all__ = [
     "ApiUnavailableError",
@@ -50,11 +56,9 @@ __all__ = [
     "FatalApiError",
     "RateLimiter",
     "ResiliencePolicy",
-    "ResilienceSettings",
     "RetriesExhaustedError",
     "TransientFailure",
     "parse_retry_after",
-    "settings_jsonschema",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,18 +67,6 @@ logger = logging.getLogger(__name__)
 _ID_SEGMENT = re.compile(r"/(?:\d+|[a-z]+_[A-Za-z0-9]{6,}|[0-9a-fA-F-]{16,})(?=/|\Z)")
 T = TypeVar("T")
 CircuitState = Literal["closed", "open", "half_open"]
-
-# Config keys, shared by both API taps' config schemas and docs.
-MAX_RETRIES = "max_retries"
-BACKOFF_BASE_SECONDS = "backoff_base_seconds"
-BACKOFF_MAX_SECONDS = "backoff_max_seconds"
-BACKOFF_JITTER = "backoff_jitter"
-MAX_RETRY_AFTER_SECONDS = "max_retry_after_seconds"
-CIRCUIT_FAILURE_THRESHOLD = "circuit_failure_threshold"
-CIRCUIT_COOLDOWN_SECONDS = "circuit_cooldown_seconds"
-CIRCUIT_MAX_PROBES = "circuit_max_probes"
-REQUESTS_PER_SECOND = "requests_per_second"
-REQUEST_TIMEOUT_SECONDS = "request_timeout_seconds"
 
 
 class FatalApiError(ConfigError):
@@ -106,11 +98,10 @@ class CircuitOpenError(ApiUnavailableError):
     """Raised when the circuit opened and ``circuit_max_probes`` half-open probes failed."""
 
 
-class TransientFailure(InternalError):
+class TransientFailure(Exception):
     """Raised by a transport adapter for an outcome worth retrying.
 
-    The policy catches it and never lets it escape: it retries, or raises an
-    :class:`ApiUnavailableError`.
+    Not a DativoError: the policy catches it and never lets it escape.
 
     Attributes:
         reason: Short label for counters and logs (``429``, ``500``, ``connection``).
@@ -139,57 +130,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-@dataclass(frozen=True, slots=True)
-class ResilienceSettings:
-    """Every knob of the policy; built once from a tap's config by :meth:`from_config`."""
-
-    max_retries: int = 8
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-    backoff_jitter: float = 0.5
-    max_retry_after_seconds: float = 300.0
-    circuit_failure_threshold: int = 10
-    circuit_cooldown_seconds: float = 30.0
-    circuit_max_probes: int = 3
-    requests_per_second: float = 25.0
-    request_timeout_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        checks = {
-            MAX_RETRIES: self.max_retries >= 0,
-            BACKOFF_BASE_SECONDS: self.backoff_base_seconds >= 0,
-            BACKOFF_MAX_SECONDS: self.backoff_max_seconds >= self.backoff_base_seconds,
-            BACKOFF_JITTER: 0 <= self.backoff_jitter <= 1,
-            MAX_RETRY_AFTER_SECONDS: self.max_retry_after_seconds >= 0,
-            CIRCUIT_FAILURE_THRESHOLD: self.circuit_failure_threshold >= 1,
-            CIRCUIT_COOLDOWN_SECONDS: self.circuit_cooldown_seconds >= 0,
-            CIRCUIT_MAX_PROBES: self.circuit_max_probes >= 1,
-            REQUESTS_PER_SECOND: self.requests_per_second >= 0,
-            REQUEST_TIMEOUT_SECONDS: self.request_timeout_seconds > 0,
-        }
-        bad = [key for key, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(
-                f"invalid resilience setting(s) {', '.join(bad)}: counts and seconds must be "
-                f"non-negative, {CIRCUIT_FAILURE_THRESHOLD} and {CIRCUIT_MAX_PROBES} at least 1, "
-                f"{BACKOFF_JITTER} between 0 and 1, {BACKOFF_MAX_SECONDS} >= "
-                f"{BACKOFF_BASE_SECONDS}; {REQUESTS_PER_SECOND}=0 means unlimited")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **defaults: Any) -> ResilienceSettings:
-        """Settings from a tap config; ``defaults`` override the class defaults (e.g. rps)."""
-        values: dict[str, Any] = dict(defaults)
-        for name, spec in cls.__dataclass_fields__.items():
-            value = config.get(name)
-            if value is None:
-                continue
-            try:  # JSON config may hold Decimals or strings (environment variables)
-                values[name] = int(value) if spec.type == "int" else float(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"setting {name}={value!r} is not a number") from exc
-        return cls(**values)
 
 
 @dataclass
@@ -395,39 +335,3 @@ class ResiliencePolicy:
                        self.settings.max_retries, delay)
         if delay > 0:
             self.sleep(delay)
-
-
-def settings_jsonschema(*, requests_per_second: float) -> dict[str, dict[str, Any]]:
-    """JSON Schema properties of every knob, for a tap's config schema (no singer_sdk here).
-
-    Args:
-        requests_per_second: The tap's default rate (Stripe 25, HubSpot 10).
-    """
-    d = ResilienceSettings()
-    def number(default: float, text: str) -> dict[str, Any]:
-        return {"type": ["number", "null"], "default": default, "description": text}
-
-    def integer(default: int, text: str) -> dict[str, Any]:
-        return {"type": ["integer", "null"], "default": default, "description": text}
-
-    return {
-        MAX_RETRIES: integer(d.max_retries, "Retries of one request after a 429, 5xx, "
-                             "timeout, reset or truncated body; then the run stops."),
-        BACKOFF_BASE_SECONDS: number(d.backoff_base_seconds, "First retry delay when the "
-                                     "API sent no Retry-After; doubles per retry."),
-        BACKOFF_MAX_SECONDS: number(d.backoff_max_seconds, "Cap of the doubling delay."),
-        BACKOFF_JITTER: number(d.backoff_jitter, "Up to this fraction of each delay is "
-                               "taken off at random, so parallel runs spread out (0..1)."),
-        MAX_RETRY_AFTER_SECONDS: number(d.max_retry_after_seconds, "Longest Retry-After "
-                                        "honoured; a longer one is cut to this."),
-        CIRCUIT_FAILURE_THRESHOLD: integer(d.circuit_failure_threshold, "Consecutive "
-                                           "failures (any request) that open the circuit."),
-        CIRCUIT_COOLDOWN_SECONDS: number(d.circuit_cooldown_seconds, "While open, no request "
-                                         "is sent for this long; then one probe."),
-        CIRCUIT_MAX_PROBES: integer(d.circuit_max_probes, "Failed half-open probes in a row "
-                                    "after which the run stops cleanly."),
-        REQUESTS_PER_SECOND: number(requests_per_second, "Request starts per second "
-                                    "(0 = unlimited)."),
-        REQUEST_TIMEOUT_SECONDS: number(d.request_timeout_seconds, "Connect and read "
-                                        "timeout of one request; a timeout is retried."),
-    }

@@ -9,12 +9,8 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from dativo.errors import ConfigError
-from dativo.resilience import (
-    RateLimiter,
-    ResiliencePolicy,
-    ResilienceSettings,
-    settings_jsonschema,
-)
+from dativo.resilience import RateLimiter, ResiliencePolicy
+from dativo.resilience_settings import ResilienceSettings, settings_properties
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_hubspot.client import DEFAULT_API_BASE, HubSpotClient
 from tap_dativo_hubspot.streams import (
@@ -32,7 +28,7 @@ OBJECT_TYPES = ("contacts", "companies", "deals", "tickets")
 
 
 def _config_schema() -> dict[str, Any]:
-    schema = th.PropertiesList(
+    return th.PropertiesList(
         th.Property("access_token", th.StringType, required=True, secret=True,
                     description="Private app access token (pat-...), with the "
                                 "crm.objects.*.read scopes of the selected streams; "
@@ -51,9 +47,8 @@ def _config_schema() -> dict[str, Any]:
                                 "requests_per_second; HubSpot allows 5 (0 = unlimited)."),
         th.Property("api_base", th.StringType, default=DEFAULT_API_BASE,
                     description="API base URL (tests point it at a local server)."),
+        *settings_properties(requests_per_second=DEFAULT_RPS),
     ).to_dict()
-    schema["properties"].update(settings_jsonschema(requests_per_second=DEFAULT_RPS))
-    return schema
 
 
 def _chosen(object_type: str, definitions: list[dict[str, Any]], names: list[str]

@@ -8,7 +8,8 @@ from typing import Any
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from dativo.resilience import ResiliencePolicy, ResilienceSettings, settings_jsonschema
+from dativo.resilience import ResiliencePolicy
+from dativo.resilience_settings import ResilienceSettings, settings_properties
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_stripe.client import StripeTransport
 from tap_dativo_stripe.streams import STREAM_TYPES, StripeStream
@@ -19,7 +20,7 @@ DEFAULT_RPS = 25.0  # Stripe allows 100 read requests/s in live mode, 25 in test
 
 
 def _config_schema() -> dict[str, Any]:
-    schema = th.PropertiesList(
+    return th.PropertiesList(
         th.Property("api_key", th.StringType, required=True, secret=True,
                     description="Secret key (sk_...) or restricted key (rk_...) with Read "
                                 "access to the selected objects; never logged."),
@@ -40,9 +41,8 @@ def _config_schema() -> dict[str, Any]:
         th.Property("api_base", th.StringType,
                     description="API base URL; default https://api.stripe.com (tests point "
                                 "it at a local server)."),
+        *settings_properties(requests_per_second=DEFAULT_RPS),
     ).to_dict()
-    schema["properties"].update(settings_jsonschema(requests_per_second=DEFAULT_RPS))
-    return schema
 
 
 class TapDativoStripe(ObservedTap, Tap):

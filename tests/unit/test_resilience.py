@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from singer_sdk import typing as th
 
 import dativo.resilience as resilience
 from dativo.errors import ConfigError, DativoError
@@ -20,11 +21,11 @@ from dativo.resilience import (
     FatalApiError,
     RateLimiter,
     ResiliencePolicy,
-    ResilienceSettings,
     RetriesExhaustedError,
     TransientFailure,
     parse_retry_after,
 )
+from dativo.resilience_settings import ResilienceSettings, settings_properties
 from tests.services.http_fixture import Fault, FixtureApi, Request, Response, json_response
 
 FAST = dict(backoff_base_seconds=0.01, backoff_max_seconds=0.05, requests_per_second=0,
@@ -78,8 +79,8 @@ def policy(sleeps: list[float] | None = None, **settings: Any) -> ResiliencePoli
 def test_public_surface_is_pinned() -> None:
     assert sorted(resilience.__all__) == [
         "ApiUnavailableError", "CircuitBreaker", "CircuitOpenError", "FatalApiError",
-        "RateLimiter", "ResiliencePolicy", "ResilienceSettings", "RetriesExhaustedError",
-        "TransientFailure", "parse_retry_after", "settings_jsonschema"]
+        "RateLimiter", "ResiliencePolicy", "RetriesExhaustedError", "TransientFailure",
+        "parse_retry_after"]
 
 
 def test_429_storm_honours_retry_after_then_succeeds(api: CountingApi) -> None:
@@ -250,7 +251,8 @@ def test_settings_from_config_and_bad_values_name_the_key() -> None:
 
 
 def test_settings_jsonschema_covers_every_knob_with_the_taps_rate() -> None:
-    props = resilience.settings_jsonschema(requests_per_second=10)
+    props = th.PropertiesList(*settings_properties(requests_per_second=10)).to_dict()[
+        "properties"]
     assert sorted(props) == sorted(ResilienceSettings.__dataclass_fields__)
     assert props["requests_per_second"]["default"] == 10
     assert all(p["description"] for p in props.values())

@@ -5,8 +5,8 @@ received before it is committed to its table or to its dead-letter table. A drai
 therefore takes *all* streams' buffered records together with the pending STATE.
 
 Drains run through a two-stage pipeline, one thread per stage, while the main thread
-keeps reading input into fresh spool files (see :meth:`Loader.drain`): the check
-thread types and validates a batch, and the commit thread hands it to the
+keeps reading input into fresh spool files (see :mod:`~target_dativo_iceberg.pipeline`):
+the check thread types and validates a batch, and the commit thread hands it to the
 :class:`~target_dativo_iceberg.committer.Committer`, which writes data files,
 commits them and only then emits the STATE they cover.
 
@@ -21,14 +21,11 @@ import logging
 import tempfile
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
 
 from dativo.contracts import Contract, arrow_schema, compile_contract
@@ -36,11 +33,11 @@ from dativo.errors import CodecError
 from dativo.metrics import MetricsSettings, RunMetrics
 from dativo.open_files import OpenFiles
 from target_dativo_iceberg.batches import Batch, RejectedRecord
-from target_dativo_iceberg.committer import Committer
 from target_dativo_iceberg.input_timer import FlushTimer
+from target_dativo_iceberg.pipeline import DrainPipeline
 from target_dativo_iceberg.progress_lines import TargetProgress
 from target_dativo_iceberg.settings import TargetSettings
-from target_dativo_iceberg.sinks import CheckedDrain, StreamSink, StreamStats
+from target_dativo_iceberg.sinks import StreamSink, StreamStats
 from target_dativo_iceberg.stream_buffer import StreamBuffer
 from target_dativo_iceberg.stream_contracts import (
     StreamTables,
@@ -51,7 +48,7 @@ from target_dativo_iceberg.stream_contracts import (
 )
 
 if TYPE_CHECKING:
-    from target_dativo_iceberg.iceberg_writer import IcebergWriter
+    from dativo.iceberg.writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
 _NO_STATE = object()
@@ -74,9 +71,7 @@ class Loader:
 
     def __init__(self, settings: TargetSettings, open_writer: Callable[[], IcebergWriter],
                  emit_state: Callable[[Any], None], metrics: RunMetrics | None = None) -> None:
-        """``open_writer`` runs first on the commit thread: importing pyiceberg and
-        opening the catalog (most of the target's start-up time) then overlaps with
-        reading the first batch. A bad catalog still fails the run before any commit."""
+        """``open_writer``: see :class:`DrainPipeline`."""
         self.settings = settings
         self.emit_state = emit_state
         self.run_id = uuid.uuid4().hex
@@ -88,24 +83,16 @@ class Loader:
         self._open_spools = OpenFiles(settings.open_spools)
         self._tables = StreamTables(settings.tenant_id)
         self._spool_dir = tempfile.TemporaryDirectory(prefix="dativo-spool-")
-        self._con = duckdb.connect(config={"threads": 2})
-        self._con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         self._pending_state: Any = _NO_STATE
         self._drain_due = False
         # Slow input waits at most the commit interval, and never longer than a STATE may.
         self._timer = FlushTimer(None if settings.load_method == "overwrite"
                                  else min(settings.commit_interval_seconds,
                                           settings.max_state_lag_seconds))
-        self._check_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-check")
-        self._commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dativo-commit")
-        self._checking: Future[CheckedDrain] | None = None
-        self._committing: deque[Future[None]] = deque()
-        self._writer = self._commit_pool.submit(open_writer)
-        self._committer = Committer(
-            settings, self._writer, self.stats, self.run_id, emit_state,
+        self._pipeline = DrainPipeline(
+            settings, open_writer, self.stats, self.run_id, emit_state,
             metrics or RunMetrics("target-dativo-iceberg", settings.tenant_id,
                                   MetricsSettings()))
-        self._drains = 0
         self._closed = False
         self._started = time.monotonic()
 
@@ -254,9 +241,7 @@ class Loader:
                         "(process_activate_version_messages is off)", version, stream)
             return
         self.drain()
-        previous = self._committing[-1] if self._committing else None
-        self._committing.append(self._commit_pool.submit(
-            self._activate_version, previous, entry.sink, stream, version))
+        self._pipeline.activate_version(entry.sink, stream, version)
 
     # -- flushing -------------------------------------------------------------
     def flush_due(self) -> float | None:
@@ -272,14 +257,11 @@ class Loader:
         self.drain(flush=True)
 
     def drain(self, *, publish: bool = False, full: bool = False, flush: bool = False) -> None:
-        """Hand every buffered record and the pending STATE to the flush pipeline.
+        """Hand every buffered record and the pending STATE to the flush pipeline
+        (:meth:`DrainPipeline.submit`, which may wait for earlier drains).
 
-        Stage one (check thread) types and validates a drain's batches; stage two
-        (commit thread) writes them as data files and publishes when due. Each stage
-        has one thread, so drains finish in order, and while drain N is written drain
-        N+1 is checked and N+2 is spooled. Waiting here for check N-1 and commit N-2
-        bounds memory to a few batches. ``full``: a batch filled up (the flush timer
-        restarts); ``flush``: commit everything now (see :meth:`flush`).
+        ``full``: a batch filled up (the flush timer restarts); ``flush``: commit
+        everything now (see :meth:`flush`); ``publish``: end of input.
         """
         full = full or self._drain_due
         batches = [(entry.sink, entry.buffer.detach(), entry.versioned_records)
@@ -289,60 +271,14 @@ class Loader:
         self._drain_due = False
         if not batches and state is _NO_STATE and not publish and not flush:
             return
-        if batches:
-            if self._checking is not None:
-                self._checking.result()
-            while len(self._committing) > 1:
-                self._committing.popleft().result()
-        while self._committing and self._committing[0].done():  # STATE-only drains
-            self._committing.popleft().result()
-        self._checking = self._check_pool.submit(self._check_all, batches) if batches else None
-        previous = self._committing[-1] if self._committing else None
-        self._drains += 1
-        self._committing.append(self._commit_pool.submit(
-            self._commit_all, previous, self._checking, state, self._drains, publish, flush))
+        self._pipeline.submit(batches, state, has_state=state is not _NO_STATE,
+                              publish=publish, flush=flush)
         if publish or flush:
             self._timer.stop()
         elif full:  # after the wait above, not before
             self._timer.restart()
         else:
             self._timer.hold()
-
-    def wait(self) -> None:
-        """Block until every drain is done; re-raise the first error (after all are
-        done, so nothing runs on the commit thread any more)."""
-        first: BaseException | None = None
-        while self._committing:
-            error = self._committing.popleft().exception()
-            first = first or error
-        self._checking = None
-        if first is not None:
-            raise first
-
-    def _check_all(self, batches: list[tuple[StreamSink, Batch, bool]]
-                   ) -> CheckedDrain:
-        try:
-            return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema,
-                                              read_versions=versions))
-                    for sink, batch, versions in batches]
-        finally:
-            for _, batch, _ in batches:
-                batch.discard()
-
-    def _commit_all(self, previous: Future[None] | None,
-                    checking: Future[CheckedDrain] | None, state: Any, drain: int,
-                    final: bool, flush: bool) -> None:
-        if previous is not None:
-            previous.result()  # a failed drain must not let a later STATE through
-        self._committer.commit_drain(checking.result() if checking is not None else [],
-                                     state, drain, has_state=state is not _NO_STATE,
-                                     final=final, flush=flush)
-
-    def _activate_version(self, previous: Future[None] | None, sink: StreamSink,
-                          stream: str, version: int) -> None:
-        if previous is not None:
-            previous.result()
-        self._committer.activate_version(sink, stream, version)
 
     # -- end of input -----------------------------------------------------------
     def finish(self) -> dict[str, Any]:
@@ -359,13 +295,13 @@ class Loader:
             raise RuntimeError(f"rows of stream(s) {missed[:5]} were never drained")
         try:
             self.drain(publish=True)
-            self.wait()
+            self._pipeline.wait()
         except Exception:
-            self._join_commits()
-            self._salvage()
+            self._pipeline.join()
+            self._pipeline.salvage()
             self.close()
             raise
-        self._writer.result()
+        self._pipeline.writer()
         self.progress.final()
         summary = self.summary()
         LOGGER.info("Run summary: %s", orjson.dumps(summary).decode())
@@ -388,7 +324,7 @@ class Loader:
                 }
                 for name, st in self.stats.items()
             },
-            "state_emitted": self._committer.last_state,
+            "state_emitted": self._pipeline.committer.last_state,
         }
 
     def settle(self, error: BaseException | None = None) -> None:
@@ -397,30 +333,14 @@ class Loader:
         covers, and close."""
         try:
             self.drain()
-            self.wait()
+            self._pipeline.wait()
         except Exception as exc:
             if exc is not error:
                 LOGGER.warning("Records before the bad input could not all be loaded: %s",
                                exc)
-            self._join_commits()
-        self._salvage()
+            self._pipeline.join()
+        self._pipeline.salvage()
         self.close()
-
-    def _join_commits(self) -> None:
-        """Let the commit thread go idle, whatever failed: salvage commits from this
-        thread and must never race it (a failed drain() skips its wait())."""
-        try:
-            self.wait()
-        except Exception:
-            LOGGER.debug("a later drain failed too", exc_info=True)
-
-    def _salvage(self) -> None:
-        """After a failed drain, commit what earlier drains left in open files or staged,
-        and emit the STATEs it covers (the commit thread is idle: see :meth:`wait`)."""
-        try:
-            self._committer.salvage()
-        except Exception as exc:
-            LOGGER.warning("Could not commit the rows before the failure: %s", exc)
 
     def close(self) -> None:
         """Release threads, spool files and DuckDB; safe to call after an error, and
@@ -429,12 +349,10 @@ class Loader:
         if self._closed:
             return
         self._closed = True
-        self._check_pool.shutdown(wait=True, cancel_futures=True)
-        self._commit_pool.shutdown(wait=True, cancel_futures=True)
+        self._pipeline.close()
         self.progress.final()  # what was committed, also after bad input or a refusal
         for entry in self._streams.values():
             entry.buffer.close()
-        self._con.close()
         self._spool_dir.cleanup()
 
 

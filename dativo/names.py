@@ -6,20 +6,17 @@ which let ``tenant_id: "beta\\n"`` write into tenant ``beta``.
 
 Table names, and the domain part of a namespace, come from stream, contract and domain
 names through one rule, :func:`table_name` (documented in README.md, "Table names").
-It never yields ``__``, so none of :data:`dativo.tables.RESERVED_SUFFIXES` (the target's
-own tables: dead letters, Markdown-KV, ...) can be produced from a name a tap chooses.
+It never yields ``__``, so none of :data:`dativo.iceberg.naming.RESERVED_SUFFIXES` (the
+target's own tables: dead letters, Markdown-KV, ...) can be produced from a name a tap
+chooses. Where a contract's table lives is :func:`dativo.iceberg.naming.table_identifier`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING
 
 from dativo.errors import ConfigError
-
-if TYPE_CHECKING:
-    from dativo.contracts.model import Contract
 
 REJECTED_STREAM_SUFFIX = "__rejected"
 """A tap's quarantine stream for ``<stream>``'s rows that contradict its SCHEMA
@@ -102,31 +99,3 @@ def table_name(name: str) -> str:
         raise ConfigError(f"{name[:40]!r}... yields a table name longer than "
                           f"{MAX_TABLE_NAME_BYTES} bytes; use a shorter name")
     return derived
-
-
-def table_identifier(tenant_id: str, contract: Contract, suffix: str = "") -> tuple[str, ...]:
-    """``(tenant, domain, table + suffix)`` of a contract's table in ``tenant_id``'s run.
-
-    ``suffix`` (else the contract's ``table_suffix``) is one of
-    :data:`dativo.tables.RESERVED_SUFFIXES` for the target's own tables beside the
-    stream's, or empty.
-
-    Raises:
-        ConfigError: The contract declares another tenant, or a name breaks the rules.
-    """
-    if contract.tenant is not None and contract.tenant != tenant_id:
-        raise ConfigError(
-            f"contract {contract.source} belongs to tenant {contract.tenant!r}, but this "
-            f"target runs for tenant_id {tenant_id!r}; one tenant's run cannot write "
-            "into another tenant's namespace"
-        )
-    return (check_tenant("tenant_id", tenant_id), _named("domain", contract, contract.domain),
-            _named("table", contract, contract.name) + (suffix or contract.table_suffix))
-
-
-def _named(what: str, contract: Contract, name: str) -> str:
-    try:
-        return table_name(name)
-    except ConfigError as exc:
-        where = f"contract {contract.source}" if contract.is_odcs else "the SCHEMA"
-        raise ConfigError(f"{what} name of {where}: {exc}") from exc

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from pyiceberg.catalog import load_catalog
 
-from dativo.tables import default_catalog_properties
+from dativo.iceberg.catalog import default_catalog_properties
 from tests.conftest import BIN, REPO, read_table
 from tests.e2e.test_meltano_run import VALID_CUSTOMER_IDS, copy_project, meltano
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pyiceberg.catalog import Catalog, load_catalog
 
+from dativo.iceberg.catalog import default_catalog_properties
 from dativo.markdown_kv import render_records
-from dativo.tables import default_catalog_properties
 from tests.conftest import BIN, REPO, read_table
 
 STATE_ID = "dev:tap-dativo-markdown-kv-to-target-dativo-iceberg"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pyiceberg.catalog import Catalog, load_catalog
 
-from dativo.tables import default_catalog_properties
+from dativo.iceberg.catalog import default_catalog_properties
 from tests.conftest import BIN, REPO, read_table
 
 STATE_ID = "dev:tap-dativo-csv-to-target-dativo-iceberg"

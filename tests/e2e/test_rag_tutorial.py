@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pyiceberg.catalog import load_catalog
 
-from dativo.tables import default_catalog_properties
+from dativo.iceberg.catalog import default_catalog_properties
 from tests.conftest import BIN, REPO, read_table
 
 DOC = REPO / "docs" / "rag-pipeline.md"

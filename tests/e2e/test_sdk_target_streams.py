@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from pyiceberg.catalog import Catalog
 
+from dativo.iceberg.tables import all_tables
 from dativo.names import table_name
-from dativo.tables import all_tables
 from tests.conftest import emitted_states, read_table, run_target
 
 STREAMS_DIR = Path(str(files("singer_sdk.testing.target_test_streams")))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pyiceberg.catalog import Catalog
 
 from dativo.errors import DativoError
-from target_dativo_iceberg.iceberg_writer import IcebergWriter
+from dativo.iceberg.writer import IcebergWriter
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import TargetSettings

@@ -24,9 +24,9 @@ from pyiceberg.table import Table
 
 from dativo.contracts import load_contract
 from dativo.errors import CommitError
+from dativo.iceberg.staging import FileBatch
+from dativo.iceberg.writer import IcebergWriter
 from dativo.metrics import REGISTRY
-from target_dativo_iceberg.iceberg_writer import IcebergWriter
-from target_dativo_iceberg.staging import FileBatch
 from tests.conftest import BIN, REPO, singer_lines
 from tests.services.postgres import PostgresServer
 from tests.services.s3 import S3Server

@@ -24,9 +24,9 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
 from dativo.contracts import load_contract
-from target_dativo_iceberg.iceberg_writer import IcebergWriter
-from target_dativo_iceberg.staging import FileBatch
-from target_dativo_iceberg.table_changes import PlannedTransaction, TableChanges
+from dativo.iceberg.staging import FileBatch
+from dativo.iceberg.table_changes import PlannedTransaction, TableChanges
+from dativo.iceberg.writer import IcebergWriter
 from tests.conftest import singer_lines
 from tests.integration.test_concurrent_writers import open_catalog, run_concurrently
 from tests.services.postgres import PostgresServer

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog
 
-from dativo.data_files import RollingDataFiles
+from dativo.iceberg.data_files import RollingDataFiles
 from dativo.open_files import OpenFiles
 from tests.conftest import BIN, REPO, emitted_states, run_target, singer_lines
 

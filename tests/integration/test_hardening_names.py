@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog
 
-from dativo.tables import all_tables
+from dativo.iceberg.tables import all_tables
 from tests.conftest import BIN, REPO, emitted_states, read_table, run_target, singer_lines
 
 STATE = {"type": "STATE", "value": {"bookmarks": {"done": True}}}

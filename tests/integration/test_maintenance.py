@@ -16,7 +16,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from dativo.errors import CommitError
-from dativo.maintenance import compact as compact_module
+from dativo.iceberg.maintenance import compact as compact_module
 from tests.conftest import BIN, REPO, run_target, singer_lines
 
 TABLE = ("acme", "shop", "events")

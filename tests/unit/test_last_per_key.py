@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from target_dativo_iceberg.staging import last_per_key
+from dativo.iceberg.staging import last_per_key
 
 keys = st.tuples(st.integers(0, 5), st.sampled_from(["a", "b", "c"]))
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from dativo.contracts import MAX_NESTING_DEPTH, Contract, contract_from_singer_schema
 from dativo.contracts.odcs import lint_document
 from dativo.errors import CodecError, ConfigError
-from dativo.names import check_tenant, table_identifier, table_name
-from dativo.tables import MARKDOWN_SUFFIXES, RESERVED_SUFFIXES
+from dativo.iceberg.naming import MARKDOWN_SUFFIXES, RESERVED_SUFFIXES, table_identifier
+from dativo.names import check_tenant, table_name
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.stream_contracts import StreamTables

@@ -4,7 +4,7 @@ Frequent commits (``commit_interval_seconds``, ``max_state_lag_seconds``, upsert
 rewrite a file per batch) leave many small files, and every reader pays per file it
 opens. Compaction reads the small files of a partition one at a time, streams their
 record batches into new files that roll over at the target size (the target's own
-:class:`~dativo.data_files.RollingDataFiles`), and swaps old for new in
+:class:`~dativo.iceberg.data_files.RollingDataFiles`), and swaps old for new in
 one overwrite snapshot: readers see the old files or the new ones, never both or
 neither. Rows are copied as read: same values, same count, same partition; the table's
 schema, partition spec and sort order are left as they are (files are not re-sorted).
@@ -41,9 +41,9 @@ from pyiceberg.table import FileScanTask, Table, TableProperties
 from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.utils.properties import property_as_int
 
-from dativo.data_files import RollingDataFiles
 from dativo.errors import CommitError
-from dativo.tables import MAINTENANCE_PROPERTY, STATE_PROPERTY
+from dativo.iceberg.data_files import RollingDataFiles
+from dativo.iceberg.naming import MAINTENANCE_PROPERTY, STATE_PROPERTY
 
 LOGGER = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """What a checked batch leaves for the next commit: its data files, and for upsert its keys.
 
-Kept free of pyiceberg imports: the loader imports this on the main thread, while
-pyiceberg itself is first imported on the commit thread (see :class:`Loader`).
+The target hands these to :class:`~dativo.iceberg.writer.IcebergWriter`. Kept free of
+pyiceberg imports: the target's loader imports this on the main thread, while pyiceberg
+itself is first imported on the commit thread (see ``target_dativo_iceberg.loader``).
 """
 
 from __future__ import annotations

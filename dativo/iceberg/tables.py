@@ -1,68 +1,17 @@
-"""Catalog defaults and read-side helpers for ``dativo table show``.
-
-pyiceberg is imported inside the functions that need it: the target imports this
-module at startup and loads pyiceberg off its critical path (see the loader).
-"""
+"""Read-side helpers for ``dativo table show`` and ``dativo maintain``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from dativo.errors import ConfigError
+from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, MAINTENANCE_PROPERTY
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
     from pyiceberg.table.snapshots import Snapshot
-
-DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
-DEAD_LETTER_SUFFIX = "__dead_letter"
-QUALITY_SUFFIX = "__quality"
-MARKDOWN_SUFFIXES = ("__markdown", "__md_files", "__kv", "__documents")
-"""Tables of the Markdown-KV storage patterns: string, raw_file, row_per_kv, document_level."""
-RESERVED_SUFFIXES = (DEAD_LETTER_SUFFIX, QUALITY_SUFFIX, *MARKDOWN_SUFFIXES)
-"""Suffixes the target appends to a stream's table name for its own tables. Each starts
-with ``__``, which :func:`dativo.names.table_name` never produces from a stream or
-contract name, so no stream can write into (or pre-create) another stream's table; a
-new suffix must start with ``__`` too (a test pins this)."""
-STATE_PROPERTY = "dativo.state"
-"""Snapshot-summary key holding the Singer STATE that the commit covers."""
-RUN_ID_PROPERTY = "dativo.run-id"
-MAINTENANCE_PROPERTY = "dativo.maintenance"
-"""Snapshot-summary key naming the ``dativo maintain`` job that made the snapshot."""
-
-
-def default_catalog_properties(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
-    """The embedded default: a SQLite SqlCatalog beside a local warehouse folder."""
-    root = warehouse_dir.resolve()
-    return {
-        "name": "dativo",
-        "type": "sql",
-        "uri": f"sqlite:///{root / 'catalog.db'}",
-        "warehouse": root.as_uri(),
-    }
-
-
-def open_catalog(properties: Mapping[str, str] | None) -> Catalog:
-    """Load a pyiceberg catalog from properties (default: the embedded one).
-
-    Raises:
-        ConfigError: The catalog cannot be loaded.
-    """
-    props = dict(properties or default_catalog_properties())
-    if props.get("uri", "").startswith("sqlite:///") and not Path(
-        props["uri"].removeprefix("sqlite:///")
-    ).exists():
-        raise ConfigError(f"no catalog at {props['uri']}; run `make demo` or a pipeline first")
-    name = props.pop("name", "dativo")
-    from pyiceberg.catalog import load_catalog
-
-    try:
-        return load_catalog(name, **props)
-    except Exception as exc:  # pyiceberg raises many types for bad catalog config
-        raise ConfigError(f"cannot load catalog {name!r}: {exc}") from exc
 
 
 def all_tables(catalog: Catalog) -> list[tuple[str, ...]]:

@@ -41,14 +41,14 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
 
-from dativo import metrics, names
+from dativo import metrics
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
-from dativo.tables import DEAD_LETTER_SUFFIX
-from target_dativo_iceberg.dead_letter import DEAD_LETTER_SCHEMA
-from target_dativo_iceberg.schema_union import changes_table, iceberg_schema, union_by_name
-from target_dativo_iceberg.staging import CommitMode, TableChange, VersionActivation
-from target_dativo_iceberg.table_changes import PlannedTransaction, TableChanges, replay_waits
+from dativo.iceberg.dead_letter import DEAD_LETTER_SCHEMA
+from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, table_identifier
+from dativo.iceberg.schema_union import changes_table, iceberg_schema, union_by_name
+from dativo.iceberg.staging import CommitMode, TableChange, VersionActivation
+from dativo.iceberg.table_changes import PlannedTransaction, TableChanges, replay_waits
 
 LOGGER = logging.getLogger(__name__)
 
@@ -127,13 +127,13 @@ class IcebergWriter:
         self.warehouse = props.get("warehouse", "")
 
     def table_identifier(self, contract: Contract, suffix: str = "") -> tuple[str, ...]:
-        """Where the contract's table lives (:func:`dativo.names.table_identifier`); a
+        """Where the contract's table lives (:func:`~dativo.iceberg.naming.table_identifier`); a
         reserved ``suffix`` names the target's own table beside it (dead letters).
 
         Raises:
             ConfigError: As :meth:`namespace`, or the table name breaks the naming rule.
         """
-        return names.table_identifier(self.tenant_id, contract, suffix)
+        return table_identifier(self.tenant_id, contract, suffix)
 
     def ensure_table(self, contract: Contract, schema: pa.Schema) -> Table:
         """Load the stream's table, creating it or adding new columns as needed."""
@@ -234,7 +234,7 @@ class IcebergWriter:
         new snapshot (by pyiceberg). An upsert, overwrite or activation is committed
         again as planned only while the commits in between touched none of its keys
         and files, and is otherwise planned again on the refreshed table
-        (:mod:`target_dativo_iceberg.table_changes`): up to ``COMMIT_ATTEMPTS`` plans,
+        (:mod:`dativo.iceberg.table_changes`): up to ``COMMIT_ATTEMPTS`` plans,
         with exponential backoff and jitter. The batches' files are already written, so
         a retry redoes only the metadata and any copy-on-write rewrite.
 

@@ -31,7 +31,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, TableProperties, Transaction
 from pyiceberg.utils.properties import property_as_int
 
-from target_dativo_iceberg.rewrites import (
+from dativo.iceberg.rewrites import (
     RowChange,
     changes_since,
     drop_older_versions,
@@ -40,7 +40,7 @@ from target_dativo_iceberg.rewrites import (
     rewrite_rows,
     without_keys,
 )
-from target_dativo_iceberg.staging import CommitMode, TableChange, VersionActivation
+from dativo.iceberg.staging import CommitMode, TableChange, VersionActivation
 
 LOGGER = logging.getLogger(__name__)
 

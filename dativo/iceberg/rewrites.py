@@ -33,8 +33,8 @@ from pyiceberg.table import DataScan, FileScanTask, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import ancestors_of
 
-from dativo.data_files import RollingDataFiles
-from target_dativo_iceberg.staging import DELETED_AT_COLUMN, VERSION_COLUMN
+from dativo.iceberg.data_files import RollingDataFiles
+from dativo.iceberg.staging import DELETED_AT_COLUMN, VERSION_COLUMN
 
 _IN_LIST_LIMIT = 200  # above this, pyiceberg's metrics evaluators give up on IN
 _POSITION = "__dativo_position"

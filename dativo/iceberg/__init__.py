@@ -1,0 +1,1 @@
+"""The Iceberg layer: the only package that imports pyiceberg."""

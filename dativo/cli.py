@@ -96,7 +96,8 @@ def table_show(ctx: click.Context, tables: tuple[str, ...], show_all: bool,
     embedded default catalog (./output/warehouse) is used. A table that cannot be read
     is reported in one line after the others are shown (exit 1).
     """
-    from dativo.tables import open_catalog, show_tables
+    from dativo.iceberg.catalog import open_catalog
+    from dativo.iceberg.tables import show_tables
 
     def action() -> int:
         catalog_props = _catalog_props(config_path)
@@ -138,7 +139,8 @@ def _tables_to_maintain(config_path: Path | None, tables: tuple[str, ...],
     a missing one."""
     from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
-    from dativo.tables import all_tables, open_catalog
+    from dativo.iceberg.catalog import open_catalog
+    from dativo.iceberg.tables import all_tables
 
     if not tables and not every_table:
         raise ConfigError("name tables to maintain (e.g. demo.crm.customers) or pass --all")
@@ -165,8 +167,8 @@ def maintain_remove_orphans(ctx: click.Context, tables: tuple[str, ...], every_t
                             config_path: Path | None, older_than: str, dry_run: bool) -> None:
     """Delete data files no snapshot references (left by killed or failed runs, and
     by expire-snapshots when a file cannot be deleted there)."""
-    from dativo.maintenance.durations import parse_duration
-    from dativo.maintenance.orphans import delete_files, orphan_data_files
+    from dativo.iceberg.maintenance.durations import parse_duration
+    from dativo.iceberg.maintenance.orphans import delete_files, orphan_data_files
 
     def action() -> int:
         grace = parse_duration(older_than)
@@ -200,8 +202,8 @@ def maintain_expire_snapshots(ctx: click.Context, tables: tuple[str, ...], every
     manifest lists that no remaining snapshot uses are deleted right away; a data file
     that cannot be deleted is reported (exit 1), and remove-orphans deletes it later.
     """
-    from dativo.maintenance.durations import parse_duration
-    from dativo.maintenance.expire import expire_snapshots
+    from dativo.iceberg.maintenance.durations import parse_duration
+    from dativo.iceberg.maintenance.expire import expire_snapshots
 
     def action() -> int:
         age = parse_duration(older_than)
@@ -242,7 +244,7 @@ def maintain_compact(ctx: click.Context, tables: tuple[str, ...], every_table: b
     left alone. Rows stay identical; the old files are replaced in one snapshot, and
     stay readable by older snapshots until expire-snapshots removes those.
     """
-    from dativo.maintenance.compact import compact, target_file_size
+    from dativo.iceberg.maintenance.compact import compact, target_file_size
 
     def action() -> int:
         for table in _tables_to_maintain(config_path, tables, every_table):

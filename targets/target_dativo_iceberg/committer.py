@@ -39,9 +39,17 @@ import orjson
 
 from dativo import metrics
 from dativo.audit import AuditLog
+from dativo.iceberg.naming import RUN_ID_PROPERTY, STATE_PROPERTY
+from dativo.iceberg.staging import (
+    VERSION_COLUMN,
+    CommitMode,
+    FileBatch,
+    TableChange,
+    VersionActivation,
+    last_per_key,
+)
 from dativo.metrics import RunMetrics
 from dativo.open_files import OpenFiles
-from dativo.tables import RUN_ID_PROPERTY, STATE_PROPERTY
 from target_dativo_iceberg.batches import Batch, CheckedBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
@@ -52,14 +60,6 @@ from target_dativo_iceberg.sinks import (
     StreamStats,
     with_version_columns,
 )
-from target_dativo_iceberg.staging import (
-    VERSION_COLUMN,
-    CommitMode,
-    FileBatch,
-    TableChange,
-    VersionActivation,
-    last_per_key,
-)
 from target_dativo_iceberg.strict import refusal, tables_to_drop
 
 if TYPE_CHECKING:
@@ -67,8 +67,8 @@ if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
-    from dativo.data_files import RollingDataFiles
-    from target_dativo_iceberg.iceberg_writer import IcebergWriter
+    from dativo.iceberg.data_files import RollingDataFiles
+    from dativo.iceberg.writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class Committer:
         )
 
     def _rolling_for(self, table: Table, stream: str) -> RollingDataFiles:
-        from dativo.data_files import RollingDataFiles
+        from dativo.iceberg.data_files import RollingDataFiles
 
         name = staged_name(table)
         rolling = self._rolling.get(name)

@@ -6,24 +6,8 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from dativo.iceberg.dead_letter import DEAD_LETTER_SCHEMA
 from target_dativo_iceberg.batches import RejectedRecord
-
-DEAD_LETTER_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("stream", pa.string(), nullable=False),
-        pa.field("received_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("line_number", pa.int64()),
-        pa.field("record_json", pa.string(), nullable=False),
-        pa.field(
-            "reasons",
-            pa.list_(pa.field("element", pa.struct([
-                pa.field("field", pa.string()), pa.field("rule", pa.string())
-            ]))),
-            nullable=False,
-        ),
-    ]
-)
 
 
 def dead_letter_rows(stream: str, run_id: str, rejected: list[RejectedRecord]) -> pa.Table:

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from dativo.contracts import Contract, FieldSpec
 from dativo.errors import CodecError, CommitError, ConfigError
+from dativo.iceberg.naming import MARKDOWN_SUFFIXES
 from dativo.markdown_kv import (
     DIALECTS,
     Dialect,
@@ -48,7 +49,6 @@ from dativo.markdown_kv import (
     render_record,
     render_records,
 )
-from dativo.tables import MARKDOWN_SUFFIXES
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from dativo.errors import ConfigError
+from dativo.iceberg.catalog import default_catalog_properties
 from dativo.metrics import MetricsSettings
 from dativo.names import check_tenant
 from dativo.open_files import MIN_OPEN_FILES, RESERVED_DESCRIPTORS, default_max_open_files
-from dativo.tables import default_catalog_properties
 from target_dativo_iceberg.batch_roots import BatchFilePolicy, default_policy
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings, OutputFormat
 

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dativo.contracts import CompiledContract, Contract
+from dativo.iceberg.staging import VERSION_COLUMN, VERSION_FIELDS
 from target_dativo_iceberg.batches import Batch, CheckedBatch
-from target_dativo_iceberg.staging import VERSION_COLUMN, VERSION_FIELDS
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table

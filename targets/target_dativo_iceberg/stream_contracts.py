@@ -17,7 +17,8 @@ from dativo.contracts import (
 )
 from dativo.contracts.resolve import CONTRACT_SUFFIX
 from dativo.errors import CodecError, ConfigError
-from dativo.names import rejected_parent, table_identifier, table_name
+from dativo.iceberg.naming import table_identifier
+from dativo.names import rejected_parent, table_name
 from dativo.rejected_rows import is_rejected_rows_schema
 from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
 

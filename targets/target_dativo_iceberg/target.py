@@ -39,7 +39,7 @@ from target_dativo_iceberg.settings import (
 )
 
 if TYPE_CHECKING:
-    from target_dativo_iceberg.iceberg_writer import IcebergWriter
+    from dativo.iceberg.writer import IcebergWriter
 
 LOGGER = logging.getLogger("target-dativo-iceberg")
 _UNEXPECTED_HINT = ("no STATE was emitted past the last commit, so a rerun is safe. Run with "
@@ -319,7 +319,7 @@ class TargetDativoIceberg(Target):
 
 
 def _open_writer(settings: TargetSettings) -> IcebergWriter:
-    from target_dativo_iceberg.iceberg_writer import IcebergWriter
+    from dativo.iceberg.writer import IcebergWriter
 
     return IcebergWriter(settings.catalog, settings.tenant_id, settings.table_properties)
 

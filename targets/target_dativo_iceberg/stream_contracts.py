@@ -20,7 +20,8 @@ from dativo.errors import CodecError, ConfigError
 from dativo.iceberg.naming import table_identifier
 from dativo.names import rejected_parent, table_name
 from dativo.rejected_rows import is_rejected_rows_schema
-from target_dativo_iceberg.settings import SchemaEvolution, TargetSettings
+from target_dativo_iceberg.config_schema import SchemaEvolution
+from target_dativo_iceberg.settings import TargetSettings
 
 LOGGER = logging.getLogger(__name__)
 

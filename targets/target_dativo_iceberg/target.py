@@ -11,7 +11,6 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from singer_sdk import Target
-from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
@@ -24,19 +23,10 @@ from dativo.exit_codes import SDK_FAILURES, exit_on_error, logged
 from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
 from dativo.schema_messages import validate_config
-from target_dativo_iceberg.batch_roots import DEFAULT_BATCH_MAX_FILE_BYTES, DEFAULT_BATCH_ROOTS
+from target_dativo_iceberg.config_schema import CONFIG_SCHEMA
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.message_loop import run_message_loop
-from target_dativo_iceberg.settings import (
-    DEFAULT_BATCH_MAX_BYTES,
-    DEFAULT_BATCH_SIZE_ROWS,
-    DEFAULT_COMMIT_INTERVAL_SECONDS,
-    DEFAULT_MAX_RECORD_BYTES,
-    DEFAULT_MAX_STATE_LAG_SECONDS,
-    DEFAULT_PROGRESS_INTERVAL_SECONDS,
-    DEFAULT_TARGET_FILE_SIZE_MB,
-    TargetSettings,
-)
+from target_dativo_iceberg.settings import TargetSettings
 
 if TYPE_CHECKING:
     from dativo.iceberg.writer import IcebergWriter
@@ -49,36 +39,6 @@ _UNEXPECTED_HINT = ("no STATE was emitted past the last commit, so a rerun is sa
 def _write_state(value: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
     sys.stdout.buffer.flush()
-
-
-# The catalog properties most setups need, declared so that each has a Meltano setting
-# and environment variable (TARGET_DATIVO_ICEBERG_CATALOG_URI, ..._CATALOG_S3_ENDPOINT);
-# the names are pyiceberg's own, and any other pyiceberg property passes through.
-CATALOG_PROPERTIES = (
-    th.Property("name", th.StringType,
-                description="Catalog name (pyiceberg's PYICEBERG_CATALOG__<NAME>__* "
-                            "variables use it)."),
-    th.Property("type", th.StringType,
-                description="pyiceberg catalog type (sql, rest, glue, hive, ...)."),
-    th.Property("uri", th.StringType, secret=True,
-                description="Catalog URI: SQLAlchemy URL of a SqlCatalog, REST endpoint, ..."),
-    th.Property("warehouse", th.StringType,
-                description="Warehouse location (file:// or s3://bucket/prefix) or REST "
-                            "warehouse name."),
-    th.Property("credential", th.StringType, secret=True,
-                description="REST catalog OAuth2 client credential (client_id:client_secret)."),
-    th.Property("token", th.StringType, secret=True,
-                description="REST catalog bearer token."),
-    th.Property("s3.endpoint", th.StringType,
-                description="S3-compatible endpoint URL (MinIO, SeaweedFS, ...); unset for "
-                            "AWS."),
-    th.Property("s3.region", th.StringType, description="S3 region."),
-    th.Property("s3.access-key-id", th.StringType,
-                description="S3 access key id (unset to use the AWS_* variables or the "
-                            "instance role)."),
-    th.Property("s3.secret-access-key", th.StringType, secret=True,
-                description="S3 secret access key."),
-)
 
 
 class TargetDativoIceberg(Target):
@@ -95,164 +55,7 @@ class TargetDativoIceberg(Target):
         TargetCapabilities.HARD_DELETE,
     ]
 
-    config_jsonschema = th.PropertiesList(
-        th.Property("tenant_id", th.StringType, required=True,
-                    description="Tenant: picks the contracts subtree, the Iceberg namespace "
-                                "prefix and the warehouse prefix."),
-        th.Property("catalog", th.ObjectType(*CATALOG_PROPERTIES, additional_properties=True),
-                    description="pyiceberg catalog properties, passed through (name, type, uri, "
-                                "warehouse, s3.*, ...). Default: SQLite SqlCatalog under "
-                                "./output/warehouse."),
-        th.Property("contracts_dir", th.StringType,
-                    description="Root of ODCS contracts laid out as "
-                                "<tenant>/<domain>/<table>.odcs.yaml."),
-        th.Property("stream_contracts", th.ObjectType(additional_properties=th.StringType),
-                    description="Explicit stream -> contract file map; overrides the lookup "
-                                "in contracts_dir."),
-        th.Property("require_contract", th.BooleanType, default=False,
-                    description="Every stream must have an ODCS contract (in contracts_dir "
-                                "or stream_contracts), in any validation_mode; a stream "
-                                "without one stops the run (exit 2) before anything is "
-                                "written. validation_mode strict already requires one when "
-                                "contracts_dir is set."),
-        th.Property("validation_mode", th.StringType, default="strict",
-                    allowed_values=["strict", "warn"],
-                    description="strict: a batch with a rejected record is not loaded "
-                                "and no STATE after it is emitted; the run stops with exit 2, "
-                                "and the rerun resumes before that batch. warn: load the valid "
-                                "records, log and count the rejects, move the bookmark on. "
-                                "Rejected records always go to the dead-letter table."),
-        th.Property("batch_size_rows", th.IntegerType, default=DEFAULT_BATCH_SIZE_ROWS,
-                    description="Check and write a stream's records as data files after this "
-                                "many records."),
-        th.Property("batch_max_bytes", th.IntegerType, default=DEFAULT_BATCH_MAX_BYTES,
-                    description="Check and write a stream's records after this many bytes "
-                                "of buffered records, if batch_size_rows is not reached "
-                                "first."),
-        th.Property("batch_roots", th.ArrayType(th.StringType),
-                    default=list(DEFAULT_BATCH_ROOTS),
-                    description="BATCH messages may name files only under these: local "
-                                "directories (paths or file:// URIs; relative ones resolve "
-                                "against the target's working directory, under Meltano the "
-                                "project root) and s3://bucket/"
-                                "prefix URIs. Symlinks and '..' are resolved first; "
-                                "anything else is refused (exit 2). Setting it replaces "
-                                "the default ./output/batches, the taps' default "
-                                "batch_config.storage.root."),
-        th.Property("batch_max_file_bytes", th.IntegerType,
-                    default=DEFAULT_BATCH_MAX_FILE_BYTES,
-                    description="Largest BATCH file read (bytes on storage, and inflated "
-                                "for gzip jsonl); a bigger one is refused (exit 2). Only "
-                                "regular files are read."),
-        th.Property("schema_evolution", th.StringType, default="discard_columns",
-                    allowed_values=["discard_columns", "evolve", "freeze"],
-                    description="SCHEMA columns the contract lacks: discard_columns drops "
-                                "them with one warning; evolve adds them to the table, typed "
-                                "by the SCHEMA; freeze sends records with a value in a "
-                                "column outside the contract to the dead-letter table."),
-        th.Property("target_file_size_mb", th.IntegerType,
-                    default=DEFAULT_TARGET_FILE_SIZE_MB,
-                    description="Parquet data files span batches and close at this size "
-                                "(MiB on storage); set as the table's "
-                                "write.target-file-size-bytes."),
-        th.Property("compression", th.StringType, default="zstd",
-                    allowed_values=["zstd", "snappy", "gzip", "lz4", "uncompressed"],
-                    description="Parquet compression codec (write.parquet.compression-codec)."),
-        th.Property("max_state_lag_seconds", th.NumberType,
-                    default=DEFAULT_MAX_STATE_LAG_SECONDS,
-                    description="Longest a STATE waits for open data files to fill up; then "
-                                "they are closed smaller and committed, so the bookmark "
-                                "moves on."),
-        th.Property("max_record_bytes", th.IntegerType, default=DEFAULT_MAX_RECORD_BYTES,
-                    description="A RECORD line longer than this (bytes, 1 MiB to 256 MiB) is "
-                                "never held whole in memory: its dead-letter row (rule "
-                                "maxRecordBytes) keeps its size and first 1 KiB, and the "
-                                "run goes on. Any other message that long stops the run."),
-        th.Property("max_open_files", th.IntegerType,
-                    description="Most spool and data files held open at once (half each): "
-                                "idle ones are closed, least recently used first, so a run "
-                                "of any number of streams stays under ulimit -n. Default: "
-                                "the open-file limit less 64, at most 512."),
-        th.Property("hard_delete", th.BooleanType, default=False,
-                    description="ACTIVATE_VERSION: delete the rows of older table versions "
-                                "(true) or set their _sdc_deleted_at (false)."),
-        th.Property("metrics", th.ObjectType(
-            th.Property("pushgateway_url", th.StringType,
-                        description="Push the run's metrics here at the end (batch jobs)."),
-            th.Property("textfile_dir", th.StringType,
-                        description="Else write <dir>/target-dativo-iceberg.prom for "
-                                    "node-exporter's textfile collector."),
-            th.Property("port", th.IntegerType,
-                        description="Else serve /metrics on 127.0.0.1:<port> during the run."),
-            additional_properties=False,
-        ), description="Prometheus metrics export (see observability/)."),
-        th.Property("log_format", th.StringType, default="text",
-                    allowed_values=["text", "json"],
-                    description="text for humans, json for log pipelines (one object per "
-                                "line). Secrets are redacted in both."),
-        th.Property("audit_log_path", th.StringType,
-                    description="Append one JSON line per commit (run, table, snapshot, "
-                                "rows, files; never record values) to this file."),
-        th.Property("format", th.StringType, default="parquet",
-                    allowed_values=["parquet", "markdown_kv"],
-                    description="parquet: the stream's table, typed by the contract. "
-                                "markdown_kv: the records as Markdown-KV documents for LLM "
-                                "pipelines, stored as markdown_kv.storage says (same "
-                                "contract checks, dead letters and STATE handling)."),
-        th.Property("markdown_kv", th.ObjectType(
-            th.Property("storage", th.StringType, default="string",
-                        allowed_values=["string", "raw_file", "structured"],
-                        description="string: table <table>__markdown, one row (doc_id, "
-                                    "stream, markdown, source_bookmark, extracted_at) per "
-                                    "record. raw_file: .md files at path_pattern plus the "
-                                    "manifest table <table>__md_files. structured: "
-                                    "<table>__kv (row_per_kv) or <table>__documents "
-                                    "(document_level)."),
-            th.Property("dialect", th.StringType, default="record_blocks",
-                        allowed_values=["record_blocks", "sectioned"],
-                        description="record_blocks: '## Record <doc_id>' and a fenced block "
-                                    "of 'key: value' lines. sectioned: YAML front matter "
-                                    "with doc_id, a '# <stream>' section, 'key:: value'."),
-            th.Property("layout", th.StringType, default="row_per_kv",
-                        allowed_values=["row_per_kv", "document_level"],
-                        description="structured storage: one row per key (doc_id, section, "
-                                    "key, value, value_json, ord), or one row per document "
-                                    "with a nested sections column."),
-            th.Property("path_pattern", th.StringType,
-                        default="markdown_kv/{tenant}/{stream}/{doc_id}.md",
-                        description="raw_file: file path under root, with {tenant}, "
-                                    "{stream}, {doc_id} (a batch file's first document) "
-                                    "and {date} (UTC day of writing)."),
-            th.Property("records_per_file", th.IntegerType, default=1,
-                        description="raw_file: 1 writes a file per record; N > 1 one file "
-                                    "per N records of a batch (record_blocks only)."),
-            th.Property("root", th.StringType,
-                        description="raw_file: location URI the path_pattern is under "
-                                    "(file:// or s3://); default the catalog's warehouse."),
-            additional_properties=False,
-        ), description="How format: markdown_kv stores documents (see "
-                        "docs/markdown-kv-storage.md)."),
-        th.Property("commit_interval_seconds", th.NumberType,
-                    default=DEFAULT_COMMIT_INTERVAL_SECONDS,
-                    description="Commit written data files (one snapshot per table) and emit "
-                                "the STATE they cover at most this often; 0 commits every "
-                                "batch. Input slower than a batch per interval is committed "
-                                "on a timer once it has waited this long (at least 1 s), "
-                                "without waiting for more input. End of input always "
-                                "commits."),
-        th.Property("progress_interval_seconds", th.NumberType(minimum=0),
-                    default=DEFAULT_PROGRESS_INTERVAL_SECONDS,
-                    description="Every this many seconds, log one progress line per stream "
-                                "whose counts changed (records received, committed, "
-                                "rejected, rows/s, last committed snapshot); one final line "
-                                "per stream at the end. 0 logs only the final lines."),
-        # singer-sdk's text ("Whether to add metadata fields to records.") promises what
-        # this target refuses (settings.py), so it is declared here to say so.
-        th.Property("add_record_metadata", th.BooleanType, title="Add Record Metadata",
-                    description="Not supported: true is refused (exit 2), because the "
-                                "contract defines the table's columns; declare the _sdc_* "
-                                "columns to keep in the contract."),
-    ).to_dict()
+    config_jsonschema = CONFIG_SCHEMA.to_dict()  # the settings, declared in config_schema.py
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's hook: one :class:`ConfigError` whose messages never quote a

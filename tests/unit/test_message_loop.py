@@ -11,8 +11,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from target_dativo_iceberg.config_schema import DEFAULT_MAX_RECORD_BYTES
 from target_dativo_iceberg.message_loop import run_message_loop
-from target_dativo_iceberg.settings import DEFAULT_MAX_RECORD_BYTES
 
 
 class RecordingLoader:

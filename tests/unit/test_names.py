@@ -16,8 +16,7 @@ from dativo.contracts.odcs import lint_document
 from dativo.errors import CodecError, ConfigError
 from dativo.iceberg.naming import MARKDOWN_SUFFIXES, RESERVED_SUFFIXES, table_identifier
 from dativo.names import check_tenant, table_name
-from target_dativo_iceberg.markdown_kv_writer import MarkdownKVSettings
-from target_dativo_iceberg.settings import TargetSettings
+from target_dativo_iceberg.settings import MarkdownKVSettings, TargetSettings
 from target_dativo_iceberg.stream_contracts import StreamTables
 
 REPO = Path(__file__).resolve().parents[2]

@@ -137,9 +137,9 @@ class ChangeReader:
         self.url = stream.pg_connector.url
         self.schema = schema
         self.table = table
-        self.slot = slot_name(str(stream.config.get("replication_slot_prefix") or "dativo"),
+        self.slot = slot_name(str(stream.config["replication_slot_prefix"]),
                               str(self.url.database), self.schema, self.table)
-        self.publication = str(stream.config.get("publication_name") or "dativo")
+        self.publication = str(stream.config["publication_name"])
         self.state = stream.get_context_state(None)
 
     def records(self) -> Iterator[dict[str, Any]]:

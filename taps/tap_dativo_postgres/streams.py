@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
     from tap_dativo_postgres.arrow_reader import ArrowTableReader
 
-DEFAULT_FETCH_ROWS = 10_000
 ColumnSelector = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
 
 
@@ -73,7 +72,8 @@ class PostgresStream(BatchFilesStream, SQLStream):
 
     @property
     def fetch_rows(self) -> int:
-        return int(self.config.get("fetch_rows") or DEFAULT_FETCH_ROWS)
+        """The validated config holds the schema's default (tap.py) when unset."""
+        return int(self.config["fetch_rows"])
 
     def apply_query_filters(self, query: selectable.Select, table: sa.Table, *,
                             context: Context | None = None) -> selectable.Select:

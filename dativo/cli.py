@@ -137,23 +137,14 @@ def _tables_to_maintain(config_path: Path | None, tables: tuple[str, ...],
                         every_table: bool) -> list[Table]:
     """Load every named table (or all) before any is changed, failing with the name of
     a missing one."""
-    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-
     from dativo.iceberg.catalog import open_catalog
-    from dativo.iceberg.tables import all_tables
+    from dativo.iceberg.tables import all_tables, load_tables
 
     if not tables and not every_table:
         raise ConfigError("name tables to maintain (e.g. demo.crm.customers) or pass --all")
     catalog = open_catalog(_catalog_props(config_path))
     names = all_tables(catalog) if every_table else [tuple(t.split(".")) for t in tables]
-    loaded = []
-    for name in names:
-        try:
-            loaded.append(catalog.load_table(name))
-        except (NoSuchTableError, NoSuchNamespaceError) as exc:
-            raise ConfigError(f"table {'.'.join(name)} does not exist in the catalog; "
-                              "`dativo table show --all` lists the tables") from exc
-    return loaded
+    return load_tables(catalog, names)
 
 
 @maintain.command("remove-orphans")
@@ -268,7 +259,7 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:.1f} MB"
 
 
-def _catalog_props(config_path: Path | None) -> dict[str, str] | None:
+def _catalog_props(config_path: Path | None) -> dict[str, Any] | None:
     if config_path is None:
         return None
     try:

@@ -100,6 +100,10 @@ class SecretRedactor(logging.Filter):
         super().__init__()
         self.secrets = sorted(set(secrets), key=len, reverse=True)
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask ``secrets`` too from now on."""
+        self.secrets = sorted({*self.secrets, *secrets}, key=len, reverse=True)
+
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
@@ -113,6 +117,21 @@ class SecretRedactor(logging.Filter):
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def redact_secrets(text: str, config: Mapping[str, Any]) -> str:
+    """``text`` without ``config``'s secrets (:func:`secret_values`) and without what
+    every redactor masks: for a message built before logging sees it (an error)."""
+    return SecretRedactor(secret_values(config)).redact(text)
+
+
+def register_secrets(secrets: Iterable[str]) -> None:
+    """Mask ``secrets`` too in the redactors :func:`configure` installed: for secrets
+    learnt after start-up, such as those of a catalog opened from a config file."""
+    for handler in logging.getLogger().handlers:
+        for found in handler.filters:
+            if isinstance(found, SecretRedactor):
+                found.add(secrets)
 
 
 class TracebackOnlyAtDebug(logging.Filter):

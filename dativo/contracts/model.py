@@ -75,7 +75,7 @@ class Contract:
     source: str = "singer-schema"
     partitioning: tuple[tuple[str, str], ...] = field(default=())
     table_suffix: str = ""
-    """A reserved suffix (``dativo.tables.RESERVED_SUFFIXES``) for a table the target
+    """A reserved suffix (``dativo.iceberg.naming.RESERVED_SUFFIXES``) for a table the target
     keeps beside the stream's own, e.g. Markdown-KV's; appended after naming, so a
     stream's name can never produce it."""
 

@@ -25,6 +25,24 @@ def all_tables(catalog: Catalog) -> list[tuple[str, ...]]:
     return sorted(set(found))
 
 
+def load_tables(catalog: Catalog, names: Iterable[tuple[str, ...]]) -> list[Table]:
+    """Load every named table before any is changed (``dativo maintain``).
+
+    Raises:
+        ConfigError: A table does not exist; the message names it.
+    """
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    loaded = []
+    for name in names:
+        try:
+            loaded.append(catalog.load_table(name))
+        except (NoSuchTableError, NoSuchNamespaceError) as exc:
+            raise ConfigError(f"table {'.'.join(name)} does not exist in the catalog; "
+                              "`dativo table show --all` lists the tables") from exc
+    return loaded
+
+
 def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
                 echo: Callable[[str], Any], snapshots: int = 10) -> list[str]:
     """Print each table's row count, schema, newest ``snapshots`` snapshots, sample rows

@@ -1,4 +1,4 @@
-"""The one module that talks to pyiceberg's write API.
+"""Creating, evolving and committing to the tenant's tables: the target's Iceberg writes.
 
 Tables live at ``(<tenant>, <domain>).<table>``, so both the catalog namespace and the
 warehouse path (``<warehouse>/<tenant>.<domain>/<table>``) carry the tenant. Writing is
@@ -8,31 +8,25 @@ summary carries the Singer bookmark (``dativo.state``), so table contents and
 bookmark are committed together.
 
 Failure behaviour: a failed commit is retried (with backoff) on optimistic-concurrency
-conflicts; after the last attempt a :class:`CommitError` is raised, the written files
-stay unreferenced (orphans, never read) and no STATE is emitted. A commit whose changes
-depend on what the table holds (upsert, overwrite, ACTIVATE_VERSION) is never re-applied
-blindly: a retry re-uses its plan only if the commits that won the race touched none of
-its keys and files, and otherwise plans it again on the refreshed table.
+conflicts (:mod:`dativo.iceberg.commits`); after the last attempt a :class:`CommitError`
+is raised, the written files stay unreferenced (orphans, never read) and no STATE is
+emitted. A commit whose changes depend on what the table holds (upsert, overwrite,
+ACTIVATE_VERSION) is never re-applied blindly: a retry re-uses its plan only if the
+commits that won the race touched none of its keys and files, and otherwise plans it
+again on the refreshed table.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
-from collections.abc import Mapping
-from pathlib import Path
-from urllib.parse import unquote, urlparse
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import pyarrow as pa
-from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import (
-    CommitFailedException,
-    NoSuchTableError,
-    ValidationError,
-    ValidationException,
-)
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationError
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -44,6 +38,8 @@ from pyiceberg.transforms import parse_transform
 from dativo import metrics
 from dativo.contracts import Contract
 from dativo.errors import CommitError, ConfigError
+from dativo.iceberg.catalog import open_catalog
+from dativo.iceberg.commits import commit_with_retry
 from dativo.iceberg.dead_letter import DEAD_LETTER_SCHEMA
 from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, table_identifier
 from dativo.iceberg.schema_union import changes_table, iceberg_schema, union_by_name
@@ -52,11 +48,8 @@ from dativo.iceberg.table_changes import PlannedTransaction, TableChanges, repla
 
 LOGGER = logging.getLogger(__name__)
 
-COMMIT_ATTEMPTS = 6
 PLUGIN = "target-dativo-iceberg"
-COMMIT_BACKOFF_SECONDS = (0.1, 5.0)  # first and largest wait between attempts, before jitter
-CATALOG_OPEN_ATTEMPTS = 5
-SECRET_PROPERTY = re.compile(r"secret|password|token|credential|private", re.IGNORECASE)
+T = TypeVar("T")
 TABLE_PROPERTIES = {  # compression and file size come from the caller's settings
     # A 256 KiB dictionary page (pyiceberg's default is 2 MiB) lets high-cardinality
     # columns fall back to plain encoding early: on the bench data, Parquet writes take
@@ -65,15 +58,6 @@ TABLE_PROPERTIES = {  # compression and file size come from the caller's setting
     "format-version": "2",
 }
 
-
-
-def _create_local_dirs(props: Mapping[str, str]) -> None:
-    """A local SQLite catalog and file:// warehouse need their folders to exist."""
-    uri, warehouse = props.get("uri", ""), props.get("warehouse", "")
-    if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if warehouse.startswith("file://"):
-        Path(urlparse(warehouse).path).mkdir(parents=True, exist_ok=True)
 
 
 def _evolve_schema(table: Table, schema: pa.Schema) -> None:
@@ -118,12 +102,9 @@ class IcebergWriter:
         :data:`TABLE_PROPERTIES` on new tables and are set on existing ones that differ."""
         self.table_properties = {**TABLE_PROPERTIES, **(table_properties or {})}
         self._pinned = dict(table_properties or {})
-        props = dict(catalog_properties)
-        name = props.pop("name", "dativo")
-        _create_local_dirs(props)
-        self.catalog: Catalog = _open_catalog(name, props)
+        self.catalog: Catalog = open_catalog(catalog_properties, create=True)
         self.tenant_id = tenant_id
-        self.warehouse = props.get("warehouse", "")
+        self.warehouse = self.catalog.properties.get("warehouse", "")
 
     def table_identifier(self, contract: Contract, suffix: str = "") -> tuple[str, ...]:
         """Where the contract's table lives (:func:`~dativo.iceberg.naming.table_identifier`); a
@@ -138,29 +119,39 @@ class IcebergWriter:
         """Load the stream's table, creating it or adding new columns as needed."""
         identifier = self.table_identifier(contract)
         table = self._create_or_load(identifier, iceberg_schema(schema, contract.primary_key))
-        attempt = 0
-        while True:  # each step re-checks the table, so a retry redoes only what is missing
-            attempt += 1
-            try:
-                if contract.primary_key and not table.schema().identifier_field_names():
-                    with table.update_schema() as update:
-                        update.set_identifier_fields(*contract.primary_key)
-                if contract.partitioning and table.spec().is_unpartitioned():
-                    with table.update_spec() as spec:
-                        for column, transform in contract.partitioning:
-                            name = column if transform == "identity" else (
-                                f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
-                            spec.add_field(column, parse_transform(transform), name)
-                _evolve_schema(table, schema)
-                self._pin_properties(table)
-                return table
-            except CommitFailedException as exc:  # another writer changed the table first
-                self._after_conflict(table, attempt, exc)
 
-    def _after_conflict(self, table: Table, attempt: int, exc: Exception) -> None:
-        metrics.COMMIT_CONFLICTS.labels(plugin=PLUGIN, tenant=self.tenant_id,
-                                        table=".".join(table.name())).inc()
-        _wait_before_retry(table, attempt, exc)
+        def prepare() -> Table:  # each step re-checks the table: a retry redoes what is missing
+            if contract.primary_key and not table.schema().identifier_field_names():
+                with table.update_schema() as update:
+                    update.set_identifier_fields(*contract.primary_key)
+            if contract.partitioning and table.spec().is_unpartitioned():
+                with table.update_spec() as spec:
+                    for column, transform in contract.partitioning:
+                        name = column if transform == "identity" else (
+                            f"{column}_{re.sub(r'[^a-z0-9]+', '', transform)}")
+                        spec.add_field(column, parse_transform(transform), name)
+            _evolve_schema(table, schema)
+            self._pin_properties(table)
+            return table
+
+        return self._with_retry(table, prepare)
+
+    def _with_retry(self, table: Table, attempt: Callable[[], T]) -> T:
+        """``attempt`` under :func:`commit_with_retry`, counting conflicts per table."""
+        name = ".".join(table.name())
+
+        def count(_: Exception) -> None:
+            metrics.COMMIT_CONFLICTS.labels(plugin=PLUGIN, tenant=self.tenant_id,
+                                            table=name).inc()
+
+        def gave_up(exc: Exception, attempts: int) -> CommitError:
+            return CommitError(
+                f"commit to {name} still conflicted with concurrent writers after {attempts} "
+                f"attempts ({exc}); this commit is not in the table and its STATE was not "
+                "emitted, so a rerun is safe; if it persists, fewer writers per table or a "
+                "longer commit_interval_seconds reduce conflicts")
+
+        return commit_with_retry(table, attempt, gave_up=gave_up, on_conflict=count)
 
     def _pin_properties(self, table: Table) -> None:
         changed = {k: v for k, v in self._pinned.items() if table.properties.get(k) != v}
@@ -233,29 +224,30 @@ class IcebergWriter:
         new snapshot (by pyiceberg). An upsert, overwrite or activation is committed
         again as planned only while the commits in between touched none of its keys
         and files, and is otherwise planned again on the refreshed table
-        (:mod:`dativo.iceberg.table_changes`): up to ``COMMIT_ATTEMPTS`` plans,
-        with exponential backoff and jitter. The batches' files are already written, so
-        a retry redoes only the metadata and any copy-on-write rewrite.
+        (:mod:`dativo.iceberg.table_changes`): up to ``COMMIT_ATTEMPTS`` plans, with
+        exponential backoff and jitter (:mod:`dativo.iceberg.commits`). The batches'
+        files are already written, so a retry redoes only the metadata and any
+        copy-on-write rewrite.
 
         Raises:
             CommitError: The commit still fails after the last attempt.
         """
         planned = mode != "append" or any(isinstance(c, VersionActivation) for c in changes)
         plan = TableChanges(table, properties, mode)
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                if planned:
-                    self._commit_planned(table, plan, changes)
-                else:  # a plain append: pyiceberg itself re-applies it after a conflict
-                    with table.transaction() as tx:
-                        plan.stage(tx, changes)
-                snapshot = table.current_snapshot()
-                return snapshot.snapshot_id if snapshot else None
-            except (CommitFailedException, ValidationException) as exc:
-                self._after_conflict(table, attempt, exc)  # then plan again
-            except OSError as exc:
-                raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
-        return None
+
+        def commit() -> int | None:  # after a conflict: planned again on the refreshed table
+            if planned:
+                self._commit_planned(table, plan, changes)
+            else:  # a plain append: pyiceberg itself re-applies it after a conflict
+                with table.transaction() as tx:
+                    plan.stage(tx, changes)
+            snapshot = table.current_snapshot()
+            return snapshot.snapshot_id if snapshot else None
+
+        try:
+            return self._with_retry(table, commit)
+        except OSError as exc:
+            raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
 
     def _commit_planned(self, table: Table, plan: TableChanges,
                         changes: list[TableChange]) -> None:
@@ -297,73 +289,3 @@ def _write(metadata: TableMetadata, io: FileIO, data: pa.Table,
         return list(_dataframe_to_data_files(table_metadata=metadata, df=data, io=io))
     except OSError as exc:
         raise CommitError(f"writing data files of {'.'.join(name)} failed: {exc}") from exc
-
-
-def _wait_before_retry(table: Table, attempt: int, exc: Exception) -> None:
-    """After a commit conflict: wait (exponential backoff, jittered so writers that
-    collided do not collide again) and refresh ``table`` to the catalog's current state.
-
-    Raises:
-        CommitError: ``attempt`` was the last one.
-    """
-    name = ".".join(table.name())
-    if attempt >= COMMIT_ATTEMPTS:
-        raise CommitError(
-            f"commit to {name} still conflicted with concurrent writers after {attempt} "
-            f"attempts ({exc}); this commit is not in the table and its STATE was not "
-            "emitted, so a rerun is safe; if it persists, fewer writers per table or a "
-            "longer commit_interval_seconds reduce conflicts"
-        ) from exc
-    first, largest = COMMIT_BACKOFF_SECONDS
-    delay = min(largest, first * 2**attempt) * random.uniform(0.5, 1.5)
-    LOGGER.warning("Commit conflict on %s (attempt %d of %d: %s); retrying in %.2f s",
-                   name, attempt, COMMIT_ATTEMPTS, exc, delay)
-    time.sleep(delay)
-    table.refresh()
-
-
-def _open_catalog(name: str, props: dict[str, str]) -> Catalog:
-    """Load the catalog. Processes that start together on a new SqlCatalog database
-    all create its tables; the losers see a duplicate-key error and simply retry.
-
-    Raises:
-        ConfigError: The catalog cannot be loaded (the message carries no secret).
-    """
-    for attempt in range(1, CATALOG_OPEN_ATTEMPTS + 1):
-        try:
-            return load_catalog(name, **props)
-        except Exception as exc:  # pyiceberg raises many types for bad catalog config
-            if attempt < CATALOG_OPEN_ATTEMPTS and _lost_init_race(exc):
-                LOGGER.info("Catalog %r is being set up by another process; retrying", name)
-                time.sleep(0.2 * attempt)
-                continue
-            raise ConfigError(
-                f"catalog: cannot load catalog {name!r}: {redact_secrets(str(exc), props)}"
-            ) from exc
-    raise AssertionError("unreachable")
-
-
-def _lost_init_race(exc: Exception) -> bool:
-    try:
-        from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-    except ImportError:  # no SQL catalog support installed, so not a SqlCatalog race
-        return False
-    if isinstance(exc, OperationalError):  # SQLite: the other process's CREATE TABLE won
-        return "already exists" in str(exc) or "database is locked" in str(exc)
-    return isinstance(exc, IntegrityError | ProgrammingError)
-
-
-def redact_secrets(text: str, props: Mapping[str, str]) -> str:
-    """``text`` without the values of secret-looking catalog properties and without
-    passwords embedded in URIs, so that an error message can be logged."""
-    secrets = {v for k, v in props.items() if SECRET_PROPERTY.search(k) and v}
-    for value in props.values():
-        try:
-            password = urlparse(value).password
-        except ValueError:
-            continue
-        if password:
-            secrets |= {password, unquote(password)}
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text

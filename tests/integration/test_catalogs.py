@@ -17,7 +17,7 @@ import orjson
 import pytest
 from pyiceberg.catalog import Catalog, load_catalog
 
-from dativo.iceberg.writer import redact_secrets
+from dativo.logs import redact_secrets
 from tests.conftest import emitted_states, run_target, singer_lines
 from tests.services.postgres import PostgresServer
 from tests.services.s3 import S3Server

@@ -27,13 +27,10 @@ would bring back replaced rows, so compaction stops and the new files are delete
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.manifest import DataFile
@@ -42,6 +39,7 @@ from pyiceberg.table.snapshots import ancestors_of
 from pyiceberg.utils.properties import property_as_int
 
 from dativo.errors import CommitError
+from dativo.iceberg.commits import commit_with_retry
 from dativo.iceberg.data_files import RollingDataFiles
 from dativo.iceberg.naming import MAINTENANCE_PROPERTY, STATE_PROPERTY
 
@@ -50,7 +48,6 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_TARGET_BYTES = 160 * 1024 * 1024
 SMALL_FRACTION = 0.75
 """A file below this share of the target size is small (worth merging)."""
-COMMIT_ATTEMPTS = 6
 _BUFFER_BYTES = 64 * 1024 * 1024
 """Arrow bytes gathered into one write (row group) at most: a file is checked against
 the target size after each write, so writes stay well below it too."""
@@ -185,39 +182,37 @@ def _rewrite(table: Table, plan: _Plan, target_bytes: int) -> list[DataFile]:
 
 def _commit(table: Table, removed: list[DataFile], added: list[DataFile]) -> int | None:
     """Replace ``removed`` by ``added`` in one snapshot, retrying the commit (not the
-    rewrite) while the replaced files are still live in the refreshed table.
+    rewrite, :func:`~dativo.iceberg.commits.commit_with_retry`) while the replaced
+    files are still live in the refreshed table.
 
     The snapshot carries the newest ``dativo.state`` bookmark forward: the rows are the
     same, so the table keeps telling how far it is loaded even once older snapshots
     are expired.
     """
-    name = ".".join(table.name())
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        table.refresh()
+    def swap() -> int | None:
         _check_still_live(table, removed, added)
         _check_written(table, added)
         properties = {MAINTENANCE_PROPERTY: "compact"}
         bookmark = _newest_bookmark(table)
         if bookmark is not None:
             properties[STATE_PROPERTY] = bookmark
-        try:
-            with (table.transaction() as tx,
-                  tx.update_snapshot(snapshot_properties=properties).overwrite() as swap):
-                for data_file in removed:
-                    swap.delete_data_file(data_file)
-                for data_file in added:
-                    swap.append_data_file(data_file)
-            snapshot = table.current_snapshot()
-            return snapshot.snapshot_id if snapshot else None
-        except (CommitFailedException, ValidationException) as exc:
-            # The commit did not land (pyiceberg guarantees it for these two).
-            LOGGER.warning("Compaction of %s conflicted with a concurrent commit (attempt "
-                           "%d of %d): %s", name, attempt, COMMIT_ATTEMPTS, exc)
-            time.sleep(min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.5))
-    _delete_quietly(table, added)
-    raise CommitError(f"compacting {name}: the table kept changing under the commit after "
-                      f"{COMMIT_ATTEMPTS} attempts; nothing was changed, rerun when loads "
-                      "are quieter")
+        with (table.transaction() as tx,
+              tx.update_snapshot(snapshot_properties=properties).overwrite() as overwrite):
+            for data_file in removed:
+                overwrite.delete_data_file(data_file)
+            for data_file in added:
+                overwrite.append_data_file(data_file)
+        snapshot = table.current_snapshot()
+        return snapshot.snapshot_id if snapshot else None
+
+    def gave_up(_: Exception, attempts: int) -> CommitError:
+        _delete_quietly(table, added)
+        return CommitError(f"compacting {'.'.join(table.name())}: the table kept changing "
+                           f"under the commit after {attempts} attempts; nothing was "
+                           "changed, rerun when loads are quieter")
+
+    table.refresh()  # loads may have committed while the files were rewritten
+    return commit_with_retry(table, swap, gave_up=gave_up)
 
 
 def _check_still_live(table: Table, removed: list[DataFile], added: list[DataFile]) -> None:

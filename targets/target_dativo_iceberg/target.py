@@ -1,5 +1,5 @@
 """target-dativo-iceberg: singer-sdk provides the CLI, config validation and --about;
-the message path is our own columnar loop (see ARCHITECTURE.md, Hot path)."""
+the message path is our own columnar loop (docs/architecture.md, "The path of one record")."""
 
 from __future__ import annotations
 

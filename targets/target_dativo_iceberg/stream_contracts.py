@@ -30,7 +30,8 @@ def contract_for_stream(
     settings: TargetSettings, stream: str, schema: dict[str, Any], key_properties: list[str],
     streams: Collection[str] = (),
 ) -> Contract:
-    """Resolve, lint and load the stream's contract (README: the target's ``contracts_dir`` setting).
+    """Resolve, lint and load the stream's contract (README: the target's
+    ``contracts_dir`` setting).
 
     ``streams`` are those with a SCHEMA earlier in the run (see
     :func:`_rejected_rows_contract` for why).

@@ -1,8 +1,10 @@
 """The commit thread's half of a run: checked batches become data files, data files
 become snapshots, and a STATE is emitted only once every row before it is committed.
 
-Appended rows go into data files that stay open across batches until they reach the
-table's target size (:mod:`target_dativo_iceberg.data_files`). Each publish (once per
+What the rows become is the :class:`~target_dativo_iceberg.destinations.Destination`'s
+(Iceberg rows, or Markdown-KV). Appended rows go into data files that stay open across
+batches until they reach the table's target size
+(:mod:`~target_dativo_iceberg.staged_tables`). Each publish (once per
 ``commit_interval_seconds``) commits the files closed so far, and emits the newest
 STATE whose rows are all in them. Rows still in an open file hold their STATE back;
 after ``max_state_lag_seconds`` the open files are closed early, smaller, so the
@@ -28,10 +30,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -40,59 +41,22 @@ import orjson
 from dativo import metrics
 from dativo.audit import AuditLog
 from dativo.iceberg.naming import RUN_ID_PROPERTY, STATE_PROPERTY
-from dativo.iceberg.staging import (
-    VERSION_COLUMN,
-    CommitMode,
-    FileBatch,
-    TableChange,
-    VersionActivation,
-    last_per_key,
-)
+from dativo.iceberg.staging import CommitMode, FileBatch, VersionActivation
 from dativo.metrics import RunMetrics
-from dativo.open_files import OpenFiles
 from target_dativo_iceberg.batches import Batch, CheckedBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
-from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
+from target_dativo_iceberg.destinations import destination_for
 from target_dativo_iceberg.settings import TargetSettings
-from target_dativo_iceberg.sinks import (
-    CheckedDrain,
-    StreamSink,
-    StreamStats,
-    with_version_columns,
-)
+from target_dativo_iceberg.sinks import CheckedDrain, StreamSink, StreamStats
+from target_dativo_iceberg.staged_tables import Staged, StagedTables, staged_name
 from target_dativo_iceberg.strict import refusal, tables_to_drop
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-    from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
 
-    from dativo.iceberg.data_files import RollingDataFiles
     from dativo.iceberg.writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass
-class _Staged:
-    """One table's changes since its last commit, in message order."""
-
-    table: Table
-    stream: str
-    dead_letter: bool
-    changes: list[TableChange] = field(default_factory=list)
-    rows: int = 0
-
-    def add(self, change: TableChange, rows: int) -> None:
-        self.changes.append(change)
-        self.rows += rows
-
-
-@dataclass
-class _Rolling:
-    files: RollingDataFiles
-    table: Table
-    stream: str
 
 
 @dataclass(frozen=True)
@@ -117,20 +81,15 @@ class Committer:
         self.stats = stats
         self.run_id = run_id
         self.emit_state = emit_state
-        self._staged: dict[str, _Staged] = {}
-        # Tables with an open data file; at most ``open_data_files`` files stay open.
-        self._rolling: dict[str, _Rolling] = {}
-        self._open_files = OpenFiles(settings.open_data_files)
+        self._tables = StagedTables(settings.open_data_files)
+        self._destination = destination_for(settings)
         self._states: deque[_PendingState] = deque()
         self._checked_at: deque[tuple[int, float]] = deque()  # (drain, time) not yet durable
         self._published_at = time.monotonic()
         self.last_state: Any = None  # the last STATE emitted, for the run summary
-        self._files_unsafe = False  # see _writing_files
         # Table -> (first, last) drain of its valid rows not committed yet.
         self._pending: dict[str, tuple[int, int]] = {}
         self._refused = False  # strict mode refused a drain: see salvage
-        self._markdown = (MarkdownKVWriter(settings.markdown_kv, settings.tenant_id)
-                          if settings.markdown_kv is not None else None)
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
                      has_state: bool, final: bool, flush: bool = False) -> None:
@@ -144,15 +103,15 @@ class Committer:
             self._refuse(checked)
         for sink, _, result in checked:
             self._prepare(sink, result)  # a table that cannot be written fails here
-        with self._writing_files():
+        with self._tables.writing_files():
             for sink, batch, result in checked:
                 self._stage(sink, batch, result, drain, state if has_state else None)
         if checked:
             self._checked_at.append((drain, time.monotonic()))
         if has_state:
             self._states.append(_PendingState(drain, state, time.monotonic()))
-        due = not self._staged or (time.monotonic() - self._published_at
-                                   >= self.settings.commit_interval_seconds)
+        due = not self._tables.staged or (time.monotonic() - self._published_at
+                                          >= self.settings.commit_interval_seconds)
         if final:
             self._publish(final=True)
         elif self.settings.load_method == "overwrite":
@@ -190,51 +149,24 @@ class Committer:
     def activate_version(self, sink: StreamSink, stream: str, version: int) -> None:
         """Stage an ACTIVATE_VERSION behind the stream's earlier rows (closing their
         open files, so those rows are retired too when they belong to older versions)."""
-        if self._markdown is not None:
-            LOGGER.warning("ACTIVATE_VERSION %d for stream '%s' ignored: format "
-                           "markdown_kv keeps no table versions", version, stream)
+        table = self._destination.activate_version(sink, stream, version,
+                                                   self._writer.result())
+        if table is None:
             return
-        if not sink.versioned:
-            sink.versioned, sink.table = True, None
-        sink.current_version = version
-        if sink.table is None:
-            sink.table = self._writer.result().ensure_table(sink.contract, sink.table_schema)
-        rolling = self._rolling.pop(staged_name(sink.table), None)
-        if rolling is not None:
-            with self._writing_files():
-                self._add_closed(sink.table, stream, rolling.files.close_all())
+        self._tables.close_files(staged_name(table))
         activation = VersionActivation(version, self.settings.hard_delete,
                                        datetime.now(timezone.utc))
-        self._staged_for(sink.table, stream, dead_letter=False).add(activation, 0)
+        self._tables.stage(table, stream, activation, 0)
 
     # -- staging ----------------------------------------------------------------
-    @contextmanager
-    def _writing_files(self) -> Iterator[None]:
-        """Data files are written or closed: a failure may leave a failed drain's rows
-        (whose STATE is dropped) in them, or lose rows, so salvage must commit no more."""
-        try:
-            yield
-        except BaseException:
-            self._files_unsafe = True
-            raise
-
     def _prepare(self, sink: StreamSink, checked: CheckedBatch) -> None:
         """Load, create or evolve the tables a batch goes to, before any row of its drain
         is written: a table that cannot be written (a config error) fails the drain whole."""
         writer = self._writer.result()
         if checked.rejected and sink.dead_letter is None:
             sink.dead_letter = writer.dead_letter_table(sink.contract)
-        if not checked.valid.num_rows:
-            return
-        if self._markdown is not None:
-            if sink.table is None:
-                sink.table = writer.ensure_table(
-                    self._markdown.table_contract(sink.contract), self._markdown.settings.schema)
-            return
-        if VERSION_COLUMN in checked.valid.column_names and not sink.versioned:
-            sink.versioned, sink.table = True, None  # the table gains the version columns
-        if sink.table is None:
-            sink.table = writer.ensure_table(sink.contract, sink.table_schema)
+        if checked.valid.num_rows:
+            self._destination.prepare(sink, checked.valid, writer)
 
     def _stage(self, sink: StreamSink, batch: Batch, checked: CheckedBatch,
                drain: int, state: Any = None) -> None:
@@ -246,47 +178,16 @@ class Committer:
         metrics.BATCHES.labels(**labels).inc()
         if checked.rejected:
             self._stage_rejected(sink, stream, checked)
-        valid, keys = checked.valid, None
-        if self._markdown is not None:
-            self._stage_markdown(self._markdown, sink, stream, valid, state, drain)
+        rows = self._destination.rows(sink, stream, checked.valid, state)
+        if rows is None:
             return
-        if sink.versioned:
-            valid = with_version_columns(valid, sink.current_version)
-        if sink.upsert_keys and valid.num_rows:
-            valid = last_per_key(valid, sink.upsert_keys)
-            keys = valid.select(list(sink.upsert_keys))
-        if not valid.num_rows:
-            return
-        writer = self._writer.result()
         assert sink.table is not None  # by _prepare
         self._note_rows(sink.table, drain)
-        if keys is not None:  # upsert applies batch by batch: its files stay per batch
-            self._staged_for(sink.table, stream, dead_letter=False).add(
-                FileBatch(writer.write_files(sink.table, valid), keys), valid.num_rows)
-            return
-        self._add_closed(sink.table, stream,
-                         self._rolling_for(sink.table, stream).write(valid, drain))
-
-    def _stage_markdown(self, markdown: MarkdownKVWriter, sink: StreamSink, stream: str,
-                        valid: pa.Table, state: Any, drain: int) -> None:
-        """``format: markdown_kv``: the valid rows in their storage pattern, written (with
-        any raw files) as this batch's own data files, keyed by doc_id for upsert."""
-        if VERSION_COLUMN in valid.column_names:
-            valid = valid.drop_columns([VERSION_COLUMN])
-        if sink.upsert_keys:
-            valid = last_per_key(valid, sink.upsert_keys)
-        if not valid.num_rows:
-            return
-        writer = self._writer.result()
-        assert sink.table is not None  # by _prepare
-        bookmarks = state.get("bookmarks") if isinstance(state, dict) else None
-        bookmark = bookmarks.get(stream) if isinstance(bookmarks, dict) else None
-        rendered = markdown.render(stream, sink.contract, valid, sink.document_keys,
-                                   bookmark, sink.table.io)
-        self._note_rows(sink.table, drain)
-        self._staged_for(sink.table, stream, dead_letter=False).add(
-            FileBatch(writer.write_files(sink.table, rendered.rows),
-                      rendered.doc_ids if sink.upsert_keys else None), valid.num_rows)
+        if rows.own_files:
+            files = self._writer.result().write_files(sink.table, rows.rows)
+            self._tables.stage(sink.table, stream, FileBatch(files, rows.keys), rows.records)
+        else:
+            self._tables.append(sink.table, stream, rows.rows, drain)
 
     def _note_rows(self, table: Table, drain: int) -> None:
         name = staged_name(table)
@@ -297,8 +198,9 @@ class Committer:
         writer, stats = self._writer.result(), self.stats[stream]
         assert sink.dead_letter is not None  # by _prepare
         rows = dead_letter_rows(stream, self.run_id, checked.rejected)
-        self._staged_for(sink.dead_letter, stream, dead_letter=True).add(
-            FileBatch(writer.write_files(sink.dead_letter, rows)), rows.num_rows)
+        self._tables.stage(sink.dead_letter, stream,
+                           FileBatch(writer.write_files(sink.dead_letter, rows)),
+                           rows.num_rows, dead_letter=True)
         stats.rejected += len(checked.rejected)
         reasons: Counter[str] = Counter()
         for rejected in checked.rejected:
@@ -314,43 +216,6 @@ class Committer:
             ", ".join(f"{r['field']} failed {r['rule']}" for r in first.reasons),
         )
 
-    def _rolling_for(self, table: Table, stream: str) -> RollingDataFiles:
-        from dativo.iceberg.data_files import RollingDataFiles
-
-        name = staged_name(table)
-        rolling = self._rolling.get(name)
-        if rolling is not None and not rolling.files.fits(table.metadata):
-            # The table's schema or spec changed: files opened under the old one close.
-            self._add_closed(table, stream, rolling.files.close_all())
-            rolling = None
-        if rolling is None:
-            rolling = self._rolling[name] = _Rolling(
-                RollingDataFiles(table.metadata, table.io, self._open_files,
-                                 lambda data_file: self._evicted(name, data_file)),
-                table, stream)
-        return rolling.files
-
-    def _evicted(self, name: str, data_file: DataFile) -> None:
-        """A table's data file closed early for another's (``max_open_files``): it is
-        committed at the next publish, like a full one."""
-        rolling = self._rolling[name]
-        self._add_closed(rolling.table, rolling.stream, [data_file])
-        if not rolling.files.has_open_files:
-            del self._rolling[name]
-
-    def _staged_for(self, table: Table, stream: str, *, dead_letter: bool) -> _Staged:
-        name = staged_name(table)
-        staged = self._staged.get(name)
-        if staged is None:
-            staged = self._staged[name] = _Staged(table, stream, dead_letter)
-        staged.table = table  # the newest handle, after any schema evolution
-        return staged
-
-    def _add_closed(self, table: Table, stream: str, files: list[DataFile]) -> None:
-        if files:
-            self._staged_for(table, stream, dead_letter=False).add(
-                FileBatch(files), sum(f.record_count for f in files))
-
     def salvage(self) -> None:
         """Commit everything staged or in open files, then emit the STATEs that covers.
 
@@ -358,7 +223,7 @@ class Committer:
         is never emitted, while the work of the drains before it is kept (see the module
         docstring: a drain fails before writing, or makes the files unsafe to commit).
         """
-        if self._files_unsafe:
+        if self._tables.unsafe:
             LOGGER.warning("Not committing the rows written since the last commit: the "
                            "failure came while data files were written, so no STATE covers "
                            "them and the rerun loads them again")
@@ -377,20 +242,7 @@ class Committer:
         while len(self._states) > kept:
             self._states.pop()
         for name in sorted(drop):
-            unused: list[tuple[Table, list[DataFile]]] = []
-            rolling = self._rolling.pop(name, None)
-            if rolling is not None:
-                unused.append((rolling.table, rolling.files.close_all()))
-            staged = self._staged.pop(name, None)
-            if staged is not None:
-                unused.append((staged.table, [f for c in staged.changes
-                                              if isinstance(c, FileBatch) for f in c.files]))
-            for table, files in unused:
-                for data_file in files:
-                    try:
-                        table.io.delete(data_file.file_path)
-                    except OSError as exc:  # an orphan file is harmless: no snapshot has it
-                        LOGGER.debug("could not delete %s: %s", data_file.file_path, exc)
+            self._tables.drop(name)
             del self._pending[name]
             LOGGER.warning("Table %s: not committing the rows after the last STATE emitted "
                            "(strict mode refused a later batch); the rerun sends them again",
@@ -402,25 +254,19 @@ class Committer:
         lagging = bool(self._states) and (time.monotonic() - self._states[0].since
                                           >= self.settings.max_state_lag_seconds)
         if final or lagging or self.settings.commit_interval_seconds == 0:
-            with self._writing_files():
-                for rolling in self._rolling.values():
-                    self._add_closed(rolling.table, rolling.stream,
-                                     rolling.files.close_all())
-                self._rolling.clear()
-        blocked = min((drain for rolling in self._rolling.values()
-                       if (drain := rolling.files.oldest_open_drain()) is not None),
-                      default=None)
+            self._tables.close_files()
+        blocked = self._tables.oldest_open_drain()
         covered = self._acknowledgeable(blocked)
         acknowledged = self._states[covered - 1] if covered else None
         properties = {RUN_ID_PROPERTY: self.run_id}
         if acknowledged is not None:
             properties[STATE_PROPERTY] = orjson.dumps(acknowledged.value).decode()
-        for name in list(self._staged):
-            self._commit(self._staged[name], properties)
-            del self._staged[name]  # committed: a retry (salvage) must not add it again
+        staged = self._tables.staged
+        for name in list(staged):
+            self._commit(staged[name], properties)
+            del staged[name]  # committed: a retry (salvage) must not add it again
         for name, (_, last) in list(self._pending.items()):  # what open files still hold
-            rolling = self._rolling.get(name)
-            first = rolling.files.oldest_open_drain() if rolling is not None else None
+            first = self._tables.oldest_open_drain(name)
             if first is None:
                 del self._pending[name]
             else:
@@ -445,7 +291,7 @@ class Committer:
             count += 1
         return count
 
-    def _commit(self, staged: _Staged, properties: dict[str, str]) -> None:
+    def _commit(self, staged: Staged, properties: dict[str, str]) -> None:
         started = time.monotonic()
         mode: CommitMode = "append"
         if not staged.dead_letter and self.settings.load_method != "append-only":
@@ -453,7 +299,7 @@ class Committer:
         snapshot = self._writer.result().commit_files(staged.table, staged.changes,
                                                       properties, mode=mode)
         table = staged_name(staged.table)
-        files = [f for c in staged.changes if isinstance(c, FileBatch) for f in c.files]
+        files = staged.files
         size = sum(f.file_size_in_bytes for f in files)
         metrics.COMMITS.labels(**self.run_metrics.labels, table=table).inc()
         if self.audit is not None:
@@ -474,7 +320,3 @@ class Committer:
                     "(%d committed, %d rejected so far)", staged.stream, staged.rows,
                     len(files),
                     time.monotonic() - started, stats.committed, stats.rejected)
-
-
-def staged_name(table: Table) -> str:
-    return ".".join(table.name())

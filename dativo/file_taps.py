@@ -99,38 +99,36 @@ class FileEntry:
 EntryT = TypeVar("EntryT", bound=FileEntry)
 
 
-def parse_file_entries(config: Mapping[str, Any],
+def parse_file_entries(config: Mapping[str, Any], files: th.Property,
                        parse_entry: Callable[[int, Mapping[str, Any]], EntryT]
                        ) -> Iterator[EntryT]:
     """Yield every ``files`` entry, parsed by the tap's ``parse_entry`` and checked.
 
-    Lazy, so a tap that finishes each entry (e.g. looks up its contract) reports the
-    first bad entry first.
+    ``config`` is the validated config: singer-sdk has checked each entry against
+    ``files`` (the tap's :func:`files_setting`) and filled in the defaults of missing
+    keys. The schema lets an optional key be null, which means its default too, so
+    ``parse_entry`` gets every key that has a default. Lazy, so a tap that finishes each
+    entry (e.g. looks up its contract) reports the first bad entry first.
 
     Raises:
-        ConfigError: ``entity`` or ``path`` is empty, two entries share an entity, or
+        ConfigError: ``entity`` or ``path`` is blank, two entries share an entity, or
             ``parse_entry`` rejects an entry; the message names the key.
     """
+    defaults = {key: prop["default"] for key, prop in
+                files.to_dict()["files"]["items"]["properties"].items() if "default" in prop}
     seen: set[str] = set()
-    for index, entry in enumerate(config.get("files") or []):
+    for index, given in enumerate(config["files"]):
+        entry = {**given, **{key: default for key, default in defaults.items()
+                             if given.get(key) is None}}
         for key in ("entity", "path"):
-            if not str(entry.get(key) or "").strip():
+            if not entry[key].strip():
                 raise ConfigError(f"files[{index}].{key}: required and must not be empty")
-        item = replace(parse_entry(index, entry), allow_empty=_allow_empty(index, entry))
+        item = replace(parse_entry(index, entry), allow_empty=entry["allow_empty"])
         if item.entity in seen:
             raise ConfigError(f"{item.where}.entity: stream name {item.entity!r} is used by "
                               "another entry; give each entry its own entity")
         seen.add(item.entity)
         yield item
-
-
-def _allow_empty(index: int, entry: Mapping[str, Any]) -> bool:
-    value = entry.get("allow_empty")
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ConfigError(f"files[{index}].allow_empty: {value!r} must be true or false")
-    return value
 
 
 def check_encoding(where: str, encoding: str) -> str:

@@ -25,10 +25,9 @@ from tap_dativo_csv.files import RawLines
 
 OnInvalidValue = Literal["reject", "fail", "pass"]
 ON_INVALID_VALUE: tuple[str, ...] = get_args(OnInvalidValue)
-DEFAULT_ON_INVALID_VALUE: OnInvalidValue = "reject"
 
 SETTING = th.Property(
-    "on_invalid_value", th.StringType, default=DEFAULT_ON_INVALID_VALUE,
+    "on_invalid_value", th.StringType, default="reject",
     allowed_values=list(ON_INVALID_VALUE),
     description="What to do with a row whose cell contradicts the stream's SCHEMA (a "
                 "value that is not of its contract type, an empty required cell, a "

@@ -1,7 +1,8 @@
-"""Parse and check the tap's config beyond what its JSON Schema can express.
+"""The tap's ``files`` setting: its schema, and the checks the schema cannot express.
 
-singer-sdk validates types; the checks here are the cross-field ones, and each error
-names the offending key (``files[1].columns: ...``) so the user knows what to edit.
+singer-sdk validates the config against the schema and fills in its defaults; the
+checks here are the ones that span keys or look at the machine, and each error names
+the offending key (``files[1].columns: ...``) so the user knows what to edit.
 """
 
 from __future__ import annotations
@@ -11,10 +12,40 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from singer_sdk import typing as th
+
 from dativo.contracts import resolve_contract_path
 from dativo.errors import ConfigError
-from dativo.file_taps import FileEntry, check_encoding, parse_file_entries
+from dativo.file_taps import FileEntry, check_encoding, files_setting, parse_file_entries
 from tap_dativo_csv.files import Dialect
+
+_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
+    th.Property("keys", th.ArrayType(th.StringType),
+                description="Primary-key columns. Ignored when the stream's contract "
+                            "declares a primary key."),
+    th.Property("delimiter", th.StringType, default=",",
+                description="Cell separator, one character."),
+    th.Property("quotechar", th.StringType, default='"',
+                description="Quote character for cells containing the delimiter, a quote or "
+                            "a line break; one character."),
+    th.Property("encoding", th.StringType, default="utf-8",
+                description="Python codec name of the files (utf-8, latin-1, cp1252, ...). "
+                            "A UTF-8 byte-order mark is ignored."),
+    th.Property("header", th.BooleanType, default=True,
+                description="Whether the first row holds the column names. When false, "
+                            "`columns` is required."),
+    th.Property("columns", th.ArrayType(th.StringType),
+                description="Column names in file order. Required when `header` is false; "
+                            "when true, they replace the header's names."),
+    th.Property("contract", th.StringType,
+                description="ODCS contract file that types this stream's columns. Default: "
+                            "looked up under contracts_dir/tenant_id; without a contract "
+                            "every column is a string."),
+)
+
+FILES = files_setting(*_ENTRY_PROPERTIES, streams="CSV",
+                      keys="keys, delimiter, quotechar, encoding, header, columns, contract "
+                           "(ODCS file). See the README's tap-dativo-csv settings.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +67,7 @@ def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
     """
     contracts_dir, tenant_id = _contract_lookup(config)
     parsed: list[FileSettings] = []
-    for item in parse_file_entries(config, _parse_entry):
+    for item in parse_file_entries(config, FILES, _parse_entry):
         if item.contract is None and contracts_dir is not None:
             found = resolve_contract_path(item.entity, tenant_id=tenant_id or "",
                                           contracts_dir=contracts_dir, stream_contracts={})
@@ -65,10 +96,10 @@ def _contract_lookup(config: Mapping[str, Any]) -> tuple[Path | None, str | None
 
 
 def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
-    """One entry whose entity and path are known to be set (see parse_file_entries)."""
+    """One entry with its defaults (see parse_file_entries)."""
     where = f"files[{index}]"
     dialect = _dialect(where, entry)
-    header = bool(_get(entry, "header", True))
+    header = entry["header"]
     columns = _names(where, "columns", entry.get("columns"))
     if not header and not columns:
         raise ConfigError(f"{where}.columns: header is false, so list the column names "
@@ -78,8 +109,8 @@ def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
         raise ConfigError(f"{where}.contract: contract file {contract} does not exist")
     return FileSettings(
         index=index,
-        entity=str(entry["entity"]),
-        path=str(entry["path"]),
+        entity=entry["entity"],
+        path=entry["path"],
         keys=_names(where, "keys", entry.get("keys")) or (),
         dialect=dialect,
         header=header,
@@ -89,11 +120,8 @@ def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
 
 
 def _dialect(where: str, entry: Mapping[str, Any]) -> Dialect:
-    dialect = Dialect(
-        delimiter=_get(entry, "delimiter", ","),
-        quotechar=_get(entry, "quotechar", '"'),
-        encoding=_get(entry, "encoding", "utf-8"),
-    )
+    dialect = Dialect(delimiter=entry["delimiter"], quotechar=entry["quotechar"],
+                      encoding=entry["encoding"])
     for key in ("delimiter", "quotechar"):
         value = getattr(dialect, key)
         if len(value) != 1 or value in "\r\n":
@@ -105,16 +133,10 @@ def _dialect(where: str, entry: Mapping[str, Any]) -> Dialect:
     return dialect
 
 
-def _get(entry: Mapping[str, Any], key: str, default: Any) -> Any:
-    """The schema lets optional keys be null; null means "use the default"."""
-    value = entry.get(key)
-    return default if value is None else value
-
-
 def _names(where: str, key: str, value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
-    names = tuple(str(v) for v in value)
+    names = tuple(value)
     if any(not name for name in names):
         raise ConfigError(f"{where}.{key}: column names must not be empty")
     if len(set(names)) != len(names):

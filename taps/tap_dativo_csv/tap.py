@@ -6,35 +6,10 @@ from singer_sdk import typing as th
 
 from dativo.batch_files import parse_batch_config
 from dativo.contracts import load_contract
-from dativo.file_taps import FileTap, files_setting
-from tap_dativo_csv.invalid import DEFAULT_ON_INVALID_VALUE
+from dativo.file_taps import FileTap
 from tap_dativo_csv.invalid import SETTING as ON_INVALID_VALUE
-from tap_dativo_csv.settings import parse_files
+from tap_dativo_csv.settings import FILES, parse_files
 from tap_dativo_csv.streams import CSVStream
-
-_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
-    th.Property("keys", th.ArrayType(th.StringType),
-                description="Primary-key columns. Ignored when the stream's contract "
-                            "declares a primary key."),
-    th.Property("delimiter", th.StringType, default=",",
-                description="Cell separator, one character."),
-    th.Property("quotechar", th.StringType, default='"',
-                description="Quote character for cells containing the delimiter, a quote or "
-                            "a line break; one character."),
-    th.Property("encoding", th.StringType, default="utf-8",
-                description="Python codec name of the files (utf-8, latin-1, cp1252, ...). "
-                            "A UTF-8 byte-order mark is ignored."),
-    th.Property("header", th.BooleanType, default=True,
-                description="Whether the first row holds the column names. When false, "
-                            "`columns` is required."),
-    th.Property("columns", th.ArrayType(th.StringType),
-                description="Column names in file order. Required when `header` is false; "
-                            "when true, they replace the header's names."),
-    th.Property("contract", th.StringType,
-                description="ODCS contract file that types this stream's columns. Default: "
-                            "looked up under contracts_dir/tenant_id; without a contract "
-                            "every column is a string."),
-)
 
 
 class TapDativoCSV(FileTap):
@@ -43,9 +18,7 @@ class TapDativoCSV(FileTap):
     name = "tap-dativo-csv"
 
     config_jsonschema = th.PropertiesList(
-        files_setting(*_ENTRY_PROPERTIES, streams="CSV",
-                      keys="keys, delimiter, quotechar, encoding, header, columns, contract "
-                           "(ODCS file). See the README's tap-dativo-csv settings."),
+        FILES,
         th.Property("contracts_dir", th.StringType,
                     description="Root of ODCS contracts laid out as "
                                 "<tenant>/<domain>/<stream>.odcs.yaml, used for streams "
@@ -84,8 +57,7 @@ class TapDativoCSV(FileTap):
                     "is a string; add one, set %s.contract, or require_contract: true to "
                     "make this an error", item.entity, item.entity,
                     self.config["contracts_dir"], self.config.get("tenant_id"), item.where)
-            streams.append(CSVStream(self, item, contract, self.config.get(
-                "on_invalid_value") or DEFAULT_ON_INVALID_VALUE))
+            streams.append(CSVStream(self, item, contract, self.config["on_invalid_value"]))
         return streams
 
 

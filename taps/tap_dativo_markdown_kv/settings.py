@@ -1,22 +1,50 @@
-"""Parse and check the tap's ``files`` entries beyond what the JSON Schema expresses.
+"""The tap's ``files`` setting: its schema, and the checks the schema cannot express.
 
-Each error names the key to edit (``files[1].emit: ...``).
+singer-sdk validates the config against the schema and fills in its defaults; each
+error of the checks here names the key to edit (``files[1].keys: ...``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from singer_sdk import typing as th
 
 from dativo.errors import ConfigError
-from dativo.file_taps import FileEntry, check_encoding, parse_file_entries
-from dativo.markdown_kv import DIALECTS, Dialect
+from dativo.file_taps import FileEntry, check_encoding, files_setting, parse_file_entries
+from dativo.markdown_kv import Dialect
 
-DialectSetting = Literal["auto", "record_blocks", "sectioned"]
+DialectSetting = Literal["auto", Dialect]
 Emit = Literal["records", "row_per_kv"]
-DIALECT_SETTINGS: tuple[DialectSetting, ...] = ("auto", *DIALECTS)
-EMITS: tuple[Emit, ...] = ("records", "row_per_kv")
+
+_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
+    th.Property("dialect", th.StringType, default="auto",
+                allowed_values=list(get_args(DialectSetting)),
+                description="`record_blocks` (`## Record <id>` + fenced `key: value`), "
+                            "`sectioned` (front matter, `# sections`, `key:: value`), or "
+                            "`auto`: detected per file."),
+    th.Property("emit", th.StringType, default="records", allowed_values=list(get_args(Emit)),
+                description="`records`: one record per `## Record` block, or per sectioned "
+                            "document. `row_per_kv`: one row per key (doc_id, section, key, "
+                            "value, value_json, ord)."),
+    th.Property("keys", th.ArrayType(th.StringType),
+                description="Primary-key columns of `records` (e.g. [_sdc_doc_id]); "
+                            "row_per_kv is keyed by (doc_id, section, key)."),
+    th.Property("schema", th.ObjectType(additional_properties=True),
+                description="Declared JSON Schema per key ({\"id\": {\"type\": "
+                            "[\"integer\"]}}), in column order. Default: inferred from "
+                            "every matching file. A key outside it fails the run."),
+    th.Property("encoding", th.StringType, default="utf-8",
+                description="Python codec name of the files. A UTF-8 byte-order mark is "
+                            "ignored."),
+)
+
+FILES = files_setting(*_ENTRY_PROPERTIES, streams="Markdown-KV",
+                      keys="dialect (auto | record_blocks | sectioned), emit (records | "
+                           "row_per_kv), keys, schema (declared JSON Schema per key; default "
+                           "inferred from the files), encoding. See docs/tap-markdown-kv.md.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +68,14 @@ def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
     Raises:
         ConfigError: An entry is inconsistent; the message names the key.
     """
-    return list(parse_file_entries(config, _parse_entry))
+    return list(parse_file_entries(config, FILES, _parse_entry))
 
 
 def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
-    """One entry whose entity and path are known to be set (see parse_file_entries)."""
+    """One entry with its defaults (see parse_file_entries)."""
     where = f"files[{index}]"
-    dialect = _choice(where, "dialect", entry, DIALECT_SETTINGS)
-    emit = _choice(where, "emit", entry, EMITS)
-    keys = tuple(str(k) for k in entry.get("keys") or ())
+    emit = entry["emit"]
+    keys = tuple(entry.get("keys") or ())
     if emit == "row_per_kv" and keys:
         raise ConfigError(f"{where}.keys: row_per_kv rows are keyed by (doc_id, section, key); "
                           "remove keys")
@@ -61,15 +88,8 @@ def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:
     missing = [k for k in keys if schema is not None and k not in schema]
     if missing:
         raise ConfigError(f"{where}.keys: {missing} not declared in {where}.schema")
-    encoding = check_encoding(where, str(entry.get("encoding") or "utf-8"))
-    return FileSettings(index=index, entity=str(entry["entity"]), path=str(entry["path"]),
-                        dialect=dialect, emit=emit, keys=keys,
+    encoding = check_encoding(where, entry["encoding"])
+    return FileSettings(index=index, entity=entry["entity"], path=entry["path"],
+                        dialect=entry["dialect"], emit=emit, keys=keys,
                         schema=dict(schema) if schema is not None else None,
                         encoding=encoding)
-
-
-def _choice(where: str, key: str, entry: Mapping[str, Any], allowed: tuple[Any, ...]) -> Any:
-    value = entry.get(key) or allowed[0]
-    if value not in allowed:
-        raise ConfigError(f"{where}.{key}: {value!r} is not one of {list(allowed)}")
-    return value

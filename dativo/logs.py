@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
 from dativo.errors import ConfigError
@@ -152,8 +152,8 @@ class TracebackOnlyAtDebug(logging.Filter):
 def configure(*, secrets: Iterable[str] = (), log_format: LogFormat = "text") -> None:
     """Install redaction, one-line errors (and the JSON formatter, if asked) on every
     root handler; calling it again replaces the filters it installed before."""
-    if log_format not in ("text", "json"):
-        raise ConfigError(f"log_format: {log_format!r} must be 'text' or 'json'")
+    if log_format not in get_args(LogFormat):
+        raise ConfigError(f"log_format: {log_format!r} must be one of {list(get_args(LogFormat))}")
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig()

@@ -28,6 +28,7 @@ from singer_sdk.helpers._batch import DEFAULT_BATCH_SIZE
 
 from dativo import exit_codes, logs, metrics
 from dativo.metrics import MetricsSettings, RunMetrics
+from dativo.observability_settings import log_format_setting, metrics_setting
 from dativo.progress import DEFAULT_INTERVAL_SECONDS, ProgressReporter
 from dativo.schema_messages import validate_config
 
@@ -37,21 +38,14 @@ if TYPE_CHECKING:
 OBSERVABILITY_SETTINGS = th.PropertiesList(
     th.Property("tenant_id", th.StringType,
                 description="Tenant label on this tap's metrics (default 'default')."),
-    th.Property("log_format", th.StringType, default="text", allowed_values=["text", "json"],
-                description="text for humans, json for log pipelines; secrets are redacted "
-                            "in both."),
-    th.Property("metrics", th.ObjectType(
-        th.Property("pushgateway_url", th.StringType,
-                    description="Push the run's metrics to this Pushgateway at the end "
-                                "(batch jobs)."),
-        th.Property("textfile_dir", th.StringType,
-                    description="Else write <dir>/<tap name>.prom for node-exporter's "
-                                "textfile collector."),
-        th.Property("port", th.IntegerType,
-                    description="Else serve /metrics on 127.0.0.1:<port> during the run."),
-        additional_properties=False,
-    ), description="Prometheus metrics: push to a Pushgateway at the end, write a "
-                   "node-exporter textfile, or serve on 127.0.0.1:<port> during the run."),
+    log_format_setting("text for humans, json for log pipelines; secrets are redacted in "
+                       "both."),
+    metrics_setting(
+        description="Prometheus metrics: push to a Pushgateway at the end, write a "
+                    "node-exporter textfile, or serve on 127.0.0.1:<port> during the run.",
+        pushgateway_url="Push the run's metrics to this Pushgateway at the end (batch "
+                        "jobs).",
+        prom_file="<tap name>.prom"),
     th.Property("progress_interval_seconds", th.NumberType(minimum=0),
                 default=DEFAULT_INTERVAL_SECONDS,
                 description="Every this many seconds, log one progress line per stream "
@@ -148,6 +142,8 @@ class ObservedTap:
                                                   else {}, secret_keys))
         _install_sync_failure_filter()
         super().__init__(*args, **kwargs)
+        # The schema's default fills in a missing log_format, but --discover of a tap
+        # with a fixed catalog validates without failing, so a null one gets here too.
         logs.configure(secrets=logs.secret_values(self.config, secret_keys),
                        log_format=self.config.get("log_format") or "text")
         self.message_writer = _CountingWriter(self.message_writer, self.run_metrics,

@@ -14,6 +14,7 @@ from typing import Literal, get_args
 from singer_sdk import typing as th
 
 from dativo.markdown_kv import DIALECTS
+from dativo.observability_settings import log_format_setting, metrics_setting
 from target_dativo_iceberg.batch_roots import DEFAULT_BATCH_MAX_FILE_BYTES, DEFAULT_BATCH_ROOTS
 
 # The closed vocabularies: each setting's choices, and the type of its value.
@@ -143,20 +144,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("hard_delete", th.BooleanType, default=False,
                 description="ACTIVATE_VERSION: delete the rows of older table versions "
                             "(true) or set their _sdc_deleted_at (false)."),
-    th.Property("metrics", th.ObjectType(
-        th.Property("pushgateway_url", th.StringType,
-                    description="Push the run's metrics here at the end (batch jobs)."),
-        th.Property("textfile_dir", th.StringType,
-                    description="Else write <dir>/target-dativo-iceberg.prom for "
-                                "node-exporter's textfile collector."),
-        th.Property("port", th.IntegerType,
-                    description="Else serve /metrics on 127.0.0.1:<port> during the run."),
-        additional_properties=False,
-    ), description="Prometheus metrics export (see observability/)."),
-    th.Property("log_format", th.StringType, default="text",
-                allowed_values=["text", "json"],
-                description="text for humans, json for log pipelines (one object per "
-                            "line). Secrets are redacted in both."),
+    metrics_setting(description="Prometheus metrics export (see observability/).",
+                    pushgateway_url="Push the run's metrics here at the end (batch jobs).",
+                    prom_file="target-dativo-iceberg.prom"),
+    log_format_setting("text for humans, json for log pipelines (one object per line). "
+                       "Secrets are redacted in both."),
     th.Property("audit_log_path", th.StringType,
                 description="Append one JSON line per commit (run, table, snapshot, "
                             "rows, files; never record values) to this file."),

@@ -87,7 +87,7 @@ class TargetDativoIceberg(Target):
                          parse_env_config=config.parse_env if config else False,
                          setup_mapper=False)
             logs.configure(secrets=secret_values(target.config, secret_keys),
-                           log_format=target.config.get("log_format") or "text")
+                           log_format=target.config["log_format"])
             target.run(file_input.buffer if file_input is not None else sys.stdin.buffer)
         # Everything is committed and the loader is closed; skip interpreter teardown,
         # which spends ~0.25 s freeing Arrow, DuckDB and pyiceberg state for nothing.

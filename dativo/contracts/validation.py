@@ -19,6 +19,7 @@ same rows and a per-record ``type`` reason instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -123,9 +124,14 @@ def _value_and_type_check(
     return value, f"{typed} IS NULL" + (f" OR {extra}" if extra else "")
 
 
-def _reason(spec: FieldSpec, rule: str, condition: str) -> str:
-    return (f"CASE WHEN {condition} THEN {{'field': {sql_literal(spec.name)}, "
-            f"'rule': {sql_literal(rule)}}} END")
+class _Reason(NamedTuple):
+    condition: str
+    sql: str  # the reason struct when ``condition`` holds, else NULL
+
+
+def _reason(spec: FieldSpec, rule: str, condition: str) -> _Reason:
+    return _Reason(condition, f"CASE WHEN {condition} THEN {{'field': "
+                              f"{sql_literal(spec.name)}, 'rule': {sql_literal(rule)}}} END")
 
 
 def _bound(spec: FieldSpec, bound: object) -> str:
@@ -134,7 +140,7 @@ def _bound(spec: FieldSpec, bound: object) -> str:
     return sql_literal(bound)
 
 
-def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[str]:
+def _rule_reasons(spec: FieldSpec, col: str, value: str) -> list[_Reason]:
     """Reasons for the contract's value rules; NULL values pass (``required`` is separate)."""
     reasons = []
     if spec.kind == "decimal":
@@ -181,7 +187,9 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
     text is made compact, and only those and the reasons are selected; the caller
     keeps the other columns as read.
     """
-    inner, outer, reasons = [], [], []
+    inner: list[str] = []
+    outer: list[str] = []
+    reasons: list[_Reason] = []
     for i, spec in enumerate(contract.fields):
         col = quote_ident(spec.name)
         raw, typed = f"r{i}", f"v{i}"
@@ -210,8 +218,12 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
         if type_error:
             reasons.append(_reason(spec, "type", f"{raw} IS NOT NULL AND ({type_error})"))
         reasons.extend(_rule_reasons(spec, raw, typed))
-    reasons_sql = (f"list_filter([{', '.join(reasons)}], x -> x IS NOT NULL)" if reasons
-                   else "[]::STRUCT(field VARCHAR, rule VARCHAR)[]")
+    # Most rows break no rule: one OR of the conditions skips building (and filtering)
+    # a list of every reason for them; only failing rows build it (half the query's CPU).
+    no_reasons = "[]::STRUCT(field VARCHAR, rule VARCHAR)[]"
+    reasons_sql = (f"CASE WHEN {' OR '.join(f'({r.condition})' for r in reasons)} THEN "
+                   f"list_filter([{', '.join(r.sql for r in reasons)}], x -> x IS NOT NULL) "
+                   f"ELSE {no_reasons} END" if reasons else no_reasons)
     source = (ARROW_VIEW if pretyped else
               # records=true: without it DuckDB samples the file at bind time to
               # detect it, seconds for a wide schema (per batch, and before any row).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import shutil
+import sys
 from pathlib import Path
 
 import orjson
@@ -85,6 +86,27 @@ def ensure_manifest(records: int, fmt: str, name: str | None = None) -> Path:
             meta.read_text(encoding="utf-8") == str(records)):
         return messages_path(name)
     return generate(records, fmt, name)
+
+
+# The floor of the BATCH Parquet rows: pyarrow alone reads each file and writes every
+# row into one zstd Parquet file, as the target must at least (no cast, check or commit).
+FLOOR_CODE = """\
+import sys, pyarrow.parquet as pq
+writer = None
+for path in sys.argv[2:]:
+    table = pq.read_table(path)
+    if writer is None:
+        writer = pq.ParquetWriter(sys.argv[1], table.schema, compression="zstd")
+    writer.write_table(table, row_group_size=1 << 20)
+writer.close()
+"""
+
+
+def floor_command(records: int, run_dir: Path) -> list[str]:
+    """``python -c FLOOR_CODE`` over the Parquet files of ``records`` records."""
+    folder = ensure_manifest(records, "parquet", f"parquet-{records}").parent
+    return [sys.executable, "-c", FLOOR_CODE, str(run_dir / "floor.parquet"),
+            *sorted(str(path) for path in folder.glob("*.parquet"))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,14 +13,15 @@ from bench import many_streams
 GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
 RUN_NAMES = ("floor", "target", "floor_orders", "target_orders", "meltano", "peer",
-             "batch_parquet", "batch_parquet_large", "startup_floor", "record_one",
-             "batch_parquet_one", "batch_jsonl", "upsert", "large", "streams", "markdown_kv",
-             "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg", "pg_iceberg_one",
-             "csv_floor", "csv_tap")
+             "batch_parquet", "batch_parquet_floor", "batch_parquet_large", "startup_floor",
+             "record_one", "batch_parquet_one", "batch_jsonl", "upsert", "large", "streams",
+             "markdown_kv", "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
+             "pg_iceberg_one", "csv_floor", "csv_tap")
 # ``--runs <group>`` runs a group's rows only (fast iteration on one goal).
 RUN_GROUPS = {
     "fixed_cost": ("startup_floor", "record_one", "batch_parquet_one"),
     "pipe": ("floor", "target", "floor_orders", "target_orders"),
+    "batch_large": ("batch_parquet_floor", "batch_parquet_large"),
 }
 LABELS = {
     "floor": "orjson parse floor",
@@ -30,6 +31,7 @@ LABELS = {
     "meltano": "target-dativo-iceberg (meltano run)",
     "peer": "peer: singer-sdk BatchSink + pyiceberg",
     "batch_parquet": "target-dativo-iceberg (BATCH, Parquet manifest)",
+    "batch_parquet_floor": "BATCH Parquet floor: pyarrow read + one zstd ParquetWriter (10N rows)",
     "batch_parquet_large": "target-dativo-iceberg (BATCH, Parquet manifest, 10N rows)",
     "startup_floor": "startup floor: python -c 'import pyarrow'",
     "record_one": "fixed cost: one-row RECORD run (SCHEMA, RECORD, STATE; new catalog)",
@@ -54,8 +56,9 @@ FIXED_COST_RUNS = {"batch_parquet_one": "batch_parquet", "pg_iceberg_one": "pg_i
 # The floor each run's `x floor` compares with, when it is not the orjson floor over the
 # events file: one-row runs against the startup floor, the orders pipe against its own.
 FLOOR_OF = {"record_one": "startup_floor", "batch_parquet_one": "startup_floor",
-            "pg_iceberg_one": "startup_floor", "target_orders": "floor_orders"}
-FLOOR_RUNS = ("floor", "floor_orders", "startup_floor")
+            "pg_iceberg_one": "startup_floor", "target_orders": "floor_orders",
+            "batch_parquet_large": "batch_parquet_floor"}
+FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor")
 GOAL_RECORD_ONE_SECONDS = 0.45
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
@@ -162,8 +165,11 @@ def _target_checks(done: dict[str, Result]) -> list[str]:
     if large is not None:
         rate = (large.expected_rows or 0) / large.seconds
         verdict = "PASS" if rate >= GOAL_BATCH_PARQUET_ROWS_PER_SECOND else "FAIL"
+        floor = done.get("batch_parquet_floor")
+        versus = ("" if floor is None else f"; {floor.seconds / large.seconds:.2f}x the "
+                  f"pyarrow floor's {(floor.expected_rows or 0) / floor.seconds:,.0f} rows/s")
         lines.append(f"- {verdict}: {LABELS[large.key]} {rate:,.0f} rows/s "
-                     f"(goal >= {GOAL_BATCH_PARQUET_ROWS_PER_SECOND:,} rows/s)")
+                     f"(goal >= {GOAL_BATCH_PARQUET_ROWS_PER_SECOND:,} rows/s{versus})")
     return lines
 
 

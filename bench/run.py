@@ -85,6 +85,14 @@ class Bench:
     def _dir(self, key: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{key}-", dir=RUNS_DIR)).resolve()
 
+    def _target(self, run_dir: Path, **settings: object) -> list[str]:
+        """The target's command, its config (``target_config`` plus ``settings``) written
+        to ``run_dir``."""
+        cfg = run_dir / "cfg.json"
+        config = {**target_config(run_dir), **settings}
+        cfg.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        return [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+
     def floor(self, result: Result) -> None:
         run_dir = self._dir("floor")
         result.seconds, result.peak_rss = measure(
@@ -93,9 +101,7 @@ class Bench:
 
     def target(self, result: Result) -> None:
         run_dir = self._dir("target")
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
-        cmd = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+        cmd = self._target(run_dir)
         result.seconds, result.peak_rss = measure(
             cmd, stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, result.dead_letter_rows = count_rows(run_dir)
@@ -136,6 +142,14 @@ class Bench:
         result.expected_rows = self.records * LARGE_FACTOR
         self._batch(result, "parquet", records=result.expected_rows)
 
+    def batch_parquet_floor(self, result: Result) -> None:
+        """pyarrow alone over the 10N-row BATCH files: the floor of ``batch_parquet_large``."""
+        result.expected_rows = self.records * LARGE_FACTOR
+        run_dir = self._dir("batch-parquet-floor")
+        result.seconds, result.peak_rss = measure(
+            batch_manifest.floor_command(result.expected_rows, run_dir), stdin=None,
+            run_dir=run_dir, env=self.env, timeout=self.timeout)
+
     def startup_floor(self, result: Result) -> None:
         """The interpreter and pyarrow: what any Arrow-based target pays before a row."""
         result.seconds, result.peak_rss = measure(
@@ -148,10 +162,8 @@ class Bench:
         result.expected_rows = 1
         events = ensure_file(ONE_RECORD_FILE, 1)
         run_dir = self._dir("record-one")
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
         result.seconds, result.peak_rss = measure(
-            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)], stdin=events,
+            self._target(run_dir), stdin=events,
             run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, result.dead_letter_rows = count_rows(run_dir)
 
@@ -164,10 +176,8 @@ class Bench:
         """The pipe on the second stream shape (bench/generate.py ORDERS): no contract,
         so its SCHEMA is the contract and is checked (validation_mode warn)."""
         run_dir = self._dir("target-orders")
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
         result.seconds, result.peak_rss = measure(
-            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)],
+            self._target(run_dir),
             stdin=self._orders(), run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows = count_table_rows(run_dir, (TENANT, "default", ORDERS_STREAM))
 
@@ -184,9 +194,7 @@ class Bench:
         name = fmt if records is None else f"{fmt}-{records}"
         messages = batch_manifest.ensure_manifest(records or self.records, fmt, name)
         run_dir = self._dir(f"batch-{name}")
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
-        cmd = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+        cmd = self._target(run_dir)
         result.seconds, result.peak_rss = measure(
             cmd, stdin=messages, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, result.dead_letter_rows = count_rows(run_dir)
@@ -213,10 +221,8 @@ class Bench:
         result.expected_rows = large_load.large_records()
         stream = large_load.ensure_large_file(result.expected_rows)
         run_dir = self._dir("large")
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
         result.seconds, result.peak_rss = measure(
-            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)], stdin=stream,
+            self._target(run_dir), stdin=stream,
             run_dir=run_dir, env=self.env, timeout=self.timeout)
         sizes = large_load.file_sizes(run_dir)
         result.rows = large_load.row_count(run_dir)
@@ -226,10 +232,8 @@ class Bench:
         """Many streams of one row: the per-stream cost (a table each), and RSS."""
         result.expected_rows = many_streams.STREAMS
         run_dir = self._dir("streams")
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
         result.seconds, result.peak_rss = measure(
-            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)],
+            self._target(run_dir),
             stdin=many_streams.ensure_streams_file(), run_dir=run_dir, env=self.env,
             timeout=self.timeout)
         result.rows = many_streams.committed_rows(run_dir)
@@ -239,12 +243,8 @@ class Bench:
         (the in-table pattern); the Parquet ``target`` row of the same run compares.
         The row check counts that table: one row per record, as ids are unique."""
         run_dir = self._dir("markdown-kv")
-        cfg = run_dir / "cfg.json"
-        config = {**target_config(run_dir), "format": "markdown_kv",
-                  "markdown_kv": {"storage": "string"}}
-        cfg.write_text(json.dumps(config, indent=2), encoding="utf-8")
         result.seconds, result.peak_rss = measure(
-            [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)],
+            self._target(run_dir, format="markdown_kv", markdown_kv={"storage": "string"}),
             stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
         result.rows, result.dead_letter_rows = count_rows(run_dir, "__markdown")
 
@@ -286,9 +286,7 @@ class Bench:
         run_dir = self._dir("pg-iceberg")
         tap = self.postgres.command(self.bin / "tap-dativo-postgres", run_dir, stream,
                                     **batch_settings(run_dir))
-        cfg = run_dir / "cfg.json"
-        cfg.write_text(json.dumps(target_config(run_dir), indent=2), encoding="utf-8")
-        target = [str(self.bin / "target-dativo-iceberg"), "--config", str(cfg)]
+        target = self._target(run_dir)
         pipeline = f"set -o pipefail; {shlex.join(tap)} | {shlex.join(target)}"
         result.seconds, result.peak_rss = measure(
             ["bash", "-c", pipeline], stdin=None, run_dir=run_dir, env=self.env,

@@ -99,23 +99,24 @@ class FileEntry:
 EntryT = TypeVar("EntryT", bound=FileEntry)
 
 
-def parse_file_entries(config: Mapping[str, Any], files: th.Property,
+def parse_file_entries(config: Mapping[str, Any], schema: Mapping[str, Any],
                        parse_entry: Callable[[int, Mapping[str, Any]], EntryT]
                        ) -> Iterator[EntryT]:
     """Yield every ``files`` entry, parsed by the tap's ``parse_entry`` and checked.
 
-    ``config`` is the validated config: singer-sdk has checked each entry against
-    ``files`` (the tap's :func:`files_setting`) and filled in the defaults of missing
-    keys. The schema lets an optional key be null, which means its default too, so
-    ``parse_entry`` gets every key that has a default. Lazy, so a tap that finishes each
-    entry (e.g. looks up its contract) reports the first bad entry first.
+    ``config`` is the validated config: singer-sdk has checked each entry against the
+    tap's config ``schema`` (its :func:`files_setting`) and filled in the defaults of
+    missing keys. The schema lets an optional key be null, which means its default too,
+    so ``parse_entry`` gets every key that has a default. Lazy, so a tap that finishes
+    each entry (e.g. looks up its contract) reports the first bad entry first.
 
     Raises:
         ConfigError: ``entity`` or ``path`` is blank, two entries share an entity, or
             ``parse_entry`` rejects an entry; the message names the key.
     """
     defaults = {key: prop["default"] for key, prop in
-                files.to_dict()["files"]["items"]["properties"].items() if "default" in prop}
+                schema["properties"]["files"]["items"]["properties"].items()
+                if "default" in prop}
     seen: set[str] = set()
     for index, given in enumerate(config["files"]):
         entry = {**given, **{key: default for key, default in defaults.items()

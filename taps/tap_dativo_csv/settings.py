@@ -1,8 +1,8 @@
-"""The tap's ``files`` setting: its schema, and the checks the schema cannot express.
+"""Parse and check the tap's config beyond what its JSON Schema can express.
 
-singer-sdk validates the config against the schema and fills in its defaults; the
-checks here are the ones that span keys or look at the machine, and each error names
-the offending key (``files[1].columns: ...``) so the user knows what to edit.
+singer-sdk validates the config against the schema and fills in its defaults; the checks
+here are the cross-field ones, and each error names the offending key
+(``files[1].columns: ...``) so the user knows what to edit.
 """
 
 from __future__ import annotations
@@ -12,40 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from singer_sdk import typing as th
-
 from dativo.contracts import resolve_contract_path
 from dativo.errors import ConfigError
-from dativo.file_taps import FileEntry, check_encoding, files_setting, parse_file_entries
+from dativo.file_taps import FileEntry, check_encoding, parse_file_entries
 from tap_dativo_csv.files import Dialect
-
-_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
-    th.Property("keys", th.ArrayType(th.StringType),
-                description="Primary-key columns. Ignored when the stream's contract "
-                            "declares a primary key."),
-    th.Property("delimiter", th.StringType, default=",",
-                description="Cell separator, one character."),
-    th.Property("quotechar", th.StringType, default='"',
-                description="Quote character for cells containing the delimiter, a quote or "
-                            "a line break; one character."),
-    th.Property("encoding", th.StringType, default="utf-8",
-                description="Python codec name of the files (utf-8, latin-1, cp1252, ...). "
-                            "A UTF-8 byte-order mark is ignored."),
-    th.Property("header", th.BooleanType, default=True,
-                description="Whether the first row holds the column names. When false, "
-                            "`columns` is required."),
-    th.Property("columns", th.ArrayType(th.StringType),
-                description="Column names in file order. Required when `header` is false; "
-                            "when true, they replace the header's names."),
-    th.Property("contract", th.StringType,
-                description="ODCS contract file that types this stream's columns. Default: "
-                            "looked up under contracts_dir/tenant_id; without a contract "
-                            "every column is a string."),
-)
-
-FILES = files_setting(*_ENTRY_PROPERTIES, streams="CSV",
-                      keys="keys, delimiter, quotechar, encoding, header, columns, contract "
-                           "(ODCS file). See the README's tap-dativo-csv settings.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +29,17 @@ class FileSettings(FileEntry):
     contract: Path | None
 
 
-def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
-    """Return every ``files`` entry, checked, with its contract looked up.
+def parse_files(config: Mapping[str, Any], schema: Mapping[str, Any]
+                ) -> list[FileSettings]:
+    """Return every ``files`` entry of the validated ``config``, checked, with its
+    contract looked up (``schema`` is the tap's, see parse_file_entries).
 
     Raises:
         ConfigError: An entry is inconsistent; the message names the key.
     """
     contracts_dir, tenant_id = _contract_lookup(config)
     parsed: list[FileSettings] = []
-    for item in parse_file_entries(config, FILES, _parse_entry):
+    for item in parse_file_entries(config, schema, _parse_entry):
         if item.contract is None and contracts_dir is not None:
             found = resolve_contract_path(item.entity, tenant_id=tenant_id or "",
                                           contracts_dir=contracts_dir, stream_contracts={})

@@ -6,10 +6,34 @@ from singer_sdk import typing as th
 
 from dativo.batch_files import parse_batch_config
 from dativo.contracts import load_contract
-from dativo.file_taps import FileTap
+from dativo.file_taps import FileTap, files_setting
 from tap_dativo_csv.invalid import SETTING as ON_INVALID_VALUE
-from tap_dativo_csv.settings import FILES, parse_files
+from tap_dativo_csv.settings import parse_files
 from tap_dativo_csv.streams import CSVStream
+
+_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
+    th.Property("keys", th.ArrayType(th.StringType),
+                description="Primary-key columns. Ignored when the stream's contract "
+                            "declares a primary key."),
+    th.Property("delimiter", th.StringType, default=",",
+                description="Cell separator, one character."),
+    th.Property("quotechar", th.StringType, default='"',
+                description="Quote character for cells containing the delimiter, a quote or "
+                            "a line break; one character."),
+    th.Property("encoding", th.StringType, default="utf-8",
+                description="Python codec name of the files (utf-8, latin-1, cp1252, ...). "
+                            "A UTF-8 byte-order mark is ignored."),
+    th.Property("header", th.BooleanType, default=True,
+                description="Whether the first row holds the column names. When false, "
+                            "`columns` is required."),
+    th.Property("columns", th.ArrayType(th.StringType),
+                description="Column names in file order. Required when `header` is false; "
+                            "when true, they replace the header's names."),
+    th.Property("contract", th.StringType,
+                description="ODCS contract file that types this stream's columns. Default: "
+                            "looked up under contracts_dir/tenant_id; without a contract "
+                            "every column is a string."),
+)
 
 
 class TapDativoCSV(FileTap):
@@ -18,7 +42,9 @@ class TapDativoCSV(FileTap):
     name = "tap-dativo-csv"
 
     config_jsonschema = th.PropertiesList(
-        FILES,
+        files_setting(*_ENTRY_PROPERTIES, streams="CSV",
+                      keys="keys, delimiter, quotechar, encoding, header, columns, contract "
+                           "(ODCS file). See the README's tap-dativo-csv settings."),
         th.Property("contracts_dir", th.StringType,
                     description="Root of ODCS contracts laid out as "
                                 "<tenant>/<domain>/<stream>.odcs.yaml, used for streams "
@@ -45,7 +71,7 @@ class TapDativoCSV(FileTap):
         # fail before any file is read
         parse_batch_config(self.config.get("batch_config"), tap=self.name)
         streams = []
-        for item in parse_files(self.config):
+        for item in parse_files(self.config, self.config_jsonschema):
             contract = None
             if item.contract is not None:
                 contract = load_contract(item.contract, object_name=item.entity)

@@ -1,4 +1,4 @@
-"""The tap's ``files`` setting: its schema, and the checks the schema cannot express.
+"""Parse and check the tap's ``files`` entries beyond what the JSON Schema expresses.
 
 singer-sdk validates the config against the schema and fills in its defaults; each
 error of the checks here names the key to edit (``files[1].keys: ...``).
@@ -10,41 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from singer_sdk import typing as th
-
 from dativo.errors import ConfigError
-from dativo.file_taps import FileEntry, check_encoding, files_setting, parse_file_entries
+from dativo.file_taps import FileEntry, check_encoding, parse_file_entries
 from dativo.markdown_kv import Dialect
 
 DialectSetting = Literal["auto", Dialect]
 Emit = Literal["records", "row_per_kv"]
-
-_ENTRY_PROPERTIES = (  # after entity and path, see files_setting
-    th.Property("dialect", th.StringType, default="auto",
-                allowed_values=list(get_args(DialectSetting)),
-                description="`record_blocks` (`## Record <id>` + fenced `key: value`), "
-                            "`sectioned` (front matter, `# sections`, `key:: value`), or "
-                            "`auto`: detected per file."),
-    th.Property("emit", th.StringType, default="records", allowed_values=list(get_args(Emit)),
-                description="`records`: one record per `## Record` block, or per sectioned "
-                            "document. `row_per_kv`: one row per key (doc_id, section, key, "
-                            "value, value_json, ord)."),
-    th.Property("keys", th.ArrayType(th.StringType),
-                description="Primary-key columns of `records` (e.g. [_sdc_doc_id]); "
-                            "row_per_kv is keyed by (doc_id, section, key)."),
-    th.Property("schema", th.ObjectType(additional_properties=True),
-                description="Declared JSON Schema per key ({\"id\": {\"type\": "
-                            "[\"integer\"]}}), in column order. Default: inferred from "
-                            "every matching file. A key outside it fails the run."),
-    th.Property("encoding", th.StringType, default="utf-8",
-                description="Python codec name of the files. A UTF-8 byte-order mark is "
-                            "ignored."),
-)
-
-FILES = files_setting(*_ENTRY_PROPERTIES, streams="Markdown-KV",
-                      keys="dialect (auto | record_blocks | sectioned), emit (records | "
-                           "row_per_kv), keys, schema (declared JSON Schema per key; default "
-                           "inferred from the files), encoding. See docs/tap-markdown-kv.md.")
+DIALECT_SETTINGS: tuple[DialectSetting, ...] = get_args(DialectSetting)
+EMITS: tuple[Emit, ...] = get_args(Emit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +35,15 @@ class FileSettings(FileEntry):
         return None if self.dialect == "auto" else self.dialect
 
 
-def parse_files(config: Mapping[str, Any]) -> list[FileSettings]:
-    """Return every ``files`` entry, checked.
+def parse_files(config: Mapping[str, Any], schema: Mapping[str, Any]
+                ) -> list[FileSettings]:
+    """Return every ``files`` entry of the validated ``config``, checked (``schema`` is
+    the tap's, see parse_file_entries).
 
     Raises:
         ConfigError: An entry is inconsistent; the message names the key.
     """
-    return list(parse_file_entries(config, FILES, _parse_entry))
+    return list(parse_file_entries(config, schema, _parse_entry))
 
 
 def _parse_entry(index: int, entry: Mapping[str, Any]) -> FileSettings:

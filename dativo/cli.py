@@ -17,6 +17,7 @@ import click
 from dativo.contracts import lint_document, load_yaml
 from dativo.errors import ConfigError
 from dativo.exit_codes import echoed, exit_on_error
+from dativo.logs import redact
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -106,7 +107,7 @@ def table_show(ctx: click.Context, tables: tuple[str, ...], show_all: bool,
         unreadable = show_tables(open_catalog(catalog_props), tables, sample=sample,
                                  echo=click.echo, snapshots=snapshots)
         for line in unreadable:
-            click.echo(f"error: {line}", err=True)
+            click.echo(f"error: {redact(line)}", err=True)
         return 1 if unreadable else 0
 
     _run(ctx, action)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import click
 
 from dativo.errors import DativoError, InternalError
-from dativo.logs import SecretRedactor
+from dativo.logs import redact
 
 USER_ERROR = 2
 BUG = 1
@@ -133,10 +133,10 @@ def logged(logger: logging.Logger) -> Report:
 
 def echoed(debug: bool) -> Report:
     """Report on stderr as ``error: <line>``, after the traceback if ``debug``; both
-    redacted."""
+    redacted (the secrets :func:`dativo.logs.register_secrets` learnt, such as a
+    catalog's, and key-shaped strings)."""
 
     def report(line: str, exc: BaseException) -> None:
-        redact = SecretRedactor().redact
         if debug:
             click.echo(redact("".join(traceback.format_exception(exc))), err=True, nl=False)
         click.echo(f"error: {redact(line)}", err=True)

@@ -41,6 +41,9 @@ _PATTERNS = (
     (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{8,}"), MASK),  # Stripe keys
     (re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{30,}"), MASK),  # HubSpot private app
 )
+_REGISTERED: tuple[str, ...] = ()
+"""The process's secrets, longest first (:func:`register_secrets`): every redactor masks
+them, so a command that never calls :func:`configure` (``dativo``) is covered too."""
 NUMERIC_SECRET_DIGITS = 6
 """A secret setting given as a number is masked from this many digits (shorter ones
 would mask counts and years in ordinary log lines)."""
@@ -94,18 +97,17 @@ def secret_values(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
 
 
 class SecretRedactor(logging.Filter):
-    """Replaces secrets in the rendered message and traceback of every record."""
+    """Replaces secrets in the rendered message and traceback of every record: its own
+    ``secrets`` and every one registered with :func:`register_secrets`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets = sorted(set(secrets), key=len, reverse=True)
 
-    def add(self, secrets: Iterable[str]) -> None:
-        """Mask ``secrets`` too from now on."""
-        self.secrets = sorted({*self.secrets, *secrets}, key=len, reverse=True)
-
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
+        secrets = (sorted({*self.secrets, *_REGISTERED}, key=len, reverse=True)
+                   if self.secrets else _REGISTERED)
+        for secret in secrets:
             text = text.replace(secret, MASK)
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
@@ -125,13 +127,18 @@ def redact_secrets(text: str, config: Mapping[str, Any]) -> str:
     return SecretRedactor(secret_values(config)).redact(text)
 
 
+def redact(text: str) -> str:
+    """``text`` without the process's registered secrets and what every redactor masks:
+    for output that does not go through logging (the ``dativo`` command's stderr)."""
+    return SecretRedactor().redact(text)
+
+
 def register_secrets(secrets: Iterable[str]) -> None:
-    """Mask ``secrets`` too in the redactors :func:`configure` installed: for secrets
-    learnt after start-up, such as those of a catalog opened from a config file."""
-    for handler in logging.getLogger().handlers:
-        for found in handler.filters:
-            if isinstance(found, SecretRedactor):
-                found.add(secrets)
+    """Mask ``secrets`` in every redactor of this process from now on: the log filter,
+    :func:`dativo.exit_codes.echoed` and anything else that redacts, including secrets
+    learnt after start-up (those of a catalog opened from a config file)."""
+    global _REGISTERED
+    _REGISTERED = tuple(sorted({*_REGISTERED, *secrets}, key=len, reverse=True))
 
 
 class TracebackOnlyAtDebug(logging.Filter):
@@ -157,7 +164,8 @@ def configure(*, secrets: Iterable[str] = (), log_format: LogFormat = "text") ->
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig()
-    redactor = SecretRedactor(secrets)
+    register_secrets(secrets)
+    redactor = SecretRedactor()
     for handler in root.handlers:
         for old in [f for f in handler.filters
                     if isinstance(f, SecretRedactor | TracebackOnlyAtDebug)]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -81,3 +83,61 @@ def test_redaction_rules() -> None:
                                None)
     redactor.filter(record)
     assert record.getMessage() == "failed with ***"
+
+
+class _EchoingCatalog(BaseHTTPRequestHandler):
+    """A REST catalog that serves its config, then refuses every table with an error
+    quoting the bearer token (as some servers do)."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.startswith("/v1/config"):
+            self._answer(200, {"defaults": {}, "overrides": {}})
+            return
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        self._answer(401, {"error": {"message": f"the token {token} has expired",
+                                     "type": "NotAuthorizedException", "code": 401}})
+
+    def _answer(self, status: int, body: dict[str, object]) -> None:
+        data = orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Quiet."""
+
+
+@pytest.fixture
+def echoing_catalog(tmp_path: Path) -> Iterator[Path]:
+    """A target config whose REST catalog token the server quotes back in errors."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingCatalog)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    config = tmp_path / "config.json"
+    config.write_text(orjson.dumps({"catalog": {
+        "name": "rest", "type": "rest", "uri": f"http://127.0.0.1:{server.server_port}",
+        "token": CANARY}}).decode())
+    yield config
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("command", [
+    ["table", "show", "demo.crm.customers"],
+    ["--debug", "maintain", "compact", "demo.crm.customers"],
+])
+def test_the_dativo_command_masks_the_catalog_secrets_it_read(
+    echoing_catalog: Path, command: list[str],
+) -> None:
+    """``dativo`` never configures logging: its error lines and tracebacks are masked
+    with the catalog's secrets all the same."""
+    args = [*command[:-1], "--config", str(echoing_catalog), command[-1]]
+    result = subprocess.run([str(BIN / "dativo"), *args], capture_output=True,
+                            timeout=120, cwd=REPO,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode != 0
+    assert b"has expired" in result.stderr, result.stderr.decode()
+    assert CANARY.encode() not in result.stdout + result.stderr

@@ -12,6 +12,7 @@ dativo plugin (taps and target) runs in place of singer-sdk's.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
 import json
@@ -159,6 +160,17 @@ def config_problems(plugin: Any, config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def null_to_defaults(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Replace, in place, each top-level ``null`` whose setting has a default with that
+    default. The schema accepts an explicit null (Meltano sends declared but unset
+    settings so), but singer-sdk's validator fills in defaults only for missing keys:
+    without this, ``fetch_rows: null`` fails with a TypeError and a null slot prefix
+    names a replication slot ``None_...``."""
+    for key, setting in schema.get("properties", {}).items():
+        if key in config and config[key] is None and "default" in setting:
+            config[key] = copy.deepcopy(setting["default"])
+
+
 def date_problems(schema: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """Top-level ``date-time`` and ``date`` settings (``start_date``) that are no ISO
     8601 value: singer-sdk's validator checks no ``format``, so a typo would otherwise
@@ -241,12 +253,14 @@ def _required_setting(plugin: Any, error: ValidationError) -> str:
 
 
 def validate_config(plugin: Any, config: dict[str, Any], *, raise_errors: bool) -> list[str]:
-    """Check ``config``; raise one :class:`ConfigError` listing every problem.
+    """Check ``config``; raise one :class:`ConfigError` listing every problem. Then
+    top-level settings given as null take the schema's default (:func:`null_to_defaults`).
 
     Raises:
         ConfigError: ``raise_errors`` and the config fails the plugin's schema.
     """
     problems = config_problems(plugin, config)
+    null_to_defaults(config, plugin.config_jsonschema)
     if problems and raise_errors:
         raise ConfigError("Config validation failed: " + "; ".join(problems))
     if problems:

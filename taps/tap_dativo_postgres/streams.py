@@ -72,7 +72,8 @@ class PostgresStream(BatchFilesStream, SQLStream):
 
     @property
     def fetch_rows(self) -> int:
-        """The validated config holds the schema's default (tap.py) when unset."""
+        """The validated config holds the schema's default (tap.py) when unset or null
+        (:func:`dativo.schema_messages.null_to_defaults`)."""
         return int(self.config["fetch_rows"])
 
     def apply_query_filters(self, query: selectable.Select, table: sa.Table, *,

@@ -324,6 +324,17 @@ def test_rows_stream_through_a_server_side_cursor_in_fetch_rows_chunks(
     assert len(fetches) >= 3  # 2500 rows in chunks of 1000, never all at once
 
 
+def test_a_null_fetch_rows_takes_the_default(
+    postgres: PostgresServer, shop: str, tmp_path: Path
+) -> None:
+    """Meltano sends a declared but unset setting as null: the schema's default applies."""
+    config = tap_config(postgres, shop, fetch_rows=None)
+    run = run_tap(tmp_path, config, catalog=select(discover(tmp_path, config),
+                                                   {"public-orders": {}}))
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["id"] for r in run.records("public-orders")) == [1, 2, 3]
+
+
 def test_unreadable_table_fails_the_stream_with_one_clear_line(
     postgres: PostgresServer, shop: str, tmp_path: Path
 ) -> None:

@@ -76,6 +76,16 @@ def _without_lsn(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "_sdc_lsn"} for r in records]
 
 
+def test_null_slot_prefix_and_publication_take_the_defaults(
+    postgres: PostgresServer, cdc_db: str, tmp_path: Path
+) -> None:
+    """Meltano sends declared but unset settings as null: not a slot named ``None_...``."""
+    config = tap_config(postgres, cdc_db, replication_slot_prefix=None, publication_name=None)
+    run = run_tap(tmp_path, config, catalog=_catalog(tmp_path, config))
+    assert run.returncode == 0, run.stderr
+    assert run.states[-1]["bookmarks"][STREAM]["slot"] == f"dativo_{cdc_db}_public_accounts"
+
+
 def test_snapshot_then_exactly_the_changes_made_while_stopped(
     postgres: PostgresServer, cdc_db: str, tmp_path: Path
 ) -> None:

@@ -33,7 +33,8 @@ from dativo.contracts.model import Contract, FieldSpec
 
 REASONS_COLUMN = "__dativo_reasons"
 ARROW_VIEW = "__dativo_batch"
-"""Name under which a strictly-read Arrow batch is registered for ``pretyped_query``."""
+"""Name under which a strictly-read Arrow batch is registered for ``pretyped_query``:
+one column per field (the ``record`` struct's children)."""
 _PATH_MARKER = "__dativo_ndjson_path__"
 
 _TEXT_CASTS = {"integer": "BIGINT", "number": "DOUBLE", "date": "DATE", "time": "TIME",
@@ -224,14 +225,16 @@ def _query(contract: Contract, *, safe: bool = False, pretyped: bool = False) ->
     reasons_sql = (f"CASE WHEN {' OR '.join(f'({r.condition})' for r in reasons)} THEN "
                    f"list_filter([{', '.join(r.sql for r in reasons)}], x -> x IS NOT NULL) "
                    f"ELSE {no_reasons} END" if reasons else no_reasons)
-    source = (ARROW_VIEW if pretyped else
-              # records=true: without it DuckDB samples the file at bind time to
-              # detect it, seconds for a wide schema (per batch, and before any row).
-              f"read_json({_PATH_MARKER}, format='newline_delimited', records=true, "
-              f"maximum_object_size=268435456, "
-              f"columns={{'record': {sql_literal(_read_columns(contract, safe=safe))}}})")
+    # The Arrow view's columns are the fields, so DuckDB converts only those the query
+    # reads (a ``record`` struct would be converted whole, nested lists included).
+    rows = (f"SELECT * FROM {ARROW_VIEW}" if pretyped else
+            # records=true: without it DuckDB samples the file at bind time to
+            # detect it, seconds for a wide schema (per batch, and before any row).
+            f"SELECT record.* FROM read_json({_PATH_MARKER}, format='newline_delimited', "
+            f"records=true, maximum_object_size=268435456, "
+            f"columns={{'record': {sql_literal(_read_columns(contract, safe=safe))}}})")
     return (f"SELECT {''.join(c + ', ' for c in outer)}{reasons_sql} AS {REASONS_COLUMN} FROM ("
-            f"SELECT {', '.join(inner)} FROM (SELECT record.* FROM {source}))")
+            f"SELECT {', '.join(inner)} FROM ({rows}))")
 
 
 def _json_scalar_text(col: str) -> str:

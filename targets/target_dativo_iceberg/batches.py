@@ -103,17 +103,17 @@ def check_pretyped(con: duckdb.DuckDBPyConnection, compiled: CompiledContract,
     except pa.ArrowInvalid as exc:
         raise InvalidText(f"a string value is not valid UTF-8 ({exc}); the tap must "
                           "write text as UTF-8") from exc
-    con.register(ARROW_VIEW, records)
+    names = [f.name for f in compiled.columnar_schema.field("record").type]
+    columns = pa.table(records.column("record").flatten(), names=names)
+    con.register(ARROW_VIEW, columns)
     try:
         checked = con.execute(compiled.pretyped_query).fetch_arrow_table()
     finally:
         con.unregister(ARROW_VIEW)
     # Only re-typed columns and the reasons came back from DuckDB; the rest are
     # pyarrow's columns as read, so nothing is copied twice.
-    columns = records.column("record").flatten()
-    names = [f.name for f in compiled.columnar_schema.field("record").type]
     table = pa.table({name: (checked.column(name) if name in checked.column_names
-                             else columns[i]) for i, name in enumerate(names)})
+                             else columns.column(name)) for name in names})
     return table.append_column(REASONS_COLUMN, checked.column(REASONS_COLUMN))
 
 

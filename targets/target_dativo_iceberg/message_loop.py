@@ -2,18 +2,17 @@
 
 Input is read in large blocks. Runs of consecutive RECORD lines of one stream, written
 the way singer-sdk taps write them (``{"type":"RECORD","stream":"..."``), are found
-with one regex search and handed to the stream's spool in a single call, so there is
-no per-record Python work at all. Every other line is decoded with orjson; a BATCH
-message's files are read by :mod:`~target_dativo_iceberg.batch_messages`. Every
-protocol error names its 1-based input line.
+by one vectorised scan (:mod:`~target_dativo_iceberg.record_runs`) and handed to the
+stream's spool in a single call, so there is no per-record Python work at all.
+Every other line is decoded with orjson; a BATCH message's files are read by
+:mod:`~target_dativo_iceberg.batch_messages`. Every protocol error names its 1-based
+input line.
 """
 
 from __future__ import annotations
 
-import re
 from typing import IO, Any
 
-import numpy as np
 import orjson
 
 from dativo.errors import CodecError
@@ -22,35 +21,10 @@ from target_dativo_iceberg.batch_messages import manifest_batches, parse_batch_m
 from target_dativo_iceberg.input_timer import input_waiter, next_chunk
 from target_dativo_iceberg.loader import Loader
 from target_dativo_iceberg.oversized import PartialLine, set_aside
+from target_dativo_iceberg.record_runs import FAST_RECORD_MEMBER, FAST_RECORD_PREFIX, RunFinder
 
 BLOCK_BYTES = 8 * 1024 * 1024
-_FAST_RECORD_PREFIX = b'{"type":"RECORD","stream":"'
-_PREFIX_LEN = len(_FAST_RECORD_PREFIX)
-# The fast path takes a line only when its record object follows the stream name, as
-# singer-sdk writes it; any other shape (no record, "record": null, other key order)
-# is decoded and checked on its own line.
-_FAST_RECORD_MEMBER = b'","record":{'
-# bytes.count looks at one byte at a time; numpy compares a cache-sized window of a
-# long run at once (~4x faster: 0.7 ms instead of 2.7 ms per 8 MB block). A short run,
-# as interleaved streams give, stays on bytes.count, which has no set-up cost.
-_NUMPY_COUNT_BYTES = 64 * 1024
-_COUNT_WINDOW = 256 * 1024
-_NEWLINE = ord("\n")
-
-
-class _RunFinder:
-    """Finds where a run of same-stream RECORD lines ends (compiled once per stream)."""
-
-    def __init__(self) -> None:
-        self._patterns: dict[bytes, re.Pattern[bytes]] = {}
-
-    def run_end(self, data: bytes, pos: int, size: int, stream: bytes) -> int:
-        pattern = self._patterns.get(stream)
-        if pattern is None:
-            prefix = re.escape(_FAST_RECORD_PREFIX + stream + _FAST_RECORD_MEMBER)
-            pattern = self._patterns[stream] = re.compile(b"\n(?!" + prefix + b")")
-        match = pattern.search(data, pos, size)
-        return match.start() + 1 if match else size
+_PREFIX_LEN = len(FAST_RECORD_PREFIX)
 
 
 def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK_BYTES) -> int:
@@ -59,7 +33,7 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
     Raises:
         CodecError: A line is not JSON, has an unknown type, or breaks message order.
     """
-    finder = _RunFinder()
+    finder = RunFinder()
     line_number = 0
     limit = loader.settings.max_record_bytes
     # A line inside one block is within the limit; only a line spanning blocks (kept in
@@ -88,7 +62,7 @@ def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK
 
 
 def _finish_line(pending: PartialLine, rest: bytes, line_number: int, loader: Loader,
-                 finder: _RunFinder) -> int:
+                 finder: RunFinder) -> int:
     """Dispatch the line that ``pending`` started and ``rest`` (up to its newline) ends;
     a line over ``max_record_bytes`` is set aside (see :func:`set_aside`)."""
     line = pending.finish(rest)
@@ -101,16 +75,15 @@ def _finish_line(pending: PartialLine, rest: bytes, line_number: int, loader: Lo
 
 
 def _process_block(data: bytes, pos: int, size: int, line_number: int, loader: Loader,
-                   finder: _RunFinder) -> int:
+                   finder: RunFinder) -> int:
     """Dispatch every line of ``data[pos:size]`` (which ends with a newline)."""
     while pos < size:
-        if data.startswith(_FAST_RECORD_PREFIX, pos):
+        if data.startswith(FAST_RECORD_PREFIX, pos):
             quote = data.find(b'"', pos + _PREFIX_LEN)
             stream = data[pos + _PREFIX_LEN : quote]
             name = _fast_stream_name(data, quote, stream)
             if name is not None:
-                end = finder.run_end(data, pos, size, stream)
-                count = _count_lines(data, pos, end)
+                end, count = finder.run(data, pos, size, stream)
                 loader.on_records(name, data[pos:end], line_number + 1, count)
                 line_number += count
                 pos = end
@@ -124,27 +97,12 @@ def _process_block(data: bytes, pos: int, size: int, line_number: int, loader: L
     return line_number
 
 
-def _count_lines(data: bytes, start: int, end: int) -> int:
-    """The newlines in ``data[start:end]``, counted without copying it."""
-    if end - start < _NUMPY_COUNT_BYTES:
-        return data.count(b"\n", start, end)
-    run = np.frombuffer(data, np.uint8, end - start, start)
-    hits = np.empty(min(_COUNT_WINDOW, end - start), np.bool_)
-    count = 0
-    for offset in range(0, end - start, _COUNT_WINDOW):
-        window = run[offset:offset + _COUNT_WINDOW]
-        found = hits[:len(window)]
-        np.equal(window, _NEWLINE, out=found)
-        count += int(np.count_nonzero(found))
-    return count
-
-
 def _fast_stream_name(data: bytes, quote: int, stream: bytes) -> str | None:
     """The stream of a fast-path run, or ``None`` to decode the line on its own (an
     escaped or non-UTF-8 name, or no record object right after it)."""
     if quote < 0 or b"\\" in stream or b"\n" in stream:
         return None
-    if not data.startswith(_FAST_RECORD_MEMBER, quote):
+    if not data.startswith(FAST_RECORD_MEMBER, quote):
         return None
     try:
         return stream.decode()

@@ -24,6 +24,7 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from dativo.errors import ConfigError
+from dativo.file_columns import SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME
 from dativo.tap_runtime import ObservedTap
 
 if TYPE_CHECKING:
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-SOURCE_FILE = "_sdc_source_file"
-SOURCE_LINENO = "_sdc_source_lineno"
-SOURCE_MTIME = "_sdc_source_file_mtime"
-SOURCE_COLUMNS = (SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME)
-"""The columns a file tap adds to every record, in this order."""
 
 _UTF8_NAMES = {"utf-8", "utf8", "utf_8", "u8"}
 
@@ -193,7 +189,7 @@ class FileTap(ObservedTap, Tap):
 
 
 def source_properties(*, record: str, line: str) -> list[th.Property]:
-    """The schema of :data:`SOURCE_COLUMNS`.
+    """The schema of :data:`~dativo.file_columns.SOURCE_COLUMNS`.
 
     Args:
         record: What one record is, for the descriptions (``"row"``, ``"record"``).

@@ -10,7 +10,7 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from dativo.file_taps import SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME
+from dativo.file_columns import SOURCE_FILE, SOURCE_LINENO, SOURCE_MTIME
 
 REJECTED_SCHEMA: dict[str, Any] = th.PropertiesList(
     th.Property(SOURCE_FILE, th.StringType, required=True,

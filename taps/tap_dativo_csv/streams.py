@@ -10,9 +10,8 @@ from singer_sdk import typing as th
 from dativo.batch_files import BatchFilesStream
 from dativo.contracts import Contract
 from dativo.errors import CodecError, ConfigError
+from dativo.file_columns import SOURCE_COLUMNS, SOURCE_FILE
 from dativo.file_taps import (
-    SOURCE_COLUMNS,
-    SOURCE_FILE,
     FileStream,
     LineRecord,
     matching_files,

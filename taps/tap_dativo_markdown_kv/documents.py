@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from dativo.file_taps import SOURCE_COLUMNS, LineRecord
+from dativo.file_columns import SOURCE_COLUMNS
+from dativo.file_taps import LineRecord
 from dativo.markdown_kv import (
     Document,
     MarkdownKVError,

@@ -18,7 +18,7 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from dativo import logs
-from dativo.errors import DativoError
+from dativo.errors import DativoError, InternalError
 from dativo.exit_codes import SDK_FAILURES, exit_on_error, logged
 from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
@@ -104,12 +104,11 @@ class TargetDativoIceberg(Target):
                         metrics)
         try:
             lines = run_message_loop(source, loader)
-        except DativoError as exc:
-            loader.settle(exc)
-            metrics.finish(success=False)
-            raise
-        except BaseException:
-            loader.close()
+        except BaseException as exc:
+            if isinstance(exc, DativoError) and not isinstance(exc, InternalError):
+                loader.settle(exc)  # bad input: load what came before it
+            else:  # a bug (an escaped InternalError too): what it touched is suspect
+                loader.close()
             metrics.finish(success=False)
             raise
         LOGGER.info("Read %d lines of input", lines)

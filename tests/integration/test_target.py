@@ -12,6 +12,7 @@ import orjson
 import pytest
 from pyiceberg.catalog import Catalog
 
+from dativo.errors import InternalError
 from tests.conftest import BIN, emitted_states, read_table, run_target, singer_lines
 
 SCHEMA = {
@@ -570,3 +571,35 @@ def test_activate_version_can_be_ignored(
         assert result.returncode == 0, result.stderr.decode()
     rows = read_table(open_catalog(), ("acme", "default", "users")).to_pylist()
     assert sorted(r["id"] for r in rows) == [1, 2] and "_sdc_deleted_at" not in rows[0]
+
+
+class _BrokenInput:
+    """Input whose second read raises an :class:`InternalError` (a bug escaping)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data: bytes | None = data
+
+    def read1(self, size: int) -> bytes:
+        data, self.data = self.data, None
+        if data is None:
+            raise InternalError("a bug escaped")
+        return data
+
+    read = read1
+
+
+def test_an_internal_error_is_a_bug_so_nothing_is_committed_and_no_state_emitted(
+    catalog_props: dict[str, str], open_catalog: Callable[[], Catalog],
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """Unlike bad input (a DativoError), an InternalError escaping means the rows read
+    so far cannot be trusted: the run fails without committing them or a STATE."""
+    from target_dativo_iceberg.target import TargetDativoIceberg
+
+    target = TargetDativoIceberg(config={"tenant_id": "acme", "catalog": catalog_props},
+                                 validate_config=True, setup_mapper=False)
+    source = _BrokenInput(singer_lines([SCHEMA, record(1), state(1)]))
+    with pytest.raises(InternalError):
+        target.run(source)  # type: ignore[arg-type]
+    assert capsysbinary.readouterr().out == b""  # no STATE
+    assert not open_catalog().table_exists("acme.default.users")

@@ -17,6 +17,7 @@ import click
 from dativo.contracts import lint_document, load_yaml
 from dativo.errors import ConfigError
 from dativo.exit_codes import echoed, exit_on_error
+from dativo.iceberg.file_defaults import TARGET_FILE_SIZE_MB
 from dativo.logs import redact
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def maintain_expire_snapshots(ctx: click.Context, tables: tuple[str, ...], every
 @_maintenance_options
 @click.option("--target-file-size-mb", type=click.IntRange(min=1),
               help="Size of the files to write [default: the table's "
-                   "write.target-file-size-bytes, else 160].")
+                   f"write.target-file-size-bytes, else {TARGET_FILE_SIZE_MB}].")
 @click.option("--dry-run", is_flag=True, help="Report what would be rewritten, write nothing.")
 @click.pass_context
 def maintain_compact(ctx: click.Context, tables: tuple[str, ...], every_table: bool,

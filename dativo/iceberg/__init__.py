@@ -15,12 +15,14 @@ imports). It owns, one module a job:
   (copy-on-write upserts and version retirement) and :mod:`~dativo.iceberg.staging`
   (what a batch leaves for the next commit);
 - :mod:`~dativo.iceberg.data_files`: Parquet data files rolled at the target size;
+- :mod:`~dativo.iceberg.file_defaults`: that size and the compression codec by default;
 - :mod:`~dativo.iceberg.dead_letter`: the dead-letter table's columns;
 - :mod:`~dativo.iceberg.tables` and :mod:`~dativo.iceberg.maintenance`: reading and
   maintaining landed tables.
 
 Importing the package, :mod:`~dativo.iceberg.catalog`, :mod:`~dativo.iceberg.naming`,
-:mod:`~dativo.iceberg.staging` or :mod:`~dativo.iceberg.dead_letter` does not import
+:mod:`~dativo.iceberg.staging`, :mod:`~dativo.iceberg.file_defaults` or
+:mod:`~dativo.iceberg.dead_letter` does not import
 pyiceberg: the target loads it on its commit thread, off the start-up path.
 
 Private pyiceberg helpers we rely on

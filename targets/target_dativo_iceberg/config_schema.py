@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from singer_sdk import typing as th
 
+from dativo.iceberg.file_defaults import COMPRESSION, TARGET_FILE_SIZE_MB
 from dativo.markdown_kv import DIALECTS
 from dativo.observability_settings import log_format_setting, metrics_setting
 from target_dativo_iceberg.batch_roots import DEFAULT_BATCH_MAX_FILE_BYTES, DEFAULT_BATCH_ROOTS
@@ -28,7 +29,6 @@ Layout = Literal["row_per_kv", "document_level"]  # markdown_kv.layout
 DEFAULT_BATCH_SIZE_ROWS = 200_000
 DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
-DEFAULT_TARGET_FILE_SIZE_MB = 160
 DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
 DEFAULT_PROGRESS_INTERVAL_SECONDS = 10.0
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -119,11 +119,11 @@ CONFIG_SCHEMA = th.PropertiesList(
                             "by the SCHEMA; freeze sends records with a value in a "
                             "column outside the contract to the dead-letter table."),
     th.Property("target_file_size_mb", th.IntegerType,
-                default=DEFAULT_TARGET_FILE_SIZE_MB,
+                default=TARGET_FILE_SIZE_MB,
                 description="Parquet data files span batches and close at this size "
                             "(MiB on storage); set as the table's "
                             "write.target-file-size-bytes."),
-    th.Property("compression", th.StringType, default="zstd",
+    th.Property("compression", th.StringType, default=COMPRESSION,
                 allowed_values=list(get_args(Compression)),
                 description="Parquet compression codec (write.parquet.compression-codec)."),
     th.Property("max_state_lag_seconds", th.NumberType,

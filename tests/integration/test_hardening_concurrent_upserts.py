@@ -24,6 +24,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
 from dativo.contracts import load_contract
+from dativo.iceberg.file_defaults import COMPRESSION, TARGET_FILE_SIZE_BYTES
 from dativo.iceberg.staging import FileBatch
 from dativo.iceberg.table_changes import PlannedTransaction, TableChanges
 from dativo.iceberg.writer import IcebergWriter
@@ -199,3 +200,15 @@ def test_a_plan_that_lost_the_race_is_reused_only_if_the_winner_left_its_keys_al
     expected = {1: "a", 2: "old", 3: "old", **{k: "b" for k in winner if k != 1}}
     assert sorted(zip(rows.column("id").to_pylist(), rows.column("writer").to_pylist(),
                       strict=True)) == sorted(expected.items())
+
+
+def test_a_writer_without_settings_gives_new_tables_the_target_defaults(
+    request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:
+    """Not pyiceberg's 512 MiB: the file size and codec the target's settings default to."""
+    contract_file = tmp_path / "orders.odcs.yaml"
+    contract_file.write_text(CONTRACT)
+    writer = IcebergWriter(catalog_for("sqlite", request, tmp_path), "acme")
+    table = writer.ensure_table(load_contract(contract_file), SCHEMA)
+    assert table.properties["write.target-file-size-bytes"] == str(TARGET_FILE_SIZE_BYTES)
+    assert table.properties["write.parquet.compression-codec"] == COMPRESSION

@@ -41,11 +41,11 @@ from pyiceberg.utils.properties import property_as_int
 from dativo.errors import CommitError
 from dativo.iceberg.commits import commit_with_retry
 from dativo.iceberg.data_files import RollingDataFiles
+from dativo.iceberg.file_defaults import TARGET_FILE_SIZE_BYTES
 from dativo.iceberg.naming import MAINTENANCE_PROPERTY, STATE_PROPERTY
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_TARGET_BYTES = 160 * 1024 * 1024
 SMALL_FRACTION = 0.75
 """A file below this share of the target size is small (worth merging)."""
 _BUFFER_BYTES = 64 * 1024 * 1024
@@ -88,11 +88,12 @@ class _Plan:
 
 def target_file_size(table: Table, override_mb: int | None = None) -> int:
     """The size compaction aims at: ``override_mb``, else the table's
-    ``write.target-file-size-bytes`` (the target pins it), else 160 MB."""
+    ``write.target-file-size-bytes`` (the target pins it), else the target's default
+    (:data:`~dativo.iceberg.file_defaults.TARGET_FILE_SIZE_BYTES`)."""
     if override_mb is not None:
         return override_mb * 1024 * 1024
     return property_as_int(table.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-                           DEFAULT_TARGET_BYTES) or DEFAULT_TARGET_BYTES
+                           TARGET_FILE_SIZE_BYTES) or TARGET_FILE_SIZE_BYTES
 
 
 def compact(table: Table, *, target_bytes: int, dry_run: bool = False) -> CompactReport:

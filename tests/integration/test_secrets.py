@@ -89,7 +89,7 @@ class _EchoingCatalog(BaseHTTPRequestHandler):
     """A REST catalog that serves its config, then refuses every table with an error
     quoting the bearer token (as some servers do)."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         if self.path.startswith("/v1/config"):
             self._answer(200, {"defaults": {}, "overrides": {}})
             return
@@ -105,7 +105,7 @@ class _EchoingCatalog(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
 
 

@@ -34,7 +34,11 @@ def use_one_shared_heap() -> None:
 
 @contextmanager
 def imports_without_gc() -> Iterator[None]:
-    """Import with the cyclic collector off, then freeze what was imported.
+    """Import with the cyclic collector off, then freeze what was imported: only for
+    the start-up imports on the main thread, before any input is read (the console
+    entry point). The switch and the freeze are process-wide, so used later (or on
+    another thread) it would pause collection for the whole run and freeze the run's
+    live objects along with the imported ones.
 
     singer-sdk, pyarrow, DuckDB and their dependencies allocate about a million
     long-lived objects and no garbage; the collections those allocations trigger cost

@@ -25,7 +25,6 @@ from dativo.metrics import RunMetrics
 from dativo.schema_messages import validate_config
 from target_dativo_iceberg.config_schema import CONFIG_SCHEMA
 from target_dativo_iceberg.loader import Loader
-from target_dativo_iceberg.memory import imports_without_gc
 from target_dativo_iceberg.message_loop import run_message_loop
 from target_dativo_iceberg.settings import TargetSettings
 
@@ -122,8 +121,7 @@ class TargetDativoIceberg(Target):
 
 
 def _open_writer(settings: TargetSettings) -> IcebergWriter:
-    with imports_without_gc():  # pyiceberg, on the commit thread (see DrainPipeline)
-        from dativo.iceberg.writer import IcebergWriter
+    from dativo.iceberg.writer import IcebergWriter  # pyiceberg, on the commit thread
 
     return IcebergWriter(settings.catalog, settings.tenant_id, settings.table_properties)
 

@@ -181,11 +181,6 @@ class BatchFilePolicy:
         return S3Object(shown_uri(uri), netloc, "/".join(parts), self.max_file_bytes)
 
 
-def default_policy() -> BatchFilePolicy:
-    """``./output/batches`` (of the working directory now) and the default size cap."""
-    return BatchFilePolicy.from_config(None, None)
-
-
 def check_stat(info: os.stat_result, max_bytes: int) -> None:
     """Refuse anything but a regular file of at most ``max_bytes`` on a real file system.
 

@@ -1,7 +1,8 @@
 """Opening a catalog: the embedded default, and the one opener every command uses.
 
 pyiceberg is imported inside :func:`open_catalog`: the target imports this module at
-startup and loads pyiceberg off its critical path (see ``target_dativo_iceberg.loader``).
+startup and loads pyiceberg off its critical path, on the commit thread (see
+``target_dativo_iceberg.pipeline.DrainPipeline``).
 """
 
 from __future__ import annotations

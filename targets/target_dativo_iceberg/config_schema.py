@@ -16,6 +16,7 @@ from singer_sdk import typing as th
 from dativo.iceberg.file_defaults import COMPRESSION, TARGET_FILE_SIZE_MB
 from dativo.markdown_kv import DIALECTS
 from dativo.observability_settings import log_format_setting, metrics_setting
+from dativo.progress import DEFAULT_INTERVAL_SECONDS
 from target_dativo_iceberg.batch_roots import DEFAULT_BATCH_MAX_FILE_BYTES, DEFAULT_BATCH_ROOTS
 
 # The closed vocabularies: each setting's choices, and the type of its value.
@@ -30,7 +31,6 @@ DEFAULT_BATCH_SIZE_ROWS = 200_000
 DEFAULT_BATCH_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_COMMIT_INTERVAL_SECONDS = 10.0
 DEFAULT_MAX_STATE_LAG_SECONDS = 60.0
-DEFAULT_PROGRESS_INTERVAL_SECONDS = 10.0
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 
 # The catalog properties most setups need, declared so that each has a Meltano setting
@@ -200,7 +200,7 @@ CONFIG_SCHEMA = th.PropertiesList(
                             "without waiting for more input. End of input always "
                             "commits."),
     th.Property("progress_interval_seconds", th.NumberType(minimum=0),
-                default=DEFAULT_PROGRESS_INTERVAL_SECONDS,
+                default=DEFAULT_INTERVAL_SECONDS,
                 description="Every this many seconds, log one progress line per stream "
                             "whose counts changed (records received, committed, "
                             "rejected, rows/s, last committed snapshot); one final line "

@@ -1,5 +1,7 @@
-"""Benchmark runner: orjson floor, target-dativo-iceberg (pipe and `meltano run`), and a
-singer-sdk BatchSink + pyiceberg peer, over the same generated Singer file.
+"""Benchmark runner: the suite's plugins against floors and peer tools, in one run.
+
+Floors (orjson, pyarrow, csv.reader, the interpreter), the target's and taps' runs, and
+peers (singer-sdk BatchSink + pyiceberg, meltanolabs-tap-postgres): bench/README.md.
 
 Usage: ``python -m bench.run [--records N] [--runs floor,target,meltano,peer]``
 (``DATIVO_BENCH_RECORDS`` also sets N). Writes ``bench/.work/results.md``. Exit code 1

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog, load_catalog
 
+from tests.services.mariadb import MariaDBServer, running_mariadb
 from tests.services.postgres import PostgresServer, running_postgres
 from tests.services.pushgateway import running_pushgateway
 from tests.services.s3 import S3Server, running_s3
@@ -84,6 +85,13 @@ def read_table(catalog: Catalog, identifier: tuple[str, ...]) -> pa.Table:
 def postgres() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL cluster for the session; tests create their own databases."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """One throwaway MariaDB server for the session; tests create their own databases."""
+    with running_mariadb() as server:
         yield server
 
 

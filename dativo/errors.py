@@ -23,6 +23,7 @@ with exit code 1. A class outside this module names its module::
     │   └── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
     ├── SourceError (tap_dativo_postgres.streams): PostgreSQL refused or broke off a read
     ├── ReplicationError (tap_dativo_postgres.cdc): a replication step was refused
+    ├── MySQLReadError (tap_dativo_mysql.streams): MySQL refused or broke off a read
     └── InternalError: handled where it is raised; escaping is a bug (exit 1)
         ├── TransientFailure (dativo.resilience): an outcome worth retrying (429, 5xx,
         │       a reset connection); the policy retries it, or raises ApiUnavailableError
@@ -31,6 +32,8 @@ with exit code 1. A class outside this module names its module::
         ├── UnfitValue (tap_dativo_postgres.arrow_reader): a value the Arrow path cannot
         │       carry; becomes a CodecError naming the stream, key and column
         ├── NonFiniteDecimal (tap_dativo_postgres.types): a NaN or infinite numeric;
+        │       becomes a CodecError naming the stream, key and column
+        ├── ZeroDate (tap_dativo_mysql.types): a zero date with ``zero_dates: fail``;
         │       becomes a CodecError naming the stream, key and column
         └── _BadJsonRows (target_dativo_iceberg.batch_spooled): some records of a batch
                 break rule ``json``; they are dead-lettered and the rest is loaded

@@ -45,7 +45,7 @@ def source_dirs(root: Path) -> list[Path]:
 def test_every_code_directory_has_a_distribution() -> None:
     """A new tap or target directory without a pyproject.toml would not be installable."""
     code_dirs = [p for p in PLUGIN_DIRS if (p / "__init__.py").exists()]
-    assert len(code_dirs) == 6
+    assert len(code_dirs) == 7
     assert [p for p in code_dirs if not (p / "pyproject.toml").exists()] == []
 
 
@@ -87,6 +87,7 @@ def test_each_plugin_depends_on_this_core_and_only_its_source_libraries() -> Non
     own = {"tap_dativo_csv": [], "tap_dativo_markdown_kv": [],
            "tap_dativo_hubspot": ["requests"], "tap_dativo_stripe": ["stripe"],
            "tap_dativo_postgres": ["sqlalchemy", "psycopg2-binary"],
+           "tap_dativo_mysql": ["sqlalchemy", "pymysql"],
            "target_dativo_iceberg": []}
     for directory in PLUGIN_DIRS:
         [core] = [r for r in requirements(directory) if r.name == "dativo-core"]

@@ -1,0 +1,1 @@
+"""tap-dativo-mysql: MySQL and MariaDB tables to Singer (full table, incremental)."""

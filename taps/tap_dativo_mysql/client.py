@@ -1,0 +1,173 @@
+"""The MySQL/MariaDB connector: connection URL, session settings, discovery filters,
+and rows read through an unbuffered cursor (:func:`select_rows`).
+
+Every connection runs with ``time_zone='+00:00'`` and ``utf8mb4``, so timestamp values
+are UTC and text keeps its emoji.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pymysql.cursors
+import sqlalchemy as sa
+from singer_sdk.singerlib import CatalogEntry
+from singer_sdk.sql import SQLConnector
+from sqlalchemy.engine import Engine, reflection
+
+from dativo.errors import ConfigError
+from tap_dativo_mysql.types import MySQLToJSONSchema
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql import selectable
+
+CONNECTION_KEYS = ("host", "port", "user", "password", "database")
+SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
+SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
+URL_EXAMPLE = "mysql://user:password@host:port/database"
+
+
+def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
+    """The URL from ``sqlalchemy_url``, or built from host/port/user/password/database.
+
+    Raises:
+        ConfigError: Both styles are given, or neither; the message names the keys.
+    """
+    given = [key for key in CONNECTION_KEYS if key != "port" and config.get(key) not in (None, "")]
+    if config.get("sqlalchemy_url"):
+        if given:
+            raise ConfigError(f"sqlalchemy_url and {', '.join(given)} are both set; give "
+                              "either sqlalchemy_url or the separate connection settings")
+        try:
+            url = sa.engine.make_url(config["sqlalchemy_url"])
+        except (sa.exc.ArgumentError, ValueError):
+            raise ConfigError(f"sqlalchemy_url: not a URL; expected {URL_EXAMPLE}") from None
+        if url.get_backend_name() not in ("mysql", "mariadb"):
+            raise ConfigError(f"sqlalchemy_url: scheme {url.drivername!r} is not MySQL; "
+                              "use mysql:// or mysql+pymysql://")
+        url = url.set(drivername="mysql+pymysql")
+    else:
+        missing = [key for key in ("host", "user") if not config.get(key)]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)}: required (or set sqlalchemy_url)")
+        url = sa.engine.URL.create(
+            "mysql+pymysql", username=config["user"], password=config.get("password"),
+            host=config["host"], port=int(config.get("port") or 3306),
+            database=config.get("database") or None)
+    ssl = {key: str(config[key]) for key in SSL_KEYS if config.get(key)}
+    return url.update_query_dict({"charset": "utf8mb4", **ssl})
+
+
+def describe(url: sa.engine.URL) -> str:
+    """The URL for messages: never the password."""
+    return url.render_as_string(hide_password=True)
+
+
+class MySQLConnector(SQLConnector):
+    """SQLAlchemy + PyMySQL on one server, filtered by database and table."""
+
+    sql_to_jsonschema_converter = MySQLToJSONSchema
+
+    def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
+        return sqlalchemy_url(config).render_as_string(hide_password=False)
+
+    @property
+    def url(self) -> sa.engine.URL:
+        return sa.engine.make_url(self.sqlalchemy_url)
+
+    def create_engine(self) -> Engine:
+        """One pooled engine; each connection reads timestamps in UTC (module doc)."""
+        return sa.create_engine(self.sqlalchemy_url, pool_pre_ping=True,
+                                connect_args={"init_command": "SET time_zone='+00:00'"})
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    def get_schema_names(self, engine: Engine, inspected: reflection.Inspector) -> list[str]:
+        """Databases matching ``filter_dbs`` (globs); else ``database`` if set, else
+        every database but the system ones.
+
+        Raises:
+            ConfigError: No database matches ``filter_dbs``, or ``database`` is unknown.
+        """
+        existing = [d for d in inspected.get_schema_names() if d not in SYSTEM_DATABASES]
+        patterns = list(self.config.get("filter_dbs") or [])
+        if patterns:
+            found = [d for d in existing if any(fnmatch.fnmatchcase(d, p) for p in patterns)]
+            if not found:
+                raise ConfigError(f"filter_dbs: {patterns} match no database on "
+                                  f"{describe(self.url)}; existing databases: {existing}")
+            return found
+        database = self.url.database
+        return [database] if database else existing
+
+    def discover_catalog_entry(self, engine: Engine, inspected: reflection.Inspector,
+                               schema_name: str | None, table_name: str, is_view: bool,
+                               **reflected: Any) -> CatalogEntry:
+        """singer-sdk's entry, with the first unique index as the key of a table without
+        a primary key (SQLAlchemy reports none as an empty constraint, which singer-sdk
+        would take as the key)."""
+        pk = reflected.get("reflected_pk")
+        if pk is not None and not pk.get("constrained_columns"):
+            reflected["reflected_pk"] = None
+        return super().discover_catalog_entry(engine, inspected, schema_name, table_name,
+                                              is_view, **reflected)
+
+    def discover_catalog_entries(self, **kwargs: Any) -> list[dict]:
+        """Discovered streams, kept when they match ``filter_tables`` (if set).
+
+        Raises:
+            ConfigError: The server cannot be reached or refuses the login (the message
+                names the URL without its password).
+        """
+        try:
+            entries = super().discover_catalog_entries(**kwargs)
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig.args[-1] if exc.orig and exc.orig.args else exc)
+            raise ConfigError(f"cannot connect to {describe(self.url)}: "
+                              f"{reason.strip().splitlines()[0]}; check host, port, user, "
+                              "password, database and ssl_*") from None
+        patterns = list(self.config.get("filter_tables") or [])
+        if not patterns:
+            return entries
+        return [entry for entry in entries if table_matches(entry, patterns)]
+
+
+def table_matches(entry: Mapping[str, Any], patterns: list[str]) -> bool:
+    """``orders``, ``shop.orders`` and globs like ``shop.*`` or ``*_log`` match."""
+    database = entry["stream"].rsplit("-", 1)[0] if "-" in entry["stream"] else ""
+    table = entry["table_name"]
+    return any(fnmatch.fnmatchcase(table, p) if "." not in p
+               else fnmatch.fnmatchcase(f"{database}.{table}", p) for p in patterns)
+
+
+def select_rows(conn: sa.Connection, query: selectable.Select,
+                fetch_rows: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """Column names and a lazy row iterator over an unbuffered PyMySQL cursor.
+
+    The server streams the result and the client holds ``fetch_rows`` rows at a time,
+    so memory stays flat whatever the table size. Rows are PyMySQL's tuples: SQLAlchemy's
+    per-value result processors (SET as a Python set, ...) are skipped.
+    """
+    compiled = query.compile(dialect=conn.dialect)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor(pymysql.cursors.SSCursor)
+    params = compiled.params
+    cursor.execute(str(compiled), [params[name] for name in compiled.positiontup or []]
+                   if compiled.positional else params)
+    names = [column[0] for column in cursor.description]
+
+    def rows() -> Iterator[Sequence[Any]]:
+        try:
+            while batch := cursor.fetchmany(fetch_rows):
+                yield from batch
+        finally:
+            cursor.close()  # reads the rest of an unfinished result, as MySQL requires
+
+    return names, rows()

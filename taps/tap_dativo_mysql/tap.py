@@ -46,6 +46,11 @@ class TapDativoMySQL(ObservedTap, SQLTap):
         th.Property("fetch_rows", th.IntegerType, default=10_000,
                     description="Rows the unbuffered cursor hands over at a time; memory "
                                 "is bounded by this, not by the table size."),
+        th.Property("use_singer_decimal", th.BooleanType, default=True,
+                    description="decimal(p,s) values as decimal strings (`x-singer.decimal`, "
+                                "`x-sql-datatype: decimal(p,s)`), so no JSON reader rounds them "
+                                "through a float; false sends JSON numbers with every digit. "
+                                "Wider decimals and unsigned bigints are always strings."),
         th.Property("zero_dates", th.StringType, default="null", allowed_values=["null", "fail"],
                     description="What to do with a zero date (`0000-00-00`): `null` sends "
                                 "null with a warning, `fail` stops the run naming the row."),

@@ -49,14 +49,19 @@ class MySQLToJSONSchema(SQLToJSONSchema):
 
     @to_jsonschema.register
     def numeric_to_jsonschema(self, column_type: sat.Numeric) -> dict:
-        """decimal(p,s) as an exact decimal string; float and double as JSON numbers."""
+        """decimal(p,s) as an exact decimal string (``use_singer_decimal``, the default)
+        or a JSON number with every digit; float and double as JSON numbers. Decimals
+        wider than 38 digits are always strings: no fixed-point type downstream holds them.
+        """
         if isinstance(column_type, sat.Float):
             return {"type": ["number"]}
         precision, scale = column_type.precision, column_type.scale
         if precision is None or precision > MAX_DECIMAL_PRECISION:
             return {"type": ["string"], "format": "x-singer.decimal", "x-sql-datatype": "decimal"}
-        return {"type": ["string"], "format": "x-singer.decimal",
-                "x-sql-datatype": f"decimal({precision},{scale or 0})"}
+        sql = f"decimal({precision},{scale or 0})"
+        if self.use_singer_decimal:
+            return {"type": ["string"], "format": "x-singer.decimal", "x-sql-datatype": sql}
+        return {"type": ["number"], "x-sql-datatype": sql}
 
     @to_jsonschema.register
     def datetime_to_jsonschema(self, column_type: sat.DateTime) -> dict:
@@ -131,7 +136,8 @@ def _zero_dates(convert: Converter, mode: ZeroDates) -> Converter:
 
 def converter_for(schema: dict[str, Any], zero_dates: ZeroDates) -> Converter | None:
     """How a non-NULL PyMySQL value of a column with this JSON Schema becomes
-    JSON-ready; None when it already is (integers, floats, text).
+    JSON-ready; None when it already is (integers, floats, exact ``Decimal`` numbers,
+    which the Singer writer prints with every digit, text).
 
     A converter of a date or datetime column returns None for a zero date when
     ``zero_dates`` is ``null`` (the stream warns), or raises :class:`ZeroDate`.

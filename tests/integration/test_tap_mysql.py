@@ -95,6 +95,19 @@ def test_full_table_emits_every_row(mariadb: MariaDBServer, shop: str, tmp_path:
     ]
 
 
+def test_decimals_are_json_numbers_with_every_digit_without_singer_decimal(
+    mariadb: MariaDBServer, shop: str, tmp_path: Path
+) -> None:
+    config = tap_config(mariadb, shop, use_singer_decimal=False)
+    catalog = select(discover(TAP, tmp_path, config), {f"{shop}-orders"})
+    run = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert [r["amount"] for r in run.records(f"{shop}-orders")] == [10.5, 250, 7]
+    schema = next(m for m in run.messages if m["type"] == "SCHEMA")["schema"]
+    assert schema["properties"]["amount"] == {"type": ["number", "null"],
+                                              "x-sql-datatype": "decimal(10,2)"}
+
+
 def test_incremental_rerun_from_state_loads_only_new_and_changed_rows(
     mariadb: MariaDBServer, tmp_path: Path
 ) -> None:

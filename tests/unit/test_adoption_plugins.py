@@ -74,7 +74,8 @@ def test_every_plugin_has_a_definition_file() -> None:
     assert {f"{p.parent.name}/{p.stem}" for p in DEFINITIONS} == {
         "extractors/tap-dativo-csv", "extractors/tap-dativo-postgres",
         "extractors/tap-dativo-stripe", "extractors/tap-dativo-hubspot",
-        "extractors/tap-dativo-markdown-kv", "loaders/target-dativo-iceberg",
+        "extractors/tap-dativo-markdown-kv", "extractors/tap-dativo-mysql",
+        "loaders/target-dativo-iceberg",
         "utilities/dativo"}
 
 

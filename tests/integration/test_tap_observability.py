@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BIN, REPO
+from tests.services.mariadb import MariaDBServer
 from tests.services.postgres import PostgresServer
 
 CANARY = "Tap-Canary-Secret-31d8"
@@ -97,8 +98,46 @@ def test_tap_dativo_postgres_never_shows_its_password(
         assert b"***" in result.stderr
 
 
+@pytest.mark.parametrize("reachable", [True, False])
+def test_tap_dativo_mysql_never_shows_its_password(
+    tmp_path: Path, mariadb: MariaDBServer, reachable: bool,
+) -> None:
+    """A real login with the canary as password (and a debug log); an unreachable URL
+    makes PyMySQL and SQLAlchemy quote it in their errors."""
+    database = f"canary_{int(reachable)}"
+    mariadb.create_database(database)
+    mariadb.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);"
+                f"CREATE USER IF NOT EXISTS 'canary'@'127.0.0.1' IDENTIFIED BY '{CANARY}';"
+                "GRANT SELECT ON *.* TO 'canary'@'127.0.0.1'", database)
+    config = ({"host": "127.0.0.1", "port": mariadb.port, "user": "canary",
+               "password": CANARY, "database": database,
+               "metrics": {"textfile_dir": str(tmp_path)}} if reachable else
+              {"sqlalchemy_url": f"mysql://canary:{CANARY}@127.0.0.1:1/{database}"})
+    args: list[str] = []
+    if reachable:
+        discovered = run("tap-dativo-mysql", config, tmp_path, "--discover")
+        assert CANARY.encode() not in discovered.stdout + discovered.stderr
+        catalog = orjson.loads(discovered.stdout)
+        for stream in catalog["streams"]:
+            for item in stream["metadata"]:
+                if not item["breadcrumb"]:
+                    item["metadata"]["selected"] = True
+        (tmp_path / "catalog.json").write_bytes(orjson.dumps(catalog))
+        args = ["--catalog", str(tmp_path / "catalog.json")]
+    result = run("tap-dativo-mysql", config, tmp_path, *args)
+    assert CANARY.encode() not in result.stdout + result.stderr
+    if reachable:
+        assert result.returncode == 0, result.stderr.decode()
+        text = (tmp_path / "tap-dativo-mysql.prom").read_text()
+        assert records_received(text, "tap-dativo-mysql") == {f"{database}-t": 2.0}
+    else:
+        assert result.returncode == 2
+        assert b"***" in result.stderr
+
+
 def test_taps_document_the_observability_settings(tmp_path: Path) -> None:
-    for tap in ("tap-dativo-csv", "tap-dativo-postgres", "tap-dativo-markdown-kv"):
+    for tap in ("tap-dativo-csv", "tap-dativo-postgres", "tap-dativo-markdown-kv",
+                "tap-dativo-mysql"):
         about = subprocess.run([str(BIN / tap), "--about", "--format", "json"],
                                capture_output=True, timeout=60, check=True)
         settings = orjson.loads(about.stdout)["settings"]["properties"]

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import functools
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy.types as sat
@@ -89,6 +90,12 @@ class MySQLToJSONSchema(SQLToJSONSchema):
         return {"type": ["string"], "x-sql-datatype": f"bit({column_type.length or 1})"}
 
     @to_jsonschema.register
+    def set_to_jsonschema(self, column_type: mysql.SET) -> dict:
+        """The members joined by commas, as MySQL shows them: no maxLength (SQLAlchemy's
+        length is the longest member's)."""
+        return {"type": ["string"], "x-sql-datatype": "set"}
+
+    @to_jsonschema.register
     def json_to_jsonschema(self, column_type: sat.JSON) -> dict:
         """MySQL's JSON type; MariaDB's JSON is longtext, so it arrives as text."""
         return {"type": ["string"], "x-sql-datatype": "json"}
@@ -119,6 +126,11 @@ def _utc(value: dt.datetime) -> str:
     return value.replace(tzinfo=dt.timezone.utc).isoformat()
 
 
+def _decimal_text(value: Decimal | int) -> str:
+    """Plain digits, with the column's scale (``0.00``, never ``0E-2``)."""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
 def _bits(length: int) -> Converter:
     return lambda value: format(int.from_bytes(value, "big"), f"0{length}b")
 
@@ -146,7 +158,7 @@ def converter_for(schema: dict[str, Any], zero_dates: ZeroDates) -> Converter | 
     if kind == "boolean":
         return bool
     if fmt == "x-singer.decimal":
-        return str
+        return _decimal_text
     if fmt == "date":
         return _zero_dates(dt.date.isoformat, zero_dates)
     if fmt == "date-time":

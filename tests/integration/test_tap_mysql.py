@@ -6,12 +6,16 @@ exact records, every type with its extremes, and the one-line errors.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import BIN
 from tests.services.mariadb import MariaDBServer
 from tests.services.tap_process import TapRun, discover, run_tap, select
 
@@ -235,3 +239,36 @@ def test_unknown_database_is_one_line_without_the_password(
 ) -> None:
     run = run_tap(TAP, tmp_path, tap_config(mariadb, "no_such_db"), "--discover")
     assert_one_line_error(run, "Unknown database 'no_such_db'", secret=mariadb.password)
+
+
+def test_full_table_streams_the_result_instead_of_buffering_it(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """With stdout unread the tap blocks mid-table: an unbuffered cursor leaves the
+    SELECT running on the server (a buffered one would have read every row first)."""
+    db = fresh_database(mariadb, "CREATE TABLE big (id int PRIMARY KEY, pad char(100)) "
+                                 "SELECT seq AS id, repeat('x', 100) AS pad "
+                                 "FROM seq_1_to_300000;")
+    config = tap_config(mariadb, db, fetch_rows=100)
+    catalog = select(discover(TAP, tmp_path, config), {f"{db}-big"})
+    (tmp_path / "tap.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    tap = subprocess.Popen([str(BIN / TAP), "--config", str(tmp_path / "tap.json"),
+                            "--catalog", str(tmp_path / "catalog.json")],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        query = (f"SELECT count(*) FROM information_schema.PROCESSLIST WHERE db = '{db}' "
+                 "AND info LIKE 'SELECT%big%'")
+        deadline = time.monotonic() + 60
+        running = "0"
+        while running == "0" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            running = mariadb.sql(query).strip()
+        time.sleep(2)  # well past the time the whole result takes to arrive
+        assert mariadb.sql(query).strip() == "1"
+        assert tap.poll() is None
+    finally:
+        tap.kill()
+        tap.wait()
+        assert tap.stdout is not None
+        tap.stdout.close()

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pymysql.cursors
 import sqlalchemy as sa
-from singer_sdk.singerlib import CatalogEntry
-from singer_sdk.sql import SQLConnector
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.errors import ConfigError
+from dativo.sql_taps import URLConnector, describe, table_matches
 from tap_dativo_mysql.types import MySQLToJSONSchema
 
 if TYPE_CHECKING:
@@ -61,32 +59,16 @@ def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
     return url.update_query_dict({"charset": "utf8mb4", **ssl})
 
 
-def describe(url: sa.engine.URL) -> str:
-    """The URL for messages: never the password."""
-    return url.render_as_string(hide_password=True)
-
-
-class MySQLConnector(SQLConnector):
+class MySQLConnector(URLConnector):
     """SQLAlchemy + PyMySQL on one server, filtered by database and table."""
 
     sql_to_jsonschema_converter = MySQLToJSONSchema
-
-    def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
-        return sqlalchemy_url(config).render_as_string(hide_password=False)
-
-    @property
-    def url(self) -> sa.engine.URL:
-        return sa.engine.make_url(self.sqlalchemy_url)
+    url_from_config = staticmethod(sqlalchemy_url)
 
     def create_engine(self) -> Engine:
         """One pooled engine; each connection reads timestamps in UTC (module doc)."""
         return sa.create_engine(self.sqlalchemy_url, pool_pre_ping=True,
                                 connect_args={"init_command": "SET time_zone='+00:00'"})
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        with self._engine.connect() as conn:
-            yield conn
 
     def get_schema_names(self, engine: Engine, inspected: reflection.Inspector) -> list[str]:
         """Databases matching ``filter_dbs`` (globs); else ``database`` if set, else
@@ -106,18 +88,6 @@ class MySQLConnector(SQLConnector):
         database = self.url.database
         return [database] if database else existing
 
-    def discover_catalog_entry(self, engine: Engine, inspected: reflection.Inspector,
-                               schema_name: str | None, table_name: str, is_view: bool,
-                               **reflected: Any) -> CatalogEntry:
-        """singer-sdk's entry, with the first unique index as the key of a table without
-        a primary key (SQLAlchemy reports none as an empty constraint, which singer-sdk
-        would take as the key)."""
-        pk = reflected.get("reflected_pk")
-        if pk is not None and not pk.get("constrained_columns"):
-            reflected["reflected_pk"] = None
-        return super().discover_catalog_entry(engine, inspected, schema_name, table_name,
-                                              is_view, **reflected)
-
     def discover_catalog_entries(self, **kwargs: Any) -> list[dict]:
         """Discovered streams, kept when they match ``filter_tables`` (if set).
 
@@ -135,15 +105,13 @@ class MySQLConnector(SQLConnector):
         patterns = list(self.config.get("filter_tables") or [])
         if not patterns:
             return entries
-        return [entry for entry in entries if table_matches(entry, patterns)]
+        return [entry for entry in entries
+                if table_matches(_database(entry), entry["table_name"], patterns)]
 
 
-def table_matches(entry: Mapping[str, Any], patterns: list[str]) -> bool:
-    """``orders``, ``shop.orders`` and globs like ``shop.*`` or ``*_log`` match."""
-    database = entry["stream"].rsplit("-", 1)[0] if "-" in entry["stream"] else ""
-    table = entry["table_name"]
-    return any(fnmatch.fnmatchcase(table, p) if "." not in p
-               else fnmatch.fnmatchcase(f"{database}.{table}", p) for p in patterns)
+def _database(entry: Mapping[str, Any]) -> str:
+    """The database part of the stream name ``<database>-<table>``."""
+    return entry["stream"].rsplit("-", 1)[0] if "-" in entry["stream"] else ""
 
 
 def select_rows(conn: sa.Connection, query: selectable.Select,

@@ -33,12 +33,12 @@ import psycopg2.extras
 import sqlalchemy as sa
 
 from dativo.errors import CodecError, ConfigError, DativoError
+from dativo.sql_taps import describe
 from tap_dativo_postgres import pgoutput
 from tap_dativo_postgres.client import (
     INTERVAL_ARRAY_OID,
     INTERVAL_OID,
     PostgresConnector,
-    describe,
     psycopg2_dsn,
     register_text_intervals,
     select_rows,

@@ -10,7 +10,6 @@ fold months into 30 days).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,11 +20,10 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 import sqlalchemy as sa
-from singer_sdk.singerlib import CatalogEntry
-from singer_sdk.sql import SQLConnector
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.errors import ConfigError
+from dativo.sql_taps import URLConnector, describe, table_matches
 from tap_dativo_postgres.types import PostgresToJSONSchema
 
 if TYPE_CHECKING:
@@ -99,22 +97,11 @@ def psycopg2_dsn(url: sa.engine.URL) -> dict[str, Any]:
     return params
 
 
-def describe(url: sa.engine.URL) -> str:
-    """The URL for messages: never the password."""
-    return url.render_as_string(hide_password=True)
-
-
-class PostgresConnector(SQLConnector):
+class PostgresConnector(URLConnector):
     """SQLAlchemy + psycopg2 on one PostgreSQL database, filtered by schema and table."""
 
     sql_to_jsonschema_converter = PostgresToJSONSchema
-
-    def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
-        return sqlalchemy_url(config).render_as_string(hide_password=False)
-
-    @property
-    def url(self) -> sa.engine.URL:
-        return sa.engine.make_url(self.sqlalchemy_url)
+    url_from_config = staticmethod(sqlalchemy_url)
 
     def create_engine(self) -> Engine:
         """One pooled engine; each connection gets the session settings (module doc)."""
@@ -151,20 +138,6 @@ class PostgresConnector(SQLConnector):
                               f"{self.url.database!r}; existing schemas: {existing}")
         return wanted
 
-    def discover_catalog_entry(self, engine: Engine, inspected: reflection.Inspector,
-                               schema_name: str | None, table_name: str, is_view: bool,
-                               **reflected: Any) -> CatalogEntry:
-        """singer-sdk's entry, with a unique index as the key of a table without one.
-
-        SQLAlchemy reports "no primary key" as an empty constraint, which singer-sdk
-        takes as the key and so never looks at unique indexes; drop the empty one.
-        """
-        pk = reflected.get("reflected_pk")
-        if pk is not None and not pk.get("constrained_columns"):
-            reflected["reflected_pk"] = None
-        return super().discover_catalog_entry(engine, inspected, schema_name, table_name,
-                                              is_view, **reflected)
-
     def discover_catalog_entries(self, **kwargs: Any) -> list[dict]:
         """Discovered streams, kept when they match ``filter_tables`` (if set).
 
@@ -183,15 +156,8 @@ class PostgresConnector(SQLConnector):
         patterns = list(self.config.get("filter_tables") or [])
         if not patterns:
             return entries
-        return [entry for entry in entries if table_matches(entry, patterns)]
-
-
-def table_matches(entry: Mapping[str, Any], patterns: list[str]) -> bool:
-    """``orders``, ``public.orders`` and globs like ``sales.*`` or ``*_log`` match."""
-    schema = _schema_name(entry)
-    table = entry["table_name"]
-    return any(fnmatch.fnmatchcase(table, p) if "." not in p
-               else fnmatch.fnmatchcase(f"{schema}.{table}", p) for p in patterns)
+        return [entry for entry in entries
+                if table_matches(_schema_name(entry), entry["table_name"], patterns)]
 
 
 def _fix_nullable_any_of(schema: dict[str, Any]) -> None:

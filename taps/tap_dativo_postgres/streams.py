@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import sqlalchemy as sa
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.sql import SQLStream
 
-from dativo.batch_files import BatchFilesStream, BatchFileWriter
-from dativo.errors import CodecError, ConfigError, DativoError
+from dativo.batch_files import BatchFileWriter
+from dativo.errors import ConfigError, DativoError
+from dativo.sql_taps import SQLTableStream
 from tap_dativo_postgres.client import PostgresConnector, select_rows
 from tap_dativo_postgres.types import (
     NON_FINITE_ADVICE,
@@ -41,28 +40,24 @@ class SourceError(DativoError):
     a lost connection)."""
 
 
-class PostgresStream(BatchFilesStream, SQLStream):
+class PostgresStream(SQLTableStream):
     """Rows of one table, read through a server-side cursor.
 
-    INCREMENTAL reads ``WHERE key >= bookmark ORDER BY key NULLS FIRST, <primary key>``:
-    ``>=`` re-reads the rows that share the last bookmark value (a row committed later
-    with that same value is therefore never skipped), and the primary key makes the
-    order stable, so an interrupted sync resumes from its last STATE (``is_sorted``).
-    The price is that the last bookmark's rows are sent again on every run.
+    INCREMENTAL reads order by the key NULLS FIRST, then the primary key
+    (:class:`SQLTableStream`). The price of its ``>=`` is that the last bookmark's rows
+    are sent again on every run. singer-sdk's conformance (off, see the base class)
+    would also turn JSON scalars in json columns into strings.
     """
 
     connector_class = PostgresConnector
     supports_nulls_first = True
-    # Values are made JSON-ready in ``row_to_record``; singer-sdk's conformance would
-    # walk every value again (and turn JSON scalars in json columns into strings).
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    select_rows = staticmethod(select_rows)
 
     def __init__(self, tap: Tap, catalog_entry: dict,
                  connector: PostgresConnector | None = None) -> None:
         super().__init__(tap, catalog_entry, connector)
         props = self.schema.get("properties", {})
         self._decimal_text = frozenset(n for n, p in props.items() if is_decimal_text(p))
-        self._converters: dict[tuple[str, ...], list[tuple[str, Converter]]] = {}
 
     @property
     def pg_connector(self) -> PostgresConnector:
@@ -70,30 +65,10 @@ class PostgresStream(BatchFilesStream, SQLStream):
         assert isinstance(connector, PostgresConnector)
         return connector
 
-    @property
-    def fetch_rows(self) -> int:
-        """The validated config holds the schema's default (tap.py) when unset or null
-        (:func:`dativo.schema_messages.null_to_defaults`)."""
-        return int(self.config["fetch_rows"])
-
-    def apply_query_filters(self, query: selectable.Select, table: sa.Table, *,
-                            context: Context | None = None) -> selectable.Select:
-        """singer-sdk's ``>=`` bookmark filter, plus the primary key as a tie-breaker."""
-        query = super().apply_query_filters(query, table, context=context)
-        if self.replication_key:
-            keys = [table.columns[k] for k in self.primary_keys if k in table.columns]
-            query = query.order_by(*keys)
-        return query
-
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Rows of the table, all of them or from the bookmark on."""
         self._check_replication_key()
-        with self._source_errors(), self.pg_connector.connect() as conn:
-            query = self.build_query(context=context)
-            names, rows = select_rows(conn, query, self.fetch_rows)
-            with contextlib.closing(rows):  # before the connection goes
-                for row in rows:
-                    yield self.row_to_record(names, row)
+        yield from super().get_records(context)
 
     def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
         """Driver values to JSON-ready ones, with each column's converter (types.py).
@@ -114,15 +89,8 @@ class PostgresStream(BatchFilesStream, SQLStream):
                                   ) from None
         return record
 
-    def _converters_for(self, names: Sequence[str]) -> list[tuple[str, Converter]]:
-        key = tuple(names)
-        found = self._converters.get(key)
-        if found is None:
-            props = self.schema.get("properties", {})
-            found = [(name, convert) for name in names
-                     if (convert := converter_for(props.get(name, {}))) is not None]
-            self._converters[key] = found
-        return found
+    def converter(self, prop: dict[str, Any]) -> Converter | None:
+        return converter_for(prop)
 
     def build_query(self, *, context: Context | None = None,
                     select_as: ColumnSelector | None = None) -> selectable.Select:
@@ -213,11 +181,6 @@ class PostgresStream(BatchFilesStream, SQLStream):
                 f"stream '{self.name}': replication key {self.replication_key} is a numeric "
                 "sent as a decimal string, whose text order is not its numeric order; set "
                 "use_singer_decimal: false, or pick another replication key")
-
-    def _bad_value(self, row: Mapping[str, Any], message: str) -> CodecError:
-        """A value no target could take exactly; the message names the row's key."""
-        key = {k: row.get(k) for k in self.primary_keys}
-        return CodecError(f"stream '{self.name}', row {key or dict(row)}: {message}")
 
     @contextlib.contextmanager
     def _source_errors(self) -> Iterator[None]:

@@ -1,0 +1,157 @@
+"""What the SQL taps (tap-dativo-postgres, tap-dativo-mysql) share: a connector built
+from one SQLAlchemy URL, the ``filter_tables`` match, and a table stream that reads
+driver rows through the tap's own cursor and converts them column by column.
+
+Each tap keeps what its database does differently: the URL and its settings, the
+session options, the cursor (:attr:`SQLTableStream.select_rows`), the value
+converters and how driver errors read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import sqlalchemy as sa
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib import CatalogEntry
+from singer_sdk.sql import SQLConnector, SQLStream
+from sqlalchemy.engine import Engine, reflection
+
+from dativo.batch_files import BatchFilesStream
+from dativo.errors import CodecError
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+    from sqlalchemy.sql import selectable
+
+Converter = Callable[[Any], Any]
+RowSelector = Callable[[sa.Connection, "selectable.Select", int],
+                       tuple[list[str], Iterator[Sequence[Any]]]]
+
+
+def describe(url: sa.engine.URL) -> str:
+    """The URL for messages: never the password."""
+    return url.render_as_string(hide_password=True)
+
+
+def table_matches(namespace: str, table: str, patterns: list[str]) -> bool:
+    """``orders``, ``<namespace>.orders`` and globs like ``sales.*`` or ``*_log`` match
+    (the namespace is the schema, or MySQL's database)."""
+    return any(fnmatch.fnmatchcase(table, p) if "." not in p
+               else fnmatch.fnmatchcase(f"{namespace}.{table}", p) for p in patterns)
+
+
+class URLConnector(SQLConnector):
+    """A connector whose URL the tap builds from its config (``url_from_config``)."""
+
+    url_from_config: ClassVar[Callable[[Mapping[str, Any]], sa.engine.URL]]
+
+    def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
+        return type(self).url_from_config(config).render_as_string(hide_password=False)
+
+    @property
+    def url(self) -> sa.engine.URL:
+        return sa.engine.make_url(self.sqlalchemy_url)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A pooled connection the streams read through."""
+        with self._engine.connect() as conn:
+            yield conn
+
+    def discover_catalog_entry(self, engine: Engine, inspected: reflection.Inspector,
+                               schema_name: str | None, table_name: str, is_view: bool,
+                               **reflected: Any) -> CatalogEntry:
+        """singer-sdk's entry, with a unique index as the key of a table without one.
+
+        SQLAlchemy reports "no primary key" as an empty constraint, which singer-sdk
+        takes as the key and so never looks at unique indexes; drop the empty one.
+        """
+        pk = reflected.get("reflected_pk")
+        if pk is not None and not pk.get("constrained_columns"):
+            reflected["reflected_pk"] = None
+        return super().discover_catalog_entry(engine, inspected, schema_name, table_name,
+                                              is_view, **reflected)
+
+
+class SQLTableStream(BatchFilesStream, SQLStream):
+    """Rows of one table, FULL_TABLE or INCREMENTAL, through the tap's cursor.
+
+    INCREMENTAL reads ``WHERE key >= bookmark ORDER BY key, <primary key>``: ``>=``
+    re-reads the rows that share the last bookmark value (a row committed later with
+    that same value is therefore never skipped), and the primary key makes the order
+    stable, so an interrupted sync resumes from its last STATE (``is_sorted``).
+    """
+
+    # Values are made JSON-ready in ``row_to_record``; singer-sdk's conformance would
+    # walk every value again.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    select_rows: ClassVar[RowSelector]
+
+    def __init__(self, tap: Tap, catalog_entry: dict,
+                 connector: URLConnector | None = None) -> None:
+        super().__init__(tap, catalog_entry, connector)
+        self._converters: dict[tuple[str, ...], list[tuple[str, Converter]]] = {}
+
+    @property
+    def sql_connector(self) -> URLConnector:
+        connector = self.connector
+        assert isinstance(connector, URLConnector)
+        return connector
+
+    @property
+    def fetch_rows(self) -> int:
+        """The validated config holds the schema's default (tap.py) when unset or null
+        (:func:`dativo.schema_messages.null_to_defaults`)."""
+        return int(self.config["fetch_rows"])
+
+    def apply_query_filters(self, query: selectable.Select, table: sa.Table, *,
+                            context: Context | None = None) -> selectable.Select:
+        """singer-sdk's ``>=`` bookmark filter, plus the primary key as a tie-breaker."""
+        query = super().apply_query_filters(query, table, context=context)
+        if self.replication_key:
+            keys = [table.columns[k] for k in self.primary_keys if k in table.columns]
+            query = query.order_by(*keys)
+        return query
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Rows of the table, all of them or from the bookmark on."""
+        with self._source_errors(), self.sql_connector.connect() as conn:
+            query = self.build_query(context=context)
+            names, rows = type(self).select_rows(conn, query, self.fetch_rows)
+            with contextlib.closing(rows):  # before the connection goes
+                for row in rows:
+                    yield self.row_to_record(names, row)
+
+    def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+        """Driver values to JSON-ready ones (the tap converts)."""
+        raise NotImplementedError
+
+    def converter(self, prop: dict[str, Any]) -> Converter | None:
+        """The converter of a column with JSON schema ``prop``; None keeps the value."""
+        raise NotImplementedError
+
+    def _source_errors(self) -> contextlib.AbstractContextManager[None]:
+        """Driver errors as one line naming the stream and table (the tap's wording)."""
+        raise NotImplementedError
+
+    def _converters_for(self, names: Sequence[str]) -> list[tuple[str, Converter]]:
+        key = tuple(names)
+        found = self._converters.get(key)
+        if found is None:
+            props = self.schema.get("properties", {})
+            found = [(name, convert) for name in names
+                     if (convert := self.converter(props.get(name, {}))) is not None]
+            self._converters[key] = found
+        return found
+
+    def _key(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: row.get(k) for k in self.primary_keys}
+
+    def _bad_value(self, row: Mapping[str, Any], message: str) -> CodecError:
+        """A value no target could take exactly; the message names the row's key."""
+        return CodecError(f"stream '{self.name}', row {self._key(row) or dict(row)}: {message}")

@@ -21,7 +21,7 @@ from singer_sdk.sql import SQLConnector, SQLStream
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.batch_files import BatchFilesStream
-from dativo.errors import CodecError
+from dativo.errors import CodecError, DativoError
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -91,6 +91,8 @@ class SQLTableStream(BatchFilesStream, SQLStream):
     # walk every value again.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     select_rows: ClassVar[RowSelector]
+    read_error: ClassVar[type[DativoError]]  # what a failed read raises
+    rerun_note: ClassVar[str] = ""  # appended to the "rerun" advice
 
     def __init__(self, tap: Tap, catalog_entry: dict,
                  connector: URLConnector | None = None) -> None:
@@ -135,9 +137,31 @@ class SQLTableStream(BatchFilesStream, SQLStream):
         """The converter of a column with JSON schema ``prop``; None keeps the value."""
         raise NotImplementedError
 
-    def _source_errors(self) -> contextlib.AbstractContextManager[None]:
-        """Driver errors as one line naming the stream and table (the tap's wording)."""
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """The exception types of a failed read, besides SQLAlchemy's."""
         raise NotImplementedError
+
+    def driver_reason(self, cause: BaseException) -> str:
+        """The driver's text of a failed read."""
+        return str(cause)
+
+    @contextlib.contextmanager
+    def _source_errors(self) -> Iterator[None]:
+        """Driver errors as one :attr:`read_error` line naming the stream and table."""
+        try:
+            yield
+        except sa.exc.NoSuchTableError:
+            raise self.read_error(f"stream '{self.name}': reading {self.fully_qualified_name} "
+                                  "failed: the table no longer exists; run --discover again "
+                                  "(or deselect the stream)") from None
+        except (sa.exc.DBAPIError, *self.driver_errors()) as exc:
+            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
+            reason = (self.driver_reason(cause).strip().splitlines()
+                      or [type(cause).__name__])[0]
+            raise self.read_error(f"stream '{self.name}': reading {self.fully_qualified_name} "
+                                  f"failed: {reason}; rerun when the server is back: it "
+                                  "starts again from the last STATE, so no row is lost"
+                                  f"{self.rerun_note}") from None
 
     def _converters_for(self, names: Sequence[str]) -> list[tuple[str, Converter]]:
         key = tuple(names)

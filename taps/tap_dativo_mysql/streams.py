@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pymysql
-import sqlalchemy as sa
 
 from dativo.errors import DativoError
 from dativo.sql_taps import SQLTableStream
@@ -28,6 +26,7 @@ class MySQLStream(SQLTableStream):
 
     connector_class = MySQLConnector
     select_rows = staticmethod(select_rows)
+    read_error = MySQLReadError
 
     def row_to_record(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
         """PyMySQL values to JSON-ready ones, with each column's converter (types.py).
@@ -58,20 +57,10 @@ class MySQLStream(SQLTableStream):
     def converter(self, prop: dict[str, Any]) -> Converter | None:
         return converter_for(prop, self.config.get("zero_dates") or "null")
 
-    @contextlib.contextmanager
-    def _source_errors(self) -> Iterator[None]:
-        """Driver errors as one line naming the stream and table."""
-        try:
-            yield
-        except sa.exc.NoSuchTableError:
-            raise MySQLReadError(f"stream '{self.name}': reading {self.fully_qualified_name} "
-                              "failed: the table no longer exists; run --discover again (or "
-                              "deselect the stream)") from None
-        except (sa.exc.DBAPIError, pymysql.Error) as exc:
-            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
-            args = getattr(cause, "args", ())
-            reason = str(args[-1] if args else cause).strip().splitlines() or [
-                type(cause).__name__]
-            raise MySQLReadError(f"stream '{self.name}': reading {self.fully_qualified_name} "
-                              f"failed: {reason[0]}; rerun when the server is back: it "
-                              "starts again from the last STATE, so no row is lost") from None
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        return (pymysql.Error,)
+
+    def driver_reason(self, cause: BaseException) -> str:
+        """PyMySQL's message is its last argument (the first is the error number)."""
+        args = getattr(cause, "args", ())
+        return str(args[-1] if args else cause)

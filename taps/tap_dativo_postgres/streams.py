@@ -52,6 +52,9 @@ class PostgresStream(SQLTableStream):
     connector_class = PostgresConnector
     supports_nulls_first = True
     select_rows = staticmethod(select_rows)
+    read_error = SourceError
+    rerun_note = (" (an append-only target loads rows it committed after that STATE "
+                  "again, see docs/tap-postgres.md)")
 
     def __init__(self, tap: Tap, catalog_entry: dict,
                  connector: PostgresConnector | None = None) -> None:
@@ -182,30 +185,11 @@ class PostgresStream(SQLTableStream):
                 "sent as a decimal string, whose text order is not its numeric order; set "
                 "use_singer_decimal: false, or pick another replication key")
 
-    @contextlib.contextmanager
-    def _source_errors(self) -> Iterator[None]:
-        """Driver errors as one line naming the stream and table (module doc)."""
-        try:
-            yield
-        except sa.exc.NoSuchTableError:
-            raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
-                              "failed: the table no longer exists; run --discover again (or "
-                              "deselect the stream)") from None
-        except _driver_errors() as exc:
-            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
-            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            raise SourceError(f"stream '{self.name}': reading {self.fully_qualified_name} "
-                              f"failed: {reason}; rerun when the server is back: it starts "
-                              "again from the last STATE, so no row is lost (an append-only "
-                              "target loads rows it committed after that STATE again, see "
-                              "docs/tap-postgres.md)") from None
-
-
-def _driver_errors() -> tuple[type[Exception], ...]:
-    """The drivers' error types; ADBC's only once the fast path has loaded it (it is
-    the optional ``parquet`` extra, and unloaded it raises nothing)."""
-    adbc = sys.modules.get("adbc_driver_manager")
-    return (sa.exc.DBAPIError, psycopg2.Error, *((adbc.Error,) if adbc else ()))
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """psycopg2's; ADBC's only once the fast path has loaded it (it is the optional
+        ``parquet`` extra, and unloaded it raises nothing)."""
+        adbc = sys.modules.get("adbc_driver_manager")
+        return (psycopg2.Error, *((adbc.Error,) if adbc else ()))
 
 
 def record_column(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:

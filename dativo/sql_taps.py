@@ -21,16 +21,41 @@ from singer_sdk.sql import SQLConnector, SQLStream
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.batch_files import BatchFilesStream
-from dativo.errors import CodecError, DativoError
+from dativo.errors import CodecError, ConfigError, DativoError
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
     from sqlalchemy.sql import selectable
 
+CONNECTION_KEYS = ("host", "port", "user", "password", "database")
 Converter = Callable[[Any], Any]
 RowSelector = Callable[[sa.Connection, "selectable.Select", int],
                        tuple[list[str], Iterator[Sequence[Any]]]]
+
+
+def given_url(config: Mapping[str, Any], example: str) -> sa.engine.URL | None:
+    """The URL in ``sqlalchemy_url``; None when the separate connection settings
+    (``CONNECTION_KEYS``) are used instead.
+
+    Raises:
+        ConfigError: Both styles are given, or ``sqlalchemy_url`` is not a URL (the
+            message shows ``example``).
+    """
+    # ``port`` is left out: it has a default, and the URL carries its own port.
+    given = [key for key in CONNECTION_KEYS if key != "port" and config.get(key) not in (None, "")]
+    if not config.get("sqlalchemy_url"):
+        return None
+    if given:
+        raise ConfigError(f"sqlalchemy_url and {', '.join(given)} are both set; give "
+                          "either sqlalchemy_url or the separate connection settings")
+    try:
+        return sa.engine.make_url(config["sqlalchemy_url"])
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"sqlalchemy_url: not a URL; expected {example}") from None
+    except ValueError:  # SQLAlchemy's int() of the port; its text quotes the port only
+        raise ConfigError(f"sqlalchemy_url: the port is not a number; expected {example}"
+                          ) from None
 
 
 def describe(url: sa.engine.URL) -> str:

@@ -16,13 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.errors import ConfigError
-from dativo.sql_taps import URLConnector, describe, table_matches
+from dativo.sql_taps import URLConnector, describe, given_url, table_matches
 from tap_dativo_mysql.types import MySQLToJSONSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import selectable
 
-CONNECTION_KEYS = ("host", "port", "user", "password", "database")
 SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
 SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
 URL_EXAMPLE = "mysql://user:password@host:port/database"
@@ -34,15 +33,8 @@ def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
     Raises:
         ConfigError: Both styles are given, or neither; the message names the keys.
     """
-    given = [key for key in CONNECTION_KEYS if key != "port" and config.get(key) not in (None, "")]
-    if config.get("sqlalchemy_url"):
-        if given:
-            raise ConfigError(f"sqlalchemy_url and {', '.join(given)} are both set; give "
-                              "either sqlalchemy_url or the separate connection settings")
-        try:
-            url = sa.engine.make_url(config["sqlalchemy_url"])
-        except (sa.exc.ArgumentError, ValueError):
-            raise ConfigError(f"sqlalchemy_url: not a URL; expected {URL_EXAMPLE}") from None
+    url = given_url(config, URL_EXAMPLE)
+    if url is not None:
         if url.get_backend_name() not in ("mysql", "mariadb"):
             raise ConfigError(f"sqlalchemy_url: scheme {url.drivername!r} is not MySQL; "
                               "use mysql:// or mysql+pymysql://")

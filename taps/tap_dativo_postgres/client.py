@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.errors import ConfigError
-from dativo.sql_taps import URLConnector, describe, table_matches
+from dativo.sql_taps import URLConnector, describe, given_url, table_matches
 from tap_dativo_postgres.types import PostgresToJSONSchema
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 SESSION_OPTIONS = "-c TimeZone=UTC -c IntervalStyle=iso_8601 -c DateStyle=ISO"
 INTERVAL_OID, INTERVAL_ARRAY_OID = 1186, 1187
-CONNECTION_KEYS = ("host", "port", "user", "password", "database")
 SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
 _INTERVAL_TEXT = psycopg2.extensions.new_type((INTERVAL_OID,), "INTERVAL_TEXT",
@@ -55,20 +54,8 @@ def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
     Raises:
         ConfigError: Both styles are given, or neither; the message names the keys.
     """
-    # ``port`` is left out: it has a default, and the URL carries its own port.
-    given = [key for key in CONNECTION_KEYS if key != "port" and config.get(key) not in (None, "")]
-    if config.get("sqlalchemy_url"):
-        if given:
-            raise ConfigError(f"sqlalchemy_url and {', '.join(given)} are both set; give "
-                              "either sqlalchemy_url or the separate connection settings")
-        try:
-            url = sa.engine.make_url(config["sqlalchemy_url"])
-        except sa.exc.ArgumentError:
-            raise ConfigError("sqlalchemy_url: not a URL; expected "
-                              "postgresql://user:password@host:port/database") from None
-        except ValueError:  # SQLAlchemy's int() of the port; its text quotes the port only
-            raise ConfigError("sqlalchemy_url: the port is not a number; expected "
-                              "postgresql://user:password@host:port/database") from None
+    url = given_url(config, "postgresql://user:password@host:port/database")
+    if url is not None:
         if url.get_backend_name() not in ("postgresql", "postgres"):
             raise ConfigError(f"sqlalchemy_url: scheme {url.drivername!r} is not PostgreSQL; "
                               "use postgresql:// or postgresql+psycopg2://")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql.cursors
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql.reflection import MySQLTableDefinitionParser
 from sqlalchemy.engine import Engine, reflection
 
 from dativo.errors import ConfigError
@@ -58,9 +59,15 @@ class MySQLConnector(URLConnector):
     url_from_config = staticmethod(sqlalchemy_url)
 
     def create_engine(self) -> Engine:
-        """One pooled engine; each connection reads timestamps in UTC (module doc)."""
-        return sa.create_engine(self.sqlalchemy_url, pool_pre_ping=True,
-                                connect_args={"init_command": "SET time_zone='+00:00'"})
+        """One pooled engine; each connection reads timestamps in UTC (module doc), and
+        reflection reads backticks in column names right (:class:`UnescapingParser`)."""
+        engine = sa.create_engine(self.sqlalchemy_url, pool_pre_ping=True,
+                                  connect_args={"init_command": "SET time_zone='+00:00'"})
+        dialect = engine.dialect
+        # A memoized property of the dialect: this instance's value replaces it.
+        dialect._tabledef_parser = UnescapingParser(  # type: ignore[attr-defined]
+            dialect, dialect.identifier_preparer)
+        return engine
 
     def get_schema_names(self, engine: Engine, inspected: reflection.Inspector) -> list[str]:
         """Databases matching ``filter_dbs`` (globs); else ``database`` if set, else
@@ -99,6 +106,26 @@ class MySQLConnector(URLConnector):
             return entries
         return [entry for entry in entries
                 if table_matches(_database(entry), entry["table_name"], patterns)]
+
+
+class UnescapingParser(MySQLTableDefinitionParser):
+    """SQLAlchemy 2.0's reading of SHOW CREATE TABLE, with MySQL's doubled backtick undone
+    in column names and key column lists, as it already is in table names.
+
+    Without this a column named ``col`tick`` is discovered as ``col``tick``, and the
+    SELECT built from it names a column that does not exist.
+    """
+
+    def _parse_column(self, line: str, state: Any) -> None:
+        before = len(state.columns)
+        super()._parse_column(line, state)
+        if len(state.columns) > before:  # not appended when the line is not understood
+            column = state.columns[-1]
+            column["name"] = self.preparer._unescape_identifier(column["name"])
+
+    def _parse_keyexprs(self, identifiers: str) -> list[tuple[str, int | None, str]]:
+        return [(self.preparer._unescape_identifier(name), length, modifiers)
+                for name, length, modifiers in super()._parse_keyexprs(identifiers)]
 
 
 def _database(entry: Mapping[str, Any]) -> str:

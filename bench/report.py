@@ -16,12 +16,17 @@ RUN_NAMES = ("floor", "target", "floor_orders", "target_orders", "meltano", "pee
              "batch_parquet", "batch_parquet_floor", "batch_parquet_large", "startup_floor",
              "record_one", "batch_parquet_one", "batch_jsonl", "upsert", "large", "streams",
              "markdown_kv", "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
-             "pg_iceberg_one", "csv_floor", "csv_tap")
+             "pg_iceberg_one", "csv_floor", "csv_tap", "mysql_floor", "mysql_tap",
+             "mysql_batch", "mysql_batch_large", "mysql_peer_singer", "mysql_peer_meltanolabs",
+             "mysql_iceberg", "mysql_iceberg_one")
 # ``--runs <group>`` runs a group's rows only (fast iteration on one goal).
 RUN_GROUPS = {
     "fixed_cost": ("startup_floor", "record_one", "batch_parquet_one"),
     "pipe": ("floor", "target", "floor_orders", "target_orders"),
     "batch_large": ("batch_parquet_floor", "batch_parquet_large"),
+    "mysql": ("mysql_floor", "mysql_tap", "mysql_batch", "mysql_batch_large",
+              "mysql_peer_singer", "mysql_peer_meltanolabs", "mysql_iceberg",
+              "mysql_iceberg_one"),
 }
 LABELS = {
     "floor": "orjson parse floor",
@@ -49,16 +54,27 @@ LABELS = {
     "pg_iceberg_one": "fixed cost: the same, a one-row table",
     "csv_floor": "CSV floor: csv.reader + orjson.dumps per row (N-row, 10-column CSV)",
     "csv_tap": "tap-dativo-csv (same CSV to RECORDs on stdout)",
+    "mysql_floor": "MySQL floor: PyMySQL unbuffered cursor + orjson.dumps per row (N-row table)",
+    "mysql_tap": "tap-dativo-mysql (same table to stdout, RECORDs)",
+    "mysql_batch": "tap-dativo-mysql (same table to Parquet BATCH files)",
+    "mysql_batch_large": "tap-dativo-mysql (10N-row table to Parquet BATCH files)",
+    "mysql_peer_singer": "peer: tap-mysql 1.17.7, singer-io (same table to stdout)",
+    "mysql_peer_meltanolabs": "peer: meltanolabs-tap-mysql 0.0.1a1 (same table to stdout)",
+    "mysql_iceberg": "MySQL -> Iceberg through BATCH (tap | target)",
+    "mysql_iceberg_one": "fixed cost: the same, a one-row MySQL table",
 }
 # Runs of one row: what a run costs before its first row (interpreter, imports, catalog,
 # table creation); the row above each is the same run with N rows.
-FIXED_COST_RUNS = {"batch_parquet_one": "batch_parquet", "pg_iceberg_one": "pg_iceberg"}
+FIXED_COST_RUNS = {"batch_parquet_one": "batch_parquet", "pg_iceberg_one": "pg_iceberg",
+                   "mysql_iceberg_one": "mysql_iceberg"}
 # The floor each run's `x floor` compares with, when it is not the orjson floor over the
 # events file: one-row runs against the startup floor, the orders pipe against its own.
 FLOOR_OF = {"record_one": "startup_floor", "batch_parquet_one": "startup_floor",
             "pg_iceberg_one": "startup_floor", "target_orders": "floor_orders",
-            "batch_parquet_large": "batch_parquet_floor"}
-FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor")
+            "batch_parquet_large": "batch_parquet_floor", "mysql_iceberg_one": "startup_floor",
+            **{key: "mysql_floor" for key in ("mysql_tap", "mysql_batch", "mysql_peer_singer",
+                                              "mysql_peer_meltanolabs", "mysql_iceberg")}}
+FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor", "mysql_floor")
 GOAL_RECORD_ONE_SECONDS = 0.45
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
@@ -73,12 +89,21 @@ GOAL_PIPE_FLOOR_RATIO = 0.6
 # Runs whose input is not the events file: no floor ratio, but the same RSS goal.
 OWN_INPUT_RUNS = ("upsert", "large", "streams", "batch_parquet_large", "record_one",
                   "batch_parquet_one")
-RUN_ONCE = ("peer", "large", "streams", "pg_batch_large", "batch_parquet_large")
+RUN_ONCE = ("peer", "large", "streams", "pg_batch_large", "batch_parquet_large",
+            "mysql_batch_large", "mysql_peer_singer", "mysql_peer_meltanolabs")
 GOAL_BATCH_PARQUET_ROWS_PER_SECOND = 2_000_000
 # The CSV tap rows (bench/csv_tap.py): their input is a CSV file, so they have a floor
 # of their own in the same run; the goal is the tap at >= 0.5x that floor.
 CSV_RUNS = ("csv_floor", "csv_tap")
 GOAL_CSV_FLOOR_RATIO = 0.5
+# The MySQL rows (bench/mysql_tap.py): their floor is PyMySQL's unbuffered cursor over the
+# same table; goals of issue 15 compare the BATCH path with the faster peer, and the
+# pipe into Iceberg beyond its fixed cost (the one-row table).
+MYSQL_RUNS = ("mysql_floor", "mysql_tap", "mysql_batch", "mysql_batch_large",
+              "mysql_peer_singer", "mysql_peer_meltanolabs", "mysql_iceberg")
+MYSQL_PEERS = ("mysql_peer_singer", "mysql_peer_meltanolabs")
+GOAL_MYSQL_BATCH_VS_PEER = 10.0
+GOAL_MYSQL_ICEBERG_MARGINAL_ROWS_PER_SECOND = 500_000
 
 
 @dataclass
@@ -100,7 +125,7 @@ def _floor_ratio(r: Result, done: dict[str, Result]) -> float | None:
     """floor seconds / run seconds against the run's floor, if it has one that ran."""
     key = FLOOR_OF.get(r.key, "floor")
     if r.key in FLOOR_RUNS or (r.key not in FLOOR_OF and r.key in TAP_RUNS + OWN_INPUT_RUNS
-                               + CSV_RUNS):
+                               + CSV_RUNS + MYSQL_RUNS):
         return None
     floor = done.get(key)
     return floor.seconds / r.seconds if floor is not None and r.seconds else None
@@ -135,6 +160,7 @@ def render(results: list[Result], records: int, file_mb: float,
     lines += _markdown_kv_checks(done, records)
     lines += _postgres_checks(done, records)
     lines += _csv_checks(done, records)
+    lines += _mysql_checks(done, records)
     lines += _fixed_cost_notes(done, records)
     if notes:
         lines += ["", "## Data-file sizes", "", *notes]
@@ -262,4 +288,38 @@ def _markdown_kv_checks(done: dict[str, Result], records: int) -> list[str]:
     verdict = "PASS" if mb <= GOAL_PEAK_RSS_MB else "FAIL"
     lines.append(f"- {verdict}: {LABELS['markdown_kv']} peak RSS {mb:.0f} MB "
                  f"(goal <= {GOAL_PEAK_RSS_MB} MB)")
+    return lines
+
+
+def _mysql_checks(done: dict[str, Result], records: int) -> list[str]:
+    """tap-dativo-mysql against the faster peer that ran (RECORDs as info, BATCH the
+    goal), the 10N BATCH run's peak RSS against the N-row one's, and MySQL -> Iceberg
+    rows/s beyond the one-row run's fixed cost."""
+    lines = []
+    peers = [done[key] for key in MYSQL_PEERS if key in done]
+    peer = min(peers, key=lambda r: r.seconds) if peers else None
+    for key, kind in (("mysql_tap", "info"), ("mysql_batch", "goal")):
+        run = done.get(key)
+        if peer is None or run is None:
+            continue
+        ratio = peer.seconds / run.seconds
+        verdict = "info" if kind == "info" else (
+            "PASS" if ratio >= GOAL_MYSQL_BATCH_VS_PEER else "FAIL")
+        goal = "" if kind == "info" else f" (goal >= {GOAL_MYSQL_BATCH_VS_PEER}x)"
+        lines.append(f"- {verdict}: {LABELS[key]} {ratio:.2f}x the faster peer "
+                     f"({LABELS[peer.key].split(' (')[0]}){goal}")
+    small, large = done.get("mysql_batch"), done.get("mysql_batch_large")
+    if small is not None and large is not None:
+        ratio = large.peak_rss / max(1, small.peak_rss)
+        verdict = "PASS" if ratio <= GOAL_FLAT_MEMORY else "FAIL"
+        lines.append(f"- {verdict}: {LABELS['mysql_batch_large']} peak RSS "
+                     f"{large.peak_rss / 2**20:.0f} MB, {ratio:.2f}x that of N rows "
+                     f"(goal <= {GOAL_FLAT_MEMORY}x: memory flat in the table size)")
+    run, one = done.get("mysql_iceberg"), done.get("mysql_iceberg_one")
+    if run is not None and one is not None and run.seconds > one.seconds:
+        rate = (records - 1) / (run.seconds - one.seconds)
+        verdict = "PASS" if rate >= GOAL_MYSQL_ICEBERG_MARGINAL_ROWS_PER_SECOND else "FAIL"
+        lines.append(f"- {verdict}: {LABELS['mysql_iceberg']} {records / run.seconds:,.0f} "
+                     f"rows/s, beyond the fixed cost {rate:,.0f} rows/s (goal >= "
+                     f"{GOAL_MYSQL_ICEBERG_MARGINAL_ROWS_PER_SECOND:,} rows/s beyond it)")
     return lines

@@ -1,7 +1,8 @@
 """Benchmark runner: the suite's plugins against floors and peer tools, in one run.
 
-Floors (orjson, pyarrow, csv.reader, the interpreter), the target's and taps' runs, and
-peers (singer-sdk BatchSink + pyiceberg, meltanolabs-tap-postgres): bench/README.md.
+Floors (orjson, pyarrow, csv.reader, PyMySQL, the interpreter), the target's and taps'
+runs, and peers (singer-sdk BatchSink + pyiceberg, meltanolabs-tap-postgres, tap-mysql,
+meltanolabs-tap-mysql): bench/README.md.
 
 Usage: ``python -m bench.run [--records N] [--runs floor,target,meltano,peer]``
 (``DATIVO_BENCH_RECORDS`` also sets N). Writes ``bench/.work/results.md``. Exit code 1
@@ -34,6 +35,7 @@ from bench import (
 )
 from bench.generate import ORDERS, ORDERS_STREAM, ensure_file, records_from_env
 from bench.measure import count_rows, count_table_rows, measure, venv_bin, warm
+from bench.mysql_tap import MySQLRuns, MySQLTapBench
 from bench.postgres_tap import (
     LARGE_FACTOR,
     ONE_ROW_STREAM,
@@ -77,11 +79,12 @@ def target_config(warehouse: Path) -> dict[str, object]:
     }
 
 
-class Bench:
+class Bench(MySQLRuns):
     def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()
         self.postgres = PostgresTapBench(records, Path(sys.executable))
+        self.mysql = MySQLTapBench(records, Path(sys.executable))
         self.notes: list[str] = []
 
     def _dir(self, key: str) -> Path:
@@ -387,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [bench.run(key, max(1, args.repeat)) for key in RUN_NAMES if key in keys]
     finally:
         bench.postgres.close()
+        bench.mysql.close()
     report, all_ok = render(results, args.records, events.stat().st_size / 1e6, bench.notes)
     RESULTS_FILE.write_text(report, encoding="utf-8")
     print()

@@ -114,12 +114,25 @@ def _declared(schema: dict[str, Any]) -> tuple[str | None, str, str]:
 
 
 def _time(value: dt.timedelta | dt.time) -> str:
-    """PyMySQL returns TIME as a timedelta (MySQL's range is ±838 hours)."""
+    """PyMySQL returns TIME as a timedelta. MySQL's TIME is also a duration of up to
+    ±838 hours, which JSON Schema's ``time`` (a time of day) cannot hold, so such a value
+    stops the run instead of being wrapped into a day.
+    """
     if isinstance(value, dt.time):
         return value.isoformat()
     if not dt.timedelta(0) <= value < dt.timedelta(days=1):
-        raise ValueError(f"time {value} is not a time of day")
+        raise ValueError(f"the time {_mysql_time(value)} is not a time of day "
+                         "(00:00:00 to 23:59:59); to load durations, read the table "
+                         "through a view with TIME_TO_SEC(column) and select the view")
     return (dt.datetime.min + value).time().isoformat()
+
+
+def _mysql_time(value: dt.timedelta) -> str:
+    """A duration as MySQL prints it: ``-838:59:59``, ``25:00:00.5``."""
+    sign, value = ("-", -value) if value < dt.timedelta(0) else ("", value)
+    minutes, seconds = divmod(value.seconds, 60)
+    text = f"{sign}{value.days * 24 + minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}"
+    return text + (f".{value.microseconds:06d}".rstrip("0") if value.microseconds else "")
 
 
 def _utc(value: dt.datetime) -> str:

@@ -1,13 +1,26 @@
-"""tap-dativo-mysql on hostile source shapes: table and column names with backticks,
-spaces and dashes, non-Latin names, and an 8 MiB value, read whole and unchanged."""
+"""tap-dativo-mysql on hostile source shapes and timing: table and column names with
+backticks, spaces and dashes, non-Latin names, a value over max_allowed_packet, a TIME
+that is a duration, and rows written while an INCREMENTAL read is under way."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
-from tests.integration.test_tap_mysql import TAP, fresh_database, tap_config
+import pytest
+
+from tests.conftest import BIN
+from tests.integration.test_tap_mysql import (
+    TAP,
+    assert_one_line_error,
+    fresh_database,
+    incremental,
+    tap_config,
+)
 from tests.services.mariadb import MariaDBServer
-from tests.services.tap_process import discover, run_tap, select
+from tests.services.tap_process import TapRun, discover, run_tap, select
 
 ODD = """
 CREATE TABLE `we``ird ta-ble` (`id` int PRIMARY KEY, `col tick` text, `x y` int,
@@ -39,13 +52,83 @@ def test_quoted_and_non_latin_names_are_read_exactly(
     assert run.records(f"{db}-注文") == [{"番号": 7, "名前": "寿司🍣"}]
 
 
-def test_an_8_mib_value_arrives_whole(mariadb: MariaDBServer, tmp_path: Path) -> None:
-    size = 8 * 1024 * 1024  # under the server's default max_allowed_packet (16 MiB)
-    db = fresh_database(mariadb, "CREATE TABLE docs (id int PRIMARY KEY, body longtext);"
-                                 f"INSERT INTO docs VALUES (1, repeat('x', {size}));")
+def test_a_value_over_max_allowed_packet_arrives_whole(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """20 MiB in one cell, over the server's and PyMySQL's 16 MiB max_allowed_packet: it
+    can only be written with a larger limit, and is read back under the default one."""
+    size = 20 * 1024 * 1024
+    default = mariadb.sql("SELECT @@global.max_allowed_packet").strip()
+    assert int(default) == 16 * 1024 * 1024
+    db = fresh_database(mariadb, "CREATE TABLE docs (id int PRIMARY KEY, body longtext);")
+    mariadb.sql("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    try:
+        mariadb.sql(f"INSERT INTO docs VALUES (1, concat(repeat('x', {size - 1}), '🎉'))", db)
+    finally:
+        mariadb.sql(f"SET GLOBAL max_allowed_packet = {default}")
     config = tap_config(mariadb, db, fetch_rows=1)
     run = run_tap(TAP, tmp_path, config,
                   catalog=select(discover(TAP, tmp_path, config), {f"{db}-docs"}))
     assert run.returncode == 0, run.stderr
     [record] = run.records(f"{db}-docs")
-    assert record["id"] == 1 and len(record["body"]) == size and set(record["body"]) == {"x"}
+    body = record["body"]
+    assert record["id"] == 1 and len(body) == size and body.endswith("x🎉")
+    assert set(body[:-1]) == {"x"}
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("838:59:59", "838:59:59"), ("-00:00:01", "-00:00:01"), ("24:00:00.5", "24:00:00.5")])
+def test_a_time_that_is_a_duration_fails_naming_row_and_column(
+    mariadb: MariaDBServer, tmp_path: Path, value: str, shown: str
+) -> None:
+    """MySQL's TIME holds ±838 hours; JSON Schema's time is a time of day, so such a
+    value is an error with advice, never wrapped into a day."""
+    db = fresh_database(mariadb, "CREATE TABLE shifts (id int PRIMARY KEY, t time(6));"
+                                 f"INSERT INTO shifts VALUES (1, '12:00:00'), (2, '{value}');")
+    config = tap_config(mariadb, db)
+    run = run_tap(TAP, tmp_path, config,
+                  catalog=select(discover(TAP, tmp_path, config), {f"{db}-shifts"}))
+    assert_one_line_error(run, f"stream '{db}-shifts', row {{'id': 2}}: column t: the time "
+                               f"{shown} is not a time of day")
+    assert "TIME_TO_SEC(column)" in run.stderr
+    assert not any(m["type"] == "STATE" for m in run.messages)
+
+
+def test_incremental_rows_written_during_a_read_arrive_in_this_run_or_the_next(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """A trickle: rows inserted and updated while the tap is mid-table (its stdout
+    unread) are in this run or in the next one from its STATE; none is lost."""
+    db = fresh_database(mariadb, "CREATE TABLE ev (id int PRIMARY KEY, v int, "
+                                 "at datetime(6) NOT NULL) "
+                                 "SELECT seq AS id, 0 AS v, "
+                                 "'2024-01-01' + INTERVAL seq SECOND AS at "
+                                 "FROM seq_1_to_20000;")
+    config = tap_config(mariadb, db, fetch_rows=50)
+    stream = f"{db}-ev"
+    catalog = incremental(discover(TAP, tmp_path, config), stream, "at")
+    (tmp_path / "tap.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    tap = subprocess.Popen([str(BIN / TAP), "--config", str(tmp_path / "tap.json"),
+                            "--catalog", str(tmp_path / "catalog.json")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert tap.stdout is not None
+    first: list[dict[str, Any]] = []
+    for line in tap.stdout:
+        first.append(json.loads(line))
+        if sum(m["type"] == "RECORD" for m in first) == 100:
+            break
+    # Mid-read: new rows after every bookmark, and an early row moved to the end.
+    mariadb.sql("INSERT INTO ev SELECT 20000 + seq, 1, '2025-01-01' + INTERVAL seq SECOND "
+                "FROM seq_1_to_500; UPDATE ev SET v = 2, at = '2025-06-01' WHERE id = 5",
+                db)
+    out, err = tap.communicate(timeout=120)
+    assert tap.returncode == 0, err.decode()
+    first += [json.loads(line) for line in out.decode().splitlines()]
+    first_run = TapRun(0, first, "")
+    second = run_tap(TAP, tmp_path, config, catalog=catalog, state=first_run.state)
+    assert second.returncode == 0, second.stderr
+    seen = {r["id"]: r["v"] for r in first_run.records(stream) + second.records(stream)}
+    assert set(seen) == set(range(1, 20501))
+    assert seen[5] == 2  # its update arrived after the first read of it
+    assert all(seen[i] == 1 for i in range(20001, 20501))

@@ -17,7 +17,6 @@ committed before it started, instead of waiting on an idle timeout.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import re
@@ -32,6 +31,7 @@ import psycopg2.extensions
 import psycopg2.extras
 import sqlalchemy as sa
 
+from dativo import cdc_catalog
 from dativo.errors import CodecError, ConfigError, DativoError
 from dativo.sql_taps import describe
 from tap_dativo_postgres import pgoutput
@@ -105,28 +105,10 @@ def slot_name(prefix: str, database: str, schema: str, table: str) -> str:
 
 
 def with_cdc_columns(entry: dict) -> dict:
-    """A copy of the catalog entry with ``_sdc_lsn`` and ``_sdc_deleted_at`` added.
-
-    Every other column becomes nullable too: a delete carries only the key columns
-    (unless the table has ``REPLICA IDENTITY FULL``).
-    """
-    entry = copy.deepcopy(entry)
-    schema = entry.setdefault("schema", {"type": "object", "properties": {}})
-    props = schema.setdefault("properties", {})
-    keys = set(entry.get("key_properties") or [])
-    for name, prop in props.items():
-        types = prop.get("type")
-        if name not in keys and isinstance(types, list) and "null" not in types:
-            prop["type"] = [*types, "null"]
-    for name, prop in CDC_COLUMNS.items():
-        props.setdefault(name, dict(prop))
-    metadata = entry.setdefault("metadata", [])
-    known = {tuple(item.get("breadcrumb", ())) for item in metadata}
-    for name in CDC_COLUMNS:
-        if ("properties", name) not in known:
-            metadata.append({"breadcrumb": ["properties", name],
-                             "metadata": {"inclusion": "automatic"}})
-    return entry
+    """A copy of the catalog entry with ``_sdc_lsn`` and ``_sdc_deleted_at`` added, and
+    every other non-key column nullable: a delete carries only the key columns (unless
+    the table has ``REPLICA IDENTITY FULL``)."""
+    return cdc_catalog.with_cdc_columns(entry, CDC_COLUMNS)
 
 
 class ChangeReader:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk.streams.core import REPLICATION_LOG_BASED
 
-from tap_dativo_postgres.cdc import ChangeReader, with_cdc_columns
+from dativo import cdc_catalog
+from dativo.cdc_catalog import entry_method
+from tap_dativo_postgres.cdc import CDC_COLUMNS, ChangeReader
 from tap_dativo_postgres.streams import PostgresStream
 
 if TYPE_CHECKING:
@@ -58,27 +60,5 @@ def stream_class(entry: dict) -> type[PostgresStream]:
 
 def prepare_entry(entry: dict) -> dict:
     """A catalog entry with its replication method where singer-sdk reads it, and, when
-    LOG_BASED, the CDC columns.
-
-    The method may be the entry's ``replication_method`` (Meltano writes it there as
-    well as into the metadata) or stream metadata ``forced-replication-method``; a raw
-    dict may also carry metadata ``replication-method``, which singer-sdk's catalog
-    parser drops, so it is copied onto the entry here.
-    """
-    method = entry_method(entry)
-    if method and not entry.get("replication_method"):
-        entry = {**entry, "replication_method": method}
-    if method == REPLICATION_LOG_BASED:
-        entry = with_cdc_columns(entry)
-    return entry
-
-
-def entry_method(entry: dict) -> str | None:
-    """The replication method a catalog entry asks for, if any."""
-    if entry.get("replication_method"):
-        return str(entry["replication_method"])
-    for item in entry.get("metadata", []):
-        if not item.get("breadcrumb"):
-            meta = item.get("metadata", {})
-            return meta.get("replication-method") or meta.get("forced-replication-method")
-    return None
+    LOG_BASED, ``_sdc_lsn`` and ``_sdc_deleted_at`` (see :mod:`dativo.cdc_catalog`)."""
+    return cdc_catalog.prepare_entry(entry, CDC_COLUMNS)

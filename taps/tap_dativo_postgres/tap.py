@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from singer_sdk import typing as th
-from singer_sdk.singerlib import Catalog
 from singer_sdk.sql import SQLTap
 
 from dativo.batch_files import parse_batch_config
+from dativo.cdc_catalog import PreparedCatalogTap
 from dativo.tap_runtime import ObservedTap
-from tap_dativo_postgres.log_based import prepare_entry, stream_class
+from tap_dativo_postgres.cdc import CDC_COLUMNS
+from tap_dativo_postgres.log_based import stream_class
 from tap_dativo_postgres.streams import PostgresStream
 from tap_dativo_postgres.writer import OrjsonSingerWriter
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
-class TapDativoPostgres(ObservedTap, SQLTap):
+class TapDativoPostgres(ObservedTap, PreparedCatalogTap, SQLTap):
     """Every table and view of one PostgreSQL database (after the filters) as a stream."""
 
     name = "tap-dativo-postgres"
@@ -61,7 +62,7 @@ class TapDativoPostgres(ObservedTap, SQLTap):
                                 "Unconstrained numerics are always strings."),
     ).to_dict()
 
-    _catalog_prepared = False
+    cdc_columns = CDC_COLUMNS  # added to LOG_BASED entries (PreparedCatalogTap)
 
     def discover_streams(self) -> list[PostgresStream]:
         """One stream per catalog entry, of the class its replication method needs
@@ -77,18 +78,6 @@ class TapDativoPostgres(ObservedTap, SQLTap):
         return [stream_class(entry)(tap=self, catalog_entry=entry,
                                     connector=self.tap_connector)
                 for entry in self.catalog_dict["streams"]]
-
-    @property
-    def input_catalog(self) -> Catalog | None:
-        """The ``--catalog`` with every entry through :func:`prepare_entry`, so the
-        SCHEMA messages and stream maps of LOG_BASED streams have the CDC columns."""
-        catalog = self._input_catalog
-        if catalog is not None and not self._catalog_prepared:
-            raw = catalog.to_dict()
-            raw["streams"] = [prepare_entry(entry) for entry in raw.get("streams", [])]
-            self._input_catalog = catalog = Catalog.from_dict(raw)
-            self._catalog_prepared = True
-        return catalog
 
 
 if __name__ == "__main__":

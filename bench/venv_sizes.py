@@ -32,6 +32,7 @@ PLUGINS = {
     "tap-dativo-csv": "taps/tap_dativo_csv",
     "tap-dativo-markdown-kv": "taps/tap_dativo_markdown_kv",
     "tap-dativo-postgres": "taps/tap_dativo_postgres",
+    "tap-dativo-mysql": "taps/tap_dativo_mysql",
     "tap-dativo-stripe": "taps/tap_dativo_stripe",
     "tap-dativo-hubspot": "taps/tap_dativo_hubspot",
     "target-dativo-iceberg": "targets/target_dativo_iceberg",

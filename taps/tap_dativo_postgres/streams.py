@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -10,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 import sqlalchemy as sa
 
-from dativo.batch_files import BatchFileWriter
 from dativo.errors import ConfigError, DativoError
-from dativo.sql_taps import SQLTableStream
+from dativo.sql_fast_path import ArrowBatchesStream, row_key
 from tap_dativo_postgres.client import PostgresConnector, select_rows
 from tap_dativo_postgres.types import (
     NON_FINITE_ADVICE,
@@ -26,7 +24,7 @@ from tap_dativo_postgres.types import (
 if TYPE_CHECKING:
     import pyarrow as pa
     from singer_sdk import Tap
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
+    from singer_sdk.helpers._batch import BatchConfig
     from singer_sdk.helpers.types import Context
     from sqlalchemy.sql import selectable
 
@@ -40,7 +38,7 @@ class SourceError(DativoError):
     a lost connection)."""
 
 
-class PostgresStream(SQLTableStream):
+class PostgresStream(ArrowBatchesStream):
     """Rows of one table, read through a server-side cursor.
 
     INCREMENTAL reads order by the key NULLS FIRST, then the primary key
@@ -50,6 +48,7 @@ class PostgresStream(SQLTableStream):
     """
 
     connector_class = PostgresConnector
+    fast_path_reader = "ADBC (COPY binary)"
     supports_nulls_first = True
     select_rows = staticmethod(select_rows)
     read_error = SourceError
@@ -107,29 +106,13 @@ class PostgresStream(SQLTableStream):
         query = self.apply_query_filters(sa.select(*columns), table, context=context)
         return self.apply_query_limit(query)
 
-    # BATCH messages (singer-sdk's ``batch_config``)
-
-    def get_batches(self, batch_config: BatchConfig, context: Context | None = None
-                    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Parquet BATCH files read column-wise through ADBC (``arrow_reader.py``) for
-        FULL_TABLE and INCREMENTAL streams; otherwise files of the records the RECORD
-        path would send (:class:`~dativo.batch_files.BatchFilesStream`)."""
-        why_not = self._no_fast_path(batch_config)
-        if why_not:
-            self.logger.info("stream '%s': BATCH files of records (%s)", self.name, why_not)
-            yield from super().get_batches(batch_config, context)
-            return
-        self.logger.info("stream '%s': reading columns through ADBC (COPY binary) into "
-                         "Parquet BATCH files of %d rows", self.name, batch_config.batch_size)
-        with self._source_errors():
-            yield from self._arrow_batches(self.batch_writer(batch_config), context)
+    # BATCH messages (singer-sdk's ``batch_config``): dativo.sql_fast_path
 
     def _no_fast_path(self, batch_config: BatchConfig) -> str | None:
         """Why the rows cannot go from ADBC straight to Parquet, if they cannot."""
-        if batch_config.encoding.format != "parquet":
-            return "the fast path writes Parquet"
-        if not self.unmapped():
-            return "a stream map changes the records"
+        why_not = super()._no_fast_path(batch_config)
+        if why_not:
+            return why_not
         binary_arrays = [name for name, prop in self.schema.get("properties", {}).items()
                          if isinstance(prop.get("items"), dict)
                          and prop["items"].get("contentEncoding") == "base64"]
@@ -137,32 +120,17 @@ class PostgresStream(SQLTableStream):
             return f"bytea[] column {binary_arrays[0]} is sent as base64 per element"
         return None
 
-    def _arrow_batches(self, writer: BatchFileWriter, context: Context | None
-                       ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+    def arrow_record_batches(self, context: Context | None) -> Iterator[pa.RecordBatch]:
+        """The rows through ADBC (``arrow_reader.py``), as the RECORD path's values."""
         # The parquet extra (pyarrow, ADBC), checked with batch_config in tap.py.
         from tap_dativo_postgres.arrow_reader import ArrowTableReader, arrow_column, literal_sql
 
-        self._check_replication_key()
-        # Sets the bookmark that build_query's filter starts from, as _sync_records does.
-        self._write_starting_replication_value(context)
-        properties = self.schema.get("properties", {})
         with self.pg_connector.connect() as conn:
             compiled = self.build_query(context=context, select_as=arrow_column).compile(
                 dialect=conn.dialect)
             sql = literal_sql(conn.connection.dbapi_connection, str(compiled), compiled.params)
-        reader = ArrowTableReader(self.pg_connector.url, properties)
-        key = self.replication_key
-        convert = converter_for(properties.get(key, {})) if key else None
-        with self.get_record_counter() as counter, \
-                contextlib.closing(self._checked(reader, sql)) as batches:
-            for encoding, manifest, written in writer.arrow_batches(batches):
-                counter.increment(written.rows)
-                if key:
-                    value = written.last_row.column(key)[0].as_py()
-                    bookmark = convert(value) if convert and value is not None else value
-                    self._increment_stream_state({key: bookmark}, context=context)
-                yield encoding, manifest
-        self._finalize_state(self.stream_state)
+        reader = ArrowTableReader(self.pg_connector.url, self.schema.get("properties", {}))
+        yield from self._checked(reader, sql)
 
     def _checked(self, reader: ArrowTableReader, sql: str) -> Iterator[pa.RecordBatch]:
         from tap_dativo_postgres.arrow_reader import UnfitValue
@@ -170,13 +138,8 @@ class PostgresStream(SQLTableStream):
         try:
             yield from reader.batches(sql)
         except UnfitValue as exc:
-            key = {}
-            for name in self.primary_keys:
-                try:
-                    key[name] = exc.row.column(name)[0].as_py()
-                except (KeyError, ValueError, OverflowError):
-                    key[name] = str(exc.row.column(name)[0])
-            raise self._bad_value(key, f"column {exc.column} {exc.problem}") from None
+            raise self._bad_value(row_key(exc.row, self.primary_keys),
+                                  f"column {exc.column} {exc.problem}") from None
 
     def _check_replication_key(self) -> None:
         if self.replication_key in self._decimal_text:

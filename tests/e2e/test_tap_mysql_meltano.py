@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import read_table
+from tests.conftest import BIN, REPO, read_table
 from tests.e2e.test_meltano_run import copy_project, meltano, warehouse
 from tests.integration.test_tap_mysql import fresh_database
 from tests.services.mariadb import MariaDBServer
@@ -100,3 +103,37 @@ def test_mysql_to_iceberg_job_through_parquet_batch_files(
     assert len(list(batches.glob("*.parquet"))) == 1
     assert [{k: r[k] for k in EXPECTED[0]} for r in landed(project, shop)] == EXPECTED
     assert bookmark(project, shop) == 3
+
+
+def test_the_meltano_block_of_docs_tap_mysql_runs_as_written(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """docs/tap-mysql.md's block, run literally by bash in a copy of the project, with
+    the connection variables it asks the reader to set pointing at database ``shop``."""
+    guide = (REPO / "docs" / "tap-mysql.md").read_text()
+    block = re.search(r"## Meltano\n.*?```bash\n(.*?)```", guide, re.DOTALL)
+    assert block is not None
+    mariadb.sql("DROP DATABASE IF EXISTS shop")
+    mariadb.create_database("shop")
+    mariadb.sql("CREATE TABLE orders (id int PRIMARY KEY, amount decimal(10,2) NOT NULL, "
+                "updated_at datetime(6) NOT NULL); INSERT INTO orders VALUES "
+                "(1, 10.50, '2024-01-01 10:00:00'), (2, 3.00, '2024-01-02 00:00:00.5')", "shop")
+    project = copy_project(tmp_path / "project")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_"))}
+    env.update({"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "MELTANO_DISABLE_TRACKING": "true", "PYTHONWARNINGS": "ignore",
+                "TAP_DATIVO_MYSQL_HOST": mariadb.host, "TAP_DATIVO_MYSQL_PORT": str(mariadb.port),
+                "TAP_DATIVO_MYSQL_USER": mariadb.user,
+                "TAP_DATIVO_MYSQL_PASSWORD": mariadb.password,
+                "TAP_DATIVO_MYSQL_DATABASE": "shop"})
+    run = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.group(1)], cwd=project,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = read_table(warehouse(project), ("demo", "default", "shop_orders")).to_pylist()
+    assert sorted((r["id"], r["amount"], r["updated_at"]) for r in rows) == [
+        (1, Decimal("10.50"), dt.datetime(2024, 1, 1, 10)),
+        (2, Decimal("3.00"), dt.datetime(2024, 1, 2, 0, 0, 0, 500000))]
+    state = json.loads(run.stdout[run.stdout.index("{"):])
+    assert state["singer_state"]["bookmarks"]["shop-orders"]["replication_key_value"] == (
+        "2024-01-02T00:00:00.500000")

@@ -1,4 +1,5 @@
-"""tap-dativo-mysql: MySQL and MariaDB tables to Singer (full table, incremental)."""
+"""tap-dativo-mysql: MySQL and MariaDB tables to Singer (full table, incremental,
+log-based CDC from the binlog)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ from singer_sdk import typing as th
 from singer_sdk.sql import SQLTap
 
 from dativo.batch_files import parse_batch_config
+from dativo.cdc_catalog import PreparedCatalogTap
 from dativo.tap_runtime import ObservedTap
+from tap_dativo_mysql.binlog import CDC_COLUMNS, SERVER_ID_RANGE
+from tap_dativo_mysql.log_based import stream_class
 from tap_dativo_mysql.streams import MySQLStream
 
 
-class TapDativoMySQL(ObservedTap, SQLTap):
+class TapDativoMySQL(ObservedTap, PreparedCatalogTap, SQLTap):
     """Every table and view of the server's databases (after the filters) as a stream."""
 
     name = "tap-dativo-mysql"
     default_stream_class = MySQLStream
+    cdc_columns = CDC_COLUMNS  # added to LOG_BASED entries (PreparedCatalogTap)
 
     config_jsonschema = th.PropertiesList(
         th.Property("host", th.StringType,
@@ -22,7 +27,9 @@ class TapDativoMySQL(ObservedTap, SQLTap):
         th.Property("port", th.IntegerType, default=3306,
                     description="Server port."),
         th.Property("user", th.StringType,
-                    description="User to connect as; needs SELECT on the tables read."),
+                    description="User to connect as; needs SELECT on the tables read, and "
+                                "for LOG_BASED also REPLICATION SLAVE and REPLICATION CLIENT "
+                                "(see docs/tap-mysql.md)."),
         th.Property("password", th.StringType, secret=True,
                     description="Password of `user`; never logged."),
         th.Property("database", th.StringType,
@@ -54,17 +61,24 @@ class TapDativoMySQL(ObservedTap, SQLTap):
         th.Property("zero_dates", th.StringType, default="null", allowed_values=["null", "fail"],
                     description="What to do with a zero date (`0000-00-00`): `null` sends "
                                 "null with a warning, `fail` stops the run naming the row."),
+        th.Property("server_id", th.IntegerType,
+                    description="LOG_BASED: the server_id this tap reads the binlog as (a "
+                                "replica's id, unique among the source's replicas and not "
+                                "the source's own); default a random id from "
+                                f"{SERVER_ID_RANGE[0]} to {SERVER_ID_RANGE[1]} per run."),
     ).to_dict()
 
     def discover_streams(self) -> list[MySQLStream]:
-        """One stream per catalog entry, after ``batch_config`` is checked (before any
-        query).
+        """One stream per catalog entry, of the class its replication method needs
+        (:func:`~tap_dativo_mysql.log_based.stream_class`), after ``batch_config`` is
+        checked (before any query).
 
         Raises:
             ConfigError: ``batch_config`` has a bad value; the message names the key.
         """
         parse_batch_config(self.config.get("batch_config"), tap=self.name)
-        return [MySQLStream(tap=self, catalog_entry=entry, connector=self.tap_connector)
+        return [stream_class(entry)(tap=self, catalog_entry=entry,
+                                    connector=self.tap_connector)
                 for entry in self.catalog_dict["streams"]]
 
 

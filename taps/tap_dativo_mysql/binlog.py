@@ -135,9 +135,10 @@ class BinlogReader:
                 known = [n for n in self.stream.schema.get("properties", {})
                          if n not in CDC_COLUMNS]
                 rows = RowNormalizer(table_columns(conn, self.database, self.table), known)
-                current_position(conn, server, name)  # REPLICATION CLIENT, before reading
+                now = current_position(conn, server, name)  # needs REPLICATION CLIENT
             start = self._state_position()
             if start is None:
+                self._probe_dump(server, now)
                 start = yield from self._snapshot(server)
             yield from self._changes(server, rows, start)
         except (pymysql.Error, sa.exc.DBAPIError) as exc:
@@ -153,6 +154,24 @@ class BinlogReader:
         if self.state.get("log_file") and self.state.get("log_pos") is not None:
             return Position.of(str(self.state["log_file"]), int(self.state["log_pos"]))
         return None
+
+    def _probe_dump(self, server: Server, position: Position) -> None:
+        """Open the binlog dump once before a snapshot, so a missing REPLICATION SLAVE
+        fails before the whole table is read instead of after."""
+        reader = self._dump(position)
+        try:
+            with replication_errors(server, self.stream.name):
+                reader.fetchone()
+        finally:
+            reader.close()
+
+    def _dump(self, start: Position) -> BinLogStreamReader:
+        """A non-blocking binlog dump of this stream's table from ``start``."""
+        return BinLogStreamReader(
+            connection_settings=replication_settings(self.url), server_id=self.server_id,
+            log_file=start.file, log_pos=start.pos, resume_stream=True, blocking=False,
+            only_events=EVENTS, only_schemas=[self.database], only_tables=[self.table],
+            enable_logging=False)
 
     def _snapshot(self, server: Server) -> Iterator[dict[str, Any]]:
         """Read the table in a transaction whose snapshot matches a binlog position
@@ -190,11 +209,7 @@ class BinlogReader:
             return
         self.stream.logger.info("stream '%s': reading the binlog from %s to %s as replica "
                                 "server_id %d", name, start, end, self.server_id)
-        reader = BinLogStreamReader(
-            connection_settings=replication_settings(self.url), server_id=self.server_id,
-            log_file=start.file, log_pos=start.pos, resume_stream=True, blocking=False,
-            only_events=EVENTS, only_schemas=[self.database], only_tables=[self.table],
-            enable_logging=False)
+        reader = self._dump(start)
         changes = _Changes(self, rows, reader)
         try:
             with replication_errors(server, name):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from typing import TYPE_CHECKING, Any, Protocol
@@ -84,6 +85,7 @@ EVENTS = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent, QueryEvent
           MariadbGtidEvent, GtidEvent, XAPrepareEvent]
 # A replica's server_id must differ from the source's and every other replica's.
 SERVER_ID_RANGE = (1 << 30, (1 << 31) - 1)
+TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(\S+?);?\s*$", re.IGNORECASE)
 MARIADB_STANDALONE = 0x01  # a GTID event flag: a single statement, not a transaction
 
 
@@ -244,11 +246,28 @@ class _Changes:
             if isinstance(event, RowsEvent):
                 if (event.schema, event.table) == (self.reader.database, self.reader.table):
                     yield from self._records(event)
-            elif self._is_boundary(event):
+            elif isinstance(event, QueryEvent) and self._truncates(event):
+                self.reader.stream.logger.warning(
+                    "stream '%s': TRUNCATE of %s.%s at %s:%d is not sent as deletes; sync "
+                    "the table once with FULL_TABLE (or load_method overwrite) to drop the "
+                    "old rows", self.reader.stream.name, self.reader.database,
+                    self.reader.table, self.events.log_file, self.events.log_pos)
+            if not isinstance(event, RowsEvent) and self._is_boundary(event):
                 here = Position.of(self.events.log_file, self.events.log_pos)
                 self.reader._advance(here, self.gtid.text)
                 if here >= end:
                     return
+
+    def _truncates(self, event: QueryEvent) -> bool:
+        """Whether a statement is a TRUNCATE of this stream's table (``t``, ``db.t``,
+        with or without backticks; ``t`` in the statement's current database)."""
+        match = TRUNCATE.match(event.query)
+        if match is None:
+            return False
+        *database, table = match.group(1).replace("`", "").split(".")
+        current = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
+        return (database[0] if database else current, table) == (
+            self.reader.database, self.reader.table)
 
     def _is_boundary(self, event: Any) -> bool:
         """Whether the event ends a transaction (or is a statement outside one)."""

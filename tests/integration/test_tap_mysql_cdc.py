@@ -137,6 +137,43 @@ def test_snapshot_then_exactly_the_changes_made_while_stopped(
     assert third.state["bookmarks"][stream]["log_pos"] == new["log_pos"]
 
 
+def test_two_log_based_streams_each_get_their_own_changes_and_position(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    db = fresh_database(mariadb, SETUP)
+    config = tap_config(mariadb, db)
+    streams = (f"{db}-accounts", f"{db}-other")
+    catalog = log_based(discover(TAP, tmp_path, config), *streams)
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    assert (len(first.records(streams[0])), len(first.records(streams[1]))) == (3, 0)
+    mariadb.sql("INSERT INTO other VALUES (1, 'a'), (2, 'b'); DELETE FROM accounts WHERE id = 1;"
+                "UPDATE other SET v = 'c' WHERE id = 2", db)
+    second = run_tap(TAP, tmp_path, config, catalog=catalog, state=first.state)
+    assert second.returncode == 0, second.stderr
+    assert [(r["id"], r["_sdc_deleted_at"] is not None) for r in second.records(streams[0])
+            ] == [(1, True)]
+    assert without_cdc(second.records(streams[1])) == [
+        {"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 2, "v": "c"}]
+    bookmarks = second.state["bookmarks"]
+    assert bookmarks[streams[0]]["log_pos"] == bookmarks[streams[1]]["log_pos"]
+
+
+def test_truncate_is_a_warning_not_deletes(mariadb: MariaDBServer, tmp_path: Path) -> None:
+    db, config, catalog = setup(mariadb, tmp_path)
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    mariadb.sql("TRUNCATE TABLE other; TRUNCATE TABLE accounts; "
+                "INSERT INTO accounts VALUES (9, 'new', NULL, NULL)", db)
+    second = run_tap(TAP, tmp_path, config, catalog=catalog, state=first.state)
+    assert second.returncode == 0, second.stderr
+    assert [r["id"] for r in second.records(f"{db}-accounts")] == [9]
+    warnings = [line for line in second.stderr.splitlines() if "TRUNCATE" in line]
+    assert len(warnings) == 1
+    assert (f"stream '{db}-accounts': TRUNCATE of {db}.accounts at binlog.") in warnings[0]
+    assert "is not sent as deletes; sync the table once with FULL_TABLE" in warnings[0]
+
+
 EXTRA = """
 INSERT INTO t (id, f, dbl, bin, y, st, c) VALUES
   (4, 0.1, 0.30000000000000004, x'00ff0000', 0, '', 'ab '),

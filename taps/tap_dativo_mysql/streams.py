@@ -1,15 +1,17 @@
-"""One stream per table or view, FULL_TABLE or INCREMENTAL."""
+"""One stream per table or view, FULL_TABLE or INCREMENTAL; with ``batch_config``
+Parquet, read column-wise through connectorx (``fast_path.py``)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import pymysql
 
 from dativo.errors import DativoError
-from dativo.sql_taps import SQLTableStream
 from tap_dativo_mysql.client import MySQLConnector, select_rows
+from tap_dativo_mysql.fast_path import MySQLFastPath
 from tap_dativo_mysql.types import Converter, ZeroDate, converter_for
 
 
@@ -18,7 +20,7 @@ class MySQLReadError(DativoError):
     connection)."""
 
 
-class MySQLStream(SQLTableStream):
+class MySQLStream(MySQLFastPath):
     """Rows of one table, read through an unbuffered cursor (:class:`SQLTableStream`
     orders INCREMENTAL reads). MySQL sorts NULL first in ascending order, as
     singer-sdk's NULLS FIRST asks.
@@ -58,7 +60,10 @@ class MySQLStream(SQLTableStream):
         return converter_for(prop, self.config.get("zero_dates") or "null")
 
     def driver_errors(self) -> tuple[type[Exception], ...]:
-        return (pymysql.Error,)
+        """PyMySQL's; the fast path's only once it has loaded (the optional ``parquet``
+        extra)."""
+        reader = sys.modules.get("tap_dativo_mysql.arrow_reader")
+        return (pymysql.Error, *((reader.ReadFailed,) if reader else ()))
 
     def driver_reason(self, cause: BaseException) -> str:
         """PyMySQL's message is its last argument (the first is the error number)."""

@@ -8,6 +8,7 @@ from singer_sdk.sql import SQLTap
 
 from dativo.batch_files import parse_batch_config
 from dativo.cdc_catalog import PreparedCatalogTap
+from dativo.errors import ConfigError
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_mysql.binlog import CDC_COLUMNS, SERVER_ID_RANGE
 from tap_dativo_mysql.log_based import stream_class
@@ -61,6 +62,11 @@ class TapDativoMySQL(ObservedTap, PreparedCatalogTap, SQLTap):
         th.Property("zero_dates", th.StringType, default="null", allowed_values=["null", "fail"],
                     description="What to do with a zero date (`0000-00-00`): `null` sends "
                                 "null with a warning, `fail` stops the run naming the row."),
+        th.Property("partitions", th.IntegerType, default=1,
+                    description="Parquet BATCH fast path: FULL_TABLE streams with a "
+                                "single-column integer primary key are read in this many "
+                                "key ranges at once, one connection each; others read in "
+                                "one piece (the log says why)."),
         th.Property("server_id", th.IntegerType,
                     description="LOG_BASED: the server_id this tap reads the binlog as (a "
                                 "replica's id, unique among the source's replicas and not "
@@ -74,9 +80,15 @@ class TapDativoMySQL(ObservedTap, PreparedCatalogTap, SQLTap):
         checked (before any query).
 
         Raises:
-            ConfigError: ``batch_config`` has a bad value; the message names the key.
+            ConfigError: ``batch_config`` has a bad value, or asks for Parquet without
+                the ``parquet`` extra, or ``partitions`` is below 1; the message names
+                the key.
         """
-        parse_batch_config(self.config.get("batch_config"), tap=self.name)
+        parse_batch_config(self.config.get("batch_config"), tap=self.name,
+                           parquet_needs=("pyarrow", "connectorx"))
+        partitions = self.config.get("partitions")
+        if partitions is not None and (not isinstance(partitions, int) or partitions < 1):
+            raise ConfigError(f"partitions: must be a positive integer, got {partitions!r}")
         return [stream_class(entry)(tap=self, catalog_entry=entry,
                                     connector=self.tap_connector)
                 for entry in self.catalog_dict["streams"]]

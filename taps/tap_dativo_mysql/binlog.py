@@ -39,6 +39,12 @@ from pymysqlreplication.event import (
     XAPrepareEvent,
     XidEvent,
 )
+from pymysqlreplication.exceptions import (
+    BinLogNotEnabled,
+    MalformedBinLogEvent,
+    StatusVariableMismatch,
+    TableMetadataUnavailableError,
+)
 from pymysqlreplication.row_event import (
     DeleteRowsEvent,
     RowsEvent,
@@ -83,6 +89,8 @@ CDC_COLUMNS: dict[str, dict[str, Any]] = {
 }
 EVENTS = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent, QueryEvent, RotateEvent,
           MariadbGtidEvent, GtidEvent, XAPrepareEvent]
+REPLICATION_ERRORS = (BinLogNotEnabled, MalformedBinLogEvent, StatusVariableMismatch,
+                      TableMetadataUnavailableError)  # mysql-replication's own
 # A replica's server_id must differ from the source's and every other replica's.
 SERVER_ID_RANGE = (1 << 30, (1 << 31) - 1)
 TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(\S+?);?\s*$", re.IGNORECASE)
@@ -143,10 +151,11 @@ class BinlogReader:
                 self._probe_dump(server, now)
                 start = yield from self._snapshot(server)
             yield from self._changes(server, rows, start)
-        except (pymysql.Error, sa.exc.DBAPIError) as exc:
+        except (pymysql.Error, sa.exc.DBAPIError, *REPLICATION_ERRORS) as exc:
             cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
             args = getattr(cause, "args", ())
-            reason = str(args[-1] if args else cause).strip().splitlines()[0]
+            reason = (str(args[-1] if args else cause).strip().splitlines()
+                      or [type(cause).__name__])[0]
             raise BinlogError(
                 f"stream '{name}': {describe(self.url)}, reading the binlog of "
                 f"{self.database}.{self.table} failed: {reason}; rerun: it resumes from the "

@@ -94,6 +94,7 @@ def test_snapshot_then_exactly_the_changes_made_while_stopped(
     bookmark = first.state["bookmarks"][stream]
     file, pos = mariadb.sql("SHOW MASTER STATUS").split("\t")[:2]
     assert (bookmark["log_file"], bookmark["log_pos"]) == (file, int(pos))
+    assert bookmark["gtid"] == mariadb.sql("SELECT @@GLOBAL.gtid_binlog_pos").strip()
     (point,) = {r["_sdc_binlog_pos"] for r in snapshot}
     assert point == (int(file.rsplit(".", 1)[1]) << 32) | int(pos)
     schema = next(m for m in first.messages if m["type"] == "SCHEMA")["schema"]
@@ -130,6 +131,9 @@ def test_snapshot_then_exactly_the_changes_made_while_stopped(
     new = second.state["bookmarks"][stream]
     file, pos = mariadb.sql("SHOW MASTER STATUS").split("\t")[:2]
     assert (new["log_file"], new["log_pos"]) == (file, int(pos))
+    # MariaDB's GTID position, moved by every transaction read (of any table)
+    assert new["gtid"] == mariadb.sql("SELECT @@GLOBAL.gtid_binlog_pos").strip() != (
+        bookmark["gtid"])
 
     third = run_tap(TAP, tmp_path, config, catalog=catalog, state=second.state)
     assert third.returncode == 0, third.stderr

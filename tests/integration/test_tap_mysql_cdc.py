@@ -21,7 +21,7 @@ from pyiceberg.catalog import Catalog
 
 from tests.conftest import BIN, emitted_states, read_table, run_target, singer_lines
 from tests.integration.test_tap_mysql import TAP, TYPES, fresh_database, tap_config
-from tests.services.mariadb import MariaDBServer
+from tests.services.mariadb import MariaDBServer, running_mariadb
 from tests.services.tap_process import TapRun, discover, run_tap, select
 
 CDC = ("_sdc_binlog_pos", "_sdc_deleted_at")
@@ -264,6 +264,18 @@ def test_wrong_binlog_setting_is_one_line_naming_the_setting(
                                f"LOG_BASED needs {wanted}")
     assert (f"set {setting}={wanted} in the server's my.cnf [mysqld] and restart it (or run "
             f"SET GLOBAL {setting}='{wanted}' until then)") in run.stderr
+    assert run.records(f"{db}-accounts") == []
+
+
+def test_binlog_off_is_one_line_naming_log_bin(tmp_path: Path) -> None:
+    """A server started without --log-bin (log_bin is not a run-time setting)."""
+    with running_mariadb(log_bin=False) as server:
+        db, config, catalog = setup(server, tmp_path)
+        run = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert_one_line_error(run, f"stream '{db}-accounts': the server's binary log is off "
+                               "(log_bin); LOG_BASED reads it: set log_bin=binlog, "
+                               "server_id=1 and binlog_format=ROW in the server's my.cnf "
+                               "[mysqld] and restart it")
     assert run.records(f"{db}-accounts") == []
 
 

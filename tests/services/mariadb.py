@@ -63,8 +63,9 @@ def _user_args() -> list[str]:
 
 
 @contextmanager
-def running_mariadb() -> Iterator[MariaDBServer]:
-    """A started server with a password user ``dativo`` (all rights) and no anonymous users.
+def running_mariadb(log_bin: bool = True) -> Iterator[MariaDBServer]:
+    """A started server with a password user ``dativo`` (all rights) and no anonymous users;
+    ``log_bin=False`` starts it without a binary log (LOG_BASED's error).
 
     Raises:
         RuntimeError: A binary is missing, or the server does not start (its log is quoted).
@@ -80,7 +81,8 @@ def running_mariadb() -> Iterator[MariaDBServer]:
                    check=True, capture_output=True)
     proc = subprocess.Popen(
         [server_bin, "--no-defaults", *_user_args(), f"--datadir={data}", f"--socket={sock}",
-         "--bind-address=127.0.0.1", f"--port={port}", f"--log-bin={root}/binlog",
+         "--bind-address=127.0.0.1", f"--port={port}",
+         *([f"--log-bin={root}/binlog"] if log_bin else []),
          "--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1",
          f"--log-error={log}", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"],

@@ -6,7 +6,8 @@ Where the two differ (checked against MariaDB 10.11 rows of every type, see
 tests/integration/test_tap_mysql_cdc.py):
 
 - ``float``: the binlog holds the 4-byte float, the text protocol prints it with 6
-  significant digits (``0.1``, not ``0.10000000149011612``);
+  significant digits (``0.1``, not ``0.10000000149011612``), or ``float(M,D)`` with D
+  decimals;
 - ``binary(n)``: the binlog drops trailing zero bytes, a SELECT returns all n;
 - empty binary values arrive as ``''`` (mysql-replication decodes b'' as text);
 - ``bit(n)``: a string of n binary digits instead of bytes;
@@ -54,8 +55,11 @@ def _members(column_type: str) -> list[str]:
     return [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", column_type)]
 
 
-def _float(value: float) -> float:
-    return float(f"{value:.6g}")
+def _float(column_type: str) -> Normalizer:
+    """``float`` prints 6 significant digits; ``float(M,D)`` exactly D decimals."""
+    match = re.search(r"\(\d+,(\d+)\)", column_type)
+    text = f"{{:.{match.group(1)}f}}" if match else "{:.6g}"
+    return lambda value: float(text.format(value))
 
 
 def _padded(length: int) -> Normalizer:
@@ -116,7 +120,7 @@ def normalizer_for(column: SourceColumn) -> Normalizer | None:
     """How a non-None binlog value of ``column`` becomes PyMySQL's; None when equal."""
     kind = column.data_type.lower()
     if kind == "float":
-        return _float
+        return _float(column.column_type)
     if kind == "binary":
         return _padded(_length(column.column_type))
     if kind in BLOB_TYPES:

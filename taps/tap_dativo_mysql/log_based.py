@@ -47,8 +47,7 @@ class MySQLLogBasedStream(MySQLStream):
         """Never the Parquet fast path: it reads a table, LOG_BASED reads changes."""
         if batch_config.encoding.format == "parquet":
             return "LOG_BASED reads changes, not a table"
-        parent = getattr(super(), "_no_fast_path", None)
-        return parent(batch_config) if parent is not None else None
+        return super()._no_fast_path(batch_config)
 
 
 def stream_class(entry: dict) -> type[MySQLStream]:

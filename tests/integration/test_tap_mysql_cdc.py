@@ -21,6 +21,7 @@ from pyiceberg.catalog import Catalog
 
 from tests.conftest import BIN, emitted_states, read_table, run_target, singer_lines
 from tests.integration.test_tap_mysql import TAP, TYPES, fresh_database, tap_config
+from tests.integration.test_tap_mysql_batch import all_rows, batch_settings, batches, file_rows
 from tests.services.mariadb import MariaDBServer, running_mariadb
 from tests.services.tap_process import TapRun, discover, run_tap, select
 
@@ -163,6 +164,30 @@ def test_two_log_based_streams_each_get_their_own_changes_and_position(
     assert bookmarks[streams[0]]["log_pos"] == bookmarks[streams[1]]["log_pos"]
 
 
+def test_parquet_batch_config_sends_files_of_change_records(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """LOG_BASED refuses the connectorx fast path (it reads a table, not changes) and
+    sends Parquet BATCH files of the records the RECORD path sends."""
+    db, config, catalog = setup(mariadb, tmp_path)
+    stream = f"{db}-accounts"
+    config["batch_config"] = batch_settings(tmp_path, 2)
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    assert "BATCH files of records (LOG_BASED reads changes, not a table)" in first.stderr
+    assert first.records(stream) == []
+    assert [len(file_rows(b)) for b in batches(first, stream)] == [2, 1]
+    assert [(r["id"], r["_sdc_deleted_at"]) for r in all_rows(first, stream)] == [
+        (1, None), (2, None), (3, None)]
+    mariadb.sql("DELETE FROM accounts WHERE id = 2", db)
+    second = run_tap(TAP, tmp_path, config, catalog=catalog, state=first.state)
+    assert second.returncode == 0, second.stderr
+    assert [(r["id"], r["name"], r["_sdc_deleted_at"] is not None)
+            for r in all_rows(second, stream)] == [(2, "bob", True)]
+    assert second.state["bookmarks"][stream]["log_pos"] > first.state["bookmarks"][stream][
+        "log_pos"]
+
+
 def test_truncate_is_a_warning_not_deletes(mariadb: MariaDBServer, tmp_path: Path) -> None:
     db, config, catalog = setup(mariadb, tmp_path)
     first = run_tap(TAP, tmp_path, config, catalog=catalog)
@@ -188,10 +213,15 @@ CREATE TABLE z (id int PRIMARY KEY, d date, dtm datetime(6), ts timestamp NULL,
 INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00',
                       '0000-00-00 00:00:00'),
                      (2, '2024-01-01', NULL, '1970-01-01 00:00:01', '2038-01-19 03:14:07.999999');
+CREATE TABLE fl (id int PRIMARY KEY, f float, f2 float(10,3), d double, d2 double(12,4),
+                 fu float unsigned);
+INSERT INTO fl VALUES (1, 0.1, 1234567.125, 0.1, 12345678.1234, 1.2345678),
+  (2, 3.4e38, 1.2345, 1e-300, -0.00005, 0), (3, -1.17549e-38, -0.001, 5e-324, 1, 3.4e38),
+  (4, 16777217, 0, -1.7976931348623157e308, 99999999.9999, 1e-45);
 """
 
 
-@pytest.mark.parametrize("table", ["t", "z"])
+@pytest.mark.parametrize("table", ["t", "z", "fl"])
 def test_change_values_equal_full_table_values(
     mariadb: MariaDBServer, tmp_path: Path, table: str
 ) -> None:

@@ -144,7 +144,12 @@ class BinlogReader:
                 server = check_server(conn, name)
                 known = [n for n in self.stream.schema.get("properties", {})
                          if n not in CDC_COLUMNS]
-                rows = RowNormalizer(table_columns(conn, self.database, self.table), known)
+                columns = table_columns(conn, self.database, self.table)
+                if not columns:
+                    raise BinlogError(
+                        f"stream '{name}': table {self.database}.{self.table} no longer "
+                        "exists; run --discover again (or deselect the stream)")
+                rows = RowNormalizer(columns, known)
                 now = current_position(conn, server, name)  # needs REPLICATION CLIENT
             start = self._state_position()
             if start is None:
@@ -202,7 +207,7 @@ class BinlogReader:
                     record[DELETED_AT] = None
                     yield record
             conn.rollback()
-        self._advance(position, gtid)
+        self.advance(position, gtid)
         return position
 
     def _changes(self, server: Server, rows: RowNormalizer,
@@ -228,7 +233,7 @@ class BinlogReader:
         finally:
             reader.close()
 
-    def _advance(self, position: Position, gtid: str | None) -> None:
+    def advance(self, position: Position, gtid: str | None) -> None:
         """Move the bookmark forward (never back) and have singer-sdk emit it."""
         current = self._state_position()
         if current is None or position > current:
@@ -263,7 +268,7 @@ class _Changes:
                     self.reader.table, self.events.log_file, self.events.log_pos)
             if not isinstance(event, RowsEvent) and self._is_boundary(event):
                 here = Position.of(self.events.log_file, self.events.log_pos)
-                self.reader._advance(here, self.gtid.text)
+                self.reader.advance(here, self.gtid.text)
                 if here >= end:
                     return
 

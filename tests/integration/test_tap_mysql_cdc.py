@@ -334,6 +334,18 @@ def test_missing_replication_grant_is_one_line_naming_it(
     assert password not in run.stderr
 
 
+def test_dropped_table_is_one_line_saying_to_rediscover(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    db, config, catalog = setup(mariadb, tmp_path)
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    mariadb.sql("DROP TABLE accounts", db)
+    run = run_tap(TAP, tmp_path, config, catalog=catalog, state=first.state)
+    assert_one_line_error(run, f"stream '{db}-accounts': table {db}.accounts no longer "
+                               "exists; run --discover again")
+
+
 def test_state_in_a_purged_binlog_file_says_to_clear_the_state(
     mariadb: MariaDBServer, tmp_path: Path
 ) -> None:

@@ -176,11 +176,17 @@ class ArrowTableReader:
                 schema = schema or self._schema(batch.schema)
                 yield self._conform(batch, schema)
         except (RuntimeError, pa.ArrowException) as exc:
-            raise ReadFailed(_first_line(exc)) from None
+            raise ReadFailed(self._said(exc)) from None
         except BaseException as exc:  # a Rust panic is pyo3's PanicException
             if type(exc).__name__ != "PanicException":
                 raise
-            raise ReadFailed(f"connectorx failed: {_first_line(exc)}") from None
+            raise ReadFailed(f"connectorx failed: {self._said(exc)}") from None
+
+    def _said(self, exc: BaseException) -> str:
+        """The error's first line, never the password (connectorx may quote its URL)."""
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        password = sa.engine.make_url(self._url).password
+        return text.replace(str(password), "***") if password else text
 
     def _schema(self, source: pa.Schema) -> pa.Schema:
         fields = source.names[:len(source) - len(self._checks)]
@@ -221,10 +227,6 @@ def _time_problem(text: str) -> str:
     return (f": the time {shown} is not a time of day (00:00:00 to 23:59:59); to load "
             "durations, read the table through a view with TIME_TO_SEC(column) and select "
             "the view")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def connectorx_url(url: sa.engine.URL, database: str | None) -> str:

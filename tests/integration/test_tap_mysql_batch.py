@@ -342,3 +342,23 @@ def test_batch_files_land_in_iceberg_with_every_value(
         for name in ("ubi", "d"):  # Decimal equality ignores the exponent; keep the scale
             if want[name] is not None:
                 assert got[name].as_tuple().exponent == want[name].as_tuple().exponent
+
+
+def test_a_password_with_url_characters_reaches_connectorx(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    """connectorx takes a URL: a password with ``@:/%#?`` must arrive as
+    typed (percent-encoded), and never be printed."""
+    db = fresh_database(mariadb, FLOATS)
+    password = "p@ss:w/rd%25#?"
+    for host in ("localhost", "127.0.0.1"):
+        mariadb.sql(f"CREATE USER 'odd'@'{host}' IDENTIFIED BY '{password}'; "
+                    f"GRANT SELECT ON `{db}`.* TO 'odd'@'{host}';")
+    config = {**tap_config(mariadb, db), "user": "odd", "password": password}
+    catalog = select(discover(TAP, tmp_path, config), {f"{db}-t"})
+    config["batch_config"] = batch_settings(tmp_path, 10)
+    run = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert FAST_PATH in run.stderr
+    assert sorted(r["id"] for r in all_rows(run, f"{db}-t")) == [1, 2, 3, 4]
+    assert password not in run.stderr

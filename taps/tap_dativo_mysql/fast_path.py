@@ -12,6 +12,12 @@ ranges are separate reads, not one snapshot: a row moved between ranges during t
 can be missed or read twice, as with any FULL_TABLE read without a lock. INCREMENTAL
 reads in one piece (the bookmark needs the rows in key order), as do tables whose key
 is not a single integer column; the log says why.
+
+What N=2 buys on the 2-core development machine (1M rows of ten mixed types, five
+interleaved runs of the whole tap): nothing, a median 2.83 s at N=1 and 2.95 s at N=2,
+peak RSS 210 -> 260 MiB. connectorx reads the rows in about 0.6 s, Parquet encoding
+takes about 0.5 s in the tap's one thread, and MariaDB needs the other core to send the
+rows; ranges pay off when the server has cores of its own.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ with exit code 1. A class outside this module names its module::
     │   └── InvalidText (target_dativo_iceberg.batches): a pretyped string is not UTF-8
     ├── ContractViolation: a batch had rejected records, in ``strict`` mode
     ├── CommitError: an Iceberg commit failed after its retries
+    ├── QualityError: a ``severity: error`` quality rule failed in ``strict`` mode; the
+    │       commit was aborted (dativo.quality)
     ├── ApiUnavailableError (dativo.resilience): an API kept failing; the run stops
     │   ├── RetriesExhaustedError (dativo.resilience): a request failed every retry
     │   └── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
@@ -128,6 +130,24 @@ class ContractViolation(DativoError):
 
 class CommitError(DativoError):
     """Raised when writing to the Iceberg catalog fails after retries."""
+
+
+class QualityError(DativoError):
+    """Raised when a contract's quality rule with ``severity: error`` fails in ``strict``
+    mode: the commit is aborted, so the table keeps its snapshot and no STATE is emitted.
+
+    Attributes:
+        stream: The stream whose commit was checked.
+        table: The table the commit was for.
+        failures: The failed blocking results (:class:`dativo.quality.CheckResult`).
+    """
+
+    def __init__(self, message: str, *, stream: str, table: str,
+                 failures: tuple[object, ...] = ()) -> None:
+        self.stream = stream
+        self.table = table
+        self.failures = failures
+        super().__init__(message)
 
 
 class InternalError(DativoError):

@@ -7,7 +7,10 @@ rest of the system (Arrow mapping, validation, Iceberg) has one input shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from dativo.quality.rules import QualityRule
 
 FieldKind = Literal[
     "string",
@@ -78,6 +81,9 @@ class Contract:
     """A reserved suffix (``dativo.iceberg.naming.RESERVED_SUFFIXES``) for a table the target
     keeps beside the stream's own, e.g. Markdown-KV's; appended after naming, so a
     stream's name can never produce it."""
+    quality: tuple[QualityRule, ...] = ()
+    """The contract's measured quality rules (:mod:`dativo.quality.rules`), run on each
+    commit of the stream's table; empty for a Singer SCHEMA and for most contracts."""
 
     @property
     def primary_key(self) -> tuple[str, ...]:

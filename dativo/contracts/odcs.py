@@ -22,6 +22,8 @@ from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, Field
 from dativo.contracts.odcs_rules import option_problems, quality_problems
 from dativo.contracts.odcs_shape import column_problem, identifier_problems, too_deep
 from dativo.errors import ConfigError, ContractLintError
+from dativo.quality.rules import QualityRule, read_quality, row_valid_values
+from dativo.quality.thresholds import COMPARISONS
 from dativo.schema_messages import clip, describe
 
 SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2")
@@ -128,6 +130,7 @@ def lint_document(doc: Any) -> list[str]:
             describe(err, where=_json_path(err.absolute_path))
             for err in sorted(_odcs_validator().iter_errors(doc), key=lambda e: list(e.path))
             if not _option_key_error(err)  # option_problems names them, with a hint
+            and not _quality_error(err)  # dativo.quality.rules names them, with a hint
         ]
     except RecursionError:
         return ["(root): the document is nested too deeply to check"]
@@ -139,7 +142,8 @@ def lint_document(doc: Any) -> list[str]:
         if isinstance(obj, dict):
             problems.extend(_lint_properties(obj.get("properties") or [], f"schema[{i}]"))
             problems.extend(quality_problems(obj.get("quality"), f"schema[{i}]",
-                                             column=False))
+                                             column=None, columns=_column_names(obj),
+                                             primary_key=_primary_key(obj)))
     return list(dict.fromkeys(problems))  # each ODCS if/then branch repeats its errors
 
 
@@ -150,7 +154,20 @@ def _option_key_error(err: jsonschema.ValidationError) -> bool:
             and err.absolute_path[-1] == "logicalTypeOptions")
 
 
-def _lint_properties(props: list[Any], where: str) -> list[str]:
+def _quality_error(err: jsonschema.ValidationError) -> bool:
+    """A quality entry's missing ``rule`` (v3.1 entries say ``metric``) or a malformed
+    comparison, which :func:`dativo.quality.rules.read_quality` reports with what to
+    write instead."""
+    path = list(err.absolute_path)
+    if "quality" not in path:
+        return False
+    rest = path[path.index("quality") + 1:]
+    if err.validator == "required" and len(rest) == 1:
+        return "'rule'" in err.message
+    return len(rest) >= 2 and rest[1] in COMPARISONS
+
+
+def _lint_properties(props: list[Any], where: str, *, nested: bool = False) -> list[str]:
     problems: list[str] = []
     for j, prop in enumerate(props):
         if not isinstance(prop, dict):
@@ -168,8 +185,13 @@ def _lint_properties(props: list[Any], where: str) -> list[str]:
             problems.append(f"{path} ({name}): {exc}")
         options = prop.get("logicalTypeOptions")
         problems.extend(option_problems(options, kind, f"{path} ({name})"))
-        problems.extend(quality_problems(prop.get("quality"), f"{path} ({name})",
-                                         column=True))
+        if nested and _measured(prop.get("quality")):
+            problems.append(f"{path} ({name}): quality rules run on top-level columns only; "
+                            "move the rule to the schema object's quality list as a "
+                            "type: sql rule over the nested field")
+        else:
+            problems.extend(quality_problems(prop.get("quality"), f"{path} ({name})",
+                                             column=str(name)))
         pattern = (options if isinstance(options, dict) else {}).get("pattern")
         if pattern is not None:
             try:
@@ -180,10 +202,10 @@ def _lint_properties(props: list[Any], where: str) -> list[str]:
             problems.append(
                 f"{path} ({name}): partition transform {_partition_transform(prop)!r} is not "
                 "one of identity, year, month, day, hour, bucket[N], truncate[W]")
-        problems.extend(_lint_properties(prop.get("properties") or [], path))
+        problems.extend(_lint_properties(prop.get("properties") or [], path, nested=True))
         items = prop.get("items")
         if isinstance(items, dict):
-            problems.extend(_lint_properties([items], f"{path}.items"))
+            problems.extend(_lint_properties([items], f"{path}.items", nested=True))
     return problems
 
 
@@ -235,12 +257,43 @@ def _partitioning(props: list[Any]) -> tuple[tuple[str, str], ...]:
 
 
 def _valid_values(prop: dict[str, Any]) -> tuple[object, ...] | None:
+    """A ``validValues`` row rule's list (one without a numeric comparison; with one it
+    is a measured quality rule, :mod:`dativo.quality.rules`)."""
     for rule in prop.get("quality") or []:
-        if isinstance(rule, dict) and rule.get("rule") == "validValues":
-            values = rule.get("validValues", rule.get("mustBe"))
-            if isinstance(values, list):
-                return tuple(values)
+        values = row_valid_values(rule)
+        if values is not None:
+            return values
     return None
+
+
+def _measured(entries: Any) -> bool:
+    """Whether a quality list holds anything but text entries and row rules."""
+    return any(isinstance(e, dict) and e.get("type", "library") != "text"
+               and row_valid_values(e) is None for e in entries or [])
+
+
+def _column_names(obj: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(p["name"]) for p in obj.get("properties") or []
+                 if isinstance(p, dict) and "name" in p)
+
+
+def _primary_key(obj: dict[str, Any]) -> tuple[str, ...]:
+    keyed = [p for p in obj.get("properties") or []
+             if isinstance(p, dict) and p.get("primaryKey") and "name" in p]
+    keyed.sort(key=lambda p: p.get("primaryKeyPosition") or 0)
+    return tuple(str(p["name"]) for p in keyed)
+
+
+def quality_rules(obj: dict[str, Any]) -> tuple[QualityRule, ...]:
+    """Every measured quality rule of a linted schema object: its own list, then each
+    top-level property's, in contract order."""
+    found, _ = read_quality(obj.get("quality"), "schema", column=None,
+                            columns=_column_names(obj), primary_key=_primary_key(obj))
+    for prop in obj.get("properties") or []:
+        if isinstance(prop, dict) and "name" in prop:
+            more, _ = read_quality(prop.get("quality"), "property", column=str(prop["name"]))
+            found.extend(more)
+    return tuple(found)
 
 
 def _field_from_property(prop: dict[str, Any]) -> FieldSpec:
@@ -307,4 +360,5 @@ def load_contract(path: Path, object_name: str | None = None) -> Contract:
         tenant=doc.get("tenant"),
         version=str(doc.get("version")),
         source=str(path),
+        quality=quality_rules(obj),
     )

@@ -53,10 +53,13 @@ REFUSED = {
                          "unknown quality key 'validValue'; did you mean 'validValues'?"),
     "unknown rule": ({"logicalType": "string", "quality": [{"rule": "validValue",
                                                             "mustBe": ["a"]}]},
-                     "rule 'validValue' is not enforced by dativo; did you mean "
-                     "'validValues'?"),
-    "sql check": ({"logicalType": "string", "quality": [{"type": "sql", "query": "x"}]},
-                  "quality type 'sql' is not run by dativo"),
+                     "unknown rule 'validValue'; did you mean 'validValues'?"),
+    "sql check without {object}": ({"logicalType": "string", "quality": [
+        {"type": "sql", "query": "x", "mustBe": 0}]},
+        "the query must read the table as {object}"),
+    "custom check": ({"logicalType": "string", "quality": [
+        {"type": "custom", "engine": "soda", "implementation": "x"}]},
+        "quality type 'custom' is not run by dativo"),
     "empty validValues": ({"logicalType": "string",
                            "quality": [{"rule": "validValues", "validValues": []}]},
                           "rule validValues needs a non-empty list"),
@@ -77,13 +80,10 @@ def test_rules_dativo_would_drop_are_lint_problems(case: str) -> None:
     assert message in problems[0]
 
 
-def test_a_table_level_rule_is_refused() -> None:
+def test_a_table_level_rule_is_run_since_issue_16() -> None:
     contract = doc(logicalType="string")
     contract["schema"][0]["quality"] = [{"rule": "rowCount", "mustBeGreaterThan": 0}]
-    assert lint_document(contract) == [
-        "schema[0].quality[0]: table-level rules are not enforced by dativo (it enforces "
-        "validValues on columns; required, logicalTypeOptions and primaryKey cover the "
-        "rest); remove it, or make it type: text to keep it as documentation"]
+    assert lint_document(contract) == []
 
 
 def test_the_repository_contracts_lint_clean() -> None:

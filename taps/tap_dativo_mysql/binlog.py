@@ -2,13 +2,15 @@
 binlog (mysql-replication's BinLogStreamReader, as a replica would read them).
 
 State (per stream): ``{"log_file": "binlog.000042", "log_pos": <int>, "gtid": <MariaDB
-GTID position or null>}``. It is the binlog position up to which every change of the
-table has been emitted: the snapshot's position after the first run, then the end of
-the last fully emitted transaction. It only moves forward, and only at transaction
+GTID position or null>, "server_id": <the source's>}``. It is the binlog position up to
+which every change of the table has been emitted: the snapshot's position after the
+first run, then the end of the last fully emitted transaction. It only moves forward,
+and only at transaction
 boundaries (an XID event, a COMMIT, a statement outside any transaction such as DDL, a
 file rotation), so a run killed mid-transaction re-sends that transaction (duplicates,
 never a gap). The GTID is kept for information (and a later switch to GTID positions);
-runs resume from file and offset, which are only valid on the same server.
+runs resume from file and offset, which are only valid on the same server: a state
+written by another ``server_id`` is refused.
 
 A run ends once it has read up to the binlog position it found at its start (the
 dump is non-blocking, so it never waits for new changes), instead of waiting on an idle
@@ -52,7 +54,7 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
-from dativo.errors import CodecError, DativoError
+from dativo.errors import CodecError, ConfigError, DativoError
 from dativo.sql_taps import describe
 from tap_dativo_mysql.binlog_server import (
     Position,
@@ -135,6 +137,7 @@ class BinlogReader:
         self.state = stream.get_context_state(None)
         configured = stream.config.get("server_id")
         self.server_id = int(configured) if configured else random.randint(*SERVER_ID_RANGE)
+        self.source_id: int | None = None  # the source's server_id, kept in state
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Snapshot on the first run, then every change up to this run's start."""
@@ -152,7 +155,10 @@ class BinlogReader:
                 rows = RowNormalizer(columns, known)
                 now = current_position(conn, server, name)  # needs REPLICATION CLIENT
             start = self._state_position()
-            if start is None:
+            self.source_id = server.server_id
+            if start is not None:
+                self._check_source(server)
+            else:
                 self._probe_dump(server, now)
                 start = yield from self._snapshot(server)
             yield from self._changes(server, rows, start)
@@ -170,6 +176,18 @@ class BinlogReader:
         if self.state.get("log_file") and self.state.get("log_pos") is not None:
             return Position.of(str(self.state["log_file"]), int(self.state["log_pos"]))
         return None
+
+    def _check_source(self, server: Server) -> None:
+        """A file and offset mean nothing on another server (after a failover, or a
+        changed host): refuse rather than read the wrong binlog."""
+        written_by = self.state.get("server_id")
+        if written_by is not None and int(written_by) != server.server_id:
+            raise ConfigError(
+                f"stream '{self.stream.name}': the state's binlog position "
+                f"{self.state.get('log_file')}:{self.state.get('log_pos')} is of the server "
+                f"with server_id {written_by}, this is server_id {server.server_id} (a "
+                "failover, or another server): clear the stream's state to take a new "
+                "snapshot")
 
     def _probe_dump(self, server: Server, position: Position) -> None:
         """Open the binlog dump once before a snapshot, so a missing REPLICATION SLAVE
@@ -238,7 +256,7 @@ class BinlogReader:
         current = self._state_position()
         if current is None or position > current:
             self.state.update({"log_file": position.file, "log_pos": position.pos,
-                               "gtid": gtid})
+                               "gtid": gtid, "server_id": self.source_id})
             self.stream.state_manager.is_flushed = False
 
 

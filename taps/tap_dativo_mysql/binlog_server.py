@@ -62,6 +62,7 @@ class Server:
     is_mariadb: bool
     version: str
     login: str  # 'user'@'host' for the GRANT advice
+    server_id: int  # a position is only valid on the server that wrote it
 
 
 def check_server(conn: sa.Connection, stream: str) -> Server:
@@ -73,9 +74,9 @@ def check_server(conn: sa.Connection, stream: str) -> Server:
             setting and its value.
     """
     version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
-    login = str(conn.exec_driver_sql("SELECT CURRENT_USER()").scalar())
-    user, _, host = login.rpartition("@")
-    server = Server("mariadb" in version.lower(), version, f"'{user}'@'{host}'")
+    login, server_id = conn.exec_driver_sql("SELECT CURRENT_USER(), @@server_id").one()
+    user, _, host = str(login).rpartition("@")
+    server = Server("mariadb" in version.lower(), version, f"'{user}'@'{host}'", int(server_id))
     settings = {str(name).lower(): str(value) for name, value in conn.exec_driver_sql(
         "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', "
         "'binlog_row_image', 'binlog_row_metadata')").all()}

@@ -334,6 +334,21 @@ def test_missing_replication_grant_is_one_line_naming_it(
     assert password not in run.stderr
 
 
+def test_state_of_another_server_is_refused(mariadb: MariaDBServer, tmp_path: Path) -> None:
+    """A failover (or a changed host) leaves a file and offset of another server."""
+    db, config, catalog = setup(mariadb, tmp_path)
+    stream = f"{db}-accounts"
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    assert first.state["bookmarks"][stream]["server_id"] == 1
+    moved = json.loads(json.dumps(first.state))
+    moved["bookmarks"][stream]["server_id"] = 7
+    run = run_tap(TAP, tmp_path, config, catalog=catalog, state=moved)
+    assert_one_line_error(run, f"stream '{stream}': the state's binlog position binlog.")
+    assert ("is of the server with server_id 7, this is server_id 1 (a failover, or another "
+            "server): clear the stream's state") in run.stderr
+
+
 def test_dropped_table_is_one_line_saying_to_rediscover(
     mariadb: MariaDBServer, tmp_path: Path
 ) -> None:

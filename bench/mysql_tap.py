@@ -250,6 +250,14 @@ class MySQLRuns:
         self._measure(result, cmd, run_dir)
         result.rows = count_batch_rows(run_dir)
 
+    def mysql_batch_p2(self, result: Result) -> None:
+        """The BATCH row read in two primary-key ranges at once (``partitions: 2``)."""
+        run_dir = self._dir("mysql-batch-p2")
+        cmd = self.mysql.command(self.bin / "tap-dativo-mysql", run_dir, STREAM,
+                                 partitions=2, **batch_settings(run_dir))
+        self._measure(result, cmd, run_dir)
+        result.rows = count_batch_rows(run_dir)
+
     def mysql_batch_large(self, result: Result) -> None:
         """The BATCH row on a table 10x larger: its peak RSS must stay flat."""
         result.expected_rows = self.records * LARGE_FACTOR

@@ -18,7 +18,7 @@ RUN_NAMES = ("floor", "target", "floor_orders", "target_orders", "meltano", "pee
              "markdown_kv", "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
              "pg_iceberg_one", "csv_floor", "csv_tap", "mysql_floor", "mysql_tap",
              "mysql_batch", "mysql_batch_large", "mysql_peer_singer", "mysql_peer_meltanolabs",
-             "mysql_iceberg", "mysql_iceberg_one")
+             "mysql_iceberg", "mysql_iceberg_one", "mysql_batch_p2")
 # ``--runs <group>`` runs a group's rows only (fast iteration on one goal).
 RUN_GROUPS = {
     "fixed_cost": ("startup_floor", "record_one", "batch_parquet_one"),
@@ -27,6 +27,8 @@ RUN_GROUPS = {
     "mysql": ("mysql_floor", "mysql_tap", "mysql_batch", "mysql_batch_large",
               "mysql_peer_singer", "mysql_peer_meltanolabs", "mysql_iceberg",
               "mysql_iceberg_one"),
+    # What ``partitions: 2`` (two primary-key ranges read at once) buys over one piece.
+    "mysql_partitions": ("mysql_batch", "mysql_batch_p2"),
 }
 LABELS = {
     "floor": "orjson parse floor",
@@ -58,6 +60,7 @@ LABELS = {
     "mysql_tap": "tap-dativo-mysql (same table to stdout, RECORDs)",
     "mysql_batch": "tap-dativo-mysql (same table to Parquet BATCH files)",
     "mysql_batch_large": "tap-dativo-mysql (10N-row table to Parquet BATCH files)",
+    "mysql_batch_p2": "tap-dativo-mysql (same table to Parquet BATCH files, partitions: 2)",
     "mysql_peer_singer": "peer: tap-mysql 1.17.7, singer-io (same table to stdout)",
     "mysql_peer_meltanolabs": "peer: meltanolabs-tap-mysql 0.0.1a1 (same table to stdout)",
     "mysql_iceberg": "MySQL -> Iceberg through BATCH (tap | target)",
@@ -73,7 +76,8 @@ FLOOR_OF = {"record_one": "startup_floor", "batch_parquet_one": "startup_floor",
             "pg_iceberg_one": "startup_floor", "target_orders": "floor_orders",
             "batch_parquet_large": "batch_parquet_floor", "mysql_iceberg_one": "startup_floor",
             **{key: "mysql_floor" for key in ("mysql_tap", "mysql_batch", "mysql_peer_singer",
-                                              "mysql_peer_meltanolabs", "mysql_iceberg")}}
+                                              "mysql_peer_meltanolabs", "mysql_iceberg",
+                                              "mysql_batch_p2")}}
 FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor", "mysql_floor")
 GOAL_RECORD_ONE_SECONDS = 0.45
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer

@@ -27,7 +27,8 @@ RECORD path sends (the stream's JSON schema decides the Arrow type):
 - timestamps are read in a UTC session (``SET time_zone='+00:00'`` on every
   connection) and typed UTC; tinyint(1) becomes boolean, FLOAT is selected as text and
   parsed as the double the RECORD path sends (PyMySQL parses MySQL's text, so 0.1
-  stays 0.1, not float32's 0.10000000149).
+  stays 0.1, not float32's 0.10000000149); MySQL's binary JSON type is selected as its
+  text, as PyMySQL reads it (MariaDB's JSON is text already).
 
 A column of a type not listed here (spatial types, ...) makes the stream send files of
 records instead, with the column named in the log (:func:`unsupported_column`).
@@ -101,8 +102,7 @@ def arrow_column(column: sa.Column[Any], prop: Mapping[str, Any]
         return _unless(bad, column)
     if isinstance(kind, sat.Time):
         return _unless(sa.or_(column < "00:00:00", column >= "24:00:00"), column)
-    if sql_type.startswith("decimal") or (isinstance(kind, sat.Numeric)
-                                          and isinstance(kind, mysql.FLOAT)):
+    if sql_type.startswith("decimal") or isinstance(kind, mysql.FLOAT | sat.JSON):
         return sa.cast(column, sa.CHAR).label(column.name), None
     if prop.get("contentEncoding") == "base64":
         encoded = sa.func.replace(sa.func.to_base64(column), "\n", "")

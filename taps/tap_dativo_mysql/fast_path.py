@@ -15,7 +15,8 @@ is not a single integer column; the log says why.
 
 What N=2 buys on the 2-core development machine (1M rows of ten mixed types, five
 interleaved runs of the whole tap): nothing, a median 2.83 s at N=1 and 2.95 s at N=2,
-peak RSS 210 -> 260 MiB. connectorx reads the rows in about 0.6 s, Parquet encoding
+peak RSS 210 -> 260 MiB (``bench.run --runs mysql_partitions``: 2.38 s and 2.26 s, +5%,
+within noise). connectorx reads the rows in about 0.6 s, Parquet encoding
 takes about 0.5 s in the tap's one thread, and MariaDB needs the other core to send the
 rows; ranges pay off when the server has cores of its own.
 """
@@ -66,6 +67,7 @@ class MySQLFastPath(ArrowBatchesStream):
         """The rows through connectorx, in ``partitions`` ranges when it can."""
         # The parquet extra (pyarrow, connectorx), checked with batch_config in tap.py.
         from tap_dativo_mysql.arrow_reader import (
+            CHECK_PREFIX,
             ArrowTableReader,
             Check,
             arrow_column,
@@ -75,12 +77,14 @@ class MySQLFastPath(ArrowBatchesStream):
 
         table = self._table()
         props = self.schema.get("properties", {})
-        values, checks, check_values = [], [], []
+        values: list[sa.ColumnElement[Any]] = []
+        checks: list[Check] = []
+        check_values: list[sa.ColumnElement[Any]] = []
         for column in table.columns:
             value, check = arrow_column(column, props.get(column.name, {}))
             values.append(value)
             if check is not None:
-                check_values.append(check.label(f"_dativo_check_{len(checks)}"))
+                check_values.append(check.label(f"{CHECK_PREFIX}{len(checks)}"))
                 kind = "time" if isinstance(column.type, sat.Time) else "zero date"
                 checks.append(Check(column.name, kind))
         query = self.apply_query_filters(sa.select(*values, *check_values), table,

@@ -188,6 +188,28 @@ def test_parquet_batch_config_sends_files_of_change_records(
         "log_pos"]
 
 
+def test_changes_across_binlog_files_arrive_and_move_the_state_to_the_new_file(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    db, config, catalog = setup(mariadb, tmp_path)
+    stream = f"{db}-accounts"
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    mariadb.sql("INSERT INTO accounts VALUES (4, 'dee', NULL, NULL); FLUSH BINARY LOGS; "
+                "UPDATE accounts SET name = 'dot' WHERE id = 4; FLUSH BINARY LOGS; "
+                "FLUSH BINARY LOGS; DELETE FROM accounts WHERE id = 4", db)
+    second = run_tap(TAP, tmp_path, config, catalog=catalog, state=first.state)
+    assert second.returncode == 0, second.stderr
+    changes = second.records(stream)
+    assert [(r["id"], r["name"], r["_sdc_deleted_at"] is not None) for r in changes] == [
+        (4, "dee", False), (4, "dot", False), (4, "dot", True)]
+    positions = [r["_sdc_binlog_pos"] for r in changes]
+    assert positions == sorted(positions) and len({p >> 32 for p in positions}) == 3
+    file = mariadb.sql("SHOW MASTER STATUS").split("\t")[0]
+    assert second.state["bookmarks"][stream]["log_file"] == file != (
+        first.state["bookmarks"][stream]["log_file"])
+
+
 def test_truncate_is_a_warning_not_deletes(mariadb: MariaDBServer, tmp_path: Path) -> None:
     db, config, catalog = setup(mariadb, tmp_path)
     first = run_tap(TAP, tmp_path, config, catalog=catalog)

@@ -145,6 +145,9 @@ class BinlogReader:
         try:
             with self.stream.sql_connector.connect() as conn:
                 server = check_server(conn, name)
+                if self.server_id == server.server_id:
+                    raise ConfigError(f"server_id: {self.server_id} is the source server's "
+                                      "own server_id; set another (or leave it unset)")
                 known = [n for n in self.stream.schema.get("properties", {})
                          if n not in CDC_COLUMNS]
                 columns = table_columns(conn, self.database, self.table)

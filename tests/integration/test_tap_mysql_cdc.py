@@ -371,6 +371,23 @@ def test_state_of_another_server_is_refused(mariadb: MariaDBServer, tmp_path: Pa
             "server): clear the stream's state") in run.stderr
 
 
+def test_server_id_of_the_source_itself_is_refused(
+    mariadb: MariaDBServer, tmp_path: Path
+) -> None:
+    db, config, catalog = setup(mariadb, tmp_path, server_id=1)
+    run = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert_one_line_error(run, "server_id: 1 is the source server's own server_id; set "
+                               "another (or leave it unset)")
+    config["server_id"] = 4242
+    first = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    mariadb.sql("INSERT INTO accounts VALUES (4, 'dee', NULL, NULL)", db)
+    second = run_tap(TAP, tmp_path, config, catalog=catalog, state=first.state)
+    assert second.returncode == 0, second.stderr
+    assert "as replica server_id 4242" in second.stderr
+    assert [r["id"] for r in second.records(f"{db}-accounts")] == [4]
+
+
 def test_dropped_table_is_one_line_saying_to_rediscover(
     mariadb: MariaDBServer, tmp_path: Path
 ) -> None:

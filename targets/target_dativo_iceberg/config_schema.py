@@ -17,6 +17,7 @@ from dativo.iceberg.file_defaults import COMPRESSION, TARGET_FILE_SIZE_MB
 from dativo.markdown_kv import DIALECTS
 from dativo.observability_settings import log_format_setting, metrics_setting
 from dativo.progress import DEFAULT_INTERVAL_SECONDS
+from dativo.quality.anomaly import DEFAULT_K, DEFAULT_MIN_LOADS, DEFAULT_WINDOW
 from target_dativo_iceberg.batch_roots import DEFAULT_BATCH_MAX_FILE_BYTES, DEFAULT_BATCH_ROOTS
 
 # The closed vocabularies: each setting's choices, and the type of its value.
@@ -205,6 +206,22 @@ CONFIG_SCHEMA = th.PropertiesList(
                             "whose counts changed (records received, committed, "
                             "rejected, rows/s, last committed snapshot); one final line "
                             "per stream at the end. 0 logs only the final lines."),
+    th.Property("anomaly_k", th.NumberType, default=DEFAULT_K,
+                description="Anomaly detection (no configuration needed): each load's "
+                            "row count, reject ratio and per column null ratio, distinct "
+                            "estimate and min/max are compared with the last "
+                            "anomaly_window loads; a value outside median +- k times the "
+                            "MAD (scaled to a standard deviation) is flagged in "
+                            "<table>__quality. Higher flags less; > 0. A flag stops a "
+                            "strict run only if the contract opts in (customProperties "
+                            "anomaly: block)."),
+    th.Property("anomaly_window", th.IntegerType, default=DEFAULT_WINDOW,
+                description="How many earlier loads of a table the anomaly band is "
+                            "computed over (the most recent ones); anomaly_min_loads to "
+                            "1000."),
+    th.Property("anomaly_min_loads", th.IntegerType, default=DEFAULT_MIN_LOADS,
+                description="No anomaly is flagged until a table has this many earlier "
+                            "loads with the metric; 3 to anomaly_window."),
     # singer-sdk's text ("Whether to add metadata fields to records.") promises what
     # this target refuses (settings.py), so it is declared here to say so.
     th.Property("add_record_metadata", th.BooleanType, title="Add Record Metadata",

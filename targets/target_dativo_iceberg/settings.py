@@ -9,6 +9,7 @@ schema cannot state: ranges with advice, rules that span settings, and the machi
 
 from __future__ import annotations
 
+import math
 import resource
 import string
 from collections.abc import Mapping
@@ -53,6 +54,8 @@ MAX_RECORD_BYTES_CEILING = 256 * 1024 * 1024
 # ahead into the buffer would be unseen by the flush timer's poll (see input_timer).
 MIN_RECORD_BYTES = 1024 * 1024
 PLACEHOLDERS = ("tenant", "stream", "doc_id", "date")  # of markdown_kv.path_pattern
+MIN_ANOMALY_LOADS = 3  # anomaly_min_loads: a median needs a few values to be robust
+MAX_ANOMALY_WINDOW = 1000  # anomaly_window: loads read back per commit
 
 
 def _defaults(properties: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,6 +178,9 @@ class TargetSettings:
     audit_log_path: Path | None
     format: OutputFormat
     markdown_kv: MarkdownKVSettings | None  # set when format is markdown_kv
+    anomaly_k: float
+    anomaly_window: int
+    anomaly_min_loads: int
 
     @property
     def open_spools(self) -> int:
@@ -213,6 +219,7 @@ class TargetSettings:
         # singer-sdk's default is its enum member: the plain value, for messages and logs
         load_method = TargetLoadMethods(values["load_method"]).value
         output_format, markdown_kv = _output_format(values, catalog, load_method)
+        anomaly_k, anomaly_window, anomaly_min_loads = _anomaly(values)
         return cls(
             tenant_id=tenant,
             catalog=catalog,
@@ -243,6 +250,9 @@ class TargetSettings:
             else None,
             format=output_format,
             markdown_kv=markdown_kv,
+            anomaly_k=anomaly_k,
+            anomaly_window=anomaly_window,
+            anomaly_min_loads=anomaly_min_loads,
         )
 
 
@@ -257,6 +267,29 @@ def _output_format(values: Mapping[str, Any], catalog: Mapping[str, str], load_m
         return "parquet", None
     return "markdown_kv", MarkdownKVSettings.from_config(
         raw, warehouse=catalog.get("warehouse", ""), load_method=load_method)
+
+
+def _anomaly(values: Mapping[str, Any]) -> tuple[float, int, int]:
+    """``anomaly_k``, ``anomaly_window`` and ``anomaly_min_loads``, checked together."""
+    k = float(values["anomaly_k"])  # singer-sdk parses fractions as Decimal
+    if not 0 < k < math.inf:
+        raise ConfigError(f"anomaly_k: {values['anomaly_k']!r} must be a number > 0; 3 "
+                          "(the default) flags a value more than about three standard "
+                          "deviations from the usual, a higher k flags less")
+    window, min_loads = values["anomaly_window"], values["anomaly_min_loads"]
+    if min_loads < MIN_ANOMALY_LOADS:
+        raise ConfigError(f"anomaly_min_loads: {min_loads!r} must be at least "
+                          f"{MIN_ANOMALY_LOADS}: the median of fewer loads says little "
+                          "about the usual value")
+    if window < min_loads:
+        raise ConfigError(f"anomaly_window: {window!r} is less than anomaly_min_loads "
+                          f"({min_loads}), so no band would ever have enough loads; raise "
+                          "anomaly_window or lower anomaly_min_loads")
+    if window > MAX_ANOMALY_WINDOW:
+        raise ConfigError(f"anomaly_window: {window!r} must be at most {MAX_ANOMALY_WINDOW}: "
+                          "the band's loads are read back from <table>__quality at every "
+                          "commit (the default is 20)")
+    return k, int(window), int(min_loads)
 
 
 def _seconds(values: Mapping[str, Any], key: str, zero: str) -> float:

@@ -298,3 +298,32 @@ def test_min_and_max_tolerate_five_percent_of_the_columns_usual_range():
     times = [{"min:t": 1.7e9 + i * day, "max:t": 1.7e9 + (i + 1) * day} for i in range(10)]
     assert flagged(flags({"max:t": 1.7e9 + 11 * day}, times, **DEFAULTS)) == []
     assert flagged(flags({"max:t": 1.7e9 - 30 * day}, times, **DEFAULTS)) == ["max:t"]
+
+
+TARGET = {"tenant_id": "acme", "catalog": {"warehouse": "/tmp/warehouse"}}
+
+
+def test_the_target_settings_default_and_check_the_anomaly_band():
+    from target_dativo_iceberg.settings import TargetSettings
+
+    settings = TargetSettings.from_config(TARGET)
+    assert (settings.anomaly_k, settings.anomaly_window, settings.anomaly_min_loads) == (
+        3.0, 20, 5)
+    tuned = TargetSettings.from_config({**TARGET, "anomaly_k": Decimal("2.5"),
+                                        "anomaly_window": 3, "anomaly_min_loads": 3})
+    assert (tuned.anomaly_k, tuned.anomaly_window, tuned.anomaly_min_loads) == (2.5, 3, 3)
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"anomaly_k": 0}, "anomaly_k: 0 must be a number > 0"),
+    ({"anomaly_k": -3}, "anomaly_k: -3 must be a number > 0"),
+    ({"anomaly_min_loads": 2}, "anomaly_min_loads: 2 must be at least 3"),
+    ({"anomaly_window": 4}, "anomaly_window: 4 is less than anomaly_min_loads (5)"),
+    ({"anomaly_window": 1001}, "anomaly_window: 1001 must be at most 1000"),
+])
+def test_bad_anomaly_settings_name_the_key(config: dict[str, object], message: str):
+    from target_dativo_iceberg.settings import TargetSettings
+
+    with pytest.raises(ConfigError) as raised:
+        TargetSettings.from_config({**TARGET, **config})
+    assert str(raised.value).startswith(message)

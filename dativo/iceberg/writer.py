@@ -42,7 +42,9 @@ from dativo.iceberg.catalog import open_catalog
 from dativo.iceberg.commits import commit_with_retry
 from dativo.iceberg.dead_letter import DEAD_LETTER_SCHEMA
 from dativo.iceberg.file_defaults import COMPRESSION, TARGET_FILE_SIZE_BYTES
-from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, table_identifier
+from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, QUALITY_SUFFIX, table_identifier
+from dativo.iceberg.quality_gate import CommitRows, annotate
+from dativo.iceberg.quality_table import QUALITY_SCHEMA
 from dativo.iceberg.schema_union import changes_table, iceberg_schema, union_by_name
 from dativo.iceberg.staging import CommitMode, TableChange, VersionActivation
 from dativo.iceberg.table_changes import PlannedTransaction, TableChanges, replay_waits
@@ -51,6 +53,9 @@ LOGGER = logging.getLogger(__name__)
 
 PLUGIN = "target-dativo-iceberg"
 T = TypeVar("T")
+Gate = Callable[[CommitRows], Mapping[str, str]]
+"""A commit's quality gate: sees the staged commit, returns snapshot-summary properties
+or raises :class:`~dativo.errors.QualityError` to abort it."""
 TABLE_PROPERTIES = {  # the caller's settings (table_properties) override size and codec
     "write.target-file-size-bytes": str(TARGET_FILE_SIZE_BYTES),
     "write.parquet.compression-codec": COMPRESSION,
@@ -168,6 +173,11 @@ class IcebergWriter:
         identifier = self.table_identifier(contract, DEAD_LETTER_SUFFIX)
         return self._create_or_load(identifier, DEAD_LETTER_SCHEMA)
 
+    def quality_table(self, contract: Contract) -> Table:
+        """``<table>__quality`` beside the contract's table, created on first use."""
+        identifier = self.table_identifier(contract, QUALITY_SUFFIX)
+        return self._create_or_load(identifier, QUALITY_SCHEMA)
+
     def _create_or_load(self, identifier: tuple[str, ...], schema: pa.Schema | Schema
                         ) -> Table:
         """Load the table, creating it and its namespace first if needed.
@@ -213,8 +223,8 @@ class IcebergWriter:
         return _write(table.metadata, table.io, data, table.name())
 
     def commit_files(self, table: Table, changes: list[TableChange],
-                     properties: Mapping[str, str], *, mode: CommitMode = "append"
-                     ) -> int | None:
+                     properties: Mapping[str, str], *, mode: CommitMode = "append",
+                     gate: Gate | None = None) -> int | None:
         """Apply ``changes`` to ``table``, in order, in one metadata commit; return the
         id of the last snapshot.
 
@@ -233,15 +243,24 @@ class IcebergWriter:
         files are already written, so a retry redoes only the metadata and any
         copy-on-write rewrite.
 
+        ``gate`` (the stream's quality rules, :class:`dativo.quality.gate.QualityGate`)
+        is called inside the transaction, after the changes are staged, with a read view
+        of the rows they add and of the would-be snapshot
+        (:class:`~dativo.iceberg.quality_gate.CommitRows`); the properties it returns go
+        into the last snapshot's summary. A gated commit always takes the planned path,
+        so a commit that lost a race is gated again on the new would-be snapshot.
+
         Raises:
             CommitError: The commit still fails after the last attempt.
+            QualityError: ``gate`` blocked the commit; nothing of it is in the table.
         """
-        planned = mode != "append" or any(isinstance(c, VersionActivation) for c in changes)
+        planned = (gate is not None or mode != "append"
+                   or any(isinstance(c, VersionActivation) for c in changes))
         plan = TableChanges(table, properties, mode)
 
         def commit() -> int | None:  # after a conflict: planned again on the refreshed table
             if planned:
-                self._commit_planned(table, plan, changes)
+                self._commit_planned(table, plan, changes, gate)
             else:  # a plain append: pyiceberg itself re-applies it after a conflict
                 with table.transaction() as tx:
                     plan.stage(tx, changes)
@@ -254,7 +273,7 @@ class IcebergWriter:
             raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
 
     def _commit_planned(self, table: Table, plan: TableChanges,
-                        changes: list[TableChange]) -> None:
+                        changes: list[TableChange], gate: Gate | None = None) -> None:
         """Plan ``changes`` on the table's newest snapshot and commit them; after a
         conflict, commit the same plan on the new snapshot while the commits in between
         touched none of its keys and files (:meth:`TableChanges.restage`), as often as
@@ -273,6 +292,8 @@ class IcebergWriter:
                         plan.restage(tx)
                     else:
                         plan.stage(tx, changes)
+                    if gate is not None:  # raising here leaves the transaction uncommitted
+                        annotate(tx, gate(CommitRows(table, tx, changes)))
                 return
             except CommitFailedException:
                 wait = next(waits, None)

@@ -40,12 +40,14 @@ import orjson
 
 from dativo import metrics
 from dativo.audit import AuditLog
+from dativo.errors import QualityError
 from dativo.iceberg.naming import RUN_ID_PROPERTY, STATE_PROPERTY
 from dativo.iceberg.staging import CommitMode, FileBatch, VersionActivation
 from dativo.metrics import RunMetrics
 from target_dativo_iceberg.batches import Batch, CheckedBatch
 from target_dativo_iceberg.dead_letter import dead_letter_rows
 from target_dativo_iceberg.destinations import destination_for
+from target_dativo_iceberg.quality_gates import QualityGates
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.sinks import CheckedDrain, StreamSink, StreamStats
 from target_dativo_iceberg.staged_tables import Staged, StagedTables, staged_name
@@ -90,6 +92,7 @@ class Committer:
         # Table -> (first, last) drain of its valid rows not committed yet.
         self._pending: dict[str, tuple[int, int]] = {}
         self._refused = False  # strict mode refused a drain: see salvage
+        self._gates = QualityGates(settings, run_id, writer)
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
                      has_state: bool, final: bool, flush: bool = False) -> None:
@@ -183,6 +186,7 @@ class Committer:
             return
         assert sink.table is not None  # by _prepare
         self._note_rows(sink.table, drain)
+        self._gates.track(sink, stream, self._destination)
         if rows.own_files:
             files = self._writer.result().write_files(sink.table, rows.rows)
             self._tables.stage(sink.table, stream, FileBatch(files, rows.keys), rows.records)
@@ -228,6 +232,11 @@ class Committer:
                            "failure came while data files were written, so no STATE covers "
                            "them and the rerun loads them again")
             return
+        if self._gates.blocked:
+            LOGGER.warning("Not committing the rows written since the last commit: a "
+                           "quality rule blocked a commit, so no STATE covers them and the "
+                           "rerun loads them again")
+            return
         if self._writer.done() and self._writer.exception() is None:
             if self._refused:
                 self._drop_uncovered()
@@ -262,7 +271,9 @@ class Committer:
         if acknowledged is not None:
             properties[STATE_PROPERTY] = orjson.dumps(acknowledged.value).decode()
         staged = self._tables.staged
-        for name in list(staged):
+        # Gated tables first: a blocked commit then leaves the other tables uncommitted
+        # too, so the rerun (from the last STATE emitted) loads them once.
+        for name in sorted(staged, key=lambda n: not self._gates.gated(n)):
             self._commit(staged[name], properties)
             del staged[name]  # committed: a retry (salvage) must not add it again
         for name, (_, last) in list(self._pending.items()):  # what open files still hold
@@ -296,9 +307,16 @@ class Committer:
         mode: CommitMode = "append"
         if not staged.dead_letter and self.settings.load_method != "append-only":
             mode = self.settings.load_method
-        snapshot = self._writer.result().commit_files(staged.table, staged.changes,
-                                                      properties, mode=mode)
         table = staged_name(staged.table)
+        gate = None if staged.dead_letter else self._gates.gate(table)
+        try:
+            snapshot = self._writer.result().commit_files(staged.table, staged.changes,
+                                                          properties, mode=mode, gate=gate)
+        except QualityError:
+            self._gates.record(table, None)  # the failures, without a snapshot
+            self._tables.drop(table)  # its data files: the rerun writes them again
+            raise
+        self._gates.record(table, snapshot)
         files = staged.files
         size = sum(f.file_size_in_bytes for f in files)
         metrics.COMMITS.labels(**self.run_metrics.labels, table=table).inc()

@@ -222,6 +222,11 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("anomaly_min_loads", th.IntegerType, default=DEFAULT_MIN_LOADS,
                 description="No anomaly is flagged until a table has this many earlier "
                             "loads with the metric; 3 to anomaly_window."),
+    th.Property("quality_sql_timeout_seconds", th.NumberType, default=30,
+                description="Time limit of each data-quality query (a contract's type: "
+                            "sql rule, or the one query of its library rules); a query "
+                            "still running is stopped and its rule fails, naming this "
+                            "setting. > 0."),
     # singer-sdk's text ("Whether to add metadata fields to records.") promises what
     # this target refuses (settings.py), so it is declared here to say so.
     th.Property("add_record_metadata", th.BooleanType, title="Add Record Metadata",

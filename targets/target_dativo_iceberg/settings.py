@@ -178,6 +178,7 @@ class TargetSettings:
     audit_log_path: Path | None
     format: OutputFormat
     markdown_kv: MarkdownKVSettings | None  # set when format is markdown_kv
+    quality_sql_timeout_seconds: float
     anomaly_k: float
     anomaly_window: int
     anomaly_min_loads: int
@@ -250,6 +251,7 @@ class TargetSettings:
             else None,
             format=output_format,
             markdown_kv=markdown_kv,
+            quality_sql_timeout_seconds=_quality_timeout(values),
             anomaly_k=anomaly_k,
             anomaly_window=anomaly_window,
             anomaly_min_loads=anomaly_min_loads,
@@ -290,6 +292,15 @@ def _anomaly(values: Mapping[str, Any]) -> tuple[float, int, int]:
                           "the band's loads are read back from <table>__quality at every "
                           "commit (the default is 20)")
     return k, int(window), int(min_loads)
+
+
+def _quality_timeout(values: Mapping[str, Any]) -> float:
+    value = float(values["quality_sql_timeout_seconds"])  # Decimal from singer-sdk
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"quality_sql_timeout_seconds: {value!r} must be a number of "
+                          "seconds > 0 (the default 30 stops a quality query that runs "
+                          "longer)")
+    return value
 
 
 def _seconds(values: Mapping[str, Any], key: str, zero: str) -> float:

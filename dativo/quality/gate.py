@@ -1,0 +1,108 @@
+"""The commit gate: a stream's quality rules measured on a commit before it lands.
+
+:class:`QualityGate` is what the target hands to
+:meth:`dativo.iceberg.writer.IcebergWriter.commit_files` as ``gate``. The writer calls it
+inside the commit's transaction with a :class:`CommitView` (the rows the commit adds,
+and the table as the commit would leave it); the gate measures the rules of each scope
+(:mod:`dativo.quality.measure`), compares them, logs one WARNING line per failure that
+does not block, and either returns the snapshot-summary property ``dativo.quality`` or
+raises :class:`~dativo.errors.QualityError`, which aborts the transaction. A commit that
+lost a race is gated again on the new would-be snapshot, so :attr:`QualityGate.results`
+always describes the commit that landed (or was blocked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from dativo.errors import QualityError
+from dativo.quality.measure import Measured, Rows, measure
+from dativo.quality.results import SUMMARY_PROPERTY, CheckResult, quality_summary, rule_result
+from dativo.quality.rules import QualityRule
+
+LOGGER = logging.getLogger(__name__)
+
+
+class CommitView(Protocol):
+    """What a gate may read of a commit in flight (implemented in :mod:`dativo.iceberg`)."""
+
+    table: str
+    """The table's dotted name."""
+    run_rows: Rows
+    """The rows this commit adds (``run`` scope)."""
+    table_rows: Rows
+    """Every row of the snapshot the commit would make (``table`` scope)."""
+
+
+ExtraResults = Callable[[CommitView], Sequence[CheckResult]]
+"""More results for the same commit (the anomaly profile and flags), gathered with the
+rules' and recorded and summarised with them; see :meth:`QualityGate.gather`."""
+
+
+@dataclass
+class QualityGate:
+    """Gates one stream's commits on its contract's rules; ``strict`` blocks a failed
+    ``severity: error`` rule, anything else is logged and recorded."""
+
+    stream: str
+    rules: tuple[QualityRule, ...]
+    strict: bool
+    timeout: float
+    extra: ExtraResults | None = None
+    results: list[CheckResult] = field(default_factory=list)
+    """The results of the last gated commit (landed or blocked), for ``<table>__quality``."""
+
+    def __call__(self, view: CommitView) -> dict[str, str]:
+        """Check the commit in ``view``; return the summary property to commit with it.
+
+        Raises:
+            QualityError: ``strict`` and a ``severity: error`` rule failed.
+            ConfigError: A sql rule cannot run (not one SELECT, or returns no number).
+        """
+        self.results = []
+        results = self.gather(view)
+        self.results = results
+        blocking = [r for r, rule in zip(results, self.rules, strict=False)
+                    if r.outcome == "fail" and self.strict and rule.blocking]
+        for result in results:
+            if result.outcome in ("fail", "flag") and result not in blocking:
+                LOGGER.warning("Quality %s (severity %s): %s", result.outcome,
+                               result.severity or "none", result.message)
+        if blocking:
+            more = (f" (and {len(blocking) - 1} more blocking failure(s))"
+                    if len(blocking) > 1 else "")
+            raise QualityError(
+                f"{blocking[0].message}{more}. validation_mode=strict blocks a failed "
+                "severity: error rule: nothing of this commit was loaded and no STATE after "
+                f"it was emitted; the results are in {view.table}__quality",
+                stream=self.stream, table=view.table, failures=tuple(blocking))
+        return {SUMMARY_PROPERTY: quality_summary(results)}
+
+    def gather(self, view: CommitView) -> list[CheckResult]:
+        """Every result of one commit: the rules' (in contract order, measured once per
+        scope), then :attr:`extra`'s (the anomaly profile and flags, when wired)."""
+        measured: dict[int, Measured] = {}
+        for scope, rows in (("run", view.run_rows), ("table", view.table_rows)):
+            chosen = [i for i, r in enumerate(self.rules) if r.scope == scope]
+            if chosen:
+                values = measure([self.rules[i] for i in chosen], rows, timeout=self.timeout)
+                measured.update(zip(chosen, values, strict=True))
+        results = []
+        for i, rule in enumerate(self.rules):
+            result = rule_result(rule, measured[i].value, stream=self.stream, table=view.table)
+            if measured[i].error:
+                result = _with_error(result, measured[i].error or "")
+            results.append(result)
+        if self.extra is not None:
+            results.extend(self.extra(view))
+        return results
+
+
+def _with_error(result: CheckResult, error: str) -> CheckResult:
+    """A rule whose query was stopped or failed: it fails, saying why."""
+    return replace(result, outcome="fail", measured=None,
+                   message=result.message.replace("measured no value",
+                                                  f"was not measured ({error})"))

@@ -111,6 +111,10 @@ def _measure(con: duckdb.DuckDBPyConnection, rows: pa.Table | pa.RecordBatchRead
 
     fields = list(rows.schema)
     aliases = [f"c{i}" for i in range(len(fields))]
+    names = [field.name for field in fields]
+    if len(set(names)) < len(names):  # Arrow allows it, a table and the profile do not
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"columns {twice} appear more than once; profile one of each")
     if not fields:  # DuckDB cannot scan an Arrow relation without columns
         count = rows.num_rows if isinstance(rows, pa.Table) else sum(
             batch.num_rows for batch in rows)
@@ -125,23 +129,31 @@ def _measure(con: duckdb.DuckDBPyConnection, rows: pa.Table | pa.RecordBatchRead
     for start in range(0, len(fields), CHUNK_COLUMNS):
         stop = min(start + CHUNK_COLUMNS, len(fields))
         chunk = relation if stop - start == len(fields) else relation.select(aliases[start:stop])
-        names, sql = [ROW_COUNT], ["count(*)"]
-        for field, alias in zip(fields[start:stop], aliases[start:stop], strict=True):
-            for metric, expression in _aggregates(field.type, _quote(alias)):
-                names.append(f"{metric}:{field.name}")
-                sql.append(expression)
-        con.register("dativo_profiled", chunk)
-        try:
-            row = con.execute(f"SELECT {', '.join(sql)} FROM dativo_profiled").fetchone()
-        finally:
-            con.unregister("dativo_profiled")
-        assert row is not None  # an aggregate without GROUP BY returns one row
-        values.update((name, float(value)) for name, value in zip(names, row, strict=True)
-                      if value is not None)
-    count = values[ROW_COUNT]
-    for field in fields:  # null counts become ratios; 0 rows have no nulls
-        key = f"null_ratio:{field.name}"
-        values[key] = values[key] / count if count else 0.0
+        values.update(_query(con, chunk, fields[start:stop], aliases[start:stop]))
+    return values
+
+
+def _query(con: duckdb.DuckDBPyConnection, relation: pa.Table | pa.RecordBatchReader,
+           fields: list[pa.Field], aliases: list[str]) -> dict[str, float]:
+    """One query's metrics of ``fields`` (named ``aliases`` in ``relation``)."""
+    names, sql = [ROW_COUNT], ["count(*)"]
+    for field, alias in zip(fields, aliases, strict=True):
+        for metric, expression in _aggregates(field.type, _quote(alias)):
+            names.append(f"{metric}:{field.name}")
+            sql.append(expression)
+    con.register("dativo_profiled", relation)
+    try:
+        row = con.execute(f"SELECT {', '.join(sql)} FROM dativo_profiled").fetchone()
+    finally:
+        con.unregister("dativo_profiled")
+    assert row is not None  # an aggregate without GROUP BY returns one row
+    count = row[0]
+    values = {}
+    for name, value in zip(names, row, strict=True):
+        if name.startswith("null_ratio:"):  # a null count so far; 0 rows have no nulls
+            values[name] = value / count if count else 0.0
+        elif value is not None:
+            values[name] = float(value)
     return values
 
 
@@ -230,7 +242,7 @@ class Band:
         return self.low <= value <= self.high
 
     def text(self) -> str:
-        """E.g. ``median 1000 ± 3·MAD (MAD 14.83) over 10 loads: [955.5, 1044.5]``."""
+        """E.g. ``median 1000 ± 3·MAD (MAD 14.826) over 10 loads: [955.522, 1044.478]``."""
         k, mad = _number(self.k), _number(self.mad)
         if self.k * self.mad >= self.floor:
             width = f"{k}·MAD (MAD {mad})"

@@ -327,3 +327,9 @@ def test_bad_anomaly_settings_name_the_key(config: dict[str, object], message: s
     with pytest.raises(ConfigError) as raised:
         TargetSettings.from_config({**TARGET, **config})
     assert str(raised.value).startswith(message)
+
+
+def test_a_column_name_given_twice_is_refused():
+    rows = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["x", "x"])
+    with pytest.raises(ValueError, match=r"columns \['x'\] appear more than once"):
+        profile(rows, 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import statistics
 from decimal import Decimal
 
 import pyarrow as pa
@@ -65,10 +66,13 @@ def test_acceptance_ten_loads_of_about_1000_rows_then_10_is_flagged_and_1050_is_
     assert row_count.outcome == "flag"
     assert (row_count.kind, row_count.scope, row_count.column) == ("anomaly", "run", None)
     assert row_count.measured == 10
-    median = sorted(sizes)[4:6]
-    assert row_count.threshold.startswith(f"median {sum(median) / 2:g} ± ")
-    assert row_count.threshold.endswith("over 10 loads: [900, 1100]") or "MAD" in \
-        row_count.threshold
+    median = statistics.median(sizes)
+    mad = 1.4826 * statistics.median(abs(n - median) for n in sizes)
+    width = max(3 * mad, 0.1 * median)  # the 10% floor wins for these loads
+    assert width == 0.1 * median
+    assert row_count.threshold == (
+        f"median {median:g} ± floor {width:g} (10% of the median; 3·MAD = {3 * mad:.10g}) "
+        f"over 10 loads: [{median - width:g}, {median + width:g}]")
     assert "row_count = 10 is below its usual range" in row_count.message
     assert tiny["distinct:id"].outcome == "flag"  # 10 ids where ~1,000 were
 

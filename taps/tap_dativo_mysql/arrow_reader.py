@@ -85,8 +85,9 @@ def unsupported_column(columns: Sequence[sa.Column[Any]]) -> str | None:
     """Why the fast path cannot read these columns, naming the first it cannot."""
     for column in columns:
         if not isinstance(column.type, READABLE):
-            return (f"column {column.name} has type {column.type!r}, which the columnar "
-                    "reader does not read")
+            known = ("a type SQLAlchemy does not know" if isinstance(column.type, sat.NullType)
+                     else f"type {column.type!r}")
+            return f"column {column.name} has {known}, which the columnar reader does not read"
     return None
 
 

@@ -163,17 +163,20 @@ class MySQLFastPath(ArrowBatchesStream):
             raise self._bad_value(row_key(exc.row, self.primary_keys), str(exc)) from None
 
 
-def split_ranges(column: sa.ColumnElement[Any], low: int, high: int, parts: int
-                 ) -> list[Range]:
-    """``parts`` WHERE clauses covering every value of ``column`` exactly once: equal
-    ranges of ``low..high``, the first and last open-ended (fewer when the span is
-    smaller than ``parts``)."""
+def range_bounds(low: int, high: int, parts: int) -> list[tuple[int | None, int | None]]:
+    """``parts`` half-open ranges ``[start, end)`` that cover every integer exactly once:
+    ``low..high`` cut into equal spans, the first open below and the last open above
+    (``None``); fewer when the span has fewer values than ``parts``."""
     step = -(-(high - low + 1) // parts)
     cuts = [low + step * index for index in range(1, parts) if low + step * index <= high]
-    if not cuts:
+    return list(itertools.pairwise([None, *cuts, None]))
+
+
+def split_ranges(column: sa.ColumnElement[Any], low: int, high: int, parts: int
+                 ) -> list[Range]:
+    """The WHERE clauses of :func:`range_bounds` on ``column`` (``[None]``: one piece)."""
+    bounds = range_bounds(low, high, parts)
+    if len(bounds) == 1:
         return [None]
-    ranges: list[Range] = [column < cuts[0]]
-    ranges += [sa.and_(column >= start, column < end) 
-               for start, end in itertools.pairwise(cuts)]
-    ranges.append(column >= cuts[-1])
-    return ranges
+    return [sa.and_(*([] if start is None else [column >= start]),
+                    *([] if end is None else [column < end])) for start, end in bounds]

@@ -232,9 +232,11 @@ def _time_problem(text: str) -> str:
 
 def connectorx_url(url: sa.engine.URL, database: str | None) -> str:
     """connectorx's URL for the tap's connection: ``mysql://`` with the password
-    percent-encoded, and without the query (connectorx refuses ``charset``; it always
-    speaks utf8mb4)."""
-    return url.set(drivername="mysql", query={},
+    percent-encoded, without the tap's query (connectorx refuses ``charset``; it always
+    speaks utf8mb4), and over TCP as PyMySQL connects: by default its driver switches to
+    the server's Unix socket when it runs on the same machine, where the user would be
+    ``'user'@'localhost'``, another account with other grants."""
+    return url.set(drivername="mysql", query={"prefer_socket": "false"},
                    database=url.database or database).render_as_string(hide_password=False)
 
 

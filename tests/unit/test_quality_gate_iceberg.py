@@ -1,0 +1,68 @@
+"""Issue 16: IcebergWriter.commit_files(gate=): the gate sees the rows a commit adds and
+the would-be snapshot, its properties land in the snapshot summary (through the staged
+``AddSnapshotUpdate``, pyiceberg's ``Transaction._updates``), and a gate that raises
+leaves the table as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from dativo.contracts import Contract, FieldSpec
+from dativo.errors import QualityError
+from dativo.iceberg.quality_gate import CommitRows
+from dativo.iceberg.staging import FileBatch
+from dativo.iceberg.writer import IcebergWriter
+
+CONTRACT = Contract(name="t", fields=(FieldSpec("id", "integer", required=True,
+                                                primary_key_position=1),
+                                      FieldSpec("v", "string")), domain="d")
+SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> IcebergWriter:
+    return IcebergWriter({"type": "sql", "uri": f"sqlite:///{tmp_path / 'c.db'}",
+                          "warehouse": (tmp_path / "wh").as_uri()}, "acme")
+
+
+def batch(writer: IcebergWriter, ids: list[int]) -> list[FileBatch]:
+    table = writer.ensure_table(CONTRACT, SCHEMA)
+    data = pa.table({"id": ids, "v": [str(i) for i in ids]}, schema=SCHEMA)
+    return [FileBatch(writer.write_files(table, data))]
+
+
+def test_the_gate_sees_run_and_table_rows_and_annotates_the_snapshot(
+        writer: IcebergWriter) -> None:
+    table = writer.ensure_table(CONTRACT, SCHEMA)
+    writer.commit_files(table, batch(writer, [1, 2]), {})
+    seen: dict[str, list[int]] = {}
+
+    def gate(view: CommitRows) -> Mapping[str, str]:
+        seen["run"] = sorted(view.run_rows(["id"]).read_all().column("id").to_pylist())
+        seen["table"] = sorted(view.table_rows(None).read_all().column("id").to_pylist())
+        return {"dativo.quality": '{"pass":1}'}
+
+    snapshot = writer.commit_files(table, batch(writer, [3]), {"k": "v"}, gate=gate)
+    assert seen == {"run": [3], "table": [1, 2, 3]}
+    table.refresh()
+    current = table.current_snapshot()
+    assert current is not None and current.snapshot_id == snapshot
+    assert (current.summary["dativo.quality"], current.summary["k"]) == ('{"pass":1}', "v")
+
+
+def test_a_raising_gate_commits_nothing(writer: IcebergWriter) -> None:
+    table = writer.ensure_table(CONTRACT, SCHEMA)
+    before = writer.commit_files(table, batch(writer, [1]), {})
+
+    def gate(view: CommitRows) -> Mapping[str, str]:
+        raise QualityError("blocked", stream="s", table=view.table)
+
+    with pytest.raises(QualityError, match="blocked"):
+        writer.commit_files(table, batch(writer, [2]), {}, gate=gate)
+    table.refresh()
+    assert table.current_snapshot().snapshot_id == before
+    assert table.scan().to_arrow().column("id").to_pylist() == [1]

@@ -10,6 +10,8 @@ outcome) of the same load. The strict cases check that a blocked commit changes 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +22,7 @@ import pytest
 import yaml
 from pyiceberg.catalog import Catalog
 
-from tests.conftest import BIN, emitted_states, run_target, singer_lines
+from tests.conftest import BIN, REPO, emitted_states, run_target, singer_lines
 
 TENANT = "acme"
 TABLE = (TENANT, "shop", "orders")
@@ -300,3 +302,36 @@ def test_a_sql_rule_that_writes_is_refused_at_lint(tmp_path: Path, query: str) -
     assert result.returncode == 2, output
     assert str(path) in output and "schema[0].quality[0]" in output
     assert "the query must" in output
+
+
+# -- docs/data-quality.md runs as written ----------------------------------------------
+DOC = REPO / "docs" / "data-quality.md"
+FENCE = re.compile(r"^(`{3,})(\w*)\n(.*?)^\1$", re.MULTILINE | re.DOTALL)
+
+
+def test_the_guide_runs_as_written(tmp_path: Path) -> None:
+    """Every ``bash`` block of the guide, in order, in an empty folder: the contract
+    lints clean, the warn load records its failing warning rule, the strict load is
+    blocked, and the data table keeps the first load's ten rows."""
+    from dativo.iceberg.catalog import default_catalog_properties, open_catalog
+
+    blocks = [m.group(3) for m in FENCE.finditer(DOC.read_text(encoding="utf-8"))
+              if m.group(2) == "bash"]
+    assert blocks
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", "".join(blocks)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "orders.odcs.yaml: ok" in result.stdout
+    assert '{"orders":10}' in result.stdout and "blocked: exit 2" in result.stdout
+    assert "no_negative_totals (sql, table scope) measured 1, which fails mustBe 0" in (
+        result.stderr)
+    catalog = open_catalog(default_catalog_properties(
+        tmp_path / "quality-demo" / "output" / "warehouse"))
+    assert catalog.load_table(TABLE).scan().to_arrow().num_rows == 10
+    history = catalog.load_table(HISTORY).scan().to_arrow().to_pylist()
+    assert {(r["rule"], r["outcome"], r["snapshot_id"] is None) for r in history} == {
+        ("rowCount", "pass", False), ("no_negative_totals", "fail", False),
+        ("status.nullValues", "pass", False), ("rowCount", "pass", True),
+        ("no_negative_totals", "fail", True), ("status.nullValues", "fail", True)}

@@ -4,13 +4,14 @@ connectorx (Rust) reads MySQL's binary protocol straight into Arrow arrays, so n
 becomes a Python object and no value becomes JSON text. Measured on the throwaway
 MariaDB of the tests (2 cores, a 1M-row table of bigint, int, unsigned bigint,
 decimal(20,4), double, varchar, datetime(6), date, json and tinyint(1), reading Arrow
-batches and counting rows; 3 runs each):
+batches and counting rows over TCP; 3 runs each, other work on the machine):
 
-- connectorx 0.4.6, binary protocol: 1.45M to 1.85M rows/s, peak RSS 137 MiB;
-  text protocol 0.94M rows/s;
-- DuckDB 1.4.4 with its mysql extension (duckdb-ext-mysql 1.4.4.20260205):
-  120k to 137k rows/s, peak RSS 164 MiB. It also reads decimal(65,30) as a double
-  (digits lost), TIME as text, and zero dates as NULL without saying so.
+- connectorx 0.4.6, binary protocol: 1.13M to 1.62M rows/s, peak RSS 132 MiB (over
+  the Unix socket 1.45M to 1.85M); text protocol 0.83M to 0.94M rows/s;
+- DuckDB 1.4.4 with its mysql extension (duckdb-ext-mysql 1.4.4.20260205, for the
+  same duckdb 1.4.4 as the venv's): 107k to 139k rows/s, peak RSS 152 to 164 MiB
+  (2 threads: slower). It also reads decimal(65,30) as a double (digits lost), TIME as
+  text, and zero dates as NULL without saying so.
 
 connectorx is ten times faster, so it is the reader. Its own limits are worked around
 in the SELECT list (:func:`arrow_column`), so each column arrives as the value the

@@ -14,9 +14,9 @@ reads in one piece (the bookmark needs the rows in key order), as do tables whos
 is not a single integer column; the log says why.
 
 What N=2 buys on the 2-core development machine (1M rows of ten mixed types, five
-interleaved runs of the whole tap): nothing, a median 2.83 s at N=1 and 2.95 s at N=2,
-peak RSS 210 -> 260 MiB (``bench.run --runs mysql_partitions``: 2.38 s and 2.26 s, +5%,
-within noise). connectorx reads the rows in about 0.6 s, Parquet encoding
+interleaved runs of the whole tap over TCP): nothing, a median 2.53 s at N=1 and 2.66 s
+at N=2, peak RSS 210 -> 260 MiB (``bench.run --runs mysql_partitions``, through the
+socket: 2.38 s and 2.26 s, +5%, within noise). connectorx reads the rows in about 0.6 s, Parquet encoding
 takes about 0.5 s in the tap's one thread, and MariaDB needs the other core to send the
 rows; ranges pay off when the server has cores of its own.
 """

@@ -16,9 +16,9 @@ is not a single integer column; the log says why.
 What N=2 buys on the 2-core development machine (1M rows of ten mixed types, five
 interleaved runs of the whole tap over TCP): nothing, a median 2.53 s at N=1 and 2.66 s
 at N=2, peak RSS 210 -> 260 MiB (``bench.run --runs mysql_partitions``, through the
-socket: 2.38 s and 2.26 s, +5%, within noise). connectorx reads the rows in about 0.6 s, Parquet encoding
-takes about 0.5 s in the tap's one thread, and MariaDB needs the other core to send the
-rows; ranges pay off when the server has cores of its own.
+socket: 2.38 s and 2.26 s, +5%, within noise). connectorx reads the rows in about
+0.6 s, Parquet encoding takes about 0.5 s in the tap's one thread, and MariaDB needs the
+other core to send the rows; ranges pay off when the server has cores of its own.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class MySQLFastPath(ArrowBatchesStream):
             return f"{ssl[0]} is set, and connectorx takes no certificate files"
         from tap_dativo_mysql.arrow_reader import unsupported_column
 
-        return unsupported_column(list(self._table().columns))
+        with self._source_errors():  # the table may be gone, or not readable by the user
+            columns = list(self._table().columns)
+        return unsupported_column(columns)
 
     def arrow_record_batches(self, context: Context | None) -> Iterator[pa.RecordBatch]:
         """The rows through connectorx, in ``partitions`` ranges when it can."""

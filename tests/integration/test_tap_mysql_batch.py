@@ -316,6 +316,33 @@ def test_a_column_the_reader_does_not_know_falls_back_naming_it(
     assert all_rows(fast, f"{db}-t") == slow.records(f"{db}-t")
 
 
+@pytest.mark.parametrize("break_it", ["drop table", "revoke"])
+def test_unreadable_table_in_batch_mode_is_one_read_error_line(
+    mariadb: MariaDBServer, tmp_path: Path, break_it: str
+) -> None:
+    """A table dropped after discovery, or a user without SELECT on it: exit 2, one line
+    naming the stream and table, no traceback, no BATCH."""
+    db = fresh_database(mariadb, FLOATS)
+    stream = f"{db}-t"
+    config = tap_config(mariadb, db)
+    catalog = select(discover(TAP, tmp_path, config), {stream})
+    if break_it == "drop table":
+        mariadb.sql("DROP TABLE t", db)
+    else:
+        user = f"u_{db}"[:32]
+        mariadb.sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'pw'; "
+                    f"GRANT SELECT (id) ON `{db}`.t TO '{user}'@'127.0.0.1';")
+        config.update(user=user, password="pw")
+    config["batch_config"] = batch_settings(tmp_path, 10)
+    run = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert run.returncode == 2, run.stderr
+    errors = [line for line in run.stderr.splitlines() if " | ERROR " in line]
+    assert len(errors) == 1, run.stderr
+    assert f"stream '{stream}': reading {db}.t failed: " in errors[0], errors[0]
+    assert "Traceback" not in run.stderr
+    assert batches(run, stream) == []
+
+
 def test_bad_partitions_is_one_line(mariadb: MariaDBServer, tmp_path: Path) -> None:
     db = fresh_database(mariadb, FLOATS)
     run = sync(tmp_path, mariadb, db, {"streams": []}, 10, partitions=0)

@@ -54,9 +54,9 @@ BAD_CONTRACTS = {  # what the email column declares -> the lint line that must n
                            "'maxLength'?"),
     "unknown quality key": ("        quality:\n          - {rule: validValues, validValue: [a]}\n",
                             "unknown quality key 'validValue'; did you mean 'validValues'?"),
-    "unenforced quality rule": ("        quality:\n          - {rule: duplicateCount, "
-                                "mustBe: 0}\n",
-                                "rule 'duplicateCount' is not enforced by dativo"),
+    "unenforced quality rule": ("        quality:\n          - {type: custom, engine: soda, "
+                                "implementation: x}\n",
+                                "quality type 'custom' is not run by dativo"),
 }
 
 

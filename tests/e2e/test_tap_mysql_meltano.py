@@ -91,15 +91,16 @@ def test_mysql_to_iceberg_job_loads_then_resumes_from_its_bookmark(
 def test_mysql_to_iceberg_job_through_parquet_batch_files(
     shop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same job with ``batch_config`` set through Meltano's settings: the tap writes
-    Parquet files into the project's ./output/batches (the target's default
-    batch_roots), the target loads them."""
+    """The same job with ``batch_config`` set through Meltano's settings: the tap's
+    connectorx fast path writes Parquet files into the project's ./output/batches (the
+    target's default batch_roots), the target loads them."""
     project = tmp_path / "project"
     batches = project / "output" / "batches"
     monkeypatch.setenv("TAP_DATIVO_MYSQL_BATCH_CONFIG_ENCODING_FORMAT", "parquet")
     monkeypatch.setenv("TAP_DATIVO_MYSQL_BATCH_CONFIG_STORAGE_ROOT", batches.as_uri())
     copy_project(project)
-    meltano(project, "--environment", "dev", "run", "mysql-to-iceberg")
+    result = meltano(project, "--environment", "dev", "run", "mysql-to-iceberg")
+    assert "reading columns through connectorx" in result.stderr
     assert len(list(batches.glob("*.parquet"))) == 1
     assert [{k: r[k] for k in EXPECTED[0]} for r in landed(project, shop)] == EXPECTED
     assert bookmark(project, shop) == 3

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from dativo.errors import ConfigError
 from tap_dativo_mysql.binlog_values import SourceColumn
+from tap_dativo_mysql.client import password_bytes
 
 ACCESS_DENIED = 1227
 PARSE_ERROR = 1064
@@ -181,8 +182,8 @@ def replication_settings(url: sa.engine.URL) -> dict[str, Any]:
     ssl = {key[4:]: str(query[key]) for key in ("ssl_ca", "ssl_cert", "ssl_key")
            if query.get(key)}
     settings: dict[str, Any] = {"host": url.host, "port": url.port or 3306,
-                                "user": url.username, "passwd": url.password or "",
-                                "charset": "utf8mb4"}
+                                "user": url.username, "passwd": b"",
+                                **password_bytes(url, "passwd"), "charset": "utf8mb4"}
     if ssl:
         settings["ssl"] = ssl
     return settings

@@ -52,6 +52,16 @@ def sqlalchemy_url(config: Mapping[str, Any]) -> sa.engine.URL:
     return url.update_query_dict({"charset": "utf8mb4", **ssl})
 
 
+def password_bytes(url: sa.engine.URL, key: str) -> dict[str, bytes]:
+    """The password as UTF-8 bytes under PyMySQL's ``key`` (``password`` or ``passwd``).
+
+    PyMySQL encodes a str password as Latin-1: ``…`` or an emoji failed with
+    UnicodeEncodeError, and ``ä`` was sent as one byte the server's UTF-8 hash never
+    matches. Bytes are sent as they are.
+    """
+    return {key: url.password.encode()} if url.password else {}
+
+
 class MySQLConnector(URLConnector):
     """SQLAlchemy + PyMySQL on one server, filtered by database and table."""
 
@@ -59,10 +69,12 @@ class MySQLConnector(URLConnector):
     url_from_config = staticmethod(sqlalchemy_url)
 
     def create_engine(self) -> Engine:
-        """One pooled engine; each connection reads timestamps in UTC (module doc), and
-        reflection reads backticks in column names right (:class:`UnescapingParser`)."""
+        """One pooled engine; each connection reads timestamps in UTC (module doc), sends
+        its password as UTF-8 (:func:`password_bytes`), and reflection reads backticks
+        in column names right (:class:`UnescapingParser`)."""
         engine = sa.create_engine(self.sqlalchemy_url, pool_pre_ping=True,
-                                  connect_args={"init_command": "SET time_zone='+00:00'"})
+                                  connect_args={"init_command": "SET time_zone='+00:00'",
+                                                **password_bytes(self.url, "password")})
         dialect = engine.dialect
         # A memoized property of the dialect: this instance's value replaces it.
         dialect._tabledef_parser = UnescapingParser(  # type: ignore[attr-defined]

@@ -87,7 +87,7 @@ def test_each_plugin_depends_on_this_core_and_only_its_source_libraries() -> Non
     own = {"tap_dativo_csv": [], "tap_dativo_markdown_kv": [],
            "tap_dativo_hubspot": ["requests"], "tap_dativo_stripe": ["stripe"],
            "tap_dativo_postgres": ["sqlalchemy", "psycopg2-binary"],
-           "tap_dativo_mysql": ["sqlalchemy", "pymysql"],
+           "tap_dativo_mysql": ["sqlalchemy", "pymysql", "mysql-replication"],
            "target_dativo_iceberg": []}
     for directory in PLUGIN_DIRS:
         [core] = [r for r in requirements(directory) if r.name == "dativo-core"]

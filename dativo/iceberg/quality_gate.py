@@ -36,6 +36,9 @@ class CommitRows:
         self._metadata = tx.table_metadata
         self._added: list[DataFile] = [f for c in changes if isinstance(c, FileBatch)
                                        for f in c.files]
+        base = table.metadata.current_snapshot_id  # what the transaction was staged on
+        self.same_rows = base is None and all(  # the table's first rows: one read does
+            isinstance(c, FileBatch) and c.keys is None for c in changes)
         for data_file in self._added:  # rolled files carry no spec id until a manifest
             if not hasattr(data_file, "_spec_id"):  # is read; theirs is the table's
                 data_file.spec_id = self._metadata.default_spec_id

@@ -14,12 +14,13 @@ always describes the commit that landed (or was blocked).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from dativo.errors import QualityError
-from dativo.quality.measure import Measured, Rows, measure
+from dativo.quality.measure import Measured, Rows, measure_all
 from dativo.quality.results import SUMMARY_PROPERTY, CheckResult, quality_summary, rule_result
 from dativo.quality.rules import QualityRule
 
@@ -35,6 +36,9 @@ class CommitView(Protocol):
     """The rows this commit adds (``run`` scope)."""
     table_rows: Rows
     """Every row of the snapshot the commit would make (``table`` scope)."""
+    same_rows: bool
+    """Whether both are the same rows (the table's first commit of plain appends), so
+    every rule is measured on one read."""
 
 
 ExtraResults = Callable[[CommitView], Sequence[CheckResult]]
@@ -52,6 +56,8 @@ class QualityGate:
     strict: bool
     timeout: float
     extra: ExtraResults | None = None
+    columns: tuple[str, ...] | None = None
+    """The table's columns, so a sql rule reads only those its query names."""
     results: list[CheckResult] = field(default_factory=list)
     """The results of the last gated commit (landed or blocked), for ``<table>__quality``."""
 
@@ -63,8 +69,12 @@ class QualityGate:
             ConfigError: A sql rule cannot run (not one SELECT, or returns no number).
         """
         self.results = []
+        started = time.monotonic()
         results = self.gather(view)
         self.results = results
+        LOGGER.info("Stream '%s': %d quality check(s) on %s in %.2fs: %s", self.stream,
+                    len(results), view.table, time.monotonic() - started,
+                    quality_summary(results))
         blocking = [r for r, rule in zip(results, self.rules, strict=False)
                     if r.outcome == "fail" and self.strict and rule.blocking]
         for result in results:
@@ -85,11 +95,17 @@ class QualityGate:
         """Every result of one commit: the rules' (in contract order, measured once per
         scope), then :attr:`extra`'s (the anomaly profile and flags, when wired)."""
         measured: dict[int, Measured] = {}
-        for scope, rows in (("run", view.run_rows), ("table", view.table_rows)):
-            chosen = [i for i, r in enumerate(self.rules) if r.scope == scope]
-            if chosen:
-                values = measure([self.rules[i] for i in chosen], rows, timeout=self.timeout)
-                measured.update(zip(chosen, values, strict=True))
+        if view.same_rows:
+            scopes = [(list(range(len(self.rules))), view.run_rows)]
+        else:
+            scopes = [(chosen, rows) for scope, rows in (("run", view.run_rows),
+                                                         ("table", view.table_rows))
+                      if (chosen := [i for i, r in enumerate(self.rules)
+                                     if r.scope == scope])]
+        values = measure_all([([self.rules[i] for i in chosen], rows) for chosen, rows in scopes],
+                             timeout=self.timeout, columns=self.columns)
+        for (chosen, _), found in zip(scopes, values, strict=True):
+            measured.update(zip(chosen, found, strict=True))
         results = []
         for i, rule in enumerate(self.rules):
             result = rule_result(rule, measured[i].value, stream=self.stream, table=view.table)

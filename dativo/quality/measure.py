@@ -12,13 +12,15 @@ the rows it is given and nothing more. Every query runs under a time limit
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dativo.errors import ConfigError
-from dativo.quality.rules import QualityRule, sql_problem
+from dativo.quality.rules import COMMENTS, STRINGS, QualityRule, sql_problem
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -27,7 +29,10 @@ RELATION = "dativo_rows"
 """The name ``{object}`` becomes in a sql rule."""
 Rows = Callable[[Sequence[str] | None], "pa.RecordBatchReader"]
 """Makes a fresh reader of a relation's rows, projected to the columns named (``None``:
-every column)."""
+every column; an empty list: any one column, for a bare row count)."""
+WORKERS = 2
+"""Quality queries run at once: the gate runs on the commit thread while the other
+threads are mostly idle, and DuckDB's own threads are capped at 2 per query."""
 _CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
            "autoload_known_extensions": False, "threads": 2}
 
@@ -41,30 +46,69 @@ class Measured:
     error: str | None = None
 
 
-def measure(rules: Sequence[QualityRule], rows: Rows, *, timeout: float
-            ) -> list[Measured]:
-    """Each rule's measured value over ``rows``, in the order of ``rules``.
+def measure(rules: Sequence[QualityRule], rows: Rows, *, timeout: float,
+            columns: Sequence[str] | None = None) -> list[Measured]:
+    """Each rule's measured value over ``rows``, in the order of ``rules``
+    (:func:`measure_all` with one relation)."""
+    return measure_all([(rules, rows)], timeout=timeout, columns=columns)[0]
+
+
+def measure_all(relations: Sequence[tuple[Sequence[QualityRule], Rows]], *, timeout: float,
+                columns: Sequence[str] | None = None) -> list[list[Measured]]:
+    """Each relation's rules measured: one query for its library rules, one per sql
+    rule, all queries run :data:`WORKERS` at a time (DuckDB and the Parquet reads
+    release the GIL). ``columns`` (the table's) lets a sql rule read only the columns
+    its query names; without them it reads every column.
 
     Raises:
         ConfigError: A sql rule is not one read-only SELECT, or returns no number.
     """
-    out: dict[int, Measured] = {}
-    library = [(i, r) for i, r in enumerate(rules) if r.metric != "sql"]
-    if library:
-        needed = sorted({c for _, r in library for c in _columns(r)})
-        reader = rows(needed or None)
-        values = _run(reader, _library_query([r for _, r in library]), timeout)
-        for (i, _), value in zip(library, values.row if values.row else (), strict=False):
-            out[i] = Measured(_number(value, rules[i]))
-        if values.error:
-            out.update({i: Measured(None, values.error) for i, _ in library})
-    for i, rule in enumerate(rules):
-        if rule.metric == "sql":
-            result = _run(rows(None), _sql_query(rule), timeout)
-            first = result.row[0] if result.row else None
-            out[i] = Measured(None, result.error) if result.error else Measured(
-                _number(first, rule))
-    return [out[i] for i in range(len(rules))]
+    jobs: list[tuple[int, list[int], Callable[[], _Outcome]]] = []
+    for k, (rules, rows) in enumerate(relations):
+        library = [i for i, r in enumerate(rules) if r.metric != "sql"]
+        if library:
+            needed = sorted({c for i in library for c in _columns(rules[i])})
+            query = _library_query([rules[i] for i in library])
+            jobs.append((k, library, _job(rows, needed, query, timeout)))
+        for i, rule in enumerate(rules):
+            if rule.metric == "sql":
+                query = _sql_query(rule)
+                jobs.append((k, [i], _job(rows, _sql_columns(rule, columns), query, timeout)))
+    out: list[dict[int, Measured]] = [{} for _ in relations]
+    if len(jobs) == 1:
+        outcomes = [jobs[0][2]()]
+    else:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="dativo-quality") as pool:
+            outcomes = list(pool.map(lambda job: job[2](), jobs))
+    for (k, indexes, _), outcome in zip(jobs, outcomes, strict=True):
+        rules = relations[k][0]
+        for n, i in enumerate(indexes):
+            value = outcome.row[n] if outcome.row else None
+            out[k][i] = (Measured(None, outcome.error) if outcome.error
+                         else Measured(_number(value, rules[i])))
+    return [[found[i] for i in range(len(rules))]
+            for found, (rules, _) in zip(out, relations, strict=True)]
+
+
+def _job(rows: Rows, columns: Sequence[str] | None, query: str, timeout: float
+         ) -> Callable[[], _Outcome]:
+    return lambda: _run(rows(columns), query, timeout)
+
+
+def _sql_columns(rule: QualityRule, columns: Sequence[str] | None) -> list[str] | None:
+    """The table columns a sql rule's query names (any word equal to a column name,
+    quoted or not); ``None`` (every column) when it selects ``*`` or ``COLUMNS(...)``,
+    or the table's columns are not known."""
+    if columns is None:
+        return None
+    text = COMMENTS.sub(" ", str(rule.query)).replace("{property}", quote(rule.column or ""))
+    text = re.sub(r"count\s*\(\s*\*\s*\)", " ", text, flags=re.IGNORECASE)
+    quoted = {q.replace('""', '"').lower() for q in re.findall(r'"((?:[^"]|"")+)"', text)}
+    text = STRINGS.sub("''", text)  # literals and quoted names out: 'n' names no column
+    if "*" in text or re.search(r"\bcolumns\s*\(", text, re.IGNORECASE):
+        return None
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", text)} | quoted
+    return [c for c in columns if c.lower() in words]
 
 
 @dataclass(frozen=True)

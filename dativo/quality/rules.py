@@ -59,8 +59,8 @@ ARGUMENTS: dict[Metric, tuple[str, ...]] = {
 _WRITES = re.compile(
     r"\b(insert|update|delete|drop|create|alter|copy|attach|detach|install|load|pragma|"
     r"export|import|checkpoint|vacuum|truncate|merge|grant|revoke)\b", re.IGNORECASE)
-_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,7 @@ def sql_problem(query: Any, *, column: str | None) -> str | None:
                 "{object} WHERE ...); dativo substitutes the rows it checks")
     if "{property}" in query and column is None:
         return "{property} only applies to a property's quality list; name the column"
-    bare = _STRINGS.sub("''", _COMMENTS.sub(" ", query)).strip().rstrip(";").strip()
+    bare = STRINGS.sub("''", COMMENTS.sub(" ", query)).strip().rstrip(";").strip()
     if ";" in bare:
         return "the query must be a single statement (no ';' between statements)"
     if not re.match(r"(select|with|from)\b", bare, re.IGNORECASE):

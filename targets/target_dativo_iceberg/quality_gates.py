@@ -61,6 +61,7 @@ class QualityGates:
             return
         name = staged_name(sink.table)
         if name in self._tables:
+            self._tables[name].gate.columns = tuple(sink.table_schema.names)  # may evolve
             return
         if not isinstance(destination, IcebergDestination):
             if stream not in self._skipped:
@@ -72,7 +73,8 @@ class QualityGates:
         gate = QualityGate(stream, sink.contract.quality,
                            strict=self.settings.validation_mode == "strict",
                            timeout=self.settings.quality_sql_timeout_seconds,
-                           extra=self.gather_anomaly_results)
+                           extra=self.gather_anomaly_results,
+                           columns=tuple(sink.table_schema.names))
         self._tables[name] = _Tracked(gate, sink.contract)
 
     def gather_anomaly_results(self, view: CommitView) -> Sequence[CheckResult]:

@@ -262,6 +262,32 @@ def test_warning_severity_never_blocks_in_strict(
     assert recorded(open_catalog())["duplicateCount"]["measured"] == 1
 
 
+def test_run_scope_sees_the_commit_and_table_scope_the_whole_table(
+        tmp_path: Path, target_config: Callable[..., Path],
+        open_catalog: Callable[[], Catalog]) -> None:
+    """A second load: rowCount (run) counts its two rows, duplicateCount (table) finds
+    the key it repeats from the first load, and a sql rule scoped to the run does not."""
+    write_contract(tmp_path / "contracts", [
+        {"rule": "rowCount", "mustBe": 2, "name": "rows"},
+        {"rule": "duplicateCount", "mustBe": 0, "name": "keys"},
+        {"type": "sql", "name": "run_ids", "mustBe": 0, "query": "SELECT count(*) FROM "
+         "{object} WHERE id < 3", "customProperties": [
+             {"property": "dativo.scope", "value": "run"}]}], {})
+    config = target_config(contracts_dir=str(tmp_path / "contracts"))
+    first = [{"id": i, "status": "ok", "code": "A", "amount": 1.0} for i in (1, 2)]
+    second = [{"id": i, "status": "ok", "code": "A", "amount": 1.0} for i in (2, 3)]
+    assert run_target(config, messages(first, {"upto": 2})).returncode == 0
+    result = run_target(config, messages(second, {"upto": 3}))
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    catalog = open_catalog()
+    snapshot = catalog.load_table(TABLE).current_snapshot()
+    rows = {r["rule"]: r for r in catalog.load_table(HISTORY).scan().to_arrow().to_pylist()
+            if r["snapshot_id"] == snapshot.snapshot_id}
+    assert {name: (r["scope"], r["measured"], r["outcome"]) for name, r in rows.items()} == {
+        "rows": ("run", 2, "pass"), "keys": ("table", 1, "fail"),
+        "run_ids": ("run", 1, "fail")}
+
+
 # -- sql rules: time limit, and writes refused at lint -----------------------------------
 def test_a_slow_sql_rule_is_stopped_at_the_time_limit(
         tmp_path: Path, target_config: Callable[..., Path],

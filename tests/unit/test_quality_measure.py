@@ -16,7 +16,7 @@ ROWS = pa.table({"id": [1, 2, 3, 3], "tag": ["a", None, "", "zz"], "n": [1.5, No
 
 
 def rows(columns: Sequence[str] | None) -> pa.RecordBatchReader:
-    data = ROWS if columns is None else ROWS.select(list(columns))
+    data = ROWS if columns is None else ROWS.select(list(columns) or ["id"])
     return pa.RecordBatchReader.from_batches(data.schema, data.to_batches())
 
 
@@ -74,3 +74,24 @@ def test_a_sql_rule_returning_text_is_an_error() -> None:
                       "query": "SELECT 'x' FROM {object} LIMIT 1"}])
     with pytest.raises(ConfigError, match="quality rule txt: the query returned 'x', not a"):
         measure([rule], rows, timeout=10)
+
+
+@pytest.mark.parametrize(("query", "read"), [
+    ("SELECT count(*) FROM {object} WHERE n < 0", ["n"]),
+    ('SELECT count("tag") FROM {object}', ["tag"]),
+    ("SELECT max({property}) FROM {object}", ["id"]),
+    ("SELECT count(*) FROM {object} WHERE tag = 'n'", ["tag"]),  # 'n' is text, not n
+    ("SELECT count(*) FROM (SELECT * FROM {object}) WHERE n < 0", None),
+    ("SELECT count(*) FROM {object} WHERE COLUMNS('t.*') IS NULL", None),
+])
+def test_a_sql_rule_reads_only_the_columns_it_names(query: str, read: list[str] | None
+                                                    ) -> None:
+    asked: list[Sequence[str] | None] = []
+
+    def tracking(columns: Sequence[str] | None) -> pa.RecordBatchReader:
+        asked.append(columns)
+        return rows(columns)
+
+    (rule,) = rules([{"type": "sql", "mustBe": 0, "query": query}], column="id")
+    measure([rule], tracking, timeout=10, columns=ROWS.column_names)
+    assert asked == [read]

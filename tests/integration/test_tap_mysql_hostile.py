@@ -20,6 +20,7 @@ from tests.integration.test_tap_mysql import (
     incremental,
     tap_config,
 )
+from tests.integration.test_tap_mysql_batch import all_rows, batch_settings
 from tests.integration.test_tap_mysql_cdc import log_based
 from tests.services.mariadb import MariaDBServer
 from tests.services.tap_process import TapRun, discover, run_tap, select
@@ -159,4 +160,9 @@ def test_a_password_beyond_latin_1_logs_in_for_reads_and_the_binlog(
     assert second.returncode == 0, second.stderr
     assert [r["id"] for r in first.records(f"{db}-t")] == [1]
     assert [r["id"] for r in second.records(f"{db}-t")] == [2]
-    assert password not in first.stderr + second.stderr
+    fast = run_tap(TAP, tmp_path, {**config, "batch_config": batch_settings(tmp_path, 10)},
+                   catalog=select(discover(TAP, tmp_path, config), {f"{db}-t"}))
+    assert fast.returncode == 0, fast.stderr
+    assert "connectorx" in fast.stderr  # the Parquet fast path, not files of records
+    assert [r["id"] for r in all_rows(fast, f"{db}-t")] == [1, 2]
+    assert password not in first.stderr + second.stderr + fast.stderr

@@ -18,7 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dativo.iceberg.naming import RUN_ID_PROPERTY
+from dativo.errors import DativoError
+from dativo.iceberg.naming import QUALITY_SUFFIX, RUN_ID_PROPERTY
 from dativo.iceberg.staging import FileBatch
 from dativo.quality.gate import CommitView, QualityGate
 from dativo.quality.results import CheckResult
@@ -103,8 +104,17 @@ class QualityGates:
 
         results, tracked.gate.results = tracked.gate.results, []
         writer = self._writer.result()
-        if tracked.history is None:
-            tracked.history = writer.quality_table(tracked.contract)
-        rows = quality_rows(results, run_id=self.run_id, snapshot_id=snapshot_id)
-        files = writer.write_files(tracked.history, rows)
-        writer.commit_files(tracked.history, [FileBatch(files)], {RUN_ID_PROPERTY: self.run_id})
+        try:
+            if tracked.history is None:
+                tracked.history = writer.quality_table(tracked.contract)
+            rows = quality_rows(results, run_id=self.run_id, snapshot_id=snapshot_id)
+            files = writer.write_files(tracked.history, rows)
+            writer.commit_files(tracked.history, [FileBatch(files)],
+                                {RUN_ID_PROPERTY: self.run_id})
+        except (DativoError, OSError) as exc:
+            # The data commit has landed: failing the run now would withhold its STATE
+            # and make the rerun load its rows twice. The summary in the snapshot
+            # (dativo.quality) and the log lines still say what was checked.
+            LOGGER.warning("Table %s: the %d quality result(s) of snapshot %s could not be "
+                           "recorded in %s%s (%s); the load itself is not affected",
+                           table, len(results), snapshot_id, table, QUALITY_SUFFIX, exc)

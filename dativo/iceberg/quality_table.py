@@ -64,3 +64,17 @@ def history(table: Table, *, last: int | None = None) -> pa.Table:
     import pyarrow.compute as pc
 
     return rows.filter(pc.is_in(rows.column("snapshot_id"), pa.array(sorted(keep), pa.int64())))
+
+
+def profiles(table: Table, *, last: int) -> list[dict[str, float]]:
+    """The profile metrics (``kind = 'profile'``) of the last ``last`` committed loads,
+    oldest first, one ``{metric: value}`` per load: the history
+    :func:`dativo.quality.anomaly.flags` compares a new load with. Blocked loads (no
+    snapshot) are not part of it."""
+    rows = history(table)
+    loads: dict[int, dict[str, float]] = {}
+    for row in rows.to_pylist():
+        if row["kind"] == "profile" and row["snapshot_id"] is not None \
+                and row["measured"] is not None:
+            loads.setdefault(row["snapshot_id"], {})[row["rule"]] = row["measured"]
+    return list(loads.values())[-last:] if last > 0 else []

@@ -66,3 +66,28 @@ def test_a_raising_gate_commits_nothing(writer: IcebergWriter) -> None:
     table.refresh()
     assert table.current_snapshot().snapshot_id == before
     assert table.scan().to_arrow().column("id").to_pylist() == [1]
+
+
+def test_the_quality_table_keeps_results_and_profiles_per_load(writer: IcebergWriter) -> None:
+    from dativo.iceberg.quality_table import history, profiles, quality_rows
+    from dativo.quality.results import CheckResult
+
+    def result(rule: str, kind: str, value: float) -> CheckResult:
+        return CheckResult(rule=rule, kind=kind, scope="run", column=None,  # type: ignore[arg-type]
+                           dimension=None, severity=None, business_impact=None,
+                           measured=value, threshold=None,
+                           outcome="info" if kind == "profile" else "pass", message="m")
+
+    quality = writer.quality_table(CONTRACT)
+    assert quality.name() == ("acme", "d", "t__quality")
+    for snapshot, count in ((11, 100.0), (None, 5.0), (12, 110.0), (13, 90.0)):
+        rows = quality_rows([result("row_count", "profile", count),
+                             result("rowCount", "rule", count)], run_id="r",
+                            snapshot_id=snapshot)
+        writer.commit_files(quality, [FileBatch(writer.write_files(quality, rows))], {})
+    quality.refresh()
+    assert history(quality).num_rows == 8
+    assert history(quality, last=2).column("snapshot_id").to_pylist() == [12, 12, 13, 13]
+    assert profiles(quality, last=2) == [{"row_count": 110.0}, {"row_count": 90.0}]
+    assert profiles(quality, last=5) == [{"row_count": 100.0}, {"row_count": 110.0},
+                                         {"row_count": 90.0}]

@@ -341,16 +341,18 @@ class _Entry:
                 return None
             return {"missing_values": tuple(values)}
         if metric == "invalidValues":
-            return self._valid_arguments(args)
+            return self._valid_arguments(args, written)
         if metric == "duplicateValues":
             return self._key_columns(args)
         return {}
 
-    def _valid_arguments(self, args: dict[str, Any]) -> dict[str, Any] | None:
+    def _valid_arguments(self, args: dict[str, Any], written: str) -> dict[str, Any] | None:
         values = args.get("validValues", self.entry.get("validValues"))
         pattern = args.get("pattern")
         if values is None and pattern is None:
-            self.problem("invalidValues needs arguments: {validValues: [a, b]} or "
+            self.problem("rule validValues needs its list: validValues: [a, b]"
+                         if written == "validValues" else
+                         "invalidValues needs arguments: {validValues: [a, b]} or "
                          "arguments: {pattern: '^[A-Z]+$'}")
             return None
         if values is not None and (not isinstance(values, list) or not values):

@@ -91,3 +91,23 @@ def test_the_quality_table_keeps_results_and_profiles_per_load(writer: IcebergWr
     assert profiles(quality, last=2) == [{"row_count": 110.0}, {"row_count": 90.0}]
     assert profiles(quality, last=5) == [{"row_count": 100.0}, {"row_count": 110.0},
                                          {"row_count": 90.0}]
+
+
+def test_a_commit_that_lost_a_race_is_gated_again_on_the_new_snapshot(
+        writer: IcebergWriter) -> None:
+    table = writer.ensure_table(CONTRACT, SCHEMA)
+    writer.commit_files(table, batch(writer, [1]), {})
+    other = writer.catalog.load_table(table.name())
+    seen: list[list[int]] = []
+
+    def gate(view: CommitRows) -> Mapping[str, str]:
+        seen.append(sorted(view.table_rows(["id"]).read_all().column("id").to_pylist()))
+        if len(seen) == 1:  # another writer commits while this commit is being checked
+            writer.commit_files(other, batch(writer, [2]), {})
+        return {"dativo.quality": str(len(seen))}
+
+    writer.commit_files(table, batch(writer, [3]), {}, gate=gate)
+    assert seen == [[1, 3], [1, 2, 3]]
+    table.refresh()
+    assert table.current_snapshot().summary["dativo.quality"] == "2"
+    assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 2, 3]

@@ -47,6 +47,9 @@ DEFAULT_SCOPE: dict[Metric, Scope] = {
 """Where a rule looks by default: the rows a commit adds (``run``) or the whole table
 as the commit would leave it (``table``); duplicates of a key need the table."""
 SCOPE_PROPERTY = "dativo.scope"
+SEVERITIES = ("info", "warning", "error")
+"""ODCS's example severities; only ``error`` blocks. Other words are allowed (ODCS
+leaves severity open), but a near miss of one of these is a lint problem."""
 QUALITY_KEYS = frozenset({
     "rule", "metric", "arguments", "type", "name", "description", "dimension", "method",
     "severity", "businessImpact", "unit", "tags", "customProperties",
@@ -251,7 +254,14 @@ class _Entry:
         def text(key: str) -> str | None:
             value = self.entry.get(key)
             return None if value is None else str(value)
-        return {"dimension": text("dimension"), "severity": text("severity"),
+        severity = text("severity")
+        if severity is not None and severity.strip().lower() not in SEVERITIES:
+            close = difflib.get_close_matches(severity.strip().lower(), SEVERITIES, n=1,
+                                              cutoff=0.7)
+            if close:  # a misspelt "error" would silently never block
+                self.problem(f"severity {clip(repr(severity))}: did you mean {close[0]!r}? "
+                             "(only severity: error blocks a strict run)")
+        return {"dimension": text("dimension"), "severity": severity,
                 "business_impact": text("businessImpact")}
 
     def _threshold(self, written: str) -> Threshold | None:

@@ -78,6 +78,9 @@ PROBLEMS = {
                                          "did you mean 'c'?"),
     "metric and rule": (COLUMN, {"metric": "nullValues", "rule": "nullCheck", "mustBe": 0},
                         "set metric (ODCS v3.1) or rule (v3.0), not both"),
+    "misspelt severity": (COLUMN, {"metric": "nullValues", "mustBe": 0, "severity": "eror"},
+                          "severity 'eror': did you mean 'error'? (only severity: error "
+                          "blocks a strict run)"),
     "custom engine": (COLUMN, {"type": "custom", "engine": "soda", "implementation": "x"},
                       "quality type 'custom' is not run by dativo"),
 }

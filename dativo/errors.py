@@ -26,6 +26,7 @@ with exit code 1. A class outside this module names its module::
     ├── SourceError (tap_dativo_postgres.streams): PostgreSQL refused or broke off a read
     ├── ReplicationError (tap_dativo_postgres.cdc): a replication step was refused
     ├── MySQLReadError (tap_dativo_mysql.streams): MySQL refused or broke off a read
+    ├── BinlogError (tap_dativo_mysql.binlog): the server broke off a binlog read
     └── InternalError: handled where it is raised; escaping is a bug (exit 1)
         ├── TransientFailure (dativo.resilience): an outcome worth retrying (429, 5xx,
         │       a reset connection); the policy retries it, or raises ApiUnavailableError
@@ -33,6 +34,8 @@ with exit code 1. A class outside this module names its module::
         │       admitted; becomes a CodecError naming the stream, line and setting
         ├── UnfitValue (tap_dativo_postgres.arrow_reader): a value the Arrow path cannot
         │       carry; becomes a CodecError naming the stream, key and column
+        ├── ReadFailed (tap_dativo_mysql.arrow_reader): connectorx refused or broke off
+        │       a read; becomes a MySQLReadError naming the table
         ├── NonFiniteDecimal (tap_dativo_postgres.types): a NaN or infinite numeric;
         │       becomes a CodecError naming the stream, key and column
         ├── ZeroDate (tap_dativo_mysql.types): a zero date with ``zero_dates: fail``;

@@ -46,5 +46,9 @@ upgrade breaks one:
 - ``pyiceberg.table.Transaction._rebuild_snapshot_updates`` (overridden) and
   ``Transaction._table`` (``table_changes.PlannedTransaction``: a planned commit that
   lost a race is planned again, never re-applied):
-  ``test_rebuild_snapshot_updates_is_the_retry_hook``.
+  ``test_rebuild_snapshot_updates_is_the_retry_hook``;
+- ``pyiceberg.table.Transaction._updates`` and ``pyiceberg.io.pyarrow.ArrowScan``
+  (``quality_gate``: the staged snapshot's summary gets the quality results, and the
+  rows a commit adds are read before it lands): the tests of
+  ``tests/unit/test_quality_gate_iceberg.py``.
 """

@@ -95,7 +95,7 @@ REPLICATION_ERRORS = (BinLogNotEnabled, MalformedBinLogEvent, StatusVariableMism
                       TableMetadataUnavailableError)  # mysql-replication's own
 # A replica's server_id must differ from the source's and every other replica's.
 SERVER_ID_RANGE = (1 << 30, (1 << 31) - 1)
-TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(\S+?);?\s*$", re.IGNORECASE)
+TRUNCATE = re.compile(r"\s*TRUNCATE\s+(?:TABLE\s+)?(\S+?);?\s*\Z", re.IGNORECASE)
 MARIADB_STANDALONE = 0x01  # a GTID event flag: a single statement, not a transaction
 
 

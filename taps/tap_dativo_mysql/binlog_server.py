@@ -42,7 +42,7 @@ class Position:
 
     @classmethod
     def of(cls, file: str, pos: int) -> Position:
-        match = re.search(r"\.(\d+)$", file)
+        match = re.search(r"\.(\d+)\Z", file)
         if match is None:
             raise ConfigError(f"binlog file name {file!r} has no .<number> suffix")
         return cls(int(match.group(1)), int(pos), file)

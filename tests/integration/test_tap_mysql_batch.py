@@ -27,32 +27,12 @@ from pyiceberg.catalog import Catalog
 from tests.conftest import BIN, read_table, run_target
 from tests.e2e.test_tap_mysql_types import BINARY, EXPECTED_ROWS, EXPECTED_TYPES
 from tests.integration.test_tap_mysql import TYPES, ZERO, fresh_database, incremental, tap_config
+from tests.services.batch_messages import all_rows, batch_settings, batches, file_rows
 from tests.services.mariadb import MariaDBServer
 from tests.services.tap_process import TapRun, discover, run_tap, select
 
 TAP = "tap-dativo-mysql"
 FAST_PATH = "reading columns through connectorx"
-
-
-def batch_settings(tmp_path: Path, batch_size: int, fmt: str = "parquet") -> dict[str, Any]:
-    """A ``batch_config`` writing into a fresh folder under ``tmp_path``."""
-    root = tmp_path / f"batches-{len(list(tmp_path.glob('batches-*')))}"
-    return {"encoding": {"format": fmt}, "batch_size": batch_size,
-            "storage": {"root": root.as_uri()}}
-
-
-def batches(run: TapRun, stream: str) -> list[dict[str, Any]]:
-    return [m for m in run.messages if m["type"] == "BATCH" and m["stream"] == stream]
-
-
-def file_rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    assert batch["encoding"]["format"] == "parquet", batch
-    return [row for uri in batch["manifest"]
-            for row in pq.read_table(unquote(urlparse(uri).path)).to_pylist()]
-
-
-def all_rows(run: TapRun, stream: str) -> list[dict[str, Any]]:
-    return [row for batch in batches(run, stream) for row in file_rows(batch)]
 
 
 def states(run: TapRun) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from pyiceberg.catalog import Catalog
 
 from tests.conftest import BIN, emitted_states, read_table, run_target, singer_lines
 from tests.integration.test_tap_mysql import TAP, TYPES, fresh_database, tap_config
-from tests.integration.test_tap_mysql_batch import all_rows, batch_settings, batches, file_rows
+from tests.services.batch_messages import all_rows, batch_settings, batches, file_rows
 from tests.services.mariadb import MariaDBServer, running_mariadb
 from tests.services.tap_process import TapRun, discover, run_tap, select
 

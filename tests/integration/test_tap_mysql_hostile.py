@@ -20,8 +20,8 @@ from tests.integration.test_tap_mysql import (
     incremental,
     tap_config,
 )
-from tests.integration.test_tap_mysql_batch import all_rows, batch_settings
 from tests.integration.test_tap_mysql_cdc import log_based
+from tests.services.batch_messages import all_rows, batch_settings
 from tests.services.mariadb import MariaDBServer
 from tests.services.tap_process import TapRun, discover, run_tap, select
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.test_tap_postgres import (
@@ -30,31 +29,10 @@ from tests.integration.test_tap_postgres import (
     tap_config,
 )
 from tests.integration.test_tap_postgres_cdc import LOG_BASED, cdc_db  # noqa: F401
+from tests.services.batch_messages import all_rows, batch_settings, batches, file_rows
 from tests.services.postgres import PostgresServer
 
 FAST_PATH = "reading columns through ADBC"
-
-
-def batch_settings(tmp_path: Path, batch_size: int, fmt: str = "parquet") -> dict[str, Any]:
-    """A ``batch_config`` writing into a fresh folder under ``tmp_path``."""
-    root = tmp_path / f"batches-{len(list(tmp_path.glob('batches-*')))}"
-    return {"encoding": {"format": fmt}, "batch_size": batch_size,
-            "storage": {"root": root.as_uri()}}
-
-
-def batches(run: TapRun, stream: str) -> list[dict[str, Any]]:
-    return [m for m in run.messages if m["type"] == "BATCH" and m["stream"] == stream]
-
-
-def file_rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of one BATCH message's Parquet manifest, as Python values."""
-    assert batch["encoding"]["format"] == "parquet", batch
-    return [row for uri in batch["manifest"]
-            for row in pq.read_table(unquote(urlparse(uri).path)).to_pylist()]
-
-
-def all_rows(run: TapRun, stream: str) -> list[dict[str, Any]]:
-    return [row for batch in batches(run, stream) for row in file_rows(batch)]
 
 
 def kinds(run: TapRun) -> list[str]:

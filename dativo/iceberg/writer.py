@@ -22,6 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 import pyarrow as pa
@@ -56,6 +57,23 @@ T = TypeVar("T")
 Gate = Callable[[CommitRows], Mapping[str, str]]
 """A commit's quality gate: sees the staged commit, returns snapshot-summary properties
 or raises :class:`~dativo.errors.QualityError` to abort it."""
+
+
+@dataclass(frozen=True)
+class CheckedCommit:
+    """A gated commit checked but not committed (:meth:`IcebergWriter.check_files`).
+
+    It keeps the plan the gate measured and the snapshot it was planned on, so that
+    :meth:`IcebergWriter.commit_files` commits that very plan with the gate's summary
+    while the table has not moved: the gate reads data, and running it twice on the
+    same would-be snapshot would only repeat the same answer.
+    """
+
+    properties: Mapping[str, str]
+    """The gate's snapshot-summary properties (``dativo.quality``)."""
+    plan: TableChanges
+    base: int | None
+    """The snapshot the plan was staged on (``None``: the table was empty)."""
 TABLE_PROPERTIES = {  # the caller's settings (table_properties) override size and codec
     "write.target-file-size-bytes": str(TARGET_FILE_SIZE_BYTES),
     "write.parquet.compression-codec": COMPRESSION,
@@ -222,9 +240,38 @@ class IcebergWriter:
         """
         return _write(table.metadata, table.io, data, table.name())
 
+    def check_files(self, table: Table, changes: list[TableChange],
+                    properties: Mapping[str, str], *, mode: CommitMode = "append",
+                    gate: Gate) -> CheckedCommit:
+        """Run ``gate`` on ``changes`` as :meth:`commit_files` would, without committing.
+
+        The changes are planned and staged in a transaction on the table's current
+        snapshot, exactly as a gated commit stages them, and the gate sees the same
+        :class:`~dativo.iceberg.quality_gate.CommitRows`; the transaction is then
+        dropped. This lets a caller check every table of a round before committing any
+        (the target's publish), so a blocked table leaves the others uncommitted too.
+        Pass the result to :meth:`commit_files` as ``checked`` with the same
+        ``changes``, ``properties`` and ``mode``.
+
+        Raises:
+            QualityError: ``gate`` blocked the commit.
+            CommitError: The table cannot be read, or a copy-on-write file written.
+        """
+        plan = TableChanges(table, properties, mode)
+        try:
+            table.refresh()  # plan on what other writers committed, as a commit would
+            tx = PlannedTransaction(table)  # never committed: its manifests are orphans
+            plan.stage(tx, changes)
+            summary = dict(gate(CommitRows(table, tx, changes)))
+        except OSError as exc:
+            raise CommitError(f"checking the commit to {'.'.join(table.name())} failed: "
+                              f"{exc}") from exc
+        return CheckedCommit(summary, plan, plan.base)
+
     def commit_files(self, table: Table, changes: list[TableChange],
                      properties: Mapping[str, str], *, mode: CommitMode = "append",
-                     gate: Gate | None = None) -> int | None:
+                     gate: Gate | None = None,
+                     checked: CheckedCommit | None = None) -> int | None:
         """Apply ``changes`` to ``table``, in order, in one metadata commit; return the
         id of the last snapshot.
 
@@ -250,17 +297,25 @@ class IcebergWriter:
         into the last snapshot's summary. A gated commit always takes the planned path,
         so a commit that lost a race is gated again on the new would-be snapshot.
 
+        ``checked`` (:meth:`check_files` of the same changes) skips the gate: while the
+        table is still at the snapshot the check planned on, that plan is committed
+        with the check's summary. Only a concurrent commit since the check makes the
+        gate run again, on the new would-be snapshot (so it may block then, after all).
+
         Raises:
             CommitError: The commit still fails after the last attempt.
             QualityError: ``gate`` blocked the commit; nothing of it is in the table.
         """
         planned = (gate is not None or mode != "append"
                    or any(isinstance(c, VersionActivation) for c in changes))
-        plan = TableChanges(table, properties, mode)
+        planned = planned or checked is not None
+        plan = checked.plan if checked is not None else TableChanges(table, properties, mode)
+        pending = [checked]  # honoured by the first attempt only: a later one lost a race
 
         def commit() -> int | None:  # after a conflict: planned again on the refreshed table
             if planned:
-                self._commit_planned(table, plan, changes, gate)
+                self._commit_planned(table, plan, changes, gate, pending.pop() if pending
+                                     else None)
             else:  # a plain append: pyiceberg itself re-applies it after a conflict
                 with table.transaction() as tx:
                     plan.stage(tx, changes)
@@ -273,18 +328,26 @@ class IcebergWriter:
             raise CommitError(f"committing to {table.name()} failed: {exc}") from exc
 
     def _commit_planned(self, table: Table, plan: TableChanges,
-                        changes: list[TableChange], gate: Gate | None = None) -> None:
+                        changes: list[TableChange], gate: Gate | None = None,
+                        checked: CheckedCommit | None = None) -> None:
         """Plan ``changes`` on the table's newest snapshot and commit them; after a
         conflict, commit the same plan on the new snapshot while the commits in between
         touched none of its keys and files (:meth:`TableChanges.restage`), as often as
         pyiceberg would re-apply an append (:func:`replay_waits`).
+
+        With ``checked`` and the table still at its snapshot, the checked plan is
+        committed with its summary and the gate is not run: the would-be snapshot is the
+        one the gate saw. An ``overwrite`` is staged again instead of re-staged (its
+        delete of the old rows is not part of the plan's snapshots; it rewrites nothing).
 
         Raises:
             CommitFailedException: The plan must be made again on the refreshed table.
         """
         table.refresh()  # other writers may have committed since this handle was read
         waits = replay_waits(table)
-        replay = False
+        unmoved = checked is not None and table.metadata.current_snapshot_id == checked.base
+        replay = unmoved and plan.mode != "overwrite"
+        summary = checked.properties if checked is not None and unmoved else None
         while True:
             try:
                 with PlannedTransaction(table) as tx:
@@ -292,8 +355,9 @@ class IcebergWriter:
                         plan.restage(tx)
                     else:
                         plan.stage(tx, changes)
-                    if gate is not None:  # raising here leaves the transaction uncommitted
-                        annotate(tx, gate(CommitRows(table, tx, changes)))
+                    if summary is None and gate is not None:  # raising: nothing committed
+                        summary = gate(CommitRows(table, tx, changes))
+                    annotate(tx, summary or {})
                 return
             except CommitFailedException:
                 wait = next(waits, None)
@@ -301,6 +365,7 @@ class IcebergWriter:
                     raise
                 metrics.COMMIT_CONFLICTS.labels(plugin=PLUGIN, tenant=self.tenant_id,
                                                 table=".".join(table.name())).inc()
+                summary = None  # a new would-be snapshot: the gate sees it again
                 time.sleep(wait)
                 table.refresh()
                 if not plan.still_valid():

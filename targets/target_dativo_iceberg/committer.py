@@ -22,6 +22,10 @@ and the drains before it are still committed with their STATE. A failure while d
 files are written or closed may leave the failed drain's rows in them (or lose an open
 file's rows): then nothing more is committed, and no STATE emitted.
 
+Quality gates are all or nothing per publish: every gated table of the round is
+checked before any is committed (:meth:`Committer._check`), so a blocked table leaves
+the round's other tables uncommitted as well, and the rerun loads each row once.
+
 Everything here runs on the loader's single commit thread, so nothing is locked.
 """
 
@@ -56,7 +60,7 @@ from target_dativo_iceberg.strict import refusal, tables_to_drop
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
-    from dativo.iceberg.writer import IcebergWriter
+    from dativo.iceberg.writer import CheckedCommit, IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
 
@@ -271,10 +275,11 @@ class Committer:
         if acknowledged is not None:
             properties[STATE_PROPERTY] = orjson.dumps(acknowledged.value).decode()
         staged = self._tables.staged
-        # Gated tables first: a blocked commit then leaves the other tables uncommitted
-        # too, so the rerun (from the last STATE emitted) loads them once.
+        checked = self._check(properties)  # every gate of the round, before any commit
+        # Gated tables first: should a race make a gate run again and block (see
+        # _check), the tables not yet committed stay out, as after any block.
         for name in sorted(staged, key=lambda n: not self._gates.gated(n)):
-            self._commit(staged[name], properties)
+            self._commit(staged[name], properties, checked.get(name))
             del staged[name]  # committed: a retry (salvage) must not add it again
         for name, (_, last) in list(self._pending.items()):  # what open files still hold
             first = self._tables.oldest_open_drain(name)
@@ -302,19 +307,60 @@ class Committer:
             count += 1
         return count
 
-    def _commit(self, staged: Staged, properties: dict[str, str]) -> None:
+    def _check(self, properties: dict[str, str]) -> dict[str, CheckedCommit]:
+        """Run the gate of every gated table staged for this publish, committing none.
+
+        A publish is all or nothing for its gates: were the tables gated one commit at a
+        time, a block of the second would come after the first had landed, with no
+        STATE emitted for it, and the rerun from the last STATE would load the first
+        table's rows twice. The checks pass their plans to the commits, which run a gate
+        again only if another writer committed to its table meanwhile; a block then (a
+        rare race) stops the publish after the tables already committed, without STATE.
+        Dead-letter tables are never gated.
+
+        Raises:
+            QualityError: A gate blocked: nothing of the round is committed and its data
+                files are deleted (the rerun from the last STATE writes them again).
+        """
+        writer, checked = self._writer.result(), {}
+        for name, staged in self._tables.staged.items():
+            gate = None if staged.dead_letter else self._gates.gate(name)
+            if gate is None:
+                continue
+            try:
+                checked[name] = writer.check_files(staged.table, staged.changes, properties,
+                                                   mode=self._mode(staged), gate=gate)
+            except QualityError:
+                self._blocked(name)
+                raise
+        return checked
+
+    def _blocked(self, name: str) -> None:
+        """After table ``name``'s gate blocked: record its failures (no snapshot) and
+        delete the data files of every table still staged, so nothing more is
+        committed (:meth:`salvage` commits nothing after a block either)."""
+        self._gates.record(name, None)  # the failures, without a snapshot
+        self._gates.blocked = True
+        for staged in list(self._tables.staged):
+            self._tables.drop(staged)  # their data files: the rerun writes them again
+
+    def _mode(self, staged: Staged) -> CommitMode:
+        if staged.dead_letter or self.settings.load_method == "append-only":
+            return "append"
+        return self.settings.load_method
+
+    def _commit(self, staged: Staged, properties: dict[str, str],
+                checked: CheckedCommit | None = None) -> None:
         started = time.monotonic()
-        mode: CommitMode = "append"
-        if not staged.dead_letter and self.settings.load_method != "append-only":
-            mode = self.settings.load_method
+        mode = self._mode(staged)
         table = staged_name(staged.table)
         gate = None if staged.dead_letter else self._gates.gate(table)
         try:
-            snapshot = self._writer.result().commit_files(staged.table, staged.changes,
-                                                          properties, mode=mode, gate=gate)
-        except QualityError:
-            self._gates.record(table, None)  # the failures, without a snapshot
-            self._tables.drop(table)  # its data files: the rerun writes them again
+            snapshot = self._writer.result().commit_files(
+                staged.table, staged.changes, properties, mode=mode, gate=gate,
+                checked=checked)
+        except QualityError:  # a gate run again after a concurrent commit blocked
+            self._blocked(table)
             raise
         self._gates.record(table, snapshot)
         files = staged.files

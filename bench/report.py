@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from bench import many_streams
+from bench import many_streams, quality_rules
 
 GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
-RUN_NAMES = ("floor", "target", "floor_orders", "target_orders", "meltano", "peer",
-             "batch_parquet", "batch_parquet_floor", "batch_parquet_large", "startup_floor",
+RUN_NAMES = ("floor", "target", "target_quality", "floor_orders", "target_orders", "meltano",
+             "peer", "batch_parquet", "batch_parquet_floor", "batch_parquet_large", "startup_floor",
              "record_one", "batch_parquet_one", "batch_jsonl", "upsert", "large", "streams",
              "markdown_kv", "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
              "pg_iceberg_one", "csv_floor", "csv_tap", "mysql_floor", "mysql_tap",
@@ -29,10 +29,13 @@ RUN_GROUPS = {
               "mysql_iceberg_one"),
     # What ``partitions: 2`` (two primary-key ranges read at once) buys over one piece.
     "mysql_partitions": ("mysql_batch", "mysql_batch_p2"),
+    # The pipe without and with ten quality rules (bench/quality_rules.py, issue 16).
+    "quality": ("floor", "target", "target_quality"),
 }
 LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
+    "target_quality": quality_rules.LABEL,
     "floor_orders": "orjson parse floor, second stream (orders)",
     "target_orders": "target-dativo-iceberg (pipe), second stream (orders, no contract)",
     "meltano": "target-dativo-iceberg (meltano run)",
@@ -160,6 +163,7 @@ def render(results: list[Result], records: int, file_mb: float,
                      f"{r.peak_rss / 2**20:.0f} |")
     lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
     lines += _target_checks(done)
+    lines += quality_rules.quality_checks(done)
     lines += _fixed_cost_checks(done)
     lines += _markdown_kv_checks(done, records)
     lines += _postgres_checks(done, records)

@@ -45,6 +45,7 @@ from bench.postgres_tap import (
     count_batch_rows,
     count_records,
 )
+from bench.quality_rules import QualityRuns
 from bench.report import (
     FLOOR_OF,
     FLOOR_RUNS,
@@ -79,7 +80,7 @@ def target_config(warehouse: Path) -> dict[str, object]:
     }
 
 
-class Bench(MySQLRuns):
+class Bench(MySQLRuns, QualityRuns):
     def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()

@@ -1,0 +1,103 @@
+"""The quality-rule row of ``make bench`` (issue 16): the 1M-record pipe with ten quality
+rules on, against the same pipe without them, in one bench run.
+
+Both runs feed the same events file to ``target-dativo-iceberg`` with the same settings;
+only the contract differs. The ``target`` row uses ``events.odcs.yaml`` (no rules); this
+row maps stream ``events`` to ``events_quality.odcs.yaml`` (the same columns plus ten
+rules of every form) with ``stream_contracts``, so whatever else runs per table
+(anomaly profiling, the dead-letter table) runs in both and the ratio is the rules'
+cost alone. The goal: at most 15% more wall time.
+
+A fast run whose rules never ran would pass that goal, so the row also checks
+``events__quality``: every rule recorded on every commit, each a pass (the generated data
+satisfies them all); anything else fails the row like a row-count mismatch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench import TABLE_IDENTIFIER
+from bench.measure import count_rows, measure
+
+if TYPE_CHECKING:
+    from bench.report import Result
+
+QUALITY_CONTRACT = "bench/perf/events_quality.odcs.yaml"  # under bench/contracts
+RULES = 10
+GOAL_QUALITY_SLOWDOWN = 1.15  # wall time with the rules / without, same run
+LABEL = f"target-dativo-iceberg (pipe, {RULES} quality rules on)"
+OFF_KEY, ON_KEY = "target", "target_quality"
+
+
+class QualityRuns:
+    """``Bench``'s quality row, a mixin as bench/mysql_tap.py's ``MySQLRuns``: it uses
+    the runner's ``_dir``, ``_target``, ``events``, ``env`` and ``timeout``."""
+
+    events: Path
+    env: dict[str, str]
+    timeout: float
+
+    def _dir(self, key: str) -> Path:  # provided by Bench
+        raise NotImplementedError
+
+    def _target(self, run_dir: Path, **settings: object) -> list[str]:  # provided by Bench
+        raise NotImplementedError
+
+    def target_quality(self, result: Result) -> None:
+        """The pipe of the ``target`` row with the ten-rule contract."""
+        run_dir = self._dir("target-quality")
+        cmd = self._target(run_dir, stream_contracts={"events": QUALITY_CONTRACT})
+        result.seconds, result.peak_rss = measure(
+            cmd, stdin=self.events, run_dir=run_dir, env=self.env, timeout=self.timeout)
+        result.rows, result.dead_letter_rows = count_rows(run_dir)
+        problem = quality_problem(run_dir)
+        if problem is not None:
+            result.error = problem
+
+
+def quality_problem(warehouse: Path) -> str | None:
+    """Why ``events__quality`` does not show the ten rules passing on every commit of
+    ``events``, or None when it does."""
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = load_catalog("bench", type="sql", uri=f"sqlite:///{warehouse / 'catalog.db'}",
+                           warehouse=warehouse.as_uri())
+    name = (*TABLE_IDENTIFIER[:-1], TABLE_IDENTIFIER[-1] + "__quality")
+    try:
+        rows = catalog.load_table(name).scan(
+            selected_fields=("snapshot_id", "rule", "outcome", "kind")).to_arrow().to_pylist()
+    except NoSuchTableError:
+        rows = []
+    results = [r for r in rows if r["kind"] == "rule"]  # not profile, anomaly or drift rows
+    if not results:
+        return (f"no rule results in {'.'.join(name)}: the quality rules of "
+                f"{QUALITY_CONTRACT} did not run (see the run's stderr.log)")
+    snapshots = {r["snapshot_id"] for r in results if r["snapshot_id"] is not None}
+    rules = {r["rule"] for r in results}
+    failed = sorted({r["rule"] for r in results if r["outcome"] != "pass"})
+    if len(rules) != RULES or not snapshots or len(results) != RULES * len(snapshots):
+        return (f"{'.'.join(name)} holds {len(results)} rule results of {len(rules)} rules "
+                f"over {len(snapshots)} commits; expected {RULES} per commit")
+    if failed:
+        return f"quality rules failed on the generated data: {', '.join(failed)}"
+    return None
+
+
+def quality_checks(done: dict[str, Result]) -> list[str]:
+    """The rules-on run against the rules-off run of the same bench run: wall time (the
+    goal) and peak RSS (info)."""
+    off, on = done.get(OFF_KEY), done.get(ON_KEY)
+    if off is None or on is None:
+        return []
+    ratio = on.seconds / off.seconds
+    rss = on.peak_rss / max(1, off.peak_rss)
+    verdict = "PASS" if ratio <= GOAL_QUALITY_SLOWDOWN else "FAIL"
+    return [f"- {verdict}: {LABEL} {ratio:.2f}x the wall time of the same pipe without "
+            f"them ({on.seconds:.2f} s vs {off.seconds:.2f} s; goal <= "
+            f"{GOAL_QUALITY_SLOWDOWN}x)",
+            f"- info: {LABEL} peak RSS {on.peak_rss / 2**20:.0f} MB, {rss:.2f}x the run "
+            f"without them ({off.peak_rss / 2**20:.0f} MB)"]
+

@@ -67,6 +67,15 @@ LAST_SUCCESS = Gauge("dativo_last_success_timestamp_seconds",
 LAST_STREAM_SUCCESS = Gauge("dativo_stream_last_success_timestamp_seconds",
                             "Unix time a stream's rows were last committed.", _STREAM,
                             registry=REGISTRY)
+QUALITY_CHECKS = Counter(
+    "dativo_quality_checks",
+    "Quality results of commits (kind rule, anomaly, profile or drift; outcome pass, fail, "
+    "flag or info).", (*_RUN, "table", "kind", "outcome"), registry=REGISTRY)
+QUALITY_MEASURED = Gauge(
+    "dativo_quality_measured_value",
+    "A table's last measured value per quality rule, and its row_count and reject_ratio "
+    "(per-column profile metrics stay in <table>__quality: unbounded labels).",
+    (*_RUN, "table", "rule"), registry=REGISTRY)
 
 METRIC_NAMES = frozenset(
     sample_name

@@ -84,6 +84,9 @@ class Contract:
     quality: tuple[QualityRule, ...] = ()
     """The contract's measured quality rules (:mod:`dativo.quality.rules`), run on each
     commit of the stream's table; empty for a Singer SCHEMA and for most contracts."""
+    anomaly_blocks: bool = False
+    """The schema object opts in to blocking a strict commit on an anomaly flag
+    (``customProperties: [{property: anomaly, value: block}]``)."""
 
     @property
     def primary_key(self) -> tuple[str, ...]:

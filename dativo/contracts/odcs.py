@@ -22,6 +22,7 @@ from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, Field
 from dativo.contracts.odcs_rules import option_problems, quality_problems
 from dativo.contracts.odcs_shape import column_problem, identifier_problems, too_deep
 from dativo.errors import ConfigError, ContractLintError
+from dativo.quality.anomaly import anomaly_problems, blocks
 from dativo.quality.rules import QualityRule, read_quality, row_valid_values
 from dativo.quality.thresholds import COMPARISONS
 from dativo.schema_messages import clip, describe
@@ -144,6 +145,8 @@ def lint_document(doc: Any) -> list[str]:
             problems.extend(quality_problems(obj.get("quality"), f"schema[{i}]",
                                              column=None, columns=_column_names(obj),
                                              primary_key=_primary_key(obj)))
+            problems.extend(anomaly_problems(obj.get("customProperties"),
+                                             f"schema[{i}] ({obj.get('name')})"))
     return list(dict.fromkeys(problems))  # each ODCS if/then branch repeats its errors
 
 
@@ -361,4 +364,5 @@ def load_contract(path: Path, object_name: str | None = None) -> Contract:
         version=str(doc.get("version")),
         source=str(path),
         quality=quality_rules(obj),
+        anomaly_blocks=blocks(obj.get("customProperties")),
     )

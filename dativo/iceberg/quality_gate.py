@@ -9,21 +9,54 @@ held in memory whole. The gate's summary property is set on the staged snapshot 
 the commit, through ``Summary.__setitem__`` on the ``AddSnapshotUpdate`` the
 transaction holds (``Transaction._updates``, covered by
 ``tests/unit/test_quality_gate_iceberg.py``).
+
+For the anomaly profile, :meth:`CommitRows.stats` reads the added files' statistics
+(row count, null counts, bounds decoded per column type) without reading a row, and
+:meth:`CommitRows.schema_changes` says which columns the commit's schema added or
+widened since the table's last snapshot (the drift history).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 import pyarrow as pa
+from pyiceberg.conversions import from_bytes
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
 from pyiceberg.table import DataScan, FileScanTask, Table, Transaction
 from pyiceberg.table.update import AddSnapshotUpdate
+from pyiceberg.types import (
+    BinaryType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FixedType,
+    FloatType,
+    IntegerType,
+    LongType,
+    PrimitiveType,
+    TimestampNanoType,
+    TimestamptzNanoType,
+    TimestamptzType,
+    TimestampType,
+    TimeType,
+    UUIDType,
+)
 
 from dativo.iceberg.staging import FileBatch, TableChange
+from dativo.quality.load_profile import ColumnStats, CommitStats
+
+# Bound bytes -> the profile's float scale (see CommitStats): from_bytes gives ints for
+# these (days, microseconds, nanoseconds), Decimal for decimals.
+_SCALES: dict[type, float] = {IntegerType: 1, LongType: 1, FloatType: 1, DoubleType: 1,
+                              DecimalType: 1, DateType: 1, TimeType: 1e-6,
+                              TimestampType: 1e-6, TimestamptzType: 1e-6,
+                              TimestampNanoType: 1e-9, TimestamptzNanoType: 1e-9}
+_NO_DISTINCT = (BinaryType, FixedType, UUIDType)
 
 
 class CommitRows:
@@ -37,11 +70,57 @@ class CommitRows:
         self._added: list[DataFile] = [f for c in changes if isinstance(c, FileBatch)
                                        for f in c.files]
         base = table.metadata.current_snapshot_id  # what the transaction was staged on
+        self._base = base
         self.same_rows = base is None and all(  # the table's first rows: one read does
             isinstance(c, FileBatch) and c.keys is None for c in changes)
         for data_file in self._added:  # rolled files carry no spec id until a manifest
             if not hasattr(data_file, "_spec_id"):  # is read; theirs is the table's
                 data_file.spec_id = self._metadata.default_spec_id
+
+    def stats(self) -> CommitStats:
+        """The added files' statistics: rows, and per top-level primitive column its
+        null count and (numbers, dates, times, timestamps) its bounds. No row is read."""
+        columns: dict[str, ColumnStats] = {}
+        scalar = []
+        for column in self._metadata.schema().fields:
+            kind = column.field_type
+            if not isinstance(kind, PrimitiveType):
+                continue  # nested: its leaves have the stats, the column has none
+            if not isinstance(kind, _NO_DISTINCT):
+                scalar.append(column.name)
+            columns[column.name] = self._column_stats(column.field_id, kind)
+        return CommitStats(sum(f.record_count for f in self._added), columns, tuple(scalar))
+
+    def _column_stats(self, field_id: int, kind: PrimitiveType) -> ColumnStats:
+        counts = [f.null_value_counts.get(field_id) if f.null_value_counts else None
+                  for f in self._added]
+        nulls = None if any(c is None for c in counts) else sum(c or 0 for c in counts)
+        scale = _SCALES.get(type(kind))
+        if scale is None:
+            return ColumnStats(nulls)
+        lows = [_number(kind, f.lower_bounds.get(field_id), scale)
+                for f in self._added if f.lower_bounds]
+        highs = [_number(kind, f.upper_bounds.get(field_id), scale)
+                 for f in self._added if f.upper_bounds]
+        low = min((v for v in lows if v is not None), default=None)
+        high = max((v for v in highs if v is not None), default=None)
+        return ColumnStats(nulls, low, high)
+
+    def schema_changes(self) -> list[tuple[str, str]]:
+        """``(column, change)`` for each top-level column the commit's schema added
+        (``+name type``) or widened (``name int -> long``) since the schema of the
+        table's last snapshot; none for a table's first snapshot."""
+        base = self._metadata.snapshot_by_id(self._base) if self._base is not None else None
+        old = (self._metadata.schema_by_id(base.schema_id)
+               if base is not None and base.schema_id is not None else None)
+        after = self._metadata.schema()
+        if old is None or old.schema_id == after.schema_id:
+            return []
+        before = {f.field_id: f for f in old.fields}
+        return [(f.name, f"+{f.name} {f.field_type}" if f.field_id not in before
+                 else f"{f.name} {before[f.field_id].field_type} -> {f.field_type}")
+                for f in after.fields
+                if f.field_id not in before or before[f.field_id].field_type != f.field_type]
 
     def _schema(self, columns: Sequence[str] | None) -> Schema:
         schema = self._metadata.schema()
@@ -62,6 +141,15 @@ class CommitRows:
                                                       .column_names)
         return DataScan(table_metadata=self._metadata, io=self._io,
                         selected_fields=fields).to_arrow_batch_reader()
+
+
+def _number(kind: PrimitiveType, bound: bytes | None, scale: float) -> float | None:
+    """A bound as a float on the profile's scale; NaN bounds say nothing."""
+    if bound is None:
+        return None
+    value = from_bytes(kind, bound)
+    number = float(value) * scale if isinstance(value, (int, float, Decimal)) else None
+    return None if number is None or number != number else number
 
 
 def annotate(tx: Transaction, properties: Mapping[str, str]) -> None:

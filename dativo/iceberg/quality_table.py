@@ -70,11 +70,19 @@ def profiles(table: Table, *, last: int) -> list[dict[str, float]]:
     """The profile metrics (``kind = 'profile'``) of the last ``last`` committed loads,
     oldest first, one ``{metric: value}`` per load: the history
     :func:`dativo.quality.anomaly.flags` compares a new load with. Blocked loads (no
-    snapshot) are not part of it."""
-    rows = history(table)
+    snapshot) are not part of it. Only the profile rows' four columns are read (the
+    target reads this once per table per run)."""
+    from pyiceberg.expressions import EqualTo
+
+    if last <= 0 or table.current_snapshot() is None:
+        return []
+    rows = table.scan(row_filter=EqualTo("kind", "profile"),
+                      selected_fields=("snapshot_id", "checked_at", "rule", "measured")
+                      ).to_arrow().sort_by([("checked_at", "ascending")])
     loads: dict[int, dict[str, float]] = {}
-    for row in rows.to_pylist():
-        if row["kind"] == "profile" and row["snapshot_id"] is not None \
-                and row["measured"] is not None:
-            loads.setdefault(row["snapshot_id"], {})[row["rule"]] = row["measured"]
-    return list(loads.values())[-last:] if last > 0 else []
+    for snapshot, rule, measured in zip(rows.column("snapshot_id").to_pylist(),
+                                        rows.column("rule").to_pylist(),
+                                        rows.column("measured").to_pylist(), strict=True):
+        if snapshot is not None and measured is not None:
+            loads.setdefault(snapshot, {})[rule] = measured
+    return list(loads.values())[-last:]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from dativo.errors import QualityError
+from dativo.quality.load_profile import CommitStats
 from dativo.quality.measure import Measured, Rows, measure_all
 from dativo.quality.results import SUMMARY_PROPERTY, CheckResult, quality_summary, rule_result
 from dativo.quality.rules import QualityRule
@@ -40,6 +41,14 @@ class CommitView(Protocol):
     """Whether both are the same rows (the table's first commit of plain appends), so
     every rule is measured on one read."""
 
+    def stats(self) -> CommitStats:
+        """The added files' row count, null counts and bounds (no row read)."""
+        ...
+
+    def schema_changes(self) -> list[tuple[str, str]]:
+        """``(column, change)`` for the columns added or widened since the last snapshot."""
+        ...
+
 
 ExtraResults = Callable[[CommitView], Sequence[CheckResult]]
 """More results for the same commit (the anomaly profile and flags), gathered with the
@@ -49,7 +58,8 @@ rules' and recorded and summarised with them; see :meth:`QualityGate.gather`."""
 @dataclass
 class QualityGate:
     """Gates one stream's commits on its contract's rules; ``strict`` blocks a failed
-    ``severity: error`` rule, anything else is logged and recorded."""
+    ``severity: error`` rule, and an anomaly flag when ``anomaly_blocks`` (the contract
+    opts in); anything else is logged and recorded."""
 
     stream: str
     rules: tuple[QualityRule, ...]
@@ -58,6 +68,8 @@ class QualityGate:
     extra: ExtraResults | None = None
     columns: tuple[str, ...] | None = None
     """The table's columns, so a sql rule reads only those its query names."""
+    anomaly_blocks: bool = False
+    """The contract says ``anomaly: block``: in ``strict`` mode a flag blocks the commit."""
     results: list[CheckResult] = field(default_factory=list)
     """The results of the last gated commit (landed or blocked), for ``<table>__quality``."""
 
@@ -77,25 +89,41 @@ class QualityGate:
                     quality_summary(results))
         blocking = [r for r, rule in zip(results, self.rules, strict=False)
                     if r.outcome == "fail" and self.strict and rule.blocking]
+        if self.strict and self.anomaly_blocks:
+            blocking += [r for r in results if r.kind == "anomaly" and r.outcome == "flag"]
         for result in results:
             if result.outcome in ("fail", "flag") and result not in blocking:
-                LOGGER.warning("Quality %s (severity %s): %s", result.outcome,
-                               result.severity or "none", result.message)
+                self._warn(result, view.table)
         if blocking:
             more = (f" (and {len(blocking) - 1} more blocking failure(s))"
                     if len(blocking) > 1 else "")
+            why = ("an anomaly flag (the contract says anomaly: block)"
+                   if blocking[0].kind == "anomaly" else "a failed severity: error rule")
             raise QualityError(
-                f"{blocking[0].message}{more}. validation_mode=strict blocks a failed "
-                "severity: error rule: nothing of this commit was loaded and no STATE after "
-                f"it was emitted; the results are in {view.table}__quality",
+                f"stream '{self.stream}', table {view.table}: {blocking[0].message}{more}. "
+                f"validation_mode=strict blocks {why}: nothing of this commit was loaded "
+                f"and no STATE after it was emitted; the results are in "
+                f"{view.table}__quality",
                 stream=self.stream, table=view.table, failures=tuple(blocking))
         return {SUMMARY_PROPERTY: quality_summary(results)}
+
+    def _warn(self, result: CheckResult, table: str) -> None:
+        """One WARNING per failure or flag that does not block."""
+        if result.kind != "anomaly":
+            LOGGER.warning("Quality %s (severity %s): %s", result.outcome,
+                           result.severity or "none", result.message)
+            return
+        LOGGER.warning("Stream '%s', table %s: %s; an expected change needs nothing (the "
+                       "band follows the new loads), and the results are in %s__quality",
+                       self.stream, table, result.message, table)
 
     def gather(self, view: CommitView) -> list[CheckResult]:
         """Every result of one commit: the rules' (in contract order, measured once per
         scope), then :attr:`extra`'s (the anomaly profile and flags, when wired)."""
         measured: dict[int, Measured] = {}
-        if view.same_rows:
+        if not self.rules:
+            scopes = []
+        elif view.same_rows:
             scopes = [(list(range(len(self.rules))), view.run_rows)]
         else:
             scopes = [(chosen, rows) for scope, rows in (("run", view.run_rows),
@@ -103,7 +131,7 @@ class QualityGate:
                       if (chosen := [i for i, r in enumerate(self.rules)
                                      if r.scope == scope])]
         values = measure_all([([self.rules[i] for i in chosen], rows) for chosen, rows in scopes],
-                             timeout=self.timeout, columns=self.columns)
+                             timeout=self.timeout, columns=self.columns) if scopes else []
         for (chosen, _), found in zip(scopes, values, strict=True):
             measured.update(zip(chosen, found, strict=True))
         results = []

@@ -96,7 +96,7 @@ class Committer:
         # Table -> (first, last) drain of its valid rows not committed yet.
         self._pending: dict[str, tuple[int, int]] = {}
         self._refused = False  # strict mode refused a drain: see salvage
-        self._gates = QualityGates(settings, run_id, writer)
+        self._gates = QualityGates(settings, run_id, writer, stats, run_metrics.labels)
 
     def commit_drain(self, checked: CheckedDrain, state: Any, drain: int, *,
                      has_state: bool, final: bool, flush: bool = False) -> None:

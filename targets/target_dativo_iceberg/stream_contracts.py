@@ -133,7 +133,7 @@ def with_schema_only_columns(stream: str, schema: dict[str, Any],
     return replace(contract, fields=contract.fields + added)
 
 
-_SCHEMA_ONLY_FATE = {
+SCHEMA_ONLY_FATE = {
     "discard_columns": "so they are not loaded; add them to the contract to keep them",
     "evolve": "so schema_evolution=evolve adds them to the table, unchecked",
     "freeze": "so schema_evolution=freeze sends records with a value in them to the "
@@ -159,7 +159,7 @@ def schema_drift(stream: str, schema: dict[str, Any], contract: Contract,
         LOGGER.warning(
             "Stream '%s': column(s) %s are in the SCHEMA but not in contract %s, %s",
             stream, ", ".join(drift["schema_only"]), contract.source,
-            _SCHEMA_ONLY_FATE[evolution],
+            SCHEMA_ONLY_FATE[evolution],
         )
     if "contract_only" in drift:
         LOGGER.warning(

@@ -19,6 +19,7 @@ from dativo.errors import ConfigError
 from dativo.exit_codes import echoed, exit_on_error
 from dativo.iceberg.file_defaults import TARGET_FILE_SIZE_MB
 from dativo.logs import redact
+from dativo.quality.cli import quality
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -35,7 +36,8 @@ ICEBERG_EXTRA = {name: "dativo-core[iceberg]"
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Dativo ingest tools: contract linting, table inspection and maintenance."""
+    """Dativo ingest tools: contract linting, table inspection, data quality and
+    maintenance."""
     ctx.obj = {"debug": debug}
 
 
@@ -264,11 +266,26 @@ def _mb(size: int) -> str:
 def _catalog_props(config_path: Path | None) -> dict[str, Any] | None:
     if config_path is None:
         return None
+    return read_target_config(config_path).get("catalog")
+
+
+def read_target_config(config_path: Path) -> dict[str, Any]:
+    """The target-dativo-iceberg config JSON every ``--config`` option names.
+
+    Raises:
+        ConfigError: It cannot be read or is not a JSON object.
+    """
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--config {config_path}: cannot read JSON ({exc})") from exc
-    return config.get("catalog")
+    if not isinstance(config, dict):
+        raise ConfigError(f"--config {config_path}: must be a JSON object (the target's "
+                          f"config), not {type(config).__name__}")
+    return config
+
+
+main.add_command(quality)
 
 
 if __name__ == "__main__":

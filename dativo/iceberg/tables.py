@@ -6,7 +6,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from dativo.errors import ConfigError
-from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, MAINTENANCE_PROPERTY
+from dativo.iceberg.naming import DEAD_LETTER_SUFFIX, MAINTENANCE_PROPERTY, QUALITY_SUFFIX
+
+HIDDEN_SUFFIXES = (DEAD_LETTER_SUFFIX, QUALITY_SUFFIX)
+"""The target's own tables beside a stream's, left out of ``table show --all``: each is
+summed up under its stream's table (dead letters) or read with ``dativo quality
+history``; naming one shows it."""
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -59,7 +64,7 @@ def show_tables(catalog: Catalog, names: Iterable[str], *, sample: int,
     from pyiceberg.exceptions import NoSuchTableError
 
     identifiers = [tuple(n.split(".")) for n in names] or [
-        t for t in all_tables(catalog) if not t[-1].endswith(DEAD_LETTER_SUFFIX)
+        t for t in all_tables(catalog) if not t[-1].endswith(HIDDEN_SUFFIXES)
     ]
     if not identifiers:
         echo("no tables yet")

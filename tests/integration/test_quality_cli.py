@@ -313,3 +313,25 @@ def test_table_show_all_does_not_list_quality_tables(histories: Project) -> None
     assert result.returncode == 0, result.stderr
     assert f"== {ORDERS}: " in result.stdout
     assert "__quality" not in result.stdout
+
+
+def test_meltano_runs_the_quality_history_command(histories: Project, tmp_path: Path) -> None:
+    """``meltano invoke dativo:quality-history <table> ...`` (plugins/utilities/dativo.yml),
+    in a copy of the repo's project."""
+    import os
+    import shutil
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "meltano.yml", project)
+    shutil.copytree(REPO / "plugins", project / "plugins")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MELTANO_")}
+    env.update({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "MELTANO_DISABLE_TRACKING": "true", "PYTHONWARNINGS": "ignore"})
+    result = subprocess.run([str(BIN / "meltano"), "invoke", "dativo:quality-history", ORDERS,
+                             "--last", "2", "--config", str(histories.config)], cwd=project,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{ORDERS}: the last 2 of 4 recorded load(s), oldest first" in result.stdout
+    assert "failed: too_few (error)" in result.stdout

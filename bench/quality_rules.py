@@ -15,6 +15,8 @@ satisfies them all); anything else fails the row like a row-count mismatch.
 
 from __future__ import annotations
 
+import re
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,9 @@ RULES = 10
 GOAL_QUALITY_SLOWDOWN = 1.15  # wall time with the rules / without, same run
 LABEL = f"target-dativo-iceberg (pipe, {RULES} quality rules on)"
 OFF_KEY, ON_KEY = "target", "target_quality"
+# The gate's INFO line (dativo/quality/gate.py): its checks (rules and the anomaly
+# profile every table gets) and their time, per commit.
+GATE_LINE = re.compile(r"quality check\(s\) on bench\.perf\.events in ([0-9.]+)s")
 
 
 class QualityRuns:
@@ -38,6 +43,7 @@ class QualityRuns:
     events: Path
     env: dict[str, str]
     timeout: float
+    _gate_seconds: dict[str, list[float]] | None = None
 
     def _dir(self, key: str) -> Path:  # provided by Bench
         raise NotImplementedError
@@ -55,6 +61,19 @@ class QualityRuns:
         problem = quality_problem(run_dir)
         if problem is not None:
             result.error = problem
+        if self._gate_seconds is None:  # the `target` rows ran before (RUN_NAMES order)
+            off = [d for d in run_dir.parent.glob("target-*")
+                   if not d.name.startswith(("target-quality-", "target-orders-"))]
+            self._gate_seconds = {"on": [], "off": [s for d in off for s in gate_seconds(d)]}
+        self._gate_seconds["on"] += gate_seconds(run_dir)
+        # One dict for every sample, so the median one that is kept sees them all.
+        result.gate_seconds = self._gate_seconds
+
+
+def gate_seconds(run_dir: Path) -> list[float]:
+    """The commit gate's seconds on ``events`` in one run, from its INFO lines."""
+    text = (run_dir / "stderr.log").read_text(encoding="utf-8", errors="replace")
+    return [float(s) for s in GATE_LINE.findall(text)]
 
 
 def quality_problem(warehouse: Path) -> str | None:
@@ -99,5 +118,17 @@ def quality_checks(done: dict[str, Result]) -> list[str]:
             f"them ({on.seconds:.2f} s vs {off.seconds:.2f} s; goal <= "
             f"{GOAL_QUALITY_SLOWDOWN}x)",
             f"- info: {LABEL} peak RSS {on.peak_rss / 2**20:.0f} MB, {rss:.2f}x the run "
-            f"without them ({off.peak_rss / 2**20:.0f} MB)"]
+            f"without them ({off.peak_rss / 2**20:.0f} MB)", *_gate_lines(on)]
+
+
+def _gate_lines(on: Result) -> list[str]:
+    """The commit gate's median time with the rules and without (the anomaly profile,
+    in both runs): what the rules cost, apart from the noise of the rest of the run."""
+    gate = on.gate_seconds or {}
+    if not gate.get("on") or not gate.get("off"):
+        return []
+    with_rules, without = statistics.median(gate["on"]), statistics.median(gate["off"])
+    return [f"- info: {LABEL}: the commit gate took {with_rules:.2f} s with the rules, "
+            f"{without:.2f} s without (the anomaly profile, in both; median per run), so the "
+            f"rules cost {with_rules - without:.2f} s"]
 

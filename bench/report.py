@@ -122,6 +122,9 @@ class Result:
     dead_letter_rows: int = 0
     expected_rows: int | None = None
     error: str | None = None
+    # The quality row's commit-gate seconds per run, {"on": [...], "off": [...]}
+    # (bench/quality_rules.py): a steadier view of the rules' cost than wall time.
+    gate_seconds: dict[str, list[float]] | None = None
 
     @property
     def ok(self) -> bool:

@@ -41,3 +41,12 @@ def test_a_quality_run_whose_rules_did_not_run_is_a_failed_row() -> None:
 
 def test_runs_quality_runs_both_pipes() -> None:
     assert RUN_GROUPS["quality"] == ("floor", "target", "target_quality")
+
+
+def test_the_gate_time_with_and_without_the_rules_is_printed() -> None:
+    on = result("target_quality", 11.0)
+    on.gate_seconds = {"on": [2.0, 2.5, 1.5], "off": [0.5, 0.75, 1.0]}
+    report, _ = render([result("target", 10.0), on], 1_000_000, 333.0)
+    assert ("- info: target-dativo-iceberg (pipe, 10 quality rules on): the commit gate took "
+            "2.00 s with the rules, 0.75 s without (the anomaly profile, in both; median per "
+            "run), so the rules cost 1.25 s") in report

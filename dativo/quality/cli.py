@@ -214,13 +214,16 @@ def _check(config: CheckConfig, store: QualityTables, name: str, contract: Contr
                        columns=rows.columns)
     results = gate.gather(rows)
     click.echo(f"{name} @ snapshot {rows.snapshot_id}: {len(results)} rule(s)")
-    width = max(len(r.rule) for r in results)
-    for result, rule in zip(results, contract.quality, strict=False):
-        unit = "%" if rule.unit == "percent" else ""
-        measured = "no value" if result.measured is None else _number(result.measured) + unit
-        click.echo(f"  {result.outcome.upper():<4}  {result.rule:<{width}}  measured "
-                   f"{measured:<10}  {result.threshold}  (severity "
-                   f"{result.severity or 'none'})")
+    shown = [(r, "no value" if r.measured is None else _number(r.measured)
+              + ("%" if rule.unit == "percent" else ""))
+             for r, rule in zip(results, contract.quality, strict=False)]
+    width = [max(len(text) for text in column) for column in
+             ([r.rule for r, _ in shown], [m for _, m in shown],
+              [r.threshold or "" for r, _ in shown])]
+    for result, measured in shown:
+        click.echo(f"  {result.outcome.upper():<4}  {result.rule:<{width[0]}}  measured "
+                   f"{measured:<{width[1]}}  {result.threshold or '':<{width[2]}}  "
+                   f"(severity {result.severity or 'none'})")
         if result.outcome == "fail" and result.measured is None:
             click.echo(f"        {result.message}")
     run_id = f"{CHECK_RUN_PREFIX}{uuid.uuid4()}"
@@ -251,9 +254,10 @@ def quality_history(ctx: click.Context, table: str, last: int,
 
     TABLE is a dotted identifier such as acme.crm.customers. One line per gated load or
     `dativo quality check` run: time, run id, snapshot id ('blocked' when strict mode
-    stopped the commit), passed/failed/flagged counts and the failing rules. A failed
-    load is marked FAIL, an anomaly or other flag FLAG. A table with no recorded
-    results is said so, with exit 0.
+    stopped the commit), passed/failed/flagged counts and the failing rules. A line is
+    marked BLOCKED (the commit was stopped), FAIL (a rule failed, any severity), FLAG
+    (an anomaly or schema-drift flag) or ok. A table with no recorded results is said
+    so, with exit 0.
     """
     from dativo.cli import _catalog_props, _run
 
@@ -284,7 +288,7 @@ class Load:
     checked_at: datetime
     run_id: str
     snapshot_id: int | None
-    passed: int
+    passed: int  # rules that passed (an anomaly metric within its band is not counted)
     failed: tuple[str, ...]  # "<rule> (<severity>)"
     flagged: tuple[str, ...]  # "anomaly <rule>" / "<kind> <rule>"
 
@@ -297,7 +301,7 @@ def _loads(rows: pa.Table) -> list[Load]:
                             "severity", "outcome"]).to_pylist():
         groups.setdefault((row["run_id"], row["checked_at"]), []).append(row)
     return [Load(at, run_id, found[0]["snapshot_id"],
-                 sum(r["outcome"] == "pass" for r in found),
+                 sum(r["outcome"] == "pass" and r["kind"] == "rule" for r in found),
                  tuple(f"{r['rule']} ({r['severity'] or 'no severity'})" for r in found
                        if r["outcome"] == "fail"),
                  tuple(f"{r['kind']} {r['rule']}" for r in found if r["outcome"] == "flag"))
@@ -305,10 +309,12 @@ def _loads(rows: pa.Table) -> list[Load]:
 
 
 def _history_lines(loads: Sequence[Load]) -> list[str]:
-    """A header and one aligned line per load; FAIL / FLAG lead the line that has them."""
+    """A header and one aligned line per load, led by its mark: BLOCKED (strict mode
+    stopped the commit), FAIL (a rule failed), FLAG (an anomaly or drift flag), ok."""
     cells = [("", "time (UTC)", "run id", "snapshot", "pass", "fail", "flag", "failing")]
     for load in loads:
-        mark = "FAIL" if load.failed else "FLAG" if load.flagged else "ok"
+        mark = ("BLOCKED" if load.snapshot_id is None else "FAIL" if load.failed
+                else "FLAG" if load.flagged else "ok")
         notes = []
         if load.failed:
             notes.append(f"failed: {', '.join(load.failed)}")

@@ -247,7 +247,7 @@ def test_history_shows_each_load_oldest_first_with_failures_marked(
     snapshot = str(histories.snapshot_id())
     loaded, blocked, check = rows[0], rows[1], rows[-1]
     assert loaded[0] == "ok" and loaded[4:] == [snapshot, "3", "0", "0", "-"]
-    assert blocked[0] == "FAIL" and blocked[4:8] == ["blocked", "2", "1", "0"]
+    assert blocked[0] == "BLOCKED" and blocked[4:8] == ["blocked", "2", "1", "0"]
     assert " ".join(blocked[8:]) == "failed: status_nulls (error)"
     assert len({loaded[3], blocked[3], check[3]}) == 3  # a run id per target run or check
     assert check[0] == "FAIL" and check[3].startswith("check-")

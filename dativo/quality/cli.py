@@ -295,17 +295,31 @@ class Load:
 
 def _loads(rows: pa.Table) -> list[Load]:
     """The recorded rows (oldest first) grouped by load: a run commits many times, and
-    each commit's results are written together, with one time."""
-    groups: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
-    for row in rows.select(["run_id", "checked_at", "snapshot_id", "rule", "kind",
-                            "severity", "outcome"]).to_pylist():
-        groups.setdefault((row["run_id"], row["checked_at"]), []).append(row)
-    return [Load(at, run_id, found[0]["snapshot_id"],
-                 sum(r["outcome"] == "pass" and r["kind"] == "rule" for r in found),
-                 tuple(f"{r['rule']} ({r['severity'] or 'no severity'})" for r in found
-                       if r["outcome"] == "fail"),
-                 tuple(f"{r['kind']} {r['rule']}" for r in found if r["outcome"] == "flag"))
-            for (run_id, at), found in groups.items()]
+    each commit's results are written together, with one time. Counted in Arrow; only
+    the failed and flagged rows (a few per load) become Python objects, not the profile
+    rows that make up most of the table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = ["run_id", "checked_at"]
+    passed = pc.and_(pc.equal(rows["outcome"], "pass"), pc.equal(rows["kind"], "rule"))
+    counts = pa.table({**{k: rows[k] for k in keys}, "snapshot_id": rows["snapshot_id"],
+                       "passed": pc.cast(passed, pa.int64())})
+    grouped = counts.group_by(keys, use_threads=False).aggregate(
+        [("snapshot_id", "max"), ("passed", "sum")]).sort_by([("checked_at", "ascending")])
+    notable: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+    for row in rows.filter(pc.is_in(rows["outcome"], pa.array(["fail", "flag"]))).select(
+            [*keys, "rule", "kind", "severity", "outcome"]).to_pylist():
+        notable.setdefault((row["run_id"], row["checked_at"]), []).append(row)
+    loads = []
+    for load in grouped.to_pylist():
+        found = notable.get((load["run_id"], load["checked_at"]), [])
+        loads.append(Load(
+            load["checked_at"], load["run_id"], load["snapshot_id_max"], load["passed_sum"],
+            tuple(f"{r['rule']} ({r['severity'] or 'no severity'})" for r in found
+                  if r["outcome"] == "fail"),
+            tuple(f"{r['kind']} {r['rule']}" for r in found if r["outcome"] == "flag")))
+    return loads
 
 
 def _history_lines(loads: Sequence[Load]) -> list[str]:

@@ -32,7 +32,7 @@ from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import parse_transform
 
@@ -63,17 +63,22 @@ or raises :class:`~dativo.errors.QualityError` to abort it."""
 class CheckedCommit:
     """A gated commit checked but not committed (:meth:`IcebergWriter.check_files`).
 
-    It keeps the plan the gate measured and the snapshot it was planned on, so that
-    :meth:`IcebergWriter.commit_files` commits that very plan with the gate's summary
-    while the table has not moved: the gate reads data, and running it twice on the
-    same would-be snapshot would only repeat the same answer.
+    It keeps the staged transaction the gate measured (annotated with its summary) and
+    the snapshot it was planned on, so that :meth:`IcebergWriter.commit_files` commits
+    that very transaction while the table has not moved: the gate reads data, and
+    running it twice on the same would-be snapshot would only repeat the same answer
+    (staging it again would also write its manifests twice).
     """
 
     properties: Mapping[str, str]
     """The gate's snapshot-summary properties (``dativo.quality``)."""
     plan: TableChanges
+    tx: Transaction
+    """The staged, annotated, uncommitted transaction; committed at most once."""
     base: int | None
     """The snapshot the plan was staged on (``None``: the table was empty)."""
+
+
 TABLE_PROPERTIES = {  # the caller's settings (table_properties) override size and codec
     "write.target-file-size-bytes": str(TARGET_FILE_SIZE_BYTES),
     "write.parquet.compression-codec": COMPRESSION,
@@ -247,9 +252,10 @@ class IcebergWriter:
 
         The changes are planned and staged in a transaction on the table's current
         snapshot, exactly as a gated commit stages them, and the gate sees the same
-        :class:`~dativo.iceberg.quality_gate.CommitRows`; the transaction is then
-        dropped. This lets a caller check every table of a round before committing any
-        (the target's publish), so a blocked table leaves the others uncommitted too.
+        :class:`~dativo.iceberg.quality_gate.CommitRows`; the transaction is kept,
+        uncommitted, in the result. This lets a caller check every table of a round
+        before committing any (the target's publish), so a blocked table leaves the
+        others uncommitted too.
         Pass the result to :meth:`commit_files` as ``checked`` with the same
         ``changes``, ``properties`` and ``mode``.
 
@@ -260,13 +266,14 @@ class IcebergWriter:
         plan = TableChanges(table, properties, mode)
         try:
             table.refresh()  # plan on what other writers committed, as a commit would
-            tx = PlannedTransaction(table)  # never committed: its manifests are orphans
+            tx = PlannedTransaction(table)  # committed by commit_files, or dropped
             plan.stage(tx, changes)
             summary = dict(gate(CommitRows(table, tx, changes)))
+            annotate(tx, summary)
         except OSError as exc:
             raise CommitError(f"checking the commit to {'.'.join(table.name())} failed: "
                               f"{exc}") from exc
-        return CheckedCommit(summary, plan, plan.base)
+        return CheckedCommit(summary, plan, tx, plan.base)
 
     def commit_files(self, table: Table, changes: list[TableChange],
                      properties: Mapping[str, str], *, mode: CommitMode = "append",
@@ -298,8 +305,8 @@ class IcebergWriter:
         so a commit that lost a race is gated again on the new would-be snapshot.
 
         ``checked`` (:meth:`check_files` of the same changes) skips the gate: while the
-        table is still at the snapshot the check planned on, that plan is committed
-        with the check's summary. Only a concurrent commit since the check makes the
+        table is still at the snapshot the check planned on, the check's transaction is
+        committed as it was staged and annotated. Only a concurrent commit since the check makes the
         gate run again, on the new would-be snapshot (so it may block then, after all).
 
         Raises:
@@ -335,29 +342,32 @@ class IcebergWriter:
         touched none of its keys and files (:meth:`TableChanges.restage`), as often as
         pyiceberg would re-apply an append (:func:`replay_waits`).
 
-        With ``checked`` and the table still at its snapshot, the checked plan is
-        committed with its summary and the gate is not run: the would-be snapshot is the
-        one the gate saw. An ``overwrite`` is staged again instead of re-staged (its
-        delete of the old rows is not part of the plan's snapshots; it rewrites nothing).
+        With ``checked`` and the table still at its snapshot, the check's transaction is
+        committed and the gate is not run: the would-be snapshot is the one the gate saw.
+        Should another writer commit just before it, the conflict is handled as any
+        other, and the gate runs on the re-staged or newly planned commit.
 
         Raises:
             CommitFailedException: The plan must be made again on the refreshed table.
         """
         table.refresh()  # other writers may have committed since this handle was read
         waits = replay_waits(table)
-        unmoved = checked is not None and table.metadata.current_snapshot_id == checked.base
-        replay = unmoved and plan.mode != "overwrite"
-        summary = checked.properties if checked is not None and unmoved else None
+        staged = (checked.tx if checked is not None
+                  and table.metadata.current_snapshot_id == checked.base else None)
+        replay = False
         while True:
             try:
+                if staged is not None:
+                    staged, tx = None, staged
+                    tx.commit_transaction()  # as the gate saw it, its summary included
+                    return
                 with PlannedTransaction(table) as tx:
                     if replay:
                         plan.restage(tx)
                     else:
                         plan.stage(tx, changes)
-                    if summary is None and gate is not None:  # raising: nothing committed
-                        summary = gate(CommitRows(table, tx, changes))
-                    annotate(tx, summary or {})
+                    if gate is not None:  # raising here leaves the transaction uncommitted
+                        annotate(tx, gate(CommitRows(table, tx, changes)))
                 return
             except CommitFailedException:
                 wait = next(waits, None)
@@ -365,7 +375,6 @@ class IcebergWriter:
                     raise
                 metrics.COMMIT_CONFLICTS.labels(plugin=PLUGIN, tenant=self.tenant_id,
                                                 table=".".join(table.name())).inc()
-                summary = None  # a new would-be snapshot: the gate sees it again
                 time.sleep(wait)
                 table.refresh()
                 if not plan.still_valid():

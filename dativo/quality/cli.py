@@ -73,14 +73,12 @@ class CheckConfig:
                    Path(contracts_dir) if contracts_dir else None,
                    {str(k): str(v) for k, v in stream_contracts.items()}, timeout)
 
-    def contracts(self) -> Iterator[Contract]:
+    def contracts(self) -> Iterator[Contract | ConfigError]:
         """Every contract a stream of this config can resolve to, as the target resolves
         it (:func:`dativo.contracts.resolve_contract_path`): the mapped streams, then
-        each ``<contracts_dir>/<tenant>/<domain>/<name>.odcs.yaml``.
-
-        Raises:
-            ConfigError: A contract cannot be read or fails the lint.
-        """
+        each ``<contracts_dir>/<tenant>/<domain>/<name>.odcs.yaml``; a contract that
+        cannot be read or fails the lint is its :class:`ConfigError` instead, so the
+        caller decides whether it concerns the tables asked for."""
         from dativo.contracts import load_contract, resolve_contract_path
         from dativo.contracts.resolve import CONTRACT_SUFFIX
 
@@ -91,32 +89,43 @@ class CheckConfig:
                               for p in root.glob(f"*/*{CONTRACT_SUFFIX}"))
         seen: set[tuple[Path, str]] = set()
         for stream in streams:
-            path = resolve_contract_path(stream, tenant_id=self.tenant_id,
-                                         contracts_dir=self.contracts_dir,
-                                         stream_contracts=self.stream_contracts)
-            if path is None or (path.resolve(), stream.split("-")[-1]) in seen:
-                continue
-            seen.add((path.resolve(), stream.split("-")[-1]))
-            yield load_contract(path, object_name=stream.split("-")[-1])
+            try:
+                path = resolve_contract_path(stream, tenant_id=self.tenant_id,
+                                             contracts_dir=self.contracts_dir,
+                                             stream_contracts=self.stream_contracts)
+                if path is None or (path.resolve(), stream.split("-")[-1]) in seen:
+                    continue
+                seen.add((path.resolve(), stream.split("-")[-1]))
+                yield load_contract(path, object_name=stream.split("-")[-1])
+            except ConfigError as exc:
+                yield exc
 
-    def tables(self) -> dict[str, Contract]:
-        """Each contract's table (dotted name) -> its contract.
+    def tables(self) -> tuple[dict[str, Contract], list[ConfigError]]:
+        """Each contract's table (dotted name) -> its contract, and the contracts that
+        cannot be used (unreadable, invalid, another tenant's).
 
         Raises:
-            ConfigError: A contract cannot be read, belongs to another tenant, or two
-                different contracts describe one table.
+            ConfigError: Two different contracts describe one table.
         """
         from dativo.iceberg.naming import table_identifier
 
         found: dict[str, Contract] = {}
+        problems: list[ConfigError] = []
         for contract in self.contracts():
-            name = ".".join(table_identifier(self.tenant_id, contract))
+            if isinstance(contract, ConfigError):
+                problems.append(contract)
+                continue
+            try:
+                name = ".".join(table_identifier(self.tenant_id, contract))
+            except ConfigError as exc:
+                problems.append(exc)
+                continue
             if name in found and found[name].source != contract.source:
                 raise ConfigError(f"table {name} is described by two contracts "
                                   f"({found[name].source}, {contract.source}); map each "
                                   "stream to one with stream_contracts")
             found.setdefault(name, contract)
-        return found
+        return found, problems
 
     def where(self) -> str:
         if self.contracts_dir is None:
@@ -182,7 +191,9 @@ def _checked_tables(config: CheckConfig, store: QualityTables, tables: Sequence[
         raise ConfigError("name tables to check or pass --all, not both")
     if not tables and not every_table:
         raise ConfigError("name tables to check (e.g. acme.crm.customers) or pass --all")
-    contracts = config.tables()
+    contracts, problems = config.tables()
+    if every_table and problems:  # every contract's table is asked for
+        raise problems[0]
     if every_table:
         chosen = [(n, c) for n, c in sorted(contracts.items())
                   if c.quality and store.exists(n)]
@@ -194,6 +205,10 @@ def _checked_tables(config: CheckConfig, store: QualityTables, tables: Sequence[
     for name in tables:
         store.load(name)  # an unknown table is named before any contract is looked for
         contract = contracts.get(name)
+        if contract is None and problems:  # maybe the contract that cannot be read
+            raise ConfigError(f"table {name}: no readable contract describes it, and "
+                              f"{len(problems)} contract(s) cannot be read; the first: "
+                              f"{problems[0]}")
         if contract is None:
             raise ConfigError(f"table {name}: no contract of tenant {config.tenant_id} "
                               f"describes it ({config.where()}); add its ODCS contract "

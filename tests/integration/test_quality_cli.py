@@ -199,6 +199,25 @@ def test_a_table_without_a_contract_says_what_to_do(project: Project, tmp_path: 
             "or map its stream in stream_contracts") in result.stderr
 
 
+def test_a_contract_that_fails_the_lint(project: Project, tmp_path: Path) -> None:
+    """An invalid contract of another table does not stop a named check; when it may be
+    the table's own, or with --all, its lint error is the one line (exit 2)."""
+    contracts = tmp_path / "contracts"
+    contract(contracts, "orders", table_rules=PASSING)
+    contract(contracts, "broken", table_rules=[{"rule": "rowCount", "mustBe": "ten"}])
+    other = tmp_path / "target.json"
+    other.write_text(json.dumps({**json.loads(project.config.read_text()),
+                                 "contracts_dir": str(contracts)}))
+    assert dativo("quality", "check", "--config", str(other), ORDERS).returncode == 0
+    for args in (("--all",), (CUSTOMERS,)):
+        result = dativo("quality", "check", "--config", str(other), *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"contract {contracts / 'acme' / 'shop' / 'broken.odcs.yaml'} is invalid" in (
+            result.stderr), result.stderr
+    assert f"table {CUSTOMERS}: no readable contract describes it, and 1 contract(s) " \
+           "cannot be read; the first: contract " in result.stderr
+
+
 def test_check_needs_the_config() -> None:
     result = dativo("quality", "check", ORDERS)
     assert result.returncode == 2

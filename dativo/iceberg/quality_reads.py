@@ -80,8 +80,11 @@ class QualityTables:
         """Raises: ConfigError naming the table when it does not exist."""
         return load_tables(self.catalog, [_identifier(name)])[0]
 
-    def exists(self, name: str) -> bool:
-        return self.catalog.table_exists(_identifier(name))
+    def loaded(self, name: str) -> bool:
+        """Whether table ``name`` exists and holds a snapshot (something was loaded)."""
+        identifier = _identifier(name)
+        return (self.catalog.table_exists(identifier)
+                and self.catalog.load_table(identifier).current_snapshot() is not None)
 
     def record(self, contract: Contract, tenant_id: str, results: Sequence[CheckResult], *,
                run_id: str, snapshot_id: int) -> str:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dativo.contracts import Contract
-    from dativo.iceberg.quality_reads import QualityTables
+    from dativo.iceberg.quality_reads import QualityTables, SnapshotRows
 
 QUALITY_SQL_TIMEOUT_SECONDS = 30.0
 """The target's ``quality_sql_timeout_seconds`` default (its config schema's)."""
@@ -172,8 +172,9 @@ def quality_check(ctx: click.Context, tables: tuple[str, ...], every_table: bool
         from dativo.iceberg.quality_reads import QualityTables
 
         store = QualityTables(config.catalog)
-        chosen = _checked_tables(config, store, tables, every_table)
-        failed = sum(_check(config, store, name, contract) for name, contract in chosen)
+        chosen = [(name, contract, store.snapshot(name)) for name, contract
+                  in _checked_tables(config, store, tables, every_table)]
+        failed = sum(_check(config, store, *table) for table in chosen)
         return 2 if failed else 0
 
     _run(ctx, action)
@@ -196,7 +197,7 @@ def _checked_tables(config: CheckConfig, store: QualityTables, tables: Sequence[
         raise problems[0]
     if every_table:
         chosen = [(n, c) for n, c in sorted(contracts.items())
-                  if c.quality and store.exists(n)]
+                  if c.quality and store.loaded(n)]
         if not chosen:
             raise ConfigError(f"no loaded table has a contract with quality rules "
                               f"({config.where()}); add a quality list to a contract "
@@ -220,11 +221,11 @@ def _checked_tables(config: CheckConfig, store: QualityTables, tables: Sequence[
     return [(name, contracts[name]) for name in dict.fromkeys(tables)]
 
 
-def _check(config: CheckConfig, store: QualityTables, name: str, contract: Contract) -> bool:
+def _check(config: CheckConfig, store: QualityTables, name: str, contract: Contract,
+           rows: SnapshotRows) -> bool:
     """Measure, print and record one table's rules; whether a severity: error rule failed."""
     from dativo.quality.gate import QualityGate
 
-    rows = store.snapshot(name)
     gate = QualityGate(contract.name, contract.quality, strict=False, timeout=config.timeout,
                        columns=rows.columns)
     results = gate.gather(rows)

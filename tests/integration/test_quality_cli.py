@@ -218,6 +218,28 @@ def test_a_contract_that_fails_the_lint(project: Project, tmp_path: Path) -> Non
            "cannot be read; the first: contract " in result.stderr
 
 
+def test_a_table_with_no_snapshot_yet(project: Project, tmp_path: Path) -> None:
+    """Named, it is one line (exit 2), before any table is measured; --all skips it."""
+    import pyarrow as pa
+
+    contracts = tmp_path / "contracts"
+    contract(contracts, "orders", table_rules=PASSING)
+    contract(contracts, "fresh", table_rules=PASSING)
+    project.open().create_table(("acme", "shop", "fresh"),
+                                schema=pa.schema([pa.field("id", pa.int64())]))
+    other = tmp_path / "target.json"
+    other.write_text(json.dumps({**json.loads(project.config.read_text()),
+                                 "contracts_dir": str(contracts)}))
+    result = dativo("quality", "check", "--config", str(other), ORDERS, "acme.shop.fresh")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("error: table acme.shop.fresh has no snapshot yet "
+                                     "(nothing was loaded into it); run the load first, "
+                                     "then check it")
+    every = dativo("quality", "check", "--config", str(other), "--all")
+    assert every.returncode == 0, every.stderr
+    assert "acme.shop.fresh" not in every.stdout and f"{ORDERS} @ snapshot" in every.stdout
+
+
 def test_check_needs_the_config() -> None:
     result = dativo("quality", "check", ORDERS)
     assert result.returncode == 2

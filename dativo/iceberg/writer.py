@@ -257,7 +257,8 @@ class IcebergWriter:
         before committing any (the target's publish), so a blocked table leaves the
         others uncommitted too.
         Pass the result to :meth:`commit_files` as ``checked`` with the same
-        ``changes``, ``properties`` and ``mode``.
+        ``changes``, ``properties`` and ``mode``. A check never committed (another table
+        blocked) leaves its few manifest files unreferenced, as a failed commit does.
 
         Raises:
             QualityError: ``gate`` blocked the commit.

@@ -33,7 +33,7 @@ from dativo.iceberg.naming import QUALITY_SUFFIX, RUN_ID_PROPERTY
 from dativo.iceberg.staging import FileBatch
 from dativo.quality.anomaly import REJECT_RATIO, ROW_COUNT, flags, profile_results
 from dativo.quality.gate import CommitView, QualityGate
-from dativo.quality.load_profile import distinct_estimates, load_profile
+from dativo.quality.load_profile import connection, distinct_estimates, load_profile
 from dativo.quality.results import CheckResult
 from target_dativo_iceberg.destinations import Destination, IcebergDestination
 from target_dativo_iceberg.quality_drift import drift_results
@@ -42,6 +42,7 @@ from target_dativo_iceberg.sinks import StreamSink, StreamStats
 from target_dativo_iceberg.staged_tables import staged_name
 
 if TYPE_CHECKING:
+    import duckdb
     from pyiceberg.table import Table
 
     from dativo.contracts import Contract
@@ -82,6 +83,7 @@ class QualityGates:
                                        "tenant": settings.tenant_id})
         self._tables: dict[str, _Tracked] = {}
         self._skipped: set[str] = set()
+        self._duckdb: duckdb.DuckDBPyConnection | None = None  # one per run, on first use
         self.blocked = False  # a commit was blocked: salvage commits nothing more
 
     def track(self, sink: StreamSink, stream: str, destination: Destination) -> None:
@@ -125,7 +127,10 @@ class QualityGates:
         tracked.pending = None
         if not stats.rows:
             return drift
-        distinct = distinct_estimates(view.run_rows, stats.scalar)
+        if self._duckdb is None:
+            self._duckdb = connection()
+        distinct = distinct_estimates(view.run_rows, stats.scalar, rows=stats.rows,
+                                      con=self._duckdb)
         current = load_profile(stats, distinct, max(0, self._rejected(tracked)
                                                     - tracked.rejects_seen))
         tracked.pending = current

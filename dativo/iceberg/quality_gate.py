@@ -40,9 +40,9 @@ from pyiceberg.types import (
     LongType,
     PrimitiveType,
     TimestampNanoType,
+    TimestampType,
     TimestamptzNanoType,
     TimestamptzType,
-    TimestampType,
     TimeType,
     UUIDType,
 )

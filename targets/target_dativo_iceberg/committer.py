@@ -263,7 +263,8 @@ class Committer:
 
     # -- publishing -------------------------------------------------------------
     def _publish(self, *, final: bool) -> None:
-        """Commit every staged table, then emit the newest STATE they fully cover."""
+        """Check every gated staged table, commit them all (or none, after a block), then
+        emit the newest STATE they fully cover."""
         lagging = bool(self._states) and (time.monotonic() - self._states[0].since
                                           >= self.settings.max_state_lag_seconds)
         if final or lagging or self.settings.commit_interval_seconds == 0:

@@ -218,3 +218,22 @@ def test_a_blocked_check_commits_nothing(writer: IcebergWriter) -> None:
     table.refresh()
     assert table.current_snapshot().snapshot_id == before
     assert rows(table) == [(1, "old")]
+
+
+def test_a_checked_commit_blocked_on_its_second_gate_commits_nothing(
+        writer: IcebergWriter) -> None:
+    """The rare race: the rows another writer committed after the check make the gate,
+    run again, block; only that writer's commit is in the table."""
+    table = writer.ensure_table(CONTRACT, SCHEMA)
+    writer.commit_files(table, batch(writer, [1], "old"), {})
+    changes, gate = batch(writer, [3]), CountingGate()
+    checked = writer.check_files(table, changes, {}, gate=gate)
+    other = writer.catalog.load_table(table.name())
+    landed = writer.commit_files(other, batch(writer, [2], "other"), {})
+    gate.block = True
+    with pytest.raises(QualityError):
+        writer.commit_files(table, changes, {}, gate=gate, checked=checked)
+    assert len(gate.seen) == 2
+    table.refresh()
+    assert table.current_snapshot().snapshot_id == landed
+    assert rows(table) == [(1, "old"), (2, "other")]

@@ -97,10 +97,14 @@ class QualityGate:
         if blocking:
             more = (f" (and {len(blocking) - 1} more blocking failure(s))"
                     if len(blocking) > 1 else "")
-            why = ("an anomaly flag (the contract says anomaly: block)"
-                   if blocking[0].kind == "anomaly" else "a failed severity: error rule")
+            first = blocking[0]
+            why = "a failed severity: error rule"
+            message = first.message  # a rule's names its stream and table
+            if first.kind == "anomaly":
+                why = "an anomaly flag (the contract says anomaly: block)"
+                message = f"stream '{self.stream}', table {view.table}: {message}"
             raise QualityError(
-                f"stream '{self.stream}', table {view.table}: {blocking[0].message}{more}. "
+                f"{message}{more}. "
                 f"validation_mode=strict blocks {why}: nothing of this commit was loaded "
                 f"and no STATE after it was emitted; the results are in "
                 f"{view.table}__quality",

@@ -103,8 +103,11 @@ def test_sample_is_loaded_or_refused_with_one_clear_line(
     counts = record_counts(data)
     tables = {name: (*NAMESPACE, table_name(name)) for name in counts}
     dead_tables = {name: (*t[:-1], t[-1] + "__dead_letter") for name, t in tables.items()}
+    quality = {(*t[:-1], t[-1] + "__quality") for t in tables.values()}  # each load's profile
     existing = set(all_tables(catalog))
-    assert existing <= {*tables.values(), *dead_tables.values()}
+    assert existing <= {*tables.values(), *dead_tables.values(), *quality}
+    assert {t for t in tables.values() if t in existing} <= {
+        (*t[:-1], t[-1].removesuffix("__quality")) for t in existing & quality}
 
     def rows(identifier: tuple[str, ...]) -> int:
         return read_table(catalog, identifier).num_rows if identifier in existing else 0

@@ -85,6 +85,9 @@ class CommitRows:
         self._base = base
         self.same_rows = base is None and all(  # the table's first rows: one read does
             isinstance(c, FileBatch) and c.keys is None for c in changes)
+        self.hold = True
+        """Whether :meth:`run_rows` may hold a small commit's columns for later reads;
+        a gate that reads each column once (the anomaly profile alone) clears it."""
         self._lock = threading.Lock()  # the gate's queries run on two threads
         self._held: pa.Table | None = None
         self._hold_tried = False
@@ -150,7 +153,7 @@ class CommitRows:
         projected = self._schema(columns)
         names = projected.column_names
         with self._lock:  # one thread reads, the other waits and uses what it read
-            if not self._hold_tried:
+            if not self._hold_tried and self.hold:
                 self._hold_tried = True
                 self._held = self._hold(names)
             held = self._held

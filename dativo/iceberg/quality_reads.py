@@ -36,6 +36,7 @@ class SnapshotRows:
     scopes are the snapshot's rows, so the gate measures every rule on one read."""
 
     same_rows = True
+    hold = False  # every read streams: a snapshot may be any size
 
     def __init__(self, table: Table, snapshot_id: int) -> None:
         self.table = ".".join(table.name())

@@ -40,6 +40,10 @@ class CommitView(Protocol):
     same_rows: bool
     """Whether both are the same rows (the table's first commit of plain appends), so
     every rule is measured on one read."""
+    hold: bool
+    """Whether ``run_rows`` may keep a small commit's rows in memory for later reads
+    (its first read then holds the columns every query needs); the gate clears it when
+    it has no rules, as the anomaly profile alone reads each column once."""
 
     def stats(self) -> CommitStats:
         """The added files' row count, null counts and bounds (no row read)."""
@@ -126,6 +130,7 @@ class QualityGate:
         scope), then :attr:`extra`'s (the anomaly profile and flags, when wired)."""
         measured: dict[int, Measured] = {}
         if not self.rules:
+            view.hold = False  # one read: holding would only cost memory
             scopes = []
         elif view.same_rows:
             scopes = [(list(range(len(self.rules))), view.run_rows)]

@@ -126,3 +126,22 @@ def test_queries_on_two_threads_read_the_commit_once_and_both_get_every_row(
 
     commit(writer, check)
     assert counts == [ROWS, ROWS, ROWS]
+
+
+def test_a_gate_without_rules_holds_nothing(writer: IcebergWriter) -> None:
+    """The anomaly profile alone reads each column once: nothing is kept for later."""
+    from dativo.quality.gate import QualityGate
+
+    reads: list[int] = []
+
+    def profile(view: CommitRows) -> list:
+        reads.append(view.run_rows(["id", "v"]).read_all().num_rows)
+        os.remove(path[0])
+        with pytest.raises(OSError):
+            view.run_rows(["id"]).read_all()
+        return []
+
+    path: list[str] = []
+    gate = QualityGate("s", (), strict=False, timeout=30, extra=profile)
+    commit(writer, lambda view, file: (path.append(file), gate(view)))
+    assert reads == [ROWS]

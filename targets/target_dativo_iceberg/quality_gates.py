@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 from dativo import metrics
 from dativo.errors import DativoError
 from dativo.iceberg.naming import QUALITY_SUFFIX, RUN_ID_PROPERTY
-from dativo.iceberg.staging import FileBatch
 from dativo.quality.anomaly import REJECT_RATIO, ROW_COUNT, flags, profile_results
 from dativo.quality.gate import CommitView, QualityGate
 from dativo.quality.load_profile import connection, distinct_estimates, load_profile
@@ -148,12 +147,15 @@ class QualityGates:
         run. A history that cannot be read is a WARNING and an empty history (no flags
         this run), not a failed load."""
         if tracked.profiles is None:
+            from dativo.iceberg.quality_record import existing_quality_table
             from dativo.iceberg.quality_table import profiles
 
             try:
-                if tracked.history is None:
-                    tracked.history = self._writer.result().quality_table(tracked.contract)
-                tracked.profiles = profiles(tracked.history, last=self.settings.anomaly_window)
+                if tracked.history is None:  # not created here: record() creates it with rows
+                    tracked.history = existing_quality_table(self._writer.result(),
+                                                             tracked.contract)
+                tracked.profiles = ([] if tracked.history is None else
+                                    profiles(tracked.history, last=self.settings.anomaly_window))
             except (DativoError, OSError) as exc:
                 LOGGER.warning("Table %s: the anomaly history in %s%s cannot be read (%s); "
                                "this run's loads are recorded but not compared with it",
@@ -179,18 +181,18 @@ class QualityGates:
             self.blocked = True
         else:
             self._landed(tracked)
+        from dativo.iceberg.quality_record import record_quality
         from dativo.iceberg.quality_table import quality_rows
 
         results, tracked.gate.results = tracked.gate.results, []
         self._export(table, results)
-        writer = self._writer.result()
         try:
-            if tracked.history is None:
-                tracked.history = writer.quality_table(tracked.contract)
+            # One catalog commit, no load: the table is the one _profiles() read or an
+            # earlier record() returned; a fresh one is created with these rows.
             rows = quality_rows(results, run_id=self.run_id, snapshot_id=snapshot_id)
-            files = writer.write_files(tracked.history, rows)
-            writer.commit_files(tracked.history, [FileBatch(files)],
-                                {RUN_ID_PROPERTY: self.run_id})
+            tracked.history = record_quality(self._writer.result(), tracked.contract,
+                                             tracked.history, rows,
+                                             {RUN_ID_PROPERTY: self.run_id})
         except (DativoError, OSError) as exc:
             # The data commit has landed: failing the run now would withhold its STATE
             # and make the rerun load its rows twice. The summary in the snapshot

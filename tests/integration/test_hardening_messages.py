@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,13 +149,28 @@ def _big_line(record_id: int, size: int) -> bytes:
     return head + b"x" * (size - len(head) - 4) + b'"}}\n'
 
 
+PEAK_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[2:]).returncode\n"
+    "with open(sys.argv[1], 'w') as out:\n"
+    "    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code if code >= 0 else 128 - code)\n")
+"""Runs argv[2:] and writes its peak RSS in KiB to argv[1]."""
+
+
 def _run_streamed(config: Path, parts: list[bytes | tuple[bytes, int]]
                   ) -> tuple[subprocess.CompletedProcess[bytes], int]:
     """Run the target with ``parts`` written to its stdin (``(block, n)``: ``block``
     n times, so a huge line is never built here); return the result and the
-    process's peak RSS in bytes."""
+    process's peak RSS in bytes.
+
+    The target runs under a small launcher that reports its child's peak: Linux counts
+    the memory a process had when it was forked into its peak, so the target forked
+    straight from this (by then large) pytest process would report pytest's size."""
+    peak_file = config.with_name(f"peak-{uuid.uuid4().hex}")
     proc = subprocess.Popen(
-        [str(BIN / "target-dativo-iceberg"), "--config", str(config)], cwd=REPO,
+        [sys.executable, "-c", PEAK_LAUNCHER, str(peak_file),
+         str(BIN / "target-dativo-iceberg"), "--config", str(config)], cwd=REPO,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -179,10 +196,9 @@ def _run_streamed(config: Path, parts: list[bytes | tuple[bytes, int]]
         thread.join(timeout=300)
     proc.stdout.close()
     proc.stderr.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait()
     return (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr[0]),
-            usage.ru_maxrss * 1024)
+            int(peak_file.read_text()) * 1024)
 
 
 def test_a_record_over_max_record_bytes_is_dead_lettered_as_a_reference(

@@ -21,12 +21,12 @@ import pytest
 import yaml
 from pyiceberg.catalog import Catalog
 
-from dativo.contracts import Contract, FieldSpec
 from dativo.errors import QualityError
 from dativo.iceberg.quality_gate import CommitRows
 from dativo.iceberg.staging import FileBatch
 from dativo.iceberg.writer import IcebergWriter
 from tests.conftest import emitted_states, run_target, singer_lines
+from tests.quality_writer import CONTRACT, SCHEMA, sql_writer
 
 TENANT = "acme"
 STREAMS = ("orders", "refunds")  # staged, so gated, in this order
@@ -139,16 +139,9 @@ def test_a_block_in_the_second_table_lands_neither_and_the_rerun_loads_once(
 
 
 # -- the writer: check_files, then commit_files(checked=) -------------------------------
-CONTRACT = Contract(name="t", fields=(FieldSpec("id", "integer", required=True,
-                                                primary_key_position=1),
-                                      FieldSpec("v", "string")), domain="d")
-SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
-
-
 @pytest.fixture
 def writer(tmp_path: Path) -> IcebergWriter:
-    return IcebergWriter({"type": "sql", "uri": f"sqlite:///{tmp_path / 'c.db'}",
-                          "warehouse": (tmp_path / "wh").as_uri()}, TENANT)
+    return sql_writer(tmp_path, TENANT)
 
 
 def batch(writer: IcebergWriter, ids: list[int], value: str = "new",

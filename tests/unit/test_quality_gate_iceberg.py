@@ -11,22 +11,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from dativo.contracts import Contract, FieldSpec
 from dativo.errors import QualityError
 from dativo.iceberg.quality_gate import CommitRows
 from dativo.iceberg.staging import FileBatch
 from dativo.iceberg.writer import IcebergWriter
-
-CONTRACT = Contract(name="t", fields=(FieldSpec("id", "integer", required=True,
-                                                primary_key_position=1),
-                                      FieldSpec("v", "string")), domain="d")
-SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.string())])
+from tests.quality_writer import CONTRACT, SCHEMA, sql_writer
 
 
 @pytest.fixture
 def writer(tmp_path: Path) -> IcebergWriter:
-    return IcebergWriter({"type": "sql", "uri": f"sqlite:///{tmp_path / 'c.db'}",
-                          "warehouse": (tmp_path / "wh").as_uri()}, "acme")
+    return sql_writer(tmp_path)
 
 
 def batch(writer: IcebergWriter, ids: list[int]) -> list[FileBatch]:

@@ -193,10 +193,11 @@ class QualityGates:
             tracked.history = record_quality(self._writer.result(), tracked.contract,
                                              tracked.history, rows,
                                              {RUN_ID_PROPERTY: self.run_id})
-        except (DativoError, OSError) as exc:
-            # The data commit has landed: failing the run now would withhold its STATE
-            # and make the rerun load its rows twice. The summary in the snapshot
-            # (dativo.quality) and the log lines still say what was checked.
+        except Exception as exc:  # whatever it is (a hand-made table of other columns
+            # raises ValueError), the data commit has landed: failing the
+            # run now would withhold its STATE and make the rerun load its rows twice.
+            # The summary in the snapshot (dativo.quality) and the log lines still say
+            # what was checked.
             LOGGER.warning("Table %s: the %d quality result(s) of snapshot %s could not be "
                            "recorded in %s%s (%s); the load itself is not affected",
                            table, len(results), snapshot_id, table, QUALITY_SUFFIX, exc)

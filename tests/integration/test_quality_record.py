@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog
 
@@ -109,3 +110,26 @@ def test_a_quality_table_created_meanwhile_by_another_writer_is_appended_to(
     assert [(r["run_id"], r["snapshot_id"], r["measured"]) for r in rows] == [
         ("a", 1, 10.0), ("b", 2, 20.0), ("b", 3, 30.0)]
     assert [s.summary[RUN_ID_PROPERTY] for s in table.snapshots()] == ["a", "b", "b"]
+
+
+def test_a_quality_table_that_cannot_take_the_rows_does_not_fail_the_load(
+    target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    """A ``orders__quality`` made by hand with other columns: the data commit has
+    landed, so the run still ends 0 with its STATE, and says what was not recorded."""
+    catalog = open_catalog()
+    catalog.create_namespace(TABLE[:-1])
+    catalog.create_table(QUALITY, schema=pa.schema([pa.field("note", pa.string())]))
+    config = target_config()
+    lines = singer_lines([
+        {"type": "SCHEMA", "stream": "orders", "key_properties": ["id"],
+         "schema": {"properties": {"id": {"type": "integer"}}}},
+        {"type": "RECORD", "stream": "orders", "record": {"id": 1}},
+        {"type": "STATE", "value": {"orders": 1}}])
+    result = run_target(config, lines)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr[-3000:]
+    assert emitted_states(result) == [{"orders": 1}]
+    assert "could not be recorded in acme.default.orders__quality" in stderr
+    assert "Traceback" not in stderr
+    assert open_catalog().load_table(TABLE).scan().to_arrow().column("id").to_pylist() == [1]

@@ -122,14 +122,22 @@ class QualityGates:
                               self._stats.get(tracked.stream), self.settings.schema_evolution,
                               tracked.drift_seen)
         tracked.pending_drift = [r.message for r in drift]
-        stats = view.stats()
         tracked.pending = None
-        if not stats.rows:
+        try:
+            stats = view.stats()
+            if not stats.rows:
+                return drift
+            if self._duckdb is None:
+                self._duckdb = connection()
+            distinct = distinct_estimates(view.run_rows, stats.scalar, rows=stats.rows,
+                                          con=self._duckdb)
+        except Exception as exc:  # the profile comes with no configuration: whatever
+            # stops it (a column type DuckDB cannot hash, say) must not stop a load that
+            # has no rule of the user's against it
+            LOGGER.warning("Table %s: this load's anomaly profile could not be measured "
+                           "(%s: %s); it is loaded unprofiled, and no anomaly is flagged "
+                           "for it", view.table, type(exc).__name__, exc)
             return drift
-        if self._duckdb is None:
-            self._duckdb = connection()
-        distinct = distinct_estimates(view.run_rows, stats.scalar, rows=stats.rows,
-                                      con=self._duckdb)
         current = load_profile(stats, distinct, max(0, self._rejected(tracked)
                                                     - tracked.rejects_seen))
         tracked.pending = current

@@ -206,6 +206,14 @@ CONFIG_SCHEMA = th.PropertiesList(
                             "whose counts changed (records received, committed, "
                             "rejected, rows/s, last committed snapshot); one final line "
                             "per stream at the end. 0 logs only the final lines."),
+    th.Property("anomaly_detection", th.BooleanType, default=True,
+                description="Profile every load (row count, reject ratio, per column "
+                            "null ratio, distinct estimate, min/max) in "
+                            "<table>__quality and flag anomalies (see anomaly_k). false: "
+                            "a table whose contract has no quality rules gets no gate and "
+                            "no <table>__quality (the cheapest commit, for runs of many "
+                            "streams); a table with rules still records its rules' "
+                            "results, without profile or flags."),
     th.Property("anomaly_k", th.NumberType, default=DEFAULT_K,
                 description="Anomaly detection (no configuration needed): each load's "
                             "row count, reject ratio and per column null ratio, distinct "

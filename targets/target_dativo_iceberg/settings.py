@@ -179,6 +179,7 @@ class TargetSettings:
     format: OutputFormat
     markdown_kv: MarkdownKVSettings | None  # set when format is markdown_kv
     quality_sql_timeout_seconds: float
+    anomaly_detection: bool
     anomaly_k: float
     anomaly_window: int
     anomaly_min_loads: int
@@ -252,6 +253,7 @@ class TargetSettings:
             format=output_format,
             markdown_kv=markdown_kv,
             quality_sql_timeout_seconds=_quality_timeout(values),
+            anomaly_detection=values["anomaly_detection"],
             anomaly_k=anomaly_k,
             anomaly_window=anomaly_window,
             anomaly_min_loads=anomaly_min_loads,

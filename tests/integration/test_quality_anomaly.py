@@ -253,3 +253,29 @@ def test_lint_reports_a_misspelt_anomaly_action(tmp_path: Path) -> None:
     output = (result.stdout + result.stderr).decode()
     assert result.returncode == 2, output
     assert "anomaly value 'blok' is not one of block, record; did you mean 'block'?" in output
+
+
+def test_anomaly_detection_false_keeps_tables_without_rules_plain(
+        tmp_path: Path, target_config: Callable[..., Path],
+        open_catalog: Callable[[], Catalog]) -> None:
+    """``anomaly_detection: false``: a table without rules gets no ``__quality`` at
+    all; one with rules records its rules' results, and no profile or flag."""
+    contracts = tmp_path / "contracts"
+    write_contract(contracts, "ruled")
+    path = contracts / TENANT / "shop" / "ruled.odcs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["schema"][0]["quality"] = [{"type": "library", "rule": "rowCount", "name": "some_rows",
+                                    "mustBeGreaterThan": 0}]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    config = target_config(contracts_dir=str(contracts), anomaly_detection=False)
+    for stream in ("plain", "ruled"):
+        result = load(config, stream, rows(20, seed=7), {stream: 1})
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        assert emitted_states(result) == [{stream: 1}]
+    catalog = open_catalog()
+    assert catalog.load_table(("acme", "default", "plain")).scan().to_arrow().num_rows == 20
+    tables = {t[-1] for t in catalog.list_tables(("acme", "default"))}
+    assert "plain__quality" not in tables
+    recorded = quality_rows(catalog, ("acme", "shop", "ruled"))
+    assert [(r["rule"], r["kind"], r["measured"], r["outcome"]) for r in recorded] == [
+        ("some_rows", "rule", 20.0, "pass")]

@@ -13,7 +13,7 @@ export MELTANO_DISABLE_TRACKING := true
 # The distributions (each directory with a pyproject.toml), installed editable in one pip
 # call with the dev workspace (the root pyproject.toml); any pyproject.toml changed
 # bootstraps again.
-DISTS := dativo $(patsubst %/pyproject.toml,%,$(wildcard taps/*/pyproject.toml targets/*/pyproject.toml))
+DISTS := dativo $(patsubst %/pyproject.toml,%,$(wildcard taps/*/pyproject.toml targets/*/pyproject.toml orchestration/*/pyproject.toml))
 
 bootstrap: $(STAMP)
 

@@ -92,8 +92,8 @@ class MeltanoProject:
     settings: DagsterSettings
     pipelines: tuple[Pipeline, ...]
     schedules: tuple[Schedule, ...]
-    plugin_names: frozenset[str]
-    """Every plugin the project defines (for keeping other tenants' settings out of a run)."""
+    inherits: Mapping[str, str | None]
+    """Every plugin the project defines -> the plugin it ``inherit_from``s."""
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -114,6 +114,16 @@ class MeltanoProject:
 
     def jobs_of(self, tenant: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(p.job for p in self.of_tenant(tenant)))
+
+    def plugins_of(self, tenant: str) -> frozenset[str]:
+        """The plugins the tenant's runs use, with the plugins they inherit from."""
+        found: set[str] = set()
+        for pipeline in self.of_tenant(tenant):
+            for name in (pipeline.tap, pipeline.target):
+                while name is not None and name not in found:
+                    found.add(name)
+                    name = self.inherits.get(name)
+        return frozenset(found)
 
 
 def dagster_name(name: str) -> str:
@@ -154,7 +164,7 @@ def load_project(root: Path, environment: str | None = None) -> MeltanoProject:
         pipelines.extend(_pipelines_of(root, name, job.get("tasks") or [], plugins,
                                        settings))
     project = MeltanoProject(root, env_name, settings, tuple(pipelines),
-                             _schedules(doc, job_names), plugins.names)
+                             _schedules(doc, job_names), plugins.inherits)
     _check_unique_tables(project)
     return project
 
@@ -189,8 +199,9 @@ class _Plugins:
                     self._env_config[str(entry["name"])] = dict(entry.get("config") or {})
 
     @property
-    def names(self) -> frozenset[str]:
-        return frozenset(self._defs)
+    def inherits(self) -> dict[str, str | None]:
+        return {name: (str(d["inherit_from"]) if d.get("inherit_from") else None)
+                for name, d in self._defs.items()}
 
     def kind(self, name: str) -> str | None:
         entry = self._defs.get(name)

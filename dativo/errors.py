@@ -2,7 +2,9 @@
 command makes of it.
 
 A command (a tap, the target, ``dativo``) reports a :class:`DativoError` as one line and
-exit code 2 (:mod:`dativo.exit_codes`), with the traceback only at debug level. The
+exit code 2 (:mod:`dativo.exit_codes`), or 75 when the same run may succeed later (marked
+"retriable" below, or caused by a lost connection: see ``dativo.exit_codes.RETRY``), with
+the traceback only at debug level. The
 :class:`InternalError` family is the exception: raised and handled inside the code
 (retried, dead-lettered, or translated into a family above with its stream, line or
 key), it never reaches a user as is; one that escapes is a bug, reported as unexpected
@@ -17,10 +19,14 @@ with exit code 1. A class outside this module names its module::
     │   │       or a record that cannot be rendered as Markdown-KV
     │   └── InvalidText (target_dativo_iceberg.batches): a pretyped string is not UTF-8
     ├── ContractViolation: a batch had rejected records, in ``strict`` mode
-    ├── CommitError: an Iceberg commit failed after its retries
+    ├── CommitError: an Iceberg commit failed after its retries (retriable when caused
+    │   │       by a lost connection)
+    │   └── CommitConflictError: concurrent writers still conflicted after the retries
+    │           (retriable)
     ├── QualityError: a ``severity: error`` quality rule failed in ``strict`` mode; the
     │       commit was aborted (dativo.quality)
     ├── ApiUnavailableError (dativo.resilience): an API kept failing; the run stops
+    │   │       (retriable)
     │   ├── RetriesExhaustedError (dativo.resilience): a request failed every retry
     │   └── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
     ├── SourceError (tap_dativo_postgres.streams): PostgreSQL refused or broke off a read
@@ -133,6 +139,11 @@ class ContractViolation(DativoError):
 
 class CommitError(DativoError):
     """Raised when writing to the Iceberg catalog fails after retries."""
+
+
+class CommitConflictError(CommitError):
+    """Raised when a commit still conflicted with concurrent writers after its last
+    attempt: nothing of it landed, so the same run may succeed later (exit code 75)."""
 
 
 class QualityError(DativoError):

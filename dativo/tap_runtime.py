@@ -4,8 +4,10 @@ Mix :class:`ObservedTap` in before ``singer_sdk.Tap``. Every failure is one ERRO
 in every entry point (sync, ``--discover``, ``--test``): a :class:`DativoError` (bad
 config, bad input, an API refusing) and the known third-party families (database
 driver, HTTP client and singer-sdk errors; see :data:`dativo.exit_codes.KNOWN_FAILURES`)
-exit 2, anything else (a bug) exits 1; the traceback is only added at
-``LOGLEVEL=DEBUG``. Config
+exit 2, or 75 when a rerun may succeed (a source down or timing out, see
+:data:`dativo.exit_codes.RETRY`); anything else (a bug) exits 1; the traceback is only
+added at ``LOGLEVEL=DEBUG``. With ``DATIVO_RUN_REPORT_DIR`` set, every run ends with a
+run report, the records sent per stream included (:mod:`dativo.run_report`). Config
 validation names the key and what it expects, never a secret value
 (:mod:`dativo.schema_messages`). Secrets (settings marked secret, passwords in DSNs,
 key-shaped strings) are masked in every log line from before the config is validated;
@@ -18,15 +20,17 @@ lines (rows, rows/s per stream) every ``progress_interval_seconds`` and at the e
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.helpers._batch import DEFAULT_BATCH_SIZE
 
-from dativo import exit_codes, logs, metrics
+from dativo import exit_codes, logs, metrics, run_report
 from dativo.metrics import MetricsSettings, RunMetrics
 from dativo.observability_settings import log_format_setting, metrics_setting
 from dativo.progress import DEFAULT_INTERVAL_SECONDS, ProgressReporter
@@ -87,13 +91,38 @@ def _naming_the_stream(message: str) -> str:
     return message
 
 
-def _exit_cleanly(logger: logging.Logger) -> AbstractContextManager[None]:
-    """Every failure as one ERROR line naming its stream (:mod:`dativo.exit_codes`)."""
+_records: Counter[str] | None = None
+"""The records the running tap has sent per stream (its :class:`_CountingWriter`'s),
+for the run report of a failure, which is reported outside the tap instance."""
+
+
+def _write_report(plugin: str, exit_code: int, error: str | None) -> None:
+    summary = None if _records is None else {"records": dict(_records)}
+    run_report.write_report(plugin, "tap", exit_code, error, summary)
+
+
+@contextmanager
+def _exit_cleanly(logger: logging.Logger, plugin: str, *,
+                  report_success: bool) -> Iterator[None]:
+    """Every failure as one ERROR line naming its stream (:mod:`dativo.exit_codes`), and
+    the run report: of the failure, of click's exit (``--discover``, ``--about``), and
+    when ``report_success``, of the block ending."""
     report = exit_codes.logged(logger)
-    return exit_codes.exit_on_error(
-        lambda line, exc: report(_naming_the_stream(line), exc),
-        hint="LOGLEVEL=DEBUG shows the traceback, please report it",
-        families=exit_codes.KNOWN_FAILURES)
+
+    def failed(failure: exit_codes.Failure) -> None:
+        _write_report(plugin, failure.exit_code, _naming_the_stream(failure.line))
+
+    try:
+        with exit_codes.exit_on_error(
+                lambda line, exc: report(_naming_the_stream(line), exc),
+                hint="LOGLEVEL=DEBUG shows the traceback, please report it",
+                families=exit_codes.KNOWN_FAILURES, on_failure=failed):
+            yield
+    except click.exceptions.Exit as exc:
+        _write_report(plugin, exc.exit_code, None)
+        raise
+    if report_success:
+        _write_report(plugin, 0, None)
 
 
 class _CountingWriter:
@@ -101,10 +130,13 @@ class _CountingWriter:
     progress lines)."""
 
     def __init__(self, inner: Any, run: RunMetrics, progress: ProgressReporter) -> None:
+        global _records
         self._inner = inner
         self._run = run
         self._progress = progress
         self._counters: dict[str, _Counter] = {}
+        self.records: Counter[str] = Counter()  # per stream, for the run report
+        _records = self.records
 
     def write_message(self, message: Any) -> None:
         if getattr(message, "type", None) == "RECORD":  # a str enum equals its value
@@ -117,6 +149,7 @@ class _CountingWriter:
             counter = self._counters[stream] = metrics.RECORDS_RECEIVED.labels(
                 **self._run.stream(stream))
         counter.inc(records)
+        self.records[stream] += records
         self._progress.add(stream, records)
 
     def __getattr__(self, name: str) -> Any:
@@ -207,17 +240,17 @@ class ObservedTap:
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:
-        with _exit_cleanly(cls.logger):
+        with _exit_cleanly(cls.logger, cls.name, report_success=True):
             super().invoke(**kwargs)  # type: ignore[misc]
 
     @classmethod
     def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
         """--discover runs in a click callback, outside ``invoke``: wrapped the same."""
-        with _exit_cleanly(cls.logger):
+        with _exit_cleanly(cls.logger, cls.name, report_success=False):
             super().cb_discover(ctx, param, value)  # type: ignore[misc]
 
     @classmethod
     def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
         """--test runs in a click callback, outside ``invoke``: wrapped the same."""
-        with _exit_cleanly(cls.logger):
+        with _exit_cleanly(cls.logger, cls.name, report_success=False):
             super().cb_test(ctx, param, value)  # type: ignore[misc]

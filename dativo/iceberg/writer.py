@@ -38,7 +38,7 @@ from pyiceberg.transforms import parse_transform
 
 from dativo import metrics
 from dativo.contracts import Contract
-from dativo.errors import CommitError, ConfigError
+from dativo.errors import CommitConflictError, CommitError, ConfigError
 from dativo.iceberg.catalog import open_catalog
 from dativo.iceberg.commits import commit_with_retry
 from dativo.iceberg.dead_letter import DEAD_LETTER_SCHEMA
@@ -177,7 +177,7 @@ class IcebergWriter:
                                             table=name).inc()
 
         def gave_up(exc: Exception, attempts: int) -> CommitError:
-            return CommitError(
+            return CommitConflictError(
                 f"commit to {name} still conflicted with concurrent writers after {attempts} "
                 f"attempts ({exc}); this commit is not in the table and its STATE was not "
                 "emitted, so a rerun is safe; if it persists, fewer writers per table or a "

@@ -189,6 +189,7 @@ class Committer:
         if rows is None:
             return
         assert sink.table is not None  # by _prepare
+        stats.table = staged_name(sink.table)
         self._note_rows(sink.table, drain)
         self._gates.track(sink, stream, self._destination)
         if rows.own_files:
@@ -205,6 +206,7 @@ class Committer:
     def _stage_rejected(self, sink: StreamSink, stream: str, checked: CheckedBatch) -> None:
         writer, stats = self._writer.result(), self.stats[stream]
         assert sink.dead_letter is not None  # by _prepare
+        stats.dead_letter_table = staged_name(sink.dead_letter)
         rows = dead_letter_rows(stream, self.run_id, checked.rejected)
         self._tables.stage(sink.dead_letter, stream,
                            FileBatch(writer.write_files(sink.dead_letter, rows)),
@@ -381,7 +383,23 @@ class Committer:
         stats.committed += staged.rows
         if snapshot is not None:
             stats.snapshot_ids.append(snapshot)
+            stats.snapshots.append(_snapshot_entry(staged.table, snapshot))
         LOGGER.info("Stream '%s': committed %d records in %d file(s) in %.2fs "
                     "(%d committed, %d rejected so far)", staged.stream, staged.rows,
                     len(files),
                     time.monotonic() - started, stats.committed, stats.rejected)
+
+
+def _snapshot_entry(table: Table, snapshot_id: int) -> dict[str, int]:
+    """The run report's entry for a snapshot this run just committed, from the table's
+    metadata in memory (the commit returned it; nothing is read again)."""
+    snapshot = table.snapshot_by_id(snapshot_id)
+    if snapshot is None:  # the commit's own metadata always holds it
+        raise AssertionError(f"snapshot {snapshot_id} is not in {staged_name(table)}")
+    summary = snapshot.summary
+    added = {key: int(summary.get(key) or 0) if summary is not None else 0
+             for key in ("added-data-files", "added-files-size", "added-records")}
+    return {"snapshot_id": snapshot_id, "committed_at_ms": snapshot.timestamp_ms,
+            "added_data_files": added["added-data-files"],
+            "added_files_size": added["added-files-size"],
+            "added_records": added["added-records"]}

@@ -309,6 +309,9 @@ class Loader:
         return summary
 
     def summary(self) -> dict[str, Any]:
+        """The run summary (logged at the end, in the run report): per stream what was
+        received, committed and rejected, and the snapshots committed; also after a
+        failure, as far as the run got (call it once the loader is settled or closed)."""
         return {
             "run_id": self.run_id,
             "tenant_id": self.settings.tenant_id,
@@ -321,6 +324,9 @@ class Loader:
                     "rejected_by_rule": dict(st.reasons),
                     "snapshot_ids": st.snapshot_ids,
                     "schema_drift": st.schema_drift,
+                    "table": st.table,
+                    "dead_letter_table": st.dead_letter_table,
+                    "snapshots": st.snapshots,
                 }
                 for name, st in self.stats.items()
             },

@@ -23,12 +23,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class StreamStats:
+    """What a run did for one stream: its run summary and run report entry."""
+
     received: int = 0
     committed: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     snapshot_ids: list[int] = field(default_factory=list)
     schema_drift: dict[str, list[str]] = field(default_factory=dict)
+    table: str | None = None  # dotted identifier of the data table, once it exists
+    dead_letter_table: str | None = None
+    # One per data snapshot this run committed: its id, committed_at_ms, and the
+    # added_data_files, added_files_size and added_records of its Iceberg summary.
+    snapshots: list[dict[str, int]] = field(default_factory=list)
 
 
 @dataclass

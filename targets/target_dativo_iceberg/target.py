@@ -17,9 +17,9 @@ from singer_sdk.helpers.capabilities import (
     TargetCapabilities,
 )
 
-from dativo import logs
+from dativo import logs, run_report
 from dativo.errors import DativoError, InternalError
-from dativo.exit_codes import SDK_FAILURES, exit_on_error, logged
+from dativo.exit_codes import SDK_FAILURES, Failure, exit_on_error, logged
 from dativo.logs import secret_values
 from dativo.metrics import RunMetrics
 from dativo.schema_messages import validate_config
@@ -56,6 +56,7 @@ class TargetDativoIceberg(Target):
     ]
 
     config_jsonschema = CONFIG_SCHEMA.to_dict()  # the settings, declared in config_schema.py
+    loader: Loader | None = None  # the run's, once it started: the run report's summary
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's hook: one :class:`ConfigError` whose messages never quote a
@@ -72,8 +73,10 @@ class TargetDativoIceberg(Target):
         file_input: IO[str] | None = None,
     ) -> None:
         """Run the target; every failure becomes one log line and an exit code
-        (:mod:`dativo.exit_codes`): 2 for a :class:`DativoError`, 1 for a bug or an
-        environment fault, after which no STATE past the last commit was emitted."""
+        (:mod:`dativo.exit_codes`): 2 for a :class:`DativoError`, 75 when a rerun may
+        succeed (a commit conflict, a lost connection), 1 for a bug or an environment
+        fault, after which no STATE past the last commit was emitted. Either way the run
+        report is written (:mod:`dativo.run_report`)."""
         super(Target, cls).invoke(about=about, about_format=about_format)
         raw_config = config.config if config else {}
         secret_keys = [k for k, v in cls.config_jsonschema["properties"].items()
@@ -81,13 +84,29 @@ class TargetDativoIceberg(Target):
         # Redact before the SDK validates the config: its errors quote values.
         logs.configure(secrets=secret_values(raw_config, secret_keys))
         cls.print_version(print_fn=cls.logger.info)
-        with exit_on_error(logged(LOGGER), families=SDK_FAILURES, hint=_UNEXPECTED_HINT):
+        started: list[TargetDativoIceberg] = []
+
+        def report_failure(failure: Failure) -> None:
+            """The run report of a failed run, with the summary as far as it got."""
+            loader, summary = started[0].loader if started else None, None
+            try:
+                summary = loader.summary() if loader is not None else None
+            except Exception as exc:  # the report must never change how the run ends
+                LOGGER.warning("The run report has no summary: %s", exc)
+            run_report.write_report(cls.name, "target", failure.exit_code, failure.line,
+                                    summary)
+
+        with exit_on_error(logged(LOGGER), families=SDK_FAILURES, hint=_UNEXPECTED_HINT,
+                           on_failure=report_failure):
             target = cls(config=raw_config, validate_config=True,
                          parse_env_config=config.parse_env if config else False,
                          setup_mapper=False)
+            started.append(target)
             logs.configure(secrets=secret_values(target.config, secret_keys),
                            log_format=target.config["log_format"])
-            target.run(file_input.buffer if file_input is not None else sys.stdin.buffer)
+            summary = target.run(file_input.buffer if file_input is not None
+                                 else sys.stdin.buffer)
+        run_report.write_report(cls.name, "target", 0, None, summary)
         # Everything is committed and the loader is closed; skip interpreter teardown,
         # which spends ~0.25 s freeing Arrow, DuckDB and pyiceberg state for nothing.
         sys.stdout.flush()
@@ -99,8 +118,8 @@ class TargetDativoIceberg(Target):
         """Load every message from ``source``; return the run summary."""
         settings = TargetSettings.from_config(self.config)
         metrics = RunMetrics(self.name, settings.tenant_id, settings.metrics)
-        loader = Loader(settings, functools.partial(_open_writer, settings), _write_state,
-                        metrics)
+        loader = self.loader = Loader(settings, functools.partial(_open_writer, settings),
+                                      _write_state, metrics)
         try:
             lines = run_message_loop(source, loader)
         except BaseException as exc:

@@ -145,7 +145,7 @@ def test_circuit_breaker_opens_and_stops_the_run(hubspot_api: HubSpotApi,
     hubspot_api.inject(Fault("status", times=50, path="/crm/v3/objects/deals", status=500))
     run = hubspot(tmp_path, config(hubspot_api, circuit_failure_threshold=4,
                                    circuit_max_probes=1, max_retries=30), {"deals"})
-    assert run.returncode == 2
+    assert run.returncode == 75  # the API is down for now: a rerun may succeed
     assert len(hubspot_api.served("/crm/v3/objects/deals")) == 5  # 4 + the failed probe
     assert "1 half-open probe(s)" in run.stderr and "Traceback" not in run.stderr
 

@@ -166,7 +166,7 @@ def test_circuit_breaker_stops_the_run_cleanly(stripe_api: StripeApi, tmp_path: 
     run = stripe(tmp_path, config(stripe_api, circuit_failure_threshold=3,
                                   circuit_max_probes=2, max_retries=20),
                  {"customers", "charges"})  # streams run in name order: charges first
-    assert run.returncode == 2
+    assert run.returncode == 75  # the API is down for now: a rerun may succeed
     assert len(stripe_api.served("/v1/customers")) == 5  # 3 failures + 2 probes
     assert "half-open probe(s)" in run.stderr and "Traceback" not in run.stderr
     assert run.ids("charges") == [charge["id"]]  # what was read before is delivered

@@ -10,6 +10,7 @@ from dativo.errors import CodecError, ConfigError
 from dativo.exit_codes import (
     BUG,
     KNOWN_FAILURES,
+    RETRIABLE,
     USER_ERROR,
     Failure,
     describe,
@@ -41,10 +42,13 @@ def test_a_known_family_names_what_failed_and_what_to_check() -> None:
     exc = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception(
         "connection refused\n\tIs the server running?"))
     failure = describe(exc, hint=HINT, families=KNOWN_FAILURES)
-    assert failure.exit_code == USER_ERROR
+    assert failure.exit_code == RETRIABLE  # a refused connection: the server may come back
     assert failure.line.startswith("the source database failed: connection refused "
                                    "(OperationalError); check that the server is up")
-    assert describe(exc, hint=HINT).exit_code == BUG  # a family only where it is listed
+    refused = sqlalchemy.exc.ProgrammingError("SELECT 1", {}, Exception("permission denied"))
+    assert describe(refused, hint=HINT, families=KNOWN_FAILURES).exit_code == USER_ERROR
+    # a family only where it is listed
+    assert describe(refused, hint=HINT).exit_code == BUG
 
 
 def test_a_missing_optional_package_names_the_pip_install() -> None:

@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 export MELTANO_DISABLE_TRACKING := true
 
-.PHONY: bootstrap demo plugin-locks test lint bench sizes clean
+.PHONY: bootstrap demo dagster plugin-locks test lint bench sizes clean
 
 # The distributions (each directory with a pyproject.toml), installed editable in one pip
 # call with the dev workspace (the root pyproject.toml); any pyproject.toml changed
@@ -36,6 +36,19 @@ demo: bootstrap
 	$(BIN)/meltano --environment dev invoke dativo:table-show
 	@echo "== quality of demo.crm.customers: warning rule all_customers_landed fails (6 of 10 rows land, 4 are dead-lettered) =="
 	$(BIN)/meltano --environment dev invoke dativo:quality-history demo.crm.customers
+
+# Dagster on this project (docs/orchestration.md): `dagster dev` with one code location
+# per tenant (workspace.yaml) and its instance in .dagster/, whose dagster.yaml (the run
+# queue, one run per table at a time) is orchestration/dagster_home/dagster.yaml. The UI
+# is on http://127.0.0.1:$(DAGSTER_PORT); Ctrl-C stops it.
+DAGSTER_PORT ?= 3000
+dagster: bootstrap .dagster/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster DATIVO_MELTANO_PROJECT=$(CURDIR) \
+	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+
+.dagster/dagster.yaml: orchestration/dagster_home/dagster.yaml
+	mkdir -p .dagster
+	cp $< $@
 
 # Rewrite plugins/<type>/<name>--dativo.lock after editing plugins/<type>/<name>.yml
 # (meltano.yml explains why the repo's project reads the lockfiles).

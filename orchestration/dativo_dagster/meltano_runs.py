@@ -123,26 +123,33 @@ def run_pipeline(project: MeltanoProject, pipeline: Pipeline, streams: Iterable[
 
 def _run(command: tuple[str, ...], cwd: Path, env: Mapping[str, str],
          log: Callable[[str], None]) -> tuple[int, tuple[str, ...]]:
+    """Run ``command``, forwarding its stdout and stderr lines to ``log`` as they come;
+    a run interrupted here (Dagster terminating the step) kills the process."""
     lines: queue.Queue[str | None] = queue.Queue()
-    process = subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               encoding="utf-8", errors="replace", bufsize=1)
-    readers = [threading.Thread(target=_pump, args=(stream, lines), daemon=True)
-               for stream in (process.stdout, process.stderr)]
-    for reader in readers:
-        reader.start()
     last: list[str] = []
-    open_streams = len(readers)
-    while open_streams:
-        line = lines.get()
-        if line is None:
-            open_streams -= 1
-            continue
-        log(line)
-        last = [*last[-19:], line]
-    for reader in readers:
-        reader.join()
-    return process.wait(), tuple(last)
+    with subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          encoding="utf-8", errors="replace", bufsize=1) as process:
+        readers = [threading.Thread(target=_pump, args=(stream, lines), daemon=True)
+                   for stream in (process.stdout, process.stderr)]
+        for reader in readers:
+            reader.start()
+        try:
+            open_streams = len(readers)
+            while open_streams:
+                line = lines.get()
+                if line is None:
+                    open_streams -= 1
+                    continue
+                log(line)
+                last = [*last[-19:], line]
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            for reader in readers:
+                reader.join(timeout=10)
+        return process.wait(), tuple(last)
 
 
 def _pump(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:

@@ -17,12 +17,10 @@ import dagster as dg
 
 from dativo.errors import ConfigError
 from dativo_dagster.assets import build_assets
+from dativo_dagster.checks import build_checks
 from dativo_dagster.project import MeltanoProject, dagster_name, load_project
 from dativo_dagster.retries import retry_policy
-
-# Helper 3's modules, once they exist:
-# from dativo_dagster.checks import build_checks
-# from dativo_dagster.sensors import build_sensors
+from dativo_dagster.sensors import build_sensors
 
 PROJECT_VAR = "DATIVO_MELTANO_PROJECT"
 TENANT_VAR = "DATIVO_TENANT"
@@ -70,8 +68,8 @@ def build_definitions(root: Path | None = None, tenant: str | None = None,
         assets=assets,
         jobs=list(jobs.values()),
         schedules=schedules,
-        # sensors=build_sensors(project, tenant, jobs),
-        # asset_checks=build_checks(project, tenant),
+        sensors=build_sensors(project, tenant, jobs),
+        asset_checks=build_checks(project, tenant),
     )
 
 

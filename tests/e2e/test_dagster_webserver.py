@@ -1,0 +1,131 @@
+"""The Dagster UI in a real browser: ``dagster-webserver`` on the repo's own workspace.yaml
+(one code location per tenant) and headless Chromium (Debian's ``chromium``, driven by
+playwright) on the asset graph. The screenshot it takes is the README's
+(docs/images/dagster-asset-graph.png).
+
+The browser is the system's /usr/bin/chromium, never one `playwright install` downloads:
+.ci/run installs it, and without it this test fails rather than skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import BIN, REPO
+from tests.services.ports import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SCREENSHOT = REPO / "docs" / "images" / "dagster-asset-graph.png"
+DEMO_GROUPS = ("crm", "default", "shop")  # the demo tenant's contract domains
+LOCATIONS = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries {
+    name locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def wait_for_server(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll ``url`` until it answers 200; fail at once if the server process ended."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"dagster-webserver exited {server.returncode}:\n"
+                                 f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"dagster-webserver did not answer {url} within 120 s:\n"
+                         f"{log.read_text(errors='replace')[-3000:]}")
+
+
+def graphql(base: str, query: str) -> dict:
+    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query})
+                                     .encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["data"]
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's own process group (it and its code servers), then SIGKILL."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+
+
+def test_the_asset_graph_shows_the_demo_assets(tmp_path: Path) -> None:
+    assert CHROMIUM.is_file(), (f"{CHROMIUM} is missing: install Debian's chromium "
+                                "(apt-get install chromium; .ci/run does)")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_bytes(
+        (REPO / "orchestration" / "dagster_home" / "dagster.yaml").read_bytes())
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "DAGSTER_"))}
+    env.update({"DAGSTER_HOME": str(home), "DATIVO_MELTANO_PROJECT": str(REPO),
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONWARNINGS": "ignore"})
+    log = tmp_path / "webserver.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        wait_for_server(f"{base}/server_info", server, log)
+        # Both tenants' code locations of workspace.yaml load, neither with an error.
+        entries = graphql(base, LOCATIONS)["workspaceOrError"]["locationEntries"]
+        assert {e["name"]: e["locationOrLoadError"]["__typename"] for e in entries} == {
+            "demo": "RepositoryLocation", "acme": "RepositoryLocation"}, entries
+
+        # The global lineage page, narrowed to the demo location, its groups expanded and
+        # laid out side by side (the UI keeps that choice in localStorage).
+        selection = quote('code_location:"demo"')
+        expanded = ",".join(f"global@global:{g}" for g in DEMO_GROUPS)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                 headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1600, "height": 900})
+                # "Join the Dagster community" would cover the graph on a fresh instance.
+                page.add_init_script(
+                    "window.localStorage.setItem('communityNux', JSON.stringify('1'));"
+                    "window.localStorage.setItem('asset-graph-direction',"
+                    " JSON.stringify('vertical'));")
+                page.goto(f"{base}/asset-groups~{selection}/?expanded={quote(expanded)}")
+                for name in ("customers", "orders", "accounts"):
+                    expect(page.get_by_text(name, exact=True)).to_have_count(
+                        1, timeout=60_000)
+                # acme's assets are not in the demo location's graph
+                for name in ("charges", "contacts", "deals"):
+                    expect(page.get_by_text(name, exact=True)).to_have_count(0)
+                expect(page.get_by_text("Loading")).to_have_count(0, timeout=60_000)
+                expect(page.get_by_text("Never materialized")).to_have_count(3)
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOT))
+            finally:
+                browser.close()
+    finally:
+        stop(server)
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

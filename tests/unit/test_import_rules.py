@@ -3,7 +3,8 @@
 (a) only ``dativo/iceberg/`` imports pyiceberg, apart from type-only imports under
     ``if TYPE_CHECKING:``;
 (b) no plugin package (``tap_dativo_*``, ``target_dativo_*``) imports another plugin;
-(c) nothing under ``dativo/`` imports a plugin.
+(c) nothing under ``dativo/`` imports a plugin;
+(d) only ``orchestration/dativo_dagster`` imports dagster (or a ``dagster_*`` library).
 
 Every import counts, also one inside a function (the lazy imports of the CLI and the
 loader), for (b) and (c) also one under ``TYPE_CHECKING``.
@@ -20,9 +21,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("dativo", "taps", "targets")
+SOURCES = ("dativo", "taps", "targets", "orchestration")
 PLUGIN = re.compile(r"(tap|target)_dativo_[a-z0-9_]+")
 ICEBERG_LAYER = "dativo.iceberg"
+DAGSTER_PACKAGE = "dativo_dagster"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def _is_type_checking(test: ast.expr) -> bool:
 def violations(path: str, source: str) -> list[str]:
     """The rules ``source`` (the module at ``path``, relative to the repo) breaks."""
     parts = Path(path).with_suffix("").parts
-    if parts[0] in ("taps", "targets"):
+    if parts[0] in ("taps", "targets", "orchestration"):
         parts = parts[1:]
     package = ".".join(parts[:-1])  # a module's package; an __init__'s is itself
     own = parts[0]
@@ -80,6 +82,8 @@ def violations(path: str, source: str) -> list[str]:
             rule = ("dativo/ imports no plugin" if own == "dativo"
                     else "no plugin imports another")
             found.append(f"{where}: {rule}")
+        if (top == "dagster" or top.startswith("dagster_")) and own != DAGSTER_PACKAGE:
+            found.append(f"{where}: only orchestration/dativo_dagster imports dagster")
     return found
 
 
@@ -106,6 +110,10 @@ def test_the_tree_keeps_the_import_rules() -> None:
      "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import tap_dativo_csv\n"),
     ("dativo/metrics.py", "from target_dativo_iceberg.settings import TargetSettings\n"),
     ("dativo/iceberg/writer.py", "from ..contracts import x\nimport target_dativo_iceberg\n"),
+    ("dativo/cli.py", "def f():\n    import dagster\n"),
+    ("targets/target_dativo_iceberg/target.py", "from dagster_webserver import x\n"),
+    ("orchestration/dativo_dagster/assets.py", "from pyiceberg.table import Table\n"),
+    ("orchestration/dativo_dagster/assets.py", "import tap_dativo_csv\n"),
 ])
 def test_a_violation_is_found(path: str, source: str) -> None:
     assert len(violations(path, source)) == 1
@@ -120,6 +128,8 @@ def test_a_violation_is_found(path: str, source: str) -> None:
     ("targets/target_dativo_iceberg/target.py",
      "from dativo.iceberg.writer import IcebergWriter\nfrom . import loader\n"),
     ("taps/tap_dativo_csv/tap.py", "from tap_dativo_csv.streams import CsvStream\n"),
+    ("orchestration/dativo_dagster/assets.py",
+     "import dagster as dg\nfrom dativo.iceberg.catalog import x\n"),
 ])
 def test_what_the_rules_allow(path: str, source: str) -> None:
     assert violations(path, source) == []

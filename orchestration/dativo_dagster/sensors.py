@@ -10,7 +10,8 @@
   Dagster never launches the same key twice, even if the cursor is lost. The job runs
   the whole tap; the CSV and Markdown-KV taps' per-file bookmarks read only the new
   file. On its first evaluation the sensor requests a run per file already there (they
-  are new to it).
+  are new to it). Drop files atomically (write elsewhere, then rename or upload whole):
+  a file listed half-written triggers a run, and again once it changes.
   The pattern is matched against the path below the folder; it may not be absolute or
   contain ``..``, and a local symlink that leads out of the folder is ignored, so a
   sensor reads nothing outside what it was told to watch.

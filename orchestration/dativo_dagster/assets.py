@@ -21,6 +21,7 @@ from dativo_dagster.project import MeltanoProject, Pipeline, Table
 from dativo_dagster.retries import failure_of, retry_policy
 
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+_LEVEL = re.compile(r"\[\s*(debug|info|warning|error|critical|exception)\s*\]", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -158,6 +159,18 @@ def op_name(pipeline: Pipeline) -> str:
     return f"{pipeline.name}__meltano_run"
 
 
+def log_line(context: dg.AssetExecutionContext, line: str) -> None:
+    """One line of Meltano's output into the run's log, at the level Meltano gave it."""
+    level = _LEVEL.search(line)
+    name = level.group(1).lower() if level else "info"
+    if name in ("error", "critical", "exception"):
+        context.log.error(line)
+    elif name == "warning":
+        context.log.warning(line)
+    else:
+        context.log.info(line)
+
+
 def build_pipeline_asset(project: MeltanoProject, pipeline: Pipeline) -> dg.AssetsDefinition:
     """The multi-asset of one pipeline; a subset of its tables runs only their streams."""
     by_key = {dg.AssetKey(list(t.key)): t for t in pipeline.tables}
@@ -178,7 +191,7 @@ def build_pipeline_asset(project: MeltanoProject, pipeline: Pipeline) -> dg.Asse
         streams = list(dict.fromkeys(t.stream for t in selected))
         context.log.info(f"{pipeline.name}: streams {', '.join(streams)}"
                          + (" (full refresh)" if config.full_refresh else ""))
-        run = run_pipeline(project, pipeline, streams, log=context.log.info,
+        run = run_pipeline(project, pipeline, streams, log=lambda line: log_line(context, line),
                            environment=config.environment,
                            full_refresh=config.full_refresh)
         if run.exit_code != 0:

@@ -10,17 +10,21 @@ tenant's assets or plugin settings.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from dativo_dagster.definitions import build_definitions
+from dativo_dagster.definitions import build_definitions, project_dir
 
-_BUILT: dict[str, dg.Definitions] = {}
+_BUILT: dict[tuple[Path, str], dg.Definitions] = {}
 
 
 def __getattr__(name: str) -> dg.Definitions:
-    """The Definitions of tenant ``name`` (PEP 562), built once per process."""
+    """The Definitions of tenant ``name`` (PEP 562) in the project ``project_dir()``,
+    built once per process and project."""
     if name.startswith("__"):
         raise AttributeError(name)
-    if name not in _BUILT:
-        _BUILT[name] = build_definitions(tenant=name)
-    return _BUILT[name]
+    key = (project_dir().resolve(), name)
+    if key not in _BUILT:
+        _BUILT[key] = build_definitions(key[0], tenant=name)
+    return _BUILT[key]

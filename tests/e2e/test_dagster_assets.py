@@ -7,6 +7,8 @@ nothing as the tap's bookmark holds). Each run is checked for rows, metadata and
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -123,8 +125,12 @@ def test_demo_assets_materialize_subset_then_all_without_duplicates(project: Pat
     assert meta[CUSTOMERS]["data_files"] == 1
     assert meta[CUSTOMERS]["bytes_written"] > 0
     # The other tenant's secret never reached the run (nor its log).
-    logs = "\n".join(str(e.user_message) for e in instance.all_logs(result.run_id))
+    entries = instance.all_logs(result.run_id)
+    logs = "\n".join(str(e.user_message) for e in entries)
     assert "demo.crm.customers" in logs  # the target's lines are in the run's log
+    # at the level Meltano gave them
+    assert {e.level for e in entries if "4 record(s) rejected" in str(e.user_message)} \
+        == {logging.WARNING}
     assert STRIPE_SECRET not in logs
 
     # Run 2: the whole job; customers' bookmark holds, so it commits nothing.
@@ -175,4 +181,21 @@ def test_tenants_are_isolated(project: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"tenant 'nobody'.*the tenants are: acme, demo"):
         build_definitions(project, "nobody")
+
+
+def test_locations_and_defs_read_the_environment(project: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATIVO_MELTANO_PROJECT", str(project))
+    monkeypatch.delenv("DATIVO_TENANT", raising=False)
+    locations = importlib.import_module("dativo_dagster.locations")
+    package = importlib.import_module("dativo_dagster")
+    acme = locations.acme
+    assert {s.key.path[0] for s in acme.resolve_all_asset_specs()} == {"acme"}
+    assert locations.acme is acme  # built once per process
+    with pytest.raises(ConfigError, match=r"tenants acme, demo; set DATIVO_TENANT"):
+        package.defs  # noqa: B018 - the attribute is built on access
+    monkeypatch.setenv("DATIVO_TENANT", "demo")
+    assert {s.key.path[0] for s in package.defs.resolve_all_asset_specs()} == {"demo"}
+    with pytest.raises(AttributeError):
+        package.nothing  # noqa: B018
     assert PipelineRunConfig().full_refresh is False

@@ -14,6 +14,9 @@ import pytest
 import yaml
 
 from dativo_dagster.definitions import build_definitions
+from dativo_dagster.meltano_runs import MeltanoRun, RunReport
+from dativo_dagster.retries import failure_of, retry_policy
+from dativo_dagster.settings import RetrySettings
 from tests.conftest import read_table
 from tests.e2e.test_dagster_assets import dagster_project
 from tests.e2e.test_meltano_run import CUSTOMERS as DEMO_CUSTOMERS
@@ -114,3 +117,36 @@ def test_strict_contract_violation_fails_once_without_retry(tmp_path: Path) -> N
     assert data.user_failure_data.metadata["retriable"].value is False
     assert data.user_failure_data.metadata["exit_code"].value != 0
     assert not warehouse(project).table_exists(DEMO_CUSTOMERS)
+
+
+def _report(plugin: str, code: int) -> RunReport:
+    return RunReport(plugin, "target" if plugin.startswith("target") else "tap", code,
+                     code == 75, None if code == 0 else f"{plugin} failed", None)
+
+
+@pytest.mark.parametrize(("exit_code", "codes", "retriable"), [
+    (1, {"tap-dativo-stripe": 75, "target-dativo-iceberg": 0}, True),
+    (1, {"tap-dativo-stripe": 75, "target-dativo-iceberg": 75}, True),
+    (1, {"tap-dativo-stripe": 75, "target-dativo-iceberg": 2}, False),
+    (1, {"tap-dativo-stripe": 1}, False),
+    (1, {}, False),  # meltano failed before any plugin could report
+    (1, {"tap-dativo-stripe": 0, "target-dativo-iceberg": 0}, False),
+])
+def test_only_failures_every_plugin_reports_retriable_are_retried(
+        exit_code: int, codes: dict[str, int], retriable: bool) -> None:
+    run = MeltanoRun(("meltano", "run"), exit_code,
+                     tuple(_report(p, c) for p, c in codes.items()), ("last line",))
+    failure = failure_of(run, "stripe_to_iceberg")
+    assert failure.allow_retries is retriable
+    assert failure.metadata["retriable"].value is retriable
+    if not codes or all(c == 0 for c in codes.values()):
+        assert "no dativo plugin reported a failure (last line: last line)" \
+            in (failure.description or "")
+
+
+def test_retry_settings_become_a_policy() -> None:
+    policy = retry_policy(RetrySettings(max_retries=3, delay_seconds=5,
+                                        backoff="exponential", jitter="full"))
+    assert policy == dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL,
+                                    jitter=dg.Jitter.FULL)
+    assert retry_policy(RetrySettings(max_retries=0)) is None

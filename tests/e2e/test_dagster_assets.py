@@ -104,10 +104,11 @@ def test_demo_assets_materialize_subset_then_all_without_duplicates(project: Pat
     with pytest.raises(dg.DagsterInvalidConfigError, match="full_refesh"):
         dg.validate_run_config(job, {"ops": {OP: {"config": {"full_refesh": True}}}})
 
-    # Run 1: only customers.
+    # Run 1: only customers, through dagster.materialize.
     instance = dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(asset_selection=[dg.AssetKey(list(CUSTOMERS))],
-                                    instance=instance)
+    pipeline_assets = defs.resolve_assets_def(dg.AssetKey(list(CUSTOMERS)))
+    result = dg.materialize([pipeline_assets], selection=[dg.AssetKey(list(CUSTOMERS))],
+                            instance=instance)
     assert result.success
     catalog = warehouse(project)
     assert sorted(read_table(catalog, CUSTOMERS).column("customer_id").to_pylist()) \
@@ -133,7 +134,7 @@ def test_demo_assets_materialize_subset_then_all_without_duplicates(project: Pat
         == {logging.WARNING}
     assert STRIPE_SECRET not in logs
 
-    # Run 2: the whole job; customers' bookmark holds, so it commits nothing.
+    # Run 2: the whole asset job; customers' bookmark holds, so it commits nothing.
     result = job.execute_in_process(instance=instance)
     assert result.success
     catalog = warehouse(project)

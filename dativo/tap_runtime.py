@@ -91,38 +91,36 @@ def _naming_the_stream(message: str) -> str:
     return message
 
 
-_records: Counter[str] | None = None
+_records: Counter[str] = Counter()
 """The records the running tap has sent per stream (its :class:`_CountingWriter`'s),
 for the run report of a failure, which is reported outside the tap instance."""
 
 
-def _write_report(plugin: str, exit_code: int, error: str | None) -> None:
-    summary = None if _records is None else {"records": dict(_records)}
-    run_report.write_report(plugin, "tap", exit_code, error, summary)
-
-
 @contextmanager
-def _exit_cleanly(logger: logging.Logger, plugin: str, *,
-                  report_success: bool) -> Iterator[None]:
+def _exit_cleanly(logger: logging.Logger, plugin: str, *, sync: bool) -> Iterator[None]:
     """Every failure as one ERROR line naming its stream (:mod:`dativo.exit_codes`), and
-    the run report: of the failure, of click's exit (``--discover``, ``--about``), and
-    when ``report_success``, of the block ending."""
+    the run report: of a failure, of click's exit (``--discover``, ``--about``), and of
+    a ``sync`` that ended. Only a sync's report has a summary (the records it sent per
+    stream), so a reader tells it from the ``--discover`` run Meltano starts before it."""
     report = exit_codes.logged(logger)
 
-    def failed(failure: exit_codes.Failure) -> None:
-        _write_report(plugin, failure.exit_code, _naming_the_stream(failure.line))
+    def write(exit_code: int, error: str | None) -> None:
+        summary = {"records": dict(_records)} if sync else None
+        run_report.write_report(plugin, "tap", exit_code, error, summary)
 
     try:
         with exit_codes.exit_on_error(
                 lambda line, exc: report(_naming_the_stream(line), exc),
                 hint="LOGLEVEL=DEBUG shows the traceback, please report it",
-                families=exit_codes.KNOWN_FAILURES, on_failure=failed):
+                families=exit_codes.KNOWN_FAILURES,
+                on_failure=lambda failure: write(failure.exit_code,
+                                                 _naming_the_stream(failure.line))):
             yield
     except click.exceptions.Exit as exc:
-        _write_report(plugin, exc.exit_code, None)
+        write(exc.exit_code, None)
         raise
-    if report_success:
-        _write_report(plugin, 0, None)
+    if sync:
+        write(0, None)
 
 
 class _CountingWriter:
@@ -135,8 +133,7 @@ class _CountingWriter:
         self._run = run
         self._progress = progress
         self._counters: dict[str, _Counter] = {}
-        self.records: Counter[str] = Counter()  # per stream, for the run report
-        _records = self.records
+        _records = self.records = Counter()  # per stream, for the run report
 
     def write_message(self, message: Any) -> None:
         if getattr(message, "type", None) == "RECORD":  # a str enum equals its value
@@ -240,17 +237,17 @@ class ObservedTap:
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:
-        with _exit_cleanly(cls.logger, cls.name, report_success=True):
+        with _exit_cleanly(cls.logger, cls.name, sync=True):
             super().invoke(**kwargs)  # type: ignore[misc]
 
     @classmethod
     def cb_discover(cls, ctx: Any, param: Any, value: bool) -> None:
         """--discover runs in a click callback, outside ``invoke``: wrapped the same."""
-        with _exit_cleanly(cls.logger, cls.name, report_success=False):
+        with _exit_cleanly(cls.logger, cls.name, sync=False):
             super().cb_discover(ctx, param, value)  # type: ignore[misc]
 
     @classmethod
     def cb_test(cls, ctx: Any, param: Any, value: str) -> None:
         """--test runs in a click callback, outside ``invoke``: wrapped the same."""
-        with _exit_cleanly(cls.logger, cls.name, report_success=False):
+        with _exit_cleanly(cls.logger, cls.name, sync=False):
             super().cb_test(ctx, param, value)  # type: ignore[misc]

@@ -186,7 +186,7 @@ def test_a_tap_reports_the_records_it_sent_per_stream(
                                         "INSERT INTO t SELECT generate_series(1, 7)")
     catalog = select(discover(tmp_path, tap_config(postgres, database)), {"public-t": {}})
     discovery = the_report(reports, "tap-dativo-postgres")  # --discover ends with one too
-    assert (discovery["exit_code"], discovery["error"]) == (0, None)
+    assert (discovery["exit_code"], discovery["error"], discovery["summary"]) == (0, None, None)
     for path in reports.iterdir():
         path.unlink()
     run = run_tap(tmp_path, tap_config(postgres, database), catalog=catalog)

@@ -159,6 +159,11 @@ def op_name(pipeline: Pipeline) -> str:
     return f"{pipeline.name}__meltano_run"
 
 
+def pool_name(pipeline: Pipeline) -> str:
+    """The concurrency pool of the pipeline's step, ``dativo/<pipeline>``."""
+    return f"dativo/{pipeline.job}"
+
+
 def log_line(context: dg.AssetExecutionContext, line: str) -> None:
     """One line of Meltano's output into the run's log, at the level Meltano gave it."""
     level = _LEVEL.search(line)
@@ -183,6 +188,9 @@ def build_pipeline_asset(project: MeltanoProject, pipeline: Pipeline) -> dg.Asse
         retry_policy=policy,
         description=f"meltano run {pipeline.tap} {pipeline.target} (job {pipeline.job})",
         op_tags={"dativo/pipeline": pipeline.job},
+        # One writer per table also for runs not launched through the job (materialized
+        # from the asset graph): a pool per pipeline, limited in the instance's config.
+        pool=pool_name(pipeline),
     )
     def _materialize(context: dg.AssetExecutionContext,
                      config: PipelineRunConfig) -> Iterator[dg.MaterializeResult]:

@@ -107,6 +107,7 @@ def test_demo_assets_materialize_subset_then_all_without_duplicates(project: Pat
     # Run 1: only customers, through dagster.materialize.
     instance = dg.DagsterInstance.ephemeral()
     pipeline_assets = defs.resolve_assets_def(dg.AssetKey(list(CUSTOMERS)))
+    assert pipeline_assets.op.pool == "dativo/demo-csv-to-iceberg"  # one writer per table
     result = dg.materialize([pipeline_assets], selection=[dg.AssetKey(list(CUSTOMERS))],
                             instance=instance)
     assert result.success

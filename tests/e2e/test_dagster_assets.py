@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 
 from dativo.errors import ConfigError
-from dativo_dagster.assets import PipelineRunConfig, op_name
+from dativo_dagster.assets import PipelineRunConfig, _owners, op_name
 from dativo_dagster.definitions import build_definitions
 from dativo_dagster.environment import tenant_environment
 from dativo_dagster.meltano_runs import run_environment
@@ -183,6 +183,22 @@ def test_tenants_are_isolated(project: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"tenant 'nobody'.*the tenants are: acme, demo"):
         build_definitions(project, "nobody")
+
+
+def test_specs_of_a_table_without_contract_and_of_team_shapes(project: Path) -> None:
+    defs = build_definitions(project, "demo")
+    orders = next(s for s in defs.resolve_all_asset_specs() if s.key.path == list(ORDERS))
+    assert orders.group_name == "default"
+    assert orders.metadata == {"dativo/table": "demo.default.orders"}  # no contract
+    assert orders.description \
+        == "Iceberg table demo.default.orders, written by stream 'orders'."
+    assert not orders.owners
+    # ODCS v3.1 nests the members under team.members; v3.0.2 lists them.
+    team = {"team": {"name": "crm", "members": [{"username": "carol"},
+                                                 {"name": "Dan", "dateOut": "2024-01-01"}]}}
+    assert _owners(team) == ["team:carol"]
+    assert _owners({"team": [{"username": "x@example.com"}, {"role": "nobody"}]}) == [
+        "x@example.com"]
 
 
 def test_locations_and_defs_read_the_environment(project: Path,

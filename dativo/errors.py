@@ -29,6 +29,8 @@ with exit code 1. A class outside this module names its module::
     │   │       (retriable)
     │   ├── RetriesExhaustedError (dativo.resilience): a request failed every retry
     │   └── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
+    ├── SourceUnavailableError: a source database could not be reached (refused, timed
+    │       out) while the tap connected to it (retriable)
     ├── SourceError (tap_dativo_postgres.streams): PostgreSQL refused or broke off a read
     ├── ReplicationError (tap_dativo_postgres.cdc): a replication step was refused
     ├── MySQLReadError (tap_dativo_mysql.streams): MySQL refused or broke off a read
@@ -144,6 +146,11 @@ class CommitError(DativoError):
 class CommitConflictError(CommitError):
     """Raised when a commit still conflicted with concurrent writers after its last
     attempt: nothing of it landed, so the same run may succeed later (exit code 75)."""
+
+
+class SourceUnavailableError(DativoError):
+    """Raised when a tap cannot reach its source database for a reason a rerun may get
+    past (refused, timed out; not a refused login): exit code 75."""
 
 
 class QualityError(DativoError):

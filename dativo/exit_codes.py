@@ -64,6 +64,7 @@ KNOWN_FAILURES: Families = {**SOURCE_FAILURES, **SDK_FAILURES}
 RETRY: Mapping[tuple[str, str], bool] = {
     # transient: the same run may succeed later
     ("dativo.errors", "CommitConflictError"): True,  # concurrent writers outlasted the retries
+    ("dativo.errors", "SourceUnavailableError"): True,  # a tap could not reach its database
     ("pyiceberg.exceptions", "CommitFailedException"): True,  # a commit lost a race
     ("dativo.resilience", "ApiUnavailableError"): True,  # retries exhausted, circuit open
     ("singer_sdk.exceptions", "RetriableAPIError"): True,  # a 429/5xx after singer-sdk's retries
@@ -93,10 +94,12 @@ the first entry found decides, none found means permanent. So a
 :class:`~dativo.errors.CommitError` caused by a lost connection is transient, one caused
 by a missing file permanent; a ``ConfigError`` is permanent whatever caused it. An
 HTTP error with a 429 or 5xx response is transient too (:func:`retriable`)."""
-LOGIN_REFUSED = ("password authentication failed", "access denied", "no pg_hba.conf entry",
-                 "does not exist", "unknown database")
-"""Drivers raise a refused login like a refused connection (``OperationalError``): one
-whose text says so is permanent."""
+REFUSED_AT_CONNECT = (
+    "password authentication failed", "access denied", "no pg_hba.conf entry",
+    "does not exist", "unknown database", "does not support ssl", "ssl connection error",
+    "could not translate host name", "name or service not known", "unknown mysql server host")
+"""Drivers raise a refused login, a missing database, a TLS mismatch or an unknown host
+like a refused connection (``OperationalError``): one whose text says so is permanent."""
 Report = Callable[[str, BaseException], None]
 """Prints a failure's line, and in debug mode the exception's traceback."""
 
@@ -151,7 +154,7 @@ def _described(exc: BaseException, *, hint: str, families: Families | None,
 def retriable(exc: BaseException) -> bool:
     """Whether a rerun of the same run may succeed: :data:`RETRY` along ``exc``'s MRO,
     then along its cause chain; an HTTP response of 429 or 5xx is transient, and a
-    refused login (:data:`LOGIN_REFUSED`) permanent."""
+    refused login (:data:`REFUSED_AT_CONNECT`) permanent."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -172,7 +175,7 @@ def _verdict(exc: BaseException) -> bool | None:
         if verdict is not None:
             if verdict and cls.__name__ == "OperationalError":
                 text = str(getattr(exc, "orig", None) or exc).lower()
-                return not any(marker in text for marker in LOGIN_REFUSED)
+                return not any(marker in text for marker in REFUSED_AT_CONNECT)
             return verdict
     return None
 

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.mysql.reflection import MySQLTableDefinitionParser
 from sqlalchemy.engine import Engine, reflection
 
-from dativo.errors import ConfigError
+from dativo.errors import ConfigError, SourceUnavailableError
+from dativo.exit_codes import retriable
 from dativo.sql_taps import URLConnector, describe, given_url, table_matches
 from tap_dativo_mysql.types import MySQLToJSONSchema
 
@@ -103,16 +104,18 @@ class MySQLConnector(URLConnector):
         """Discovered streams, kept when they match ``filter_tables`` (if set).
 
         Raises:
-            ConfigError: The server cannot be reached or refuses the login (the message
+            ConfigError: The server refuses the login, the database or TLS (the message
                 names the URL without its password).
+            SourceUnavailableError: The server cannot be reached (refused, timed out).
         """
         try:
             entries = super().discover_catalog_entries(**kwargs)
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig.args[-1] if exc.orig and exc.orig.args else exc)
-            raise ConfigError(f"cannot connect to {describe(self.url)}: "
-                              f"{reason.strip().splitlines()[0]}; check host, port, user, "
-                              "password, database and ssl_*") from None
+            error = SourceUnavailableError if retriable(exc) else ConfigError  # exit 75 or 2
+            raise error(f"cannot connect to {describe(self.url)}: "
+                        f"{reason.strip().splitlines()[0]}; check host, port, user, "
+                        "password, database and ssl_*") from None
         patterns = list(self.config.get("filter_tables") or [])
         if not patterns:
             return entries

@@ -22,7 +22,8 @@ import psycopg2.extras
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, reflection
 
-from dativo.errors import ConfigError
+from dativo.errors import ConfigError, SourceUnavailableError
+from dativo.exit_codes import retriable
 from dativo.sql_taps import URLConnector, describe, given_url, table_matches
 from tap_dativo_postgres.types import PostgresToJSONSchema
 
@@ -129,15 +130,17 @@ class PostgresConnector(URLConnector):
         """Discovered streams, kept when they match ``filter_tables`` (if set).
 
         Raises:
-            ConfigError: The server cannot be reached (the message names the URL
-                without its password).
+            ConfigError: The server refuses the login, the database or TLS (the message
+                names the URL without its password).
+            SourceUnavailableError: The server cannot be reached (refused, timed out).
         """
         try:
             entries = super().discover_catalog_entries(**kwargs)
         except sa.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise ConfigError(f"cannot connect to {describe(self.url)}: {reason}; check "
-                              "host, port, user, password, database and sslmode") from None
+            error = SourceUnavailableError if retriable(exc) else ConfigError  # exit 75 or 2
+            raise error(f"cannot connect to {describe(self.url)}: {reason}; check "
+                        "host, port, user, password, database and sslmode") from None
         for entry in entries:
             _fix_nullable_any_of(entry["schema"])
         patterns = list(self.config.get("filter_tables") or [])

@@ -179,6 +179,28 @@ def test_a_source_that_refuses_the_connection_is_retriable(
     assert report["summary"] == {"records": {}}
 
 
+def test_a_discovery_that_cannot_reach_the_source_is_retriable(
+    reports: Path, postgres: PostgresServer, tmp_path: Path,
+) -> None:
+    """Meltano discovers first when it has no catalog: refused there is exit 75 as well,
+    while a refused login or database stays a user error (exit 2)."""
+    database = fresh_database(postgres, "CREATE TABLE t (id int PRIMARY KEY)")
+    run = run_tap(tmp_path, {**tap_config(postgres, database), "port": closed_port()},
+                  "--discover")
+    assert run.returncode == 75, run.stderr
+    report = the_report(reports, "tap-dativo-postgres")
+    assert (report["exit_code"], report["retriable"], report["summary"]) == (75, True, None)
+    assert report["error"].startswith("cannot connect to postgresql+psycopg2://")
+    assert "Connection refused" in report["error"]
+    for path in reports.iterdir():
+        path.unlink()
+    missing = run_tap(tmp_path, tap_config(postgres, "no_such_db"), "--discover")
+    assert missing.returncode == 2, missing.stderr
+    report = the_report(reports, "tap-dativo-postgres")
+    assert (report["exit_code"], report["retriable"]) == (2, False)
+    assert 'database "no_such_db" does not exist' in report["error"]
+
+
 def test_a_tap_reports_the_records_it_sent_per_stream(
     reports: Path, postgres: PostgresServer, tmp_path: Path,
 ) -> None:

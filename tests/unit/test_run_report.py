@@ -26,6 +26,7 @@ from dativo.errors import (
     ContractViolation,
     DativoError,
     QualityError,
+    SourceUnavailableError,
 )
 from dativo.exit_codes import BUG, KNOWN_FAILURES, RETRIABLE, RETRY, USER_ERROR, describe
 from dativo.resilience import (
@@ -67,6 +68,7 @@ CASES: list[tuple[BaseException, int]] = [
     (caused(CommitError("x"), CommitFailedException("lost a race")), RETRIABLE),
     (caused(CommitError("x"), ConnectionResetError("reset by peer")), RETRIABLE),
     (RetriesExhaustedError("kept failing"), RETRIABLE),
+    (SourceUnavailableError("cannot connect to postgresql://u:***@h/d"), RETRIABLE),
     (CircuitOpenError("circuit open"), RETRIABLE),
     (singer_sdk.exceptions.RetriableAPIError("503"), RETRIABLE),
     (sa_operational("connection refused"), RETRIABLE),

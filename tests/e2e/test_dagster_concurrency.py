@@ -18,7 +18,8 @@ snapshot (docs/catalogs.md, "Several writers at once"; tests/integration/
 test_concurrent_writers.py forces such collisions without Dagster).
 
 Also here, without a run: the instance config of ``make dagster`` queues runs and allows
-one per value of the ``dativo/pipeline`` tag, and every asset job carries that tag.
+one per value of the ``dativo/pipeline`` tag (every asset job carries it) and one per
+pool (every pipeline's step is in the pool ``dativo/<job>``).
 """
 
 from __future__ import annotations
@@ -179,14 +180,19 @@ def test_the_instance_queues_one_run_per_pipeline_at_a_time(tmp_path: Path) -> N
     home.mkdir()
     shutil.copy(REPO / "orchestration" / "dagster_home" / "dagster.yaml", home)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        coordinator = instance.run_coordinator
-        assert type(coordinator).__name__ == "QueuedRunCoordinator"
-        queue = coordinator.get_run_queue_config()
-        assert queue.max_concurrent_runs > 1
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        config = instance.get_concurrency_config()  # what the queue daemon applies
+        queue = config.run_queue_config
+        assert queue is not None and queue.max_concurrent_runs > 1
         assert queue.tag_concurrency_limits == [
             {"key": PIPELINE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+        assert config.pool_config.default_pool_limit == 1
+        assert config.pool_config.pool_granularity.value == "run"
     defs = build_definitions(REPO, "demo")
     jobs = {job.name: job.tags.get(PIPELINE_TAG) for job in defs.resolve_all_job_defs()
             if not job.name.startswith("__")}
     assert jobs["demo_csv_to_iceberg"] == "demo-csv-to-iceberg"
     assert all(jobs.values()), jobs
+    # a run launched from the asset graph has no job tag: its step's pool holds it back
+    pools = {defs.resolve_assets_def(key).op.pool for key in defs.resolve_all_asset_keys()}
+    assert "dativo/demo-csv-to-iceberg" in pools and None not in pools

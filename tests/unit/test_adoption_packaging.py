@@ -19,7 +19,8 @@ from dativo.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "dativo"
 PLUGIN_DIRS = sorted([*REPO.glob("taps/*/"), *REPO.glob("targets/*/")])
-DIST_DIRS = [CORE, *PLUGIN_DIRS]
+ORCHESTRATION_DIRS = sorted(REPO.glob("orchestration/*/"))
+DIST_DIRS = [CORE, *PLUGIN_DIRS, *ORCHESTRATION_DIRS]
 # Directories a build or a run leaves inside a distribution directory.
 NOT_SOURCE = {"build", "dist", "__pycache__"}
 HEAVY = ("pyarrow", "pyiceberg", "duckdb", "stripe", "adbc_driver_manager",
@@ -69,7 +70,7 @@ def test_console_scripts_point_into_their_own_distribution(directory: Path) -> N
     project = pyproject(directory)["project"]
     packages = pyproject(directory)["tool"]["setuptools"]["packages"]
     assert project["version"] == "0.1.0"
-    for script, target in project["scripts"].items():
+    for script, target in project.get("scripts", {}).items():
         module, _, attribute = target.partition(":")
         assert module.rpartition(".")[0] in packages, script
         assert attribute
@@ -95,6 +96,16 @@ def test_each_plugin_depends_on_this_core_and_only_its_source_libraries() -> Non
         assert core.extras == ({"iceberg"} if directory.parent.name == "targets" else set())
         others = [r.name for r in requirements(directory) if r.name != "dativo-core"]
         assert others == own[directory.name], directory.name
+
+
+def test_only_the_dagster_distribution_depends_on_dagster() -> None:
+    """Dagster is the orchestrator's choice, not a plugin's: no tap, target or the core
+    pulls it (or its web server) into a Meltano plugin venv."""
+    [dagster_dir] = ORCHESTRATION_DIRS
+    assert {r.name for r in requirements(dagster_dir)} == {
+        "dativo-core", "dagster", "dagster-webserver"}
+    for directory in [CORE, *PLUGIN_DIRS]:
+        assert not {r.name for r in requirements(directory)} & {"dagster", "dagster-webserver"}
 
 
 def test_the_workspace_installs_every_distribution_with_its_extras() -> None:

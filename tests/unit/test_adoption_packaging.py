@@ -19,7 +19,7 @@ from dativo.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "dativo"
 PLUGIN_DIRS = sorted([*REPO.glob("taps/*/"), *REPO.glob("targets/*/")])
-ORCHESTRATION_DIRS = sorted(REPO.glob("orchestration/*/"))
+ORCHESTRATION_DIRS = sorted(p.parent for p in REPO.glob("orchestration/*/pyproject.toml"))
 DIST_DIRS = [CORE, *PLUGIN_DIRS, *ORCHESTRATION_DIRS]
 # Directories a build or a run leaves inside a distribution directory.
 NOT_SOURCE = {"build", "dist", "__pycache__"}

@@ -148,6 +148,9 @@ def table_metadata(run: MeltanoRun, table: Table) -> dict[str, Any]:
         "dead_letter_table": dg.MetadataValue.text(str(stream["dead_letter_table"]))
         if stream.get("dead_letter_table") else dg.MetadataValue.null(),
     }
+    if snapshots and snapshots[-1].get("total_records") is not None:
+        # the table's size after this run's last commit: Dagster's row-count column
+        metadata["dagster/row_count"] = int(snapshots[-1]["total_records"])
     if stream.get("rejected_by_rule"):
         metadata["rejected_by_rule"] = dg.MetadataValue.json(dict(stream["rejected_by_rule"]))
     return metadata

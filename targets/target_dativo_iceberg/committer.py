@@ -398,8 +398,10 @@ def _snapshot_entry(table: Table, snapshot_id: int) -> dict[str, int]:
         raise AssertionError(f"snapshot {snapshot_id} is not in {staged_name(table)}")
     summary = snapshot.summary
     added = {key: int(summary.get(key) or 0) if summary is not None else 0
-             for key in ("added-data-files", "added-files-size", "added-records")}
+             for key in ("added-data-files", "added-files-size", "added-records",
+                         "total-records")}
     return {"snapshot_id": snapshot_id, "committed_at_ms": snapshot.timestamp_ms,
             "added_data_files": added["added-data-files"],
             "added_files_size": added["added-files-size"],
-            "added_records": added["added-records"]}
+            "added_records": added["added-records"],
+            "total_records": added["total-records"]}

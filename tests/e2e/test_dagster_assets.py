@@ -122,6 +122,7 @@ def test_demo_assets_materialize_subset_then_all_without_duplicates(project: Pat
     assert meta[CUSTOMERS]["rows_rejected"] == 4
     assert meta[CUSTOMERS]["rows_received"] == 10
     assert meta[CUSTOMERS]["snapshot_id"] == customers_snapshot
+    assert meta[CUSTOMERS]["dagster/row_count"] == 6  # the table after the commit
     assert meta[CUSTOMERS]["table"] == "demo.crm.customers"
     assert meta[CUSTOMERS]["dead_letter_table"] == ".".join(DEAD_LETTER)
     assert meta[CUSTOMERS]["data_files"] == 1

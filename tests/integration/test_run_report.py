@@ -93,6 +93,7 @@ def test_the_target_reports_what_it_committed_as_the_table_holds_it(
         assert entry["added_data_files"] == int(snapshot.summary["added-data-files"]) > 0
         assert entry["added_files_size"] == int(snapshot.summary["added-files-size"]) > 0
         assert entry["added_records"] == int(snapshot.summary["added-records"])
+        assert entry["total_records"] == int(snapshot.summary["total-records"])
     assert sum(s["added_records"] for s in snapshots) == 4
 
 

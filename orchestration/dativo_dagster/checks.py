@@ -24,7 +24,7 @@ per execution (:class:`~dativo_dagster.catalogs.TenantCatalogs`).
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -114,7 +114,7 @@ def freshness_result(catalog: "Catalog", table: Table, sla: Sla,
             metadata={"sla": sla.text, "sla_seconds": sla.seconds})
     age = (now_ms - commit.committed_at_ms) / 1000
     passed = age <= sla.seconds
-    last = datetime.fromtimestamp(commit.committed_at_ms / 1000, tz=UTC)
+    last = datetime.fromtimestamp(commit.committed_at_ms / 1000, tz=timezone.utc)
     return dg.AssetCheckResult(
         asset_key=key, check_name=FRESHNESS, passed=passed, severity=sla.severity,
         description=(f"last commit {age:.0f} s ago, within the SLA ({sla.text})" if passed

@@ -17,18 +17,25 @@ collide depends on timing; when they do, the loser's commit is retried on the wi
 snapshot (docs/catalogs.md, "Several writers at once"; tests/integration/
 test_concurrent_writers.py forces such collisions without Dagster).
 
-Also here, without a run: the instance config of ``make dagster`` queues runs and allows
-one per value of the ``dativo/pipeline`` tag (every asset job carries it) and one per
-pool (every pipeline's step is in the pool ``dativo/<job>``).
+And the queue itself: under ``dagster dev`` with that instance config, two runs of one
+job launched together run one after the other. Also here, without a run: the instance
+config of ``make dagster`` queues runs and allows one per value of the ``dativo/pipeline``
+tag (every asset job carries it) and one per pool (every pipeline's step is in the pool
+``dativo/<job>``).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,8 +46,10 @@ import pytest
 import yaml
 from pyiceberg.catalog import load_catalog
 
+from dativo.iceberg.catalog import default_catalog_properties
 from dativo_dagster.definitions import PIPELINE_TAG, build_definitions
 from tests.conftest import BIN, REPO, read_table
+from tests.services.ports import free_port
 from tests.services.postgres import PostgresServer
 
 ENTITIES = ("alpha", "beta", "gamma", "delta")
@@ -196,3 +205,99 @@ def test_the_instance_queues_one_run_per_pipeline_at_a_time(tmp_path: Path) -> N
     # a run launched from the asset graph has no job tag: its step's pool holds it back
     pools = {defs.resolve_assets_def(key).op.pool for key in defs.resolve_all_asset_keys()}
     assert "dativo/demo-csv-to-iceberg" in pools and None not in pools
+
+
+LAUNCH = """
+mutation {
+  launchRun(executionParams: {
+      selector: {repositoryLocationName: "demo", repositoryName: "__repository__",
+                 jobName: "demo_csv_to_iceberg"},
+      runConfigData: {}}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def graphql(base: str, query: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query})
+                                     .encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["data"]
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"dagster dev exited {server.returncode}:\n"
+                                 f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/server_info", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    raise AssertionError(f"dagster dev did not answer within 180 s:\n"
+                         f"{log.read_text(errors='replace')[-3000:]}")
+
+
+def test_the_queue_runs_two_runs_of_one_job_one_after_the_other(tmp_path: Path) -> None:
+    """``dagster dev`` (webserver and daemon) on a copy of the demo project, with
+    orchestration/dagster_home/dagster.yaml: two runs of the demo job launched together
+    both succeed, the second starts only after the first ended (one run per
+    ``dativo/pipeline`` value), and the demo rows land once."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("meltano.yml", "dativo-dagster.yml", "workspace.yaml"):
+        shutil.copy(REPO / name, project)
+    for folder in ("plugins", "samples", "odcs_contracts"):
+        shutil.copytree(REPO / folder, project / folder)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "orchestration" / "dagster_home" / "dagster.yaml", home)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in meltano_env().items() if not k.startswith(("DAGSTER_", "DATIVO_"))}
+    env.update({"DAGSTER_HOME": str(home), "DATIVO_MELTANO_PROJECT": str(project)})
+    log = tmp_path / "dagster-dev.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(port)], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        wait_until_up(base, server, log)
+        launched = [graphql(base, LAUNCH)["launchRun"] for _ in range(2)]
+        assert [r["__typename"] for r in launched] == ["LaunchRunSuccess"] * 2, launched
+        run_ids = [r["run"]["runId"] for r in launched]
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                records = [instance.get_run_record_by_id(i) for i in run_ids]
+                if all(r is not None and r.dagster_run.is_finished for r in records):
+                    break
+                time.sleep(1)
+            else:
+                raise AssertionError(f"the runs did not end within 600 s:\n"
+                                     f"{log.read_text(errors='replace')[-3000:]}")
+            assert [r.dagster_run.status for r in records] == [
+                dg.DagsterRunStatus.SUCCESS] * 2, log.read_text(errors="replace")[-3000:]
+            assert all(r.dagster_run.tags.get(PIPELINE_TAG) == "demo-csv-to-iceberg"
+                       for r in records)
+            first, second = sorted(records, key=lambda r: r.start_time or 0)
+            assert first.end_time is not None and second.start_time is not None
+            assert second.start_time >= first.end_time  # queued while the first ran
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGINT)  # what Ctrl-C sends dagster dev
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
+    props = default_catalog_properties(project / "output" / "warehouse")
+    catalog = load_catalog(props.pop("name"), **props)
+    customers = read_table(catalog, ("demo", "crm", "customers"))
+    assert sorted(customers.column("customer_id").to_pylist()) == [1, 2, 3, 4, 9, 10]

@@ -27,15 +27,11 @@ tag (every asset job carries it) and one per pool (every pipeline's step is in t
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +45,7 @@ from pyiceberg.catalog import load_catalog
 from dativo.iceberg.catalog import default_catalog_properties
 from dativo_dagster.definitions import PIPELINE_TAG, build_definitions
 from tests.conftest import BIN, REPO, read_table
+from tests.services.dagster_server import graphql, stop, wait_for_server
 from tests.services.ports import free_port
 from tests.services.postgres import PostgresServer
 
@@ -221,28 +218,6 @@ mutation {
 """
 
 
-def graphql(base: str, query: str) -> dict[str, Any]:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query})
-                                     .encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["data"]
-
-
-def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"dagster dev exited {server.returncode}:\n"
-                                 f"{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/server_info", timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    raise AssertionError(f"dagster dev did not answer within 180 s:\n"
-                         f"{log.read_text(errors='replace')[-3000:]}")
-
-
 def test_the_queue_runs_two_runs_of_one_job_one_after_the_other(tmp_path: Path) -> None:
     """``dagster dev`` (webserver and daemon) on a copy of the demo project, with
     orchestration/dagster_home/dagster.yaml: two runs of the demo job launched together
@@ -268,7 +243,7 @@ def test_the_queue_runs_two_runs_of_one_job_one_after_the_other(tmp_path: Path) 
              "-p", str(port)], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:
-        wait_until_up(base, server, log)
+        wait_for_server(f"{base}/server_info", server, log)
         launched = [graphql(base, LAUNCH)["launchRun"] for _ in range(2)]
         assert [r["__typename"] for r in launched] == ["LaunchRunSuccess"] * 2, launched
         run_ids = [r["run"]["runId"] for r in launched]
@@ -290,13 +265,7 @@ def test_the_queue_runs_two_runs_of_one_job_one_after_the_other(tmp_path: Path) 
             assert first.end_time is not None and second.start_time is not None
             assert second.start_time >= first.end_time  # queued while the first ran
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGINT)  # what Ctrl-C sends dagster dev
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=30)
+        stop(server)
     props = default_catalog_properties(project / "output" / "warehouse")
     catalog = load_catalog(props.pop("name"), **props)
     customers = read_table(catalog, ("demo", "crm", "customers"))

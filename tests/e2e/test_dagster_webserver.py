@@ -12,15 +12,10 @@ of the project (its ``sh`` blocks start servers that never end, so they are not 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,6 +23,7 @@ import dagster as dg
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import BIN, REPO
+from tests.services.dagster_server import graphql, stop, wait_for_server
 from tests.services.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,42 +36,6 @@ LOCATIONS = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
     name locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
-
-
-def wait_for_server(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll ``url`` until it answers 200; fail at once if the server process ended."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"dagster-webserver exited {server.returncode}:\n"
-                                 f"{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"dagster-webserver did not answer {url} within 120 s:\n"
-                         f"{log.read_text(errors='replace')[-3000:]}")
-
-
-def graphql(base: str, query: str) -> dict:
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query})
-                                     .encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["data"]
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's own process group (it and its code servers), then SIGKILL."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
 
 
 def test_the_asset_graph_shows_the_demo_assets(tmp_path: Path) -> None:

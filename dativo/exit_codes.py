@@ -94,12 +94,14 @@ the first entry found decides, none found means permanent. So a
 :class:`~dativo.errors.CommitError` caused by a lost connection is transient, one caused
 by a missing file permanent; a ``ConfigError`` is permanent whatever caused it. An
 HTTP error with a 429 or 5xx response is transient too (:func:`retriable`)."""
-REFUSED_AT_CONNECT = (
-    "password authentication failed", "access denied", "no pg_hba.conf entry",
+REFUSALS = (
+    "password authentication failed", "access denied", "command denied",
+    "permission denied", "no pg_hba.conf entry",
     "does not exist", "unknown database", "does not support ssl", "ssl connection error",
     "could not translate host name", "name or service not known", "unknown mysql server host")
-"""Drivers raise a refused login, a missing database, a TLS mismatch or an unknown host
-like a refused connection (``OperationalError``): one whose text says so is permanent."""
+"""Drivers raise a refused login or privilege (MySQL's ``SHOW command denied``), a missing
+database, a TLS mismatch or an unknown host like a refused connection
+(``OperationalError``): one whose text says so is permanent."""
 Report = Callable[[str, BaseException], None]
 """Prints a failure's line, and in debug mode the exception's traceback."""
 
@@ -154,7 +156,7 @@ def _described(exc: BaseException, *, hint: str, families: Families | None,
 def retriable(exc: BaseException) -> bool:
     """Whether a rerun of the same run may succeed: :data:`RETRY` along ``exc``'s MRO,
     then along its cause chain; an HTTP response of 429 or 5xx is transient, and a
-    refused login (:data:`REFUSED_AT_CONNECT`) permanent."""
+    refused login or privilege (:data:`REFUSALS`) permanent."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -175,7 +177,7 @@ def _verdict(exc: BaseException) -> bool | None:
         if verdict is not None:
             if verdict and cls.__name__ == "OperationalError":
                 text = str(getattr(exc, "orig", None) or exc).lower()
-                return not any(marker in text for marker in REFUSED_AT_CONNECT)
+                return not any(marker in text for marker in REFUSALS)
             return verdict
     return None
 

@@ -99,6 +99,8 @@ CASES: list[tuple[BaseException, int]] = [
     (sa_operational('FATAL:  password authentication failed for user "u"'), USER_ERROR),
     (sqlalchemy.exc.OperationalError("SELECT 1", {}, pymysql.err.OperationalError(
         1045, "Access denied for user 'u'")), USER_ERROR),
+    (translated(DativoError("stream 's': reading t failed"), pymysql.err.OperationalError(
+        1142, "SHOW command denied to user 'u'@'127.0.0.1' for table `t`")), USER_ERROR),
     (http_error(404), USER_ERROR),
     (stripe.AuthenticationError("bad key"), USER_ERROR),
     (translated(DativoError("stream 's': reading t failed"),

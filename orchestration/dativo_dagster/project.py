@@ -355,6 +355,13 @@ def _schedules(doc: Mapping[str, Any], job_names: set[str]) -> tuple[Schedule, .
 
 
 def _check_unique_tables(project: MeltanoProject) -> None:
+    named: dict[str, str] = {}
+    for job in dict.fromkeys(p.job for p in project.pipelines):
+        other = named.setdefault(dagster_name(job), job)
+        if other != job:  # Dagster names keep only letters, digits and _
+            raise ConfigError(
+                f"meltano.yml: jobs {other!r} and {job!r} both become the Dagster job "
+                f"{dagster_name(job)!r}; rename one of them")
     owner: dict[tuple[str, str, str], str] = {}
     for pipeline in project.pipelines:
         for table in pipeline.tables:

@@ -116,6 +116,15 @@ def test_two_jobs_writing_one_table_are_refused(tmp_path: Path) -> None:
         load_project(write_project(tmp_path / "p", jobs))
 
 
+def test_two_jobs_of_one_dagster_name_are_refused(tmp_path: Path) -> None:
+    """``csv-job`` and ``csv_job`` would both be the Dagster job ``csv_job``."""
+    jobs = [{"name": "csv-job", "tasks": ["tap-dativo-csv target-dativo-iceberg"]},
+            {"name": "csv_job", "tasks": ["tap-dativo-stripe target-dativo-acme"]}]
+    with pytest.raises(ConfigError, match=r"jobs 'csv-job' and 'csv_job' both become the "
+                                          r"Dagster job 'csv_job'; rename one"):
+        load_project(write_project(tmp_path / "p", jobs))
+
+
 @pytest.mark.parametrize(("interval", "cron"), [
     ("@hourly", "0 * * * *"), ("@daily", "0 0 * * *"), ("@weekly", "0 0 * * 0"),
     ("*/5 * * * *", "*/5 * * * *")])

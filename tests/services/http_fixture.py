@@ -51,6 +51,7 @@ class Request:
     headers: dict[str, str]
     body: Any
     fault: str | None
+    raw: bytes = b""  # the body as sent (a form-encoded token request is not JSON)
 
     def one(self, key: str, default: str | None = None) -> str | None:
         values = self.query.get(key)
@@ -126,7 +127,7 @@ class FixtureApi:
                 fault = api._take_fault(parts.path)
                 request = Request(self.command, parts.path, query,
                                   {k.lower(): v for k, v in self.headers.items()}, body,
-                                  fault.kind if fault else None)
+                                  fault.kind if fault else None, raw)
                 with api.lock:
                     api.requests.append(request)
                 if fault is not None and fault.kind == "reset":

@@ -1,0 +1,1 @@
+"""tap-dativo-google-drive: Google Drive files and document content to Singer."""

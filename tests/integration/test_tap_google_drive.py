@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import BIN
 from tests.services.google_drive_api import DOC, DriveApi
 from tests.services.http_fixture import Fault
-from tests.services.tap_process import TapRun, run_tap
+from tests.services.tap_process import TapRun, discover, run_tap, select
 
 TAP = "tap-dativo-google-drive"
 FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05,
@@ -168,15 +168,40 @@ def test_quota_storm_and_an_expired_token_recover(
                        status=403, body=rate_limited))
     drive.inject(Fault("status", times=1, path=f"/drive/v3/files/{tree['csv']['id']}",
                        status=401))
+    drive.inject(Fault("truncated", times=1, path=f"/drive/v3/files/{tree['csv']['id']}"))
     run = sync(tmp_path, config(drive, folder_ids=[tree["top"]["id"]]), drive)
     assert run.returncode == 0, run.stderr
     docs = by_id(run, "documents")
     assert docs[tree["doc"]["id"]]["content"] == DOC_TEXT
     assert docs[tree["csv"]["id"]]["content"] == CSV_TEXT
-    assert len(drive.served(faulted=True)) == 8
+    assert len(drive.served(faulted=True)) == 9
     assert drive.token_grants == ["refresh_token", "refresh_token"]  # refreshed on the 401
     summary = run.stderr.split("Google Drive requests: ", 1)[1].splitlines()[0]
-    assert ast.literal_eval(summary)["retries"] == {"429": 5, "503": 2}
+    # the download cut short mid-body was fetched again whole
+    assert ast.literal_eval(summary)["retries"] == {"429": 5, "503": 2, "cut-short": 1}
+
+
+def test_listing_and_change_feed_follow_page_tokens(drive: DriveApi, tmp_path: Path
+                                                    ) -> None:
+    folder = drive.folder("many")
+    made = [drive.add(f"n{n:04d}.txt", "text/plain", "x", parent=folder["id"])["id"]
+            for n in range(1005)]
+    cfg = config(drive, folder_ids=[folder["id"]])
+    catalog = select(discover(TAP, tmp_path, cfg), {"files"})
+    first = sync(tmp_path, cfg, drive, catalog=catalog)
+    assert first.returncode == 0, first.stderr
+    assert sorted(first.ids("files")) == made
+    listing = [r for r in drive.served("/drive/v3/files") if r.path == "/drive/v3/files"
+               and "folder" not in (r.one("q") or "")]
+    assert [r.one("pageToken") for r in listing] == [None, "1000"]
+    for file_id in made[:1003]:
+        drive.edit(file_id, "y")
+    second = sync(tmp_path, cfg, drive, catalog=catalog, state=first.state)
+    assert second.returncode == 0, second.stderr
+    assert second.ids("files") == made[:1003]
+    token = int(first.state["bookmarks"]["files"]["page_token"])
+    assert [r.one("pageToken") for r in drive.served("/drive/v3/changes")
+            if r.path == "/drive/v3/changes"] == [str(token), str(token + 1000)]
 
 
 def test_revoked_refresh_token_is_one_line_exit_2_without_secrets(

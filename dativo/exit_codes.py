@@ -55,6 +55,9 @@ SOURCE_FAILURES: Families = {
     ("stripe._error", "StripeError"): _API,
     ("singer_sdk.exceptions", "FatalAPIError"): _API,
     ("singer_sdk.exceptions", "RetriableAPIError"): _API,
+    ("google.auth.exceptions", "RefreshError"): (
+        "Google refused the credentials", "check service_account_key or client_id, "
+        "client_secret and refresh_token; re-authorize if the token was revoked"),
 }
 """What a tap's source raises that a user can act on: (module, class; subclasses
 included) -> what failed, what to check. Matched by name, so no driver is imported that
@@ -80,12 +83,14 @@ RETRY: Mapping[tuple[str, str], bool] = {
     ("stripe._error", "RateLimitError"): True,
     ("builtins", "ConnectionError"): True,  # an OSError of the network, unlike a missing file
     ("builtins", "TimeoutError"): True,
+    ("google.auth.exceptions", "TransportError"): True,  # the token endpoint unreachable
     # permanent: a human must change something, however often it is rerun
     ("dativo.errors", "ConfigError"): False,  # FatalApiError (401/403/404) included
     ("dativo.errors", "CodecError"): False,
     ("dativo.errors", "ContractViolation"): False,
     ("dativo.errors", "QualityError"): False,
     ("singer_sdk.exceptions", "FatalAPIError"): False,
+    ("google.auth.exceptions", "RefreshError"): False,  # revoked token, wrong key
 }
 """Is a rerun of the same run worth it: (module, class; subclasses included) -> retriable.
 Looked up by name (no driver is imported) along the exception's MRO, then along its

@@ -177,15 +177,17 @@ class GoogleSession:
         scopes: OAuth scopes requested for the token.
         api_endpoint: Base URL of the API (``https://sheets.googleapis.com``, a test server).
         policy: The tap's resilience policy (one per run).
+        credentials: Another session's credentials, to share its token (Sheets and
+            Drive endpoints of one tap); default: new ones from ``config``.
     """
 
     def __init__(self, config: Mapping[str, Any], *, scopes: Sequence[str], api_endpoint: str,
-                 policy: ResiliencePolicy) -> None:
+                 policy: ResiliencePolicy, credentials: Credentials | None = None) -> None:
         from google.auth.transport.requests import AuthorizedSession
 
         self.api_endpoint = api_endpoint.rstrip("/")
         self.policy = policy
-        self.credentials = credentials_from_config(config, scopes)
+        self.credentials = credentials or credentials_from_config(config, scopes)
         # One refresh on a 401 (the token expired early or was revoked server-side);
         # a second 401 is the API's answer, classified as fatal.
         self.session = AuthorizedSession(self.credentials, refresh_status_codes=(401,),

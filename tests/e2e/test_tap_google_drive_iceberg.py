@@ -99,3 +99,23 @@ def test_drive_folder_and_change_feed_land_in_iceberg(
     assert read_table(catalog, FILES).num_rows == 3  # upserted, not appended
     assert files[pdf["id"]]["_sdc_deleted_at"] is not None
     assert files[csv["id"]]["size"] == len("sku,qty\nA-1,4\n")
+
+
+def test_documents_as_markdown_kv_make_a_rag_corpus(
+        drive: DriveApi, tmp_path: Path, target_config: Callable[..., Path],
+        open_catalog: Callable[[], Catalog]) -> None:
+    folder = drive.folder("Wiki")
+    doc = drive.add("Onboarding", DOC, DOC_TEXT, parent=folder["id"])
+    csv = drive.add("stock.csv", "text/csv", CSV_TEXT, parent=folder["id"])
+    cfg = {**drive.oauth_config(), "api_endpoint": drive.url, "folder_ids": [folder["id"]],
+           "requests_per_second": 0}
+    target = target_config(format="markdown_kv", load_method="upsert")
+    land(tmp_path, drive, target, cfg, None)
+    table = read_table(open_catalog(), ("acme", "default", "documents__markdown"))
+    markdown = {r["doc_id"]: r["markdown"] for r in table.to_pylist()}
+    assert set(markdown) == {doc["id"], csv["id"]}
+    lines = markdown[doc["id"]].splitlines()
+    assert lines[0] == f"## Record {doc['id']}"
+    assert {"name: Onboarding", f"content: {json.dumps(DOC_TEXT)}",
+            "content_mime_type: text/markdown"} <= set(lines)
+    assert f"content: {json.dumps(CSV_TEXT)}" in markdown[csv["id"]].splitlines()

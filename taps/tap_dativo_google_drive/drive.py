@@ -190,7 +190,19 @@ class Drive:
                                     "check api_endpoint", path="/drive/v3/changes")
 
     def content(self, meta: Mapping[str, Any], max_bytes: int) -> Content | None:
-        """The body of a Doc (exported) or a text file (downloaded); None for the rest."""
+        """The body of a Doc (exported) or a text file (downloaded); None for the rest,
+        and (with a warning naming the file) for one Drive will not give: gone since the
+        listing (404) or not downloadable (403, e.g. a Doc too large to export)."""
+        try:
+            return self._content(meta, max_bytes)
+        except FatalApiError as exc:
+            if exc.status not in (403, 404):
+                raise
+            logger.warning("file %s (%s): no content, Drive answered HTTP %s; it lands with "
+                           "content null", meta["id"], meta.get("name"), exc.status)
+            return None
+
+    def _content(self, meta: Mapping[str, Any], max_bytes: int) -> Content | None:
         mime = str(meta.get("mimeType"))
         path = f"/drive/v3/files/{meta['id']}"
         if mime == DOC:

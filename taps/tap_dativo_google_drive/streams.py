@@ -6,7 +6,10 @@ file with ``files.list``, so a change made during the listing is read again next
 rather than lost. Later runs read ``changes.list`` from the state's ``page_token`` and
 store Drive's ``newStartPageToken`` when the stream ends. A trashed file comes as its
 row with ``_sdc_deleted_at`` set; a removed one (deleted for good, or no longer shared)
-as a row of its id and ``_sdc_deleted_at`` only, since Drive no longer says what it was.
+as a row of its id and ``_sdc_deleted_at`` only, since Drive no longer says what it was
+(so a removed file that was never selected lands as such a row too). A file moved out of
+the selected folders, or renamed out of ``name_globs``, is not seen as a delete: the feed
+no longer says it was selected; its last row stays until a full run (clear the state).
 """
 
 from __future__ import annotations

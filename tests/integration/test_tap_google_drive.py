@@ -204,6 +204,21 @@ def test_listing_and_change_feed_follow_page_tokens(drive: DriveApi, tmp_path: P
             if r.path == "/drive/v3/changes"] == [str(token), str(token + 1000)]
 
 
+def test_bad_utf8_is_replaced_and_a_vanished_file_lands_without_content(
+        drive: DriveApi, tmp_path: Path) -> None:
+    folder = drive.folder("mixed")
+    latin = drive.add("latin1.txt", "text/plain", b"caf\xe9 ok", parent=folder["id"])
+    gone = drive.add("gone.md", "text/markdown", "# soon deleted", parent=folder["id"])
+    drive.inject(Fault("status", path=f"/drive/v3/files/{gone['id']}", status=404))
+    run = sync(tmp_path, config(drive, folder_ids=[folder["id"]]), drive)
+    assert run.returncode == 0, run.stderr
+    docs = by_id(run, "documents")
+    assert docs[latin["id"]]["content"] == "caf\ufffd ok"
+    assert docs[latin["id"]]["content_sha256"] == hashlib.sha256(b"caf\xe9 ok").hexdigest()
+    assert (docs[gone["id"]]["name"], docs[gone["id"]]["content"]) == ("gone.md", None)
+    assert f"file {gone['id']} (gone.md): no content, Drive answered HTTP 404" in run.stderr
+
+
 def test_revoked_refresh_token_is_one_line_exit_2_without_secrets(
         drive: DriveApi, tree: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     drive.revoke()

@@ -177,3 +177,29 @@ def test_api_tap_metrics_count_requests_retries_and_the_breaker(
     assert got[("dativo_api_retries_total", (endpoint,))] == 3
     assert got[("dativo_api_circuit_open", ())] == 0
     assert got[("dativo_records_received_total", (("stream", "customers"),))] == 150
+
+
+@pytest.mark.parametrize("args", [["--discover"], []])
+def test_google_sheets_revoked_refresh_token_is_one_line_without_the_canary(
+    tmp_path: Path, args: list[str],
+) -> None:
+    """The canary as client_secret and inside the refresh token (debug log on): the token
+    endpoint answers invalid_grant, the tap exits 2 with one clear line."""
+    from tests.services.google_sheets_api import GoogleSheetsApi
+
+    api = GoogleSheetsApi(client_secret=CANARY, refresh_token=f"1//{CANARY}").start()
+    try:
+        sid = api.add_spreadsheet("Book", {"S": [["k"], ["v"]]})
+        api.revoke()
+        config = {**api.oauth_config(), "spreadsheet_ids": [sid], "api_endpoint": api.url,
+                  "drive_api_endpoint": api.url, "metrics": {"textfile_dir": str(tmp_path)}}
+        result = run("tap-dativo-google-sheets", config, tmp_path, *args)
+    finally:
+        api.stop()
+    assert result.returncode == 2, result.stderr.decode()
+    assert CANARY.encode() not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.decode().splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and ("Google refused the credentials: invalid_grant (Token has "
+                                 "been expired or revoked.)") in errors[0]
+    for written in tmp_path.glob("*.prom"):
+        assert CANARY not in written.read_text()

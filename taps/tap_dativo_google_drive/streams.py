@@ -9,7 +9,7 @@ row with ``_sdc_deleted_at`` set; a removed one (deleted for good, or no longer 
 as a row of its id and ``_sdc_deleted_at`` only, since Drive no longer says what it was
 (so a removed file that was never selected lands as such a row too). A file moved out of
 the selected folders, or renamed out of ``name_globs``, is not seen as a delete: the feed
-no longer says it was selected; its last row stays until a full run (clear the state).
+no longer says it was selected; its last row stays as it was.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ RUN_NAMES = ("floor", "target", "target_quality", "floor_orders", "target_orders
              "markdown_kv", "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
              "pg_iceberg_one", "csv_floor", "csv_tap", "mysql_floor", "mysql_tap",
              "mysql_batch", "mysql_batch_large", "mysql_peer_singer", "mysql_peer_meltanolabs",
-             "mysql_iceberg", "mysql_iceberg_one", "mysql_batch_p2")
+             "mysql_iceberg", "mysql_iceberg_one", "mysql_batch_p2", "sheets_floor",
+             "sheets_tap", "sheets_iceberg")
 # ``--runs <group>`` runs a group's rows only (fast iteration on one goal).
 RUN_GROUPS = {
     "fixed_cost": ("startup_floor", "record_one", "batch_parquet_one"),
@@ -31,6 +32,8 @@ RUN_GROUPS = {
     "mysql_partitions": ("mysql_batch", "mysql_batch_p2"),
     # The pipe without and with ten quality rules (bench/quality_rules.py, issue 16).
     "quality": ("floor", "target", "target_quality"),
+    # A 100,000-row sheet from the Sheets fixture server (bench/google_sheets.py, issue 18).
+    "sheets": ("sheets_floor", "sheets_tap", "sheets_iceberg"),
 }
 LABELS = {
     "floor": "orjson parse floor",
@@ -68,6 +71,10 @@ LABELS = {
     "mysql_peer_meltanolabs": "peer: meltanolabs-tap-mysql 0.0.1a1 (same table to stdout)",
     "mysql_iceberg": "MySQL -> Iceberg through BATCH (tap | target)",
     "mysql_iceberg_one": "fixed cost: the same, a one-row MySQL table",
+    "sheets_floor": "Sheets floor: requests + orjson over the same values.batchGet pages "
+                    "(100,000-row sheet)",
+    "sheets_tap": "tap-dativo-google-sheets (same sheet to RECORDs on stdout)",
+    "sheets_iceberg": "Google Sheets -> Iceberg (tap | target)",
 }
 # Runs of one row: what a run costs before its first row (interpreter, imports, catalog,
 # table creation); the row above each is the same run with N rows.
@@ -80,8 +87,10 @@ FLOOR_OF = {"record_one": "startup_floor", "batch_parquet_one": "startup_floor",
             "batch_parquet_large": "batch_parquet_floor", "mysql_iceberg_one": "startup_floor",
             **{key: "mysql_floor" for key in ("mysql_tap", "mysql_batch", "mysql_peer_singer",
                                               "mysql_peer_meltanolabs", "mysql_iceberg",
-                                              "mysql_batch_p2")}}
-FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor", "mysql_floor")
+                                              "mysql_batch_p2")},
+            "sheets_tap": "sheets_floor", "sheets_iceberg": "sheets_floor"}
+FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor", "mysql_floor",
+              "sheets_floor")
 GOAL_RECORD_ONE_SECONDS = 0.45
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
@@ -111,6 +120,13 @@ MYSQL_RUNS = ("mysql_floor", "mysql_tap", "mysql_batch", "mysql_batch_large",
 MYSQL_PEERS = ("mysql_peer_singer", "mysql_peer_meltanolabs")
 GOAL_MYSQL_BATCH_VS_PEER = 10.0
 GOAL_MYSQL_ICEBERG_MARGINAL_ROWS_PER_SECOND = 500_000
+# The Google Sheets rows (bench/google_sheets.py): no goal (issue 18 asks for the
+# comparison); the singer-io peer cannot be pointed at the fixture server.
+SHEETS_RUNS = ("sheets_floor", "sheets_tap", "sheets_iceberg")
+SHEETS_PEER_NOTE = ("peer: tap-google-sheets 3.1.2 (singer-io) not run: its client "
+                    "hard-codes https://sheets.googleapis.com/v4 and "
+                    "https://oauth2.googleapis.com/token (no base URL setting), so it "
+                    "cannot read the fixture server")
 
 
 @dataclass
@@ -172,6 +188,7 @@ def render(results: list[Result], records: int, file_mb: float,
     lines += _postgres_checks(done, records)
     lines += _csv_checks(done, records)
     lines += _mysql_checks(done, records)
+    lines += _sheets_checks(done)
     lines += _fixed_cost_notes(done, records)
     if notes:
         lines += ["", "## Data-file sizes", "", *notes]
@@ -333,4 +350,24 @@ def _mysql_checks(done: dict[str, Result], records: int) -> list[str]:
         lines.append(f"- {verdict}: {LABELS['mysql_iceberg']} {records / run.seconds:,.0f} "
                      f"rows/s, beyond the fixed cost {rate:,.0f} rows/s (goal >= "
                      f"{GOAL_MYSQL_ICEBERG_MARGINAL_ROWS_PER_SECOND:,} rows/s beyond it)")
+    return lines
+
+
+def _sheets_checks(done: dict[str, Result]) -> list[str]:
+    """The Sheets tap and pipe against the requests + orjson floor of the same run (info:
+    no goal), and why the singer-io peer has no row."""
+    runs = {key: done[key] for key in SHEETS_RUNS if key in done}
+    if not runs:
+        return []
+    floor, lines = runs.get("sheets_floor"), []
+    for key in ("sheets_tap", "sheets_iceberg"):
+        run = runs.get(key)
+        if run is None:
+            continue
+        rate = (run.expected_rows or 0) / run.seconds
+        versus = "" if floor is None else (
+            f", {floor.seconds / run.seconds:.2f}x the floor "
+            f"({(floor.expected_rows or 0) / floor.seconds:,.0f} rows/s)")
+        lines.append(f"- info: {LABELS[key]} {rate:,.0f} rows/s{versus}")
+    lines.append(f"- info: {SHEETS_PEER_NOTE}")
     return lines

@@ -34,6 +34,7 @@ from bench import (
     meltano_project,
 )
 from bench.generate import ORDERS, ORDERS_STREAM, ensure_file, records_from_env
+from bench.google_sheets import SheetsRuns, SheetsServer
 from bench.measure import count_rows, count_table_rows, measure, venv_bin, warm
 from bench.mysql_tap import MySQLRuns, MySQLTapBench
 from bench.postgres_tap import (
@@ -80,12 +81,13 @@ def target_config(warehouse: Path) -> dict[str, object]:
     }
 
 
-class Bench(MySQLRuns, QualityRuns):
+class Bench(MySQLRuns, QualityRuns, SheetsRuns):
     def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()
         self.postgres = PostgresTapBench(records, Path(sys.executable))
         self.mysql = MySQLTapBench(records, Path(sys.executable))
+        self.sheets = SheetsServer()
         self.notes: list[str] = []
 
     def _dir(self, key: str) -> Path:
@@ -392,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.postgres.close()
         bench.mysql.close()
+        bench.sheets.close()
     report, all_ok = render(results, args.records, events.stat().st_size / 1e6, bench.notes)
     RESULTS_FILE.write_text(report, encoding="utf-8")
     print()

@@ -88,7 +88,8 @@ class TapDativoGoogleDrive(ObservedTap, Tap):
         return [FilesStream(self), DocumentsStream(self)]
 
     def sync_all(self) -> None:
-        """Check the settings, sync, then log the request and retry counters."""
+        """Check the settings and walk the folders, sync, then log the request and retry
+        counters."""
         extractor = self.config.get("extract_binaries") or "none"
         if extractor not in EXTRACTORS:
             raise ConfigError(f"extract_binaries={extractor!r}: no such extractor (built: "
@@ -96,6 +97,8 @@ class TapDativoGoogleDrive(ObservedTap, Tap):
                               "content null")
         _ = self.max_content_bytes
         try:
+            # Filters checked, folders walked (and credentials tried) before any stream.
+            _ = self.selection
             super().sync_all()
         finally:
             self.logger.info("Google Drive requests: %s", self.policy.summary())

@@ -203,3 +203,29 @@ def test_google_sheets_revoked_refresh_token_is_one_line_without_the_canary(
                                  "been expired or revoked.)") in errors[0]
     for written in tmp_path.glob("*.prom"):
         assert CANARY not in written.read_text()
+
+
+def test_google_drive_revoked_refresh_token_is_one_line_without_the_canary(
+    tmp_path: Path,
+) -> None:
+    """As for Sheets: the Drive tap's sync with a revoked refresh token and the canary as
+    client_secret and inside the refresh token."""
+    from tests.services.google_drive_api import DriveApi
+
+    api = DriveApi(client_secret=CANARY, refresh_token=f"1//{CANARY}").start()
+    try:
+        folder = api.folder("F")
+        api.add("a.txt", "text/plain", "x", parent=folder["id"])
+        api.revoke()
+        config = {**api.oauth_config(), "folder_ids": [folder["id"]], "api_endpoint": api.url,
+                  "metrics": {"textfile_dir": str(tmp_path)}}
+        result = run("tap-dativo-google-drive", config, tmp_path)
+    finally:
+        api.stop()
+    assert result.returncode == 2, result.stderr.decode()
+    assert CANARY.encode() not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.decode().splitlines() if "| ERROR" in line]
+    assert len(errors) == 1 and ("Google refused the credentials: invalid_grant (Token has "
+                                 "been expired or revoked.)") in errors[0]
+    for written in tmp_path.glob("*.prom"):
+        assert CANARY not in written.read_text()

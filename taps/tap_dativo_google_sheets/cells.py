@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,9 @@ from dativo.contracts import FieldSpec
 EPOCH = dt.datetime(1899, 12, 30)
 DATE_FORMATS = {"DATE": "date", "DATE_TIME": "date-time"}
 Converter = Callable[[Any], Any]
+Bounds = tuple[str, int, int, "int | None", "int | None"]
+"""A range: sheet title, header row (1-based), first column (0-based), last row, last
+column (None: open)."""
 
 # Inferred kinds -> JSON Schema (nullable: any cell may be empty).
 INFERRED_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -42,33 +46,67 @@ def column_letter(index: int) -> str:
     return letters
 
 
+def column_index(letters: str) -> int:
+    """A -> 0, Z -> 25, AA -> 26."""
+    value = 0
+    for ch in letters.upper():
+        value = value * 26 + ord(ch) - 64
+    return value - 1
+
+
+def parse_range(text: str) -> Bounds:
+    """``'Q1 Sales'!B3:F100`` -> (title, header row, first column, last row, last column):
+    rows 1-based, columns 0-based, an open end None (``Sales!B3:F``, ``Sales!A:D``).
+
+    Raises:
+        ValueError: Not a sheet title followed by ``!`` and a cell range.
+    """
+    title, sep, cells = text.rpartition("!")
+    if not sep or not title:
+        raise ValueError("expected '<sheet title>!<first cell>:<last cell>', e.g. Sales!B3:F")
+    if title.startswith("'") and title.endswith("'") and len(title) > 1:
+        title = title[1:-1].replace("''", "'")
+    match = re.fullmatch(r"([A-Za-z]{1,3})(\d*)(?::([A-Za-z]{1,3})(\d*))?", cells)
+    if match is None:
+        raise ValueError(f"{cells!r} is not a cell range like B3:F or A:D")
+    first_col, first_row, last_col, last_row = match.groups()
+    header = int(first_row) if first_row else 1
+    last = int(last_row) if last_row else None
+    if header < 1 or (last is not None and last <= header):
+        raise ValueError(f"{cells!r} leaves no row below the header row {header}")
+    end = column_index(last_col) if last_col else None
+    if end is not None and end < column_index(first_col):
+        raise ValueError(f"{cells!r} ends left of where it starts")
+    return title, header, column_index(first_col), last, end
+
+
 def quote_title(title: str) -> str:
     """A sheet title as the sheet part of an A1 range: ``'It''s'``."""
     return "'" + title.replace("'", "''") + "'"
 
 
-def unique_headers(cells: list[Any]) -> tuple[list[str], list[str]]:
+def unique_headers(cells: list[Any], *, first_column: int = 0) -> tuple[list[str], list[str]]:
     """Column names from the header cells, and a warning per name that had to change.
 
-    An empty header becomes ``column_<letter>``; a repeated one gets ``_2``, ``_3``...
-    (skipping names already taken).
+    An empty header becomes ``column_<letter>`` (its letter in the sheet: the cells start
+    at ``first_column``); a repeated one gets ``_2``, ``_3``... (skipping names taken).
     """
     names: list[str] = []
     warnings: list[str] = []
     taken: set[str] = set()
     raw = [as_text(cell).strip() for cell in cells]
     for index, text in enumerate(raw):
-        base = text or f"column_{column_letter(index)}"
+        letter = column_letter(index + first_column)
+        base = text or f"column_{letter}"
         name, n = base, 1
         while name in taken or (name != text and name in raw[index + 1:]):
             n += 1
             name = f"{base}_{n}"
         if not text:
-            warnings.append(f"column {column_letter(index)} has an empty header: named "
-                            f"{name!r}")
+            warnings.append(f"column {letter} has an empty header: named {name!r}")
         elif name != text:
-            warnings.append(f"column {column_letter(index)}: header {text!r} repeats an "
-                            f"earlier one: named {name!r}")
+            warnings.append(f"column {letter}: header {text!r} repeats an earlier one: "
+                            f"named {name!r}")
         taken.add(name)
         names.append(name)
     return names, warnings

@@ -39,6 +39,9 @@ class SheetSpec:
     kinds: tuple[str, ...]
     time_zone: str
     contract: str | None = None
+    header_row: int = 1  # 1-based; data starts below it
+    first_column: int = 0  # 0-based
+    last_row: int | None = None  # a configured range's end; None: the grid's last row
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -75,14 +78,17 @@ class SheetStream(Stream):
                              "nothing to read", self.name, spec.spreadsheet_id, modified)
             return
         rows = self._row_count()
+        if spec.last_row is not None:
+            rows = min(rows, spec.last_row)
         page = int(self.config.get("page_rows") or 10_000)
         zone = ZoneInfo(spec.time_zone)
         convert = [converter(kind, zone) for kind in spec.kinds]
         width = len(spec.columns)
-        last = column_letter(width - 1)
-        for start in range(2, rows + 1, page):
+        first = column_letter(spec.first_column)
+        last = column_letter(spec.first_column + width - 1)
+        for start in range(spec.header_row + 1, rows + 1, page):
             end = min(rows, start + page - 1)
-            a1 = f"{quote_title(spec.title)}!A{start}:{last}{end}"
+            a1 = f"{quote_title(spec.title)}!{first}{start}:{last}{end}"
             body = self.sheets.get_json(
                 f"/v4/spreadsheets/{spec.spreadsheet_id}/values:batchGet",
                 {"ranges": a1, "valueRenderOption": "UNFORMATTED_VALUE",

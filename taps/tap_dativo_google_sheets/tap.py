@@ -8,6 +8,7 @@ for the stream (``contracts_dir``/``tenant_id``) types them, else the sampled va
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,11 @@ from dativo.resilience_settings import ResilienceSettings, settings_properties
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_google_sheets.cells import (
     INFERRED_SCHEMAS,
+    Bounds,
+    column_letter,
     contract_schema,
     infer_kind,
+    parse_range,
     quote_title,
     unique_headers,
 )
@@ -52,6 +56,16 @@ def _config_schema() -> dict[str, Any]:
         th.Property("streams", th.ObjectType(additional_properties=th.StringType),
                     description="Stream names by '<spreadsheet_id>/<sheet title>'; default "
                                 "the sheet title made a table name ('Q1 Sales' -> q1_sales)."),
+        th.Property("ranges", th.ArrayType(th.ObjectType(
+                        th.Property("spreadsheet_id", th.StringType, required=True),
+                        th.Property("range", th.StringType, required=True,
+                                    description="A1 range whose first row is the header, "
+                                                "e.g. 'Q1 Sales'!B3:F (open end: to the "
+                                                "sheet's last row)."),
+                        th.Property("stream", th.StringType, required=True),
+                        additional_properties=False)),
+                    description="Streams read from a range of a sheet instead of a whole "
+                                "sheet (also for spreadsheets not in spreadsheet_ids)."),
         th.Property("contracts_dir", th.StringType,
                     description="ODCS contracts, looked up as <contracts_dir>/<tenant_id>/"
                                 "<domain>/<stream>.odcs.yaml; a contract types the columns."),
@@ -96,9 +110,9 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
     def _spreadsheet_ids(self) -> list[str]:
         ids = list(self.config.get("spreadsheet_ids") or [])
         folder = self.config.get("folder_id")
-        if not ids and not folder:
-            raise ConfigError("set spreadsheet_ids (ids from the spreadsheets' URLs) or "
-                              "folder_id (a Drive folder of spreadsheets)")
+        if not ids and not folder and not self.config.get("ranges"):
+            raise ConfigError("set spreadsheet_ids (ids from the spreadsheets' URLs), "
+                              "folder_id (a Drive folder of spreadsheets) or ranges")
         if folder:
             if "'" in folder or "\\" in folder:
                 raise ConfigError(f"folder_id={folder!r}: not a Drive id (the part after "
@@ -122,70 +136,104 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
         return ids
 
     def discover_streams(self) -> list[Stream]:
-        """A stream per sheet with a header row; names checked unique."""
+        """A stream per sheet with a header row and per configured range; names unique."""
         overrides: dict[str, str] = dict(self.config.get("streams") or {})
         streams: list[Stream] = []
         origin: dict[str, str] = {}
+
+        def add(name: str, key: str, where: str, spec: SheetSpec) -> None:
+            problem = name_problem(name)
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
+            if name in origin:
+                raise ConfigError(
+                    f"{origin[name]!r} and {key!r} would both be stream {name!r}; name one "
+                    f"in the streams setting (a sheet: streams: {{\"<spreadsheet_id>/<sheet "
+                    f"title>\": \"{name}_2\"}}) or in ranges[].stream")
+            origin[name] = key
+            streams.append(self._stream(name, spec))
+
         seen_keys: set[str] = set()
         for spreadsheet_id in self._spreadsheet_ids():
-            for spec in self._sheets_of(spreadsheet_id):
+            for spec in self._sample(spreadsheet_id, None):
                 key = f"{spreadsheet_id}/{spec.title}"
                 seen_keys.add(key)
-                name = overrides.get(key) or table_name(spec.title)
-                problem = name_problem(name)
-                if problem:
-                    raise ConfigError(f"streams.{key}: {problem}")
-                if name in origin:
-                    raise ConfigError(
-                        f"sheets {origin[name]!r} and {key!r} would both be stream {name!r}; "
-                        f"name one in the streams setting, e.g. streams: {{\"{key}\": "
-                        f"\"{name}_2\"}}")
-                origin[name] = key
-                streams.append(self._stream(name, spec))
+                add(overrides.get(key) or table_name(spec.title), key, f"streams.{key}", spec)
         unknown = sorted(set(overrides) - seen_keys)
         if unknown:
             close = difflib.get_close_matches(unknown[0], sorted(seen_keys), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"streams: no sheet {unknown[0]!r}{hint}; keys are "
                               "'<spreadsheet_id>/<sheet title>' of the sheets read")
+        for index, entry in enumerate(self.config.get("ranges") or []):
+            where = f"ranges[{index}]"
+            try:
+                bounds = parse_range(entry["range"])
+            except ValueError as exc:
+                raise ConfigError(f"{where}.range={entry['range']!r}: {exc}") from None
+            for spec in self._sample(entry["spreadsheet_id"], bounds, where=where):
+                add(entry["stream"], where, f"{where}.stream", spec)
         return streams
 
-    def _sheets_of(self, spreadsheet_id: str) -> list[SheetSpec]:
-        """Each sheet's header and column kinds, from one sampled spreadsheets.get."""
+    def _sample(self, spreadsheet_id: str, bounds: Bounds | None, *, where: str = ""
+                ) -> list[SheetSpec]:
+        """Header and column kinds of every sheet (``bounds`` None) or of one range, from
+        one spreadsheets.get of the first ``infer_rows`` rows with their formats."""
         book = self.sheets.get_json(f"/v4/spreadsheets/{spreadsheet_id}",
                                     {"includeGridData": "false",
                                      "fields": "properties(title,timeZone),sheets.properties"})
-        titles = [s["properties"]["title"] for s in book.get("sheets") or []
-                  if s["properties"].get("sheetType", "GRID") == "GRID"]
-        if not titles:
+        grids = {s["properties"]["title"]: s["properties"].get("gridProperties") or {}
+                 for s in book.get("sheets") or []
+                 if s["properties"].get("sheetType", "GRID") == "GRID"}
+        sample = int(self.config.get("infer_rows") or DEFAULT_INFER_ROWS)
+        if bounds is None:
+            wanted = [(title, 1, 0, None, None) for title in grids]
+        else:
+            if bounds[0] not in grids:
+                close = difflib.get_close_matches(bounds[0], list(grids), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{where}.range: spreadsheet {spreadsheet_id} has no sheet "
+                                  f"{bounds[0]!r}{hint}")
+            wanted = [bounds]
+        if not wanted:
             return []
-        sample = int(self.config.get("infer_rows") or DEFAULT_INFER_ROWS) + 1
+        ranges = {}
+        for title, header_row, first_col, last_row, last_col in wanted:
+            end_col = last_col if last_col is not None else max(
+                first_col, int(grids[title].get("columnCount") or 26) - 1)
+            end_row = header_row + sample if last_row is None else min(last_row,
+                                                                       header_row + sample)
+            ranges[title] = (f"{quote_title(title)}!{column_letter(first_col)}{header_row}:"
+                             f"{column_letter(end_col)}{end_row}")
         grid = self.sheets.get_json(f"/v4/spreadsheets/{spreadsheet_id}", {
-            "includeGridData": "true",
-            "ranges": [f"{quote_title(title)}!1:{sample}" for title in titles],
+            "includeGridData": "true", "ranges": list(ranges.values()),
             "fields": "sheets(properties.title,data.rowData.values(effectiveValue,"
                       "effectiveFormat.numberFormat))"})
+        sampled = {s["properties"]["title"]: s for s in grid.get("sheets") or []}
         props = book.get("properties") or {}
         specs = []
-        for sheet in grid.get("sheets") or []:
-            title = sheet["properties"]["title"]
+        for title, header_row, first_col, last_row, last_col in wanted:
+            sheet = sampled.get(title) or {}
             rows = [r.get("values") or [] for r in
                     ((sheet.get("data") or [{}])[0].get("rowData") or [])]
             header = [_cell_value(c) for c in rows[0]] if rows else []
-            while header and header[-1] in (None, ""):
+            while header and header[-1] in (None, "") and last_col is None:
                 header.pop()
+            if last_col is not None:
+                header = [*header, *[None] * (last_col - first_col + 1 - len(header))]
             if not header:
-                self.logger.warning("sheet %r of %s has no header row (row 1 is empty): "
-                                    "skipped", title, spreadsheet_id)
+                self.logger.warning("sheet %r of %s has no header row (%s is empty): "
+                                    "skipped", title, spreadsheet_id, ranges[title])
                 continue
-            columns, warnings = unique_headers(header)
+            columns, warnings = unique_headers(header, first_column=first_col)
             for warning in warnings:
                 self.logger.warning("sheet %r of %s: %s", title, spreadsheet_id, warning)
             kinds = [infer_kind(row[i] for row in rows[1:] if i < len(row))
                      for i in range(len(columns))]
             specs.append(SheetSpec(spreadsheet_id, str(props.get("title", "")), title,
                                    tuple(columns), tuple(kinds),
-                                   str(props.get("timeZone") or "UTC")))
+                                   str(props.get("timeZone") or "UTC"), None, header_row,
+                                   first_col, last_row))
         return specs
 
     def _stream(self, name: str, spec: SheetSpec) -> SheetStream:
@@ -204,9 +252,7 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
         properties[ROW] = {"type": ["integer"]}
         properties[MODIFIED] = {"type": ["string"], "format": "date-time"}
         properties[SPREADSHEET] = {"type": ["string"]}
-        spec = SheetSpec(spec.spreadsheet_id, spec.spreadsheet_title, spec.title,
-                         spec.columns, tuple(kinds), spec.time_zone,
-                         contract.source if contract else None)
+        spec = replace(spec, kinds=tuple(kinds), contract=contract.source if contract else None)
         return SheetStream(self, name, spec, {"type": "object", "properties": properties})
 
     def _contract(self, stream: str) -> Any:

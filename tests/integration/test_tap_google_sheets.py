@@ -276,7 +276,8 @@ def test_about_and_config_errors(api: GoogleSheetsApi, tmp_path: Path) -> None:
     assert settings["page_rows"]["default"] == 10_000
     none = run_tap(TAP, tmp_path, {**api.oauth_config(), "api_endpoint": api.url})
     assert none.returncode == 2
-    assert "set spreadsheet_ids (ids from the spreadsheets' URLs) or folder_id" in none.stderr
+    assert ("set spreadsheet_ids (ids from the spreadsheets' URLs), folder_id (a Drive "
+            "folder of spreadsheets) or ranges") in none.stderr
     missing = run_tap(TAP, tmp_path, {"client_id": "x", "spreadsheet_ids": ["s"]})
     assert missing.returncode == 2
     assert "no Google credentials: set service_account_key" in missing.stderr
@@ -284,3 +285,41 @@ def test_about_and_config_errors(api: GoogleSheetsApi, tmp_path: Path) -> None:
     gone = run_tap(TAP, tmp_path, config(api, spreadsheet_ids=["nope"]))
     assert gone.returncode == 2
     assert "Google has no /v4/spreadsheets/nope" in gone.stderr
+
+
+def test_configured_ranges_are_streams_with_the_range_header(
+    api: GoogleSheetsApi, tmp_path: Path
+) -> None:
+    sid = api.add_spreadsheet("Report", {"Summary": [
+        ["Quarterly report"],
+        [],
+        [None, "region", "", "total", "outside"],
+        [None, "north", "x", 10, "no"],
+        [None, "south", None, 20],
+        [None, "east", "y", 30, "no"],
+    ]})
+    ranges = [{"spreadsheet_id": sid, "range": "Summary!B3:D", "stream": "regions"},
+              {"spreadsheet_id": sid, "range": "'Summary'!B3:D4", "stream": "first_region"}]
+    run = sync(tmp_path, config(api, ranges=ranges))
+    assert run.returncode == 0, run.stderr
+    assert [(r["_sdc_row"], data(r)) for r in run.records("regions")] == [
+        (4, {"region": "north", "column_C": "x", "total": 10}),
+        (5, {"region": "south", "column_C": None, "total": 20}),
+        (6, {"region": "east", "column_C": "y", "total": 30})]
+    assert [data(r) for r in run.records("first_region")] == [
+        {"region": "north", "column_C": "x", "total": 10}]
+    assert "column C has an empty header: named 'column_C'" in run.stderr
+    batch = [r.one("ranges") for r in api.served(f"/v4/spreadsheets/{sid}/values")]
+    assert sorted(batch) == ["'Summary'!B4:D1000", "'Summary'!B4:D4"]
+
+    for bad, message in (
+        ({"range": "B3:D"}, "ranges[0].range='B3:D': expected '<sheet title>!<first "
+                            "cell>:<last cell>'"),
+        ({"range": "Summary!B3:B3"}, "ranges[0].range='Summary!B3:B3': 'B3:B3' leaves no "
+                                     "row below the header row 3"),
+        ({"range": "Sumary!B3:D"}, f"ranges[0].range: spreadsheet {sid} has no sheet "
+                                   "'Sumary' (did you mean 'Summary'?)"),
+    ):
+        failed = run_tap(TAP, tmp_path, config(api, ranges=[{**ranges[0], **bad}]))
+        assert failed.returncode == 2
+        assert message in failed.stderr

@@ -241,18 +241,29 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
         contract = self._contract(name)
         properties: dict[str, Any] = {}
         kinds = list(spec.kinds)
+        columns = list(spec.columns)
         if contract is not None:
             fields = {f.name: f for f in contract.fields}
-            for index, column in enumerate(spec.columns):
-                kinds[index] = fields[column].kind if column in fields else "string"
+            for index, column in enumerate(columns):
+                match = column if column in fields else _table_name_or_none(column)
+                if match in fields and match not in columns:
+                    columns[index] = match  # header 'Order ID' -> contract column order_id
+                kinds[index] = fields[columns[index]].kind if columns[index] in fields \
+                    else "string"
+            absent = [name for name in fields if name not in columns]
+            if absent:
+                self.logger.warning(
+                    "stream %s: contract %s has column(s) %s that sheet %r has no header for; "
+                    "they are sent empty", name, contract.source, ", ".join(absent), spec.title)
             properties = {f.name: contract_schema(f) for f in contract.fields}
-        for column, kind in zip(spec.columns, kinds, strict=True):
+        for column, kind in zip(columns, kinds, strict=True):
             properties.setdefault(column, dict(INFERRED_SCHEMAS.get(kind,
                                                                     INFERRED_SCHEMAS["string"])))
         properties[ROW] = {"type": ["integer"]}
         properties[MODIFIED] = {"type": ["string"], "format": "date-time"}
         properties[SPREADSHEET] = {"type": ["string"]}
-        spec = replace(spec, kinds=tuple(kinds), contract=contract.source if contract else None)
+        spec = replace(spec, columns=tuple(columns), kinds=tuple(kinds),
+                       contract=contract.source if contract else None)
         return SheetStream(self, name, spec, {"type": "object", "properties": properties})
 
     def _contract(self, stream: str) -> Any:
@@ -275,6 +286,14 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
             super().sync_all()
         finally:
             self.logger.info("Google Sheets requests: %s", self.policy.summary())
+
+
+def _table_name_or_none(header: str) -> str | None:
+    """The header as a table/column name ('Order ID' -> order_id), None if it has none."""
+    try:
+        return table_name(header)
+    except ConfigError:
+        return None
 
 
 def _cell_value(cell: dict[str, Any]) -> Any:

@@ -123,7 +123,8 @@ def test_contract_typed_sheet_sends_its_bad_row_to_the_dead_letter_table(
     (contracts / "acme" / "sales").mkdir(parents=True)
     (contracts / "acme" / "sales" / "orders.odcs.yaml").write_text(CONTRACT)
     sid = api.add_spreadsheet("Sales", {"Orders": [
-        ["order_id", "customer", "amount", "ordered_on", "shipped", "comment"],
+        # 'Order ID' and 'Ordered on' match the contract's order_id and ordered_on.
+        ["Order ID", "customer", "amount", "Ordered on", "shipped", "comment"],
         [1, "Ada", 19.99, dt.date(2024, 5, 1), True, "gift"],
         [2, "Bob", "n/a", dt.date(2024, 5, 2), False],  # amount is not a number
         [3, 4711, 5, "2024-05-03", "TRUE"],  # number as text, ISO date text, bool text
@@ -136,6 +137,7 @@ def test_contract_typed_sheet_sends_its_bad_row_to_the_dead_letter_table(
     assert schema["properties"]["amount"]["type"] == ["number", "null"]
     assert schema["properties"]["order_id"]["type"] == ["integer"]
     assert schema["properties"]["comment"]["type"] == ["string", "null"]
+    assert "Order ID" not in schema["properties"]
 
     catalog = open_catalog()
     landed = sorted(read_table(catalog, ("acme", "sales", "orders")).to_pylist(),

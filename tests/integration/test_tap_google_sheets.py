@@ -323,3 +323,36 @@ def test_configured_ranges_are_streams_with_the_range_header(
         failed = run_tap(TAP, tmp_path, config(api, ranges=[{**ranges[0], **bad}]))
         assert failed.returncode == 2
         assert message in failed.stderr
+
+
+def test_contract_types_columns_matched_by_name_and_warns_of_absent_ones(
+    api: GoogleSheetsApi, tmp_path: Path
+) -> None:
+    contract = tmp_path / "contracts" / "acme" / "ops" / "stock.odcs.yaml"
+    contract.parent.mkdir(parents=True)
+    contract.write_text(
+        "apiVersion: v3.0.2\nkind: DataContract\nid: stock\nname: Stock\nversion: 1.0.0\n"
+        "status: active\ntenant: acme\ndomain: ops\nschema:\n  - name: stock\n"
+        "    properties:\n      - name: item_id\n        logicalType: integer\n"
+        "      - name: counted_on\n        logicalType: date\n"
+        "      - name: warehouse\n        logicalType: string\n")
+    sid = api.add_spreadsheet("Ops", {"Stock": [
+        ["Item ID", "Counted on", "note"],
+        ["7", "2024-06-01", 3],
+        [8.0, dt.date(2024, 6, 2), "ok"],
+        ["x9", 45000, None],
+    ]})
+    run = sync(tmp_path, config(api, spreadsheet_ids=[sid], tenant_id="acme",
+                                contracts_dir=str(tmp_path / "contracts")))
+    assert run.returncode == 0, run.stderr
+    assert (f"stream stock: contract {contract} has column(s) warehouse that sheet 'Stock' "
+            "has no header for; they are sent empty") in run.stderr
+    props = next(m for m in run.messages if m["type"] == "SCHEMA")["schema"]["properties"]
+    assert (props["item_id"]["type"], props["counted_on"]["format"], props["note"]["type"]) \
+        == (["integer", "null"], "date", ["string", "null"])
+    # Text and numbers are converted to the contract's types; what does not convert stays
+    # as it is, for the target's dead-letter table.
+    assert [data(r) for r in run.records("stock")] == [
+        {"item_id": 7, "counted_on": "2024-06-01", "note": "3"},
+        {"item_id": 8, "counted_on": "2024-06-02", "note": "ok"},
+        {"item_id": "x9", "counted_on": "2023-03-15", "note": None}]

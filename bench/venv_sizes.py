@@ -35,6 +35,8 @@ PLUGINS = {
     "tap-dativo-mysql": "taps/tap_dativo_mysql",
     "tap-dativo-stripe": "taps/tap_dativo_stripe",
     "tap-dativo-hubspot": "taps/tap_dativo_hubspot",
+    "tap-dativo-google-sheets": "taps/tap_dativo_google_sheets",
+    "tap-dativo-google-drive": "taps/tap_dativo_google_drive",
     "target-dativo-iceberg": "targets/target_dativo_iceberg",
 }
 # Sizes of every installed distribution (files its RECORD lists), run in the venv.

@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -211,6 +212,13 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
                       "effectiveFormat.numberFormat))"})
         sampled = {s["properties"]["title"]: s for s in grid.get("sheets") or []}
         props = book.get("properties") or {}
+        zone = str(props.get("timeZone") or "UTC")
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(f"spreadsheet {spreadsheet_id}: its time zone {zone!r} is not "
+                              "in this system's tz database, so its date-times cannot be "
+                              "read; install tzdata (pip install tzdata)") from None
         specs = []
         for title, header_row, first_col, last_row, last_col in wanted:
             sheet = sampled.get(title) or {}
@@ -232,7 +240,7 @@ class TapDativoGoogleSheets(ObservedTap, Tap):
                      for i in range(len(columns))]
             specs.append(SheetSpec(spreadsheet_id, str(props.get("title", "")), title,
                                    tuple(columns), tuple(kinds),
-                                   str(props.get("timeZone") or "UTC"), None, header_row,
+                                   zone, None, header_row,
                                    first_col, last_row))
         return specs
 

@@ -356,3 +356,18 @@ def test_contract_types_columns_matched_by_name_and_warns_of_absent_ones(
         {"item_id": 7, "counted_on": "2024-06-01", "note": "3"},
         {"item_id": 8, "counted_on": "2024-06-02", "note": "ok"},
         {"item_id": "x9", "counted_on": "2023-03-15", "note": None}]
+
+
+def test_date_times_are_in_the_spreadsheets_time_zone(api: GoogleSheetsApi, tmp_path: Path
+                                                      ) -> None:
+    sid = api.add_spreadsheet("NY", {"Log": [
+        ["at"], [dt.datetime(2024, 3, 1, 12, 30)], [dt.datetime(2024, 7, 1, 0, 0, 0, 250000)],
+    ]}, time_zone="America/New_York")
+    run = sync(tmp_path, config(api, spreadsheet_ids=[sid]))
+    assert run.returncode == 0, run.stderr
+    assert [r["at"] for r in run.records("log")] == [
+        "2024-03-01T12:30:00-05:00", "2024-07-01T00:00:00.250000-04:00"]
+    odd = api.add_spreadsheet("Odd", {"S": [["k"], ["v"]]}, time_zone="Mars/Olympus_Mons")
+    failed = run_tap(TAP, tmp_path, config(api, spreadsheet_ids=[odd]))
+    assert failed.returncode == 2
+    assert f"spreadsheet {odd}: its time zone 'Mars/Olympus_Mons' is not in" in failed.stderr

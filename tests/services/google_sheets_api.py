@@ -95,12 +95,13 @@ class GoogleSheetsApi(GoogleApi):
     spreadsheets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add_spreadsheet(self, title: str, sheets: dict[str, list[list[Any]]], *,
-                        parents: list[str] | None = None, spreadsheet_id: str | None = None
-                        ) -> str:
-        """A spreadsheet with sheets ``{title: rows}`` (row 1 is the header); its id."""
+                        parents: list[str] | None = None, spreadsheet_id: str | None = None,
+                        time_zone: str = "Etc/GMT") -> str:
+        """A spreadsheet with sheets ``{title: rows}`` (row 1 is the header); its id.
+        Date-time cells are wall-clock times in ``time_zone``, as Sheets keeps them."""
         meta = self.add_file(title, SPREADSHEET_MIME, parents=parents, file_id=spreadsheet_id)
         with self.lock:
-            self.spreadsheets[meta["id"]] = {"title": title, "sheets": [
+            self.spreadsheets[meta["id"]] = {"title": title, "time_zone": time_zone, "sheets": [
                 self._sheet(name, rows, index) for index, (name, rows) in
                 enumerate(sheets.items())]}
         return str(meta["id"])
@@ -172,7 +173,7 @@ class GoogleSheetsApi(GoogleApi):
         return json_response(200, {
             "spreadsheetId": spreadsheet_id,
             "properties": {"title": book["title"], "locale": "en_US",
-                           "timeZone": "Etc/GMT"},
+                           "timeZone": book["time_zone"]},
             "sheets": sheets,
             "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}/edit"})
 

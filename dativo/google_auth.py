@@ -203,6 +203,9 @@ class GoogleSession:
             response = self.session.request(method, url, params=params, stream=stream,
                                             timeout=timeout)
         except google_exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):  # the token endpoint answered 5xx/429
+                raise TransientFailure("token", f"{path}: the token endpoint failed "
+                                       f"({_refresh_reason(exc)})") from None
             raise FatalApiError(f"Google refused the credentials: {_refresh_reason(exc)}; "
                                 f"{_CHECK}", path=path) from None
         except (requests.RequestException, google_exceptions.TransportError) as exc:
@@ -234,6 +237,8 @@ def _refresh_reason(exc: BaseException) -> str:
     """The token endpoint's error code and description (never the request's secrets)."""
     data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
     code, description = data.get("error"), data.get("error_description")
+    if isinstance(code, dict):  # Google's API error shape, from a proxy or a 5xx
+        code, description = code.get("status") or code.get("code"), code.get("message")
     if code:
         return f"{code}" + (f" ({description})" if description else "")
     text = str(exc.args[0]) if exc.args else type(exc).__name__

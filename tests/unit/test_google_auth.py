@@ -174,3 +174,15 @@ def test_google_auth_exceptions_raised_elsewhere_have_their_exit_codes() -> None
     assert failure.line.startswith("Google refused the credentials: ")
     unreachable = exceptions.TransportError("connection refused")
     assert exit_codes.describe(unreachable, hint="").exit_code == exit_codes.RETRIABLE
+
+
+def test_a_failing_token_endpoint_is_transient_after_google_auths_own_retries(
+    api: GoogleApi
+) -> None:
+    """google-auth tries the token endpoint 3 times itself (1 s, 2 s apart); then the
+    policy retries the request, which fetches a token again."""
+    api.inject(Fault("status", times=3, path="/token", status=503))
+    client = session(api)
+    assert client.get_json("/drive/v3/files/f1", {"fields": "id"}) == {"id": "f1"}
+    assert len(api.served("/token")) == 4 and api.token_grants == ["refresh_token"]
+    assert dict(client.policy.retries) == {"token": 1}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from dativo.errors import ConfigError
 from tap_dativo_google_sheets.cells import column_letter, converter, quote_title
@@ -52,6 +53,10 @@ class SheetStream(Stream):
     """The rows of one sheet (row 1 is the header)."""
 
     primary_keys: ClassVar[list[str]] = [ROW]
+    # singer-sdk's conformance would rewrite a value that does not fit its type (any
+    # non-empty string in a boolean column becomes True); such a value must reach the
+    # target unchanged, for its dead-letter table. The converted values are JSON-ready.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     replication_key = MODIFIED
     is_sorted = True  # every record of a run carries the same modifiedTime
 

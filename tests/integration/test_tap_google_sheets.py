@@ -335,12 +335,13 @@ def test_contract_types_columns_matched_by_name_and_warns_of_absent_ones(
         "status: active\ntenant: acme\ndomain: ops\nschema:\n  - name: stock\n"
         "    properties:\n      - name: item_id\n        logicalType: integer\n"
         "      - name: counted_on\n        logicalType: date\n"
+        "      - name: active\n        logicalType: boolean\n"
         "      - name: warehouse\n        logicalType: string\n")
     sid = api.add_spreadsheet("Ops", {"Stock": [
-        ["Item ID", "Counted on", "note"],
-        ["7", "2024-06-01", 3],
-        [8.0, dt.date(2024, 6, 2), "ok"],
-        ["x9", 45000, None],
+        ["Item ID", "Counted on", "note", "active"],
+        ["7", "2024-06-01", 3, "TRUE"],
+        [8.0, dt.date(2024, 6, 2), "ok", False],
+        ["x9", 45000, None, "maybe"],
     ]})
     run = sync(tmp_path, config(api, spreadsheet_ids=[sid], tenant_id="acme",
                                 contracts_dir=str(tmp_path / "contracts")))
@@ -353,9 +354,9 @@ def test_contract_types_columns_matched_by_name_and_warns_of_absent_ones(
     # Text and numbers are converted to the contract's types; what does not convert stays
     # as it is, for the target's dead-letter table.
     assert [data(r) for r in run.records("stock")] == [
-        {"item_id": 7, "counted_on": "2024-06-01", "note": "3"},
-        {"item_id": 8, "counted_on": "2024-06-02", "note": "ok"},
-        {"item_id": "x9", "counted_on": "2023-03-15", "note": None}]
+        {"item_id": 7, "counted_on": "2024-06-01", "note": "3", "active": True},
+        {"item_id": 8, "counted_on": "2024-06-02", "note": "ok", "active": False},
+        {"item_id": "x9", "counted_on": "2023-03-15", "note": None, "active": "maybe"}]
 
 
 def test_date_times_are_in_the_spreadsheets_time_zone(api: GoogleSheetsApi, tmp_path: Path

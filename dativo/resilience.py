@@ -62,9 +62,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-# Object ids in paths (Stripe "cus_N2Xy...", HubSpot numeric ids, uuids) would make a
-# metric label per object: they become ":id".
-_ID_SEGMENT = re.compile(r"/(?:\d+|[a-z]+_[A-Za-z0-9]{6,}|[0-9a-fA-F-]{16,})(?=/|\Z)")
+# Object ids in paths (Stripe "cus_N2Xy...", HubSpot numeric ids, uuids, Google's
+# 33- and 44-character file and spreadsheet ids) would make a metric label per object:
+# they become ":id".
+_ID_SEGMENT = re.compile(
+    r"/(?:\d+|[a-z]+_[A-Za-z0-9]{6,}|[0-9a-fA-F-]{16,}|[A-Za-z0-9_-]{25,})(?=/|\Z)")
 T = TypeVar("T")
 CircuitState = Literal["closed", "open", "half_open"]
 

@@ -264,3 +264,17 @@ def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(("path", "label"), [
+    ("/v1/customers/cus_N2XyAbCdEf", "/v1/customers/:id"),
+    ("/crm/v3/objects/contacts/123/associations", "/crm/v3/objects/contacts/:id/associations"),
+    ("/v4/spreadsheets/1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms/values:batchGet",
+     "/v4/spreadsheets/:id/values:batchGet"),
+    ("/drive/v3/files/1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVw/export", "/drive/v3/files/:id/export"),
+    ("/drive/v3/changes/startPageToken", "/drive/v3/changes/startPageToken"),
+])
+def test_object_ids_never_become_metric_labels(path: str, label: str) -> None:
+    """One label per endpoint, not per object: Stripe, HubSpot and Google ids are masked,
+    endpoint names are kept."""
+    assert resilience._ID_SEGMENT.sub("/:id", path) == label

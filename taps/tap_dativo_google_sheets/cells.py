@@ -127,7 +127,10 @@ def infer_kind(cells: Iterable[dict[str, Any]]) -> str:
     """The kind of a column from its sampled ``CellData`` (effectiveValue, number format).
 
     All booleans: boolean; all numbers in DATE (DATE_TIME) cells: date (date-time); all
-    numbers: integer when whole, else number; anything else or nothing: string.
+    numbers: number, also when every sampled one is whole, because discovery runs on every
+    run and a column inferred integer one run and number the next (or the reverse) is a
+    type change Iceberg refuses; a contract gives an integer column; anything else or
+    nothing: string.
     """
     kinds: set[str] = set()
     for cell in cells:
@@ -139,14 +142,11 @@ def infer_kind(cells: Iterable[dict[str, Any]]) -> str:
             if fmt in DATE_FORMATS:
                 kinds.add(DATE_FORMATS[fmt])
             else:
-                number = value["numberValue"]
-                kinds.add("integer" if float(number).is_integer() else "number")
+                kinds.add("number")
         elif value.get("stringValue", "") != "" or "errorValue" in value:
             kinds.add("string")
     if kinds == {"date", "date-time"}:
         return "date-time"
-    if kinds == {"integer", "number"}:
-        return "number"
     return kinds.pop() if len(kinds) == 1 else "string"
 
 

@@ -93,7 +93,7 @@ def test_dates_numbers_booleans_blanks_and_a_ragged_row_land_exactly(
     table = open_catalog().load_table(("acme", "default", "entries"))
     types = {f.name: str(f.field_type) for f in table.schema().fields}
     assert {k: types[k] for k in ("item", "qty", "price", "due", "at", "paid")} == {
-        "item": "string", "qty": "long", "price": "double", "due": "date",
+        "item": "string", "qty": "double", "price": "double", "due": "date",
         "at": "timestamptz", "paid": "boolean"}
     landed = sorted(read_table(open_catalog(), ("acme", "default", "entries")).to_pylist(),
                     key=lambda r: r["_sdc_row"])

@@ -7,6 +7,7 @@ import importlib
 import logging
 from pathlib import Path
 
+import google.auth.exceptions
 import orjson
 import psycopg2
 import pymysql
@@ -76,6 +77,9 @@ CASES: list[tuple[BaseException, int]] = [
     (pymysql.err.OperationalError(2003, "Can't connect to MySQL server"), RETRIABLE),
     (requests.ConnectionError("refused"), RETRIABLE),
     (requests.Timeout("read timed out"), RETRIABLE),
+    (google.auth.exceptions.TransportError("token endpoint unreachable"), RETRIABLE),
+    (google.auth.exceptions.RefreshError("invalid_grant: Token has been revoked."),
+     USER_ERROR),
     (http_error(503), RETRIABLE),
     (http_error(429), RETRIABLE),
     (urllib3.exceptions.ReadTimeoutError(None, "/x", "timed out"), RETRIABLE),

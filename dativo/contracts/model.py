@@ -60,6 +60,14 @@ class FieldSpec:
     children: tuple[FieldSpec, ...] = ()
     item: FieldSpec | None = None
     description: str | None = None
+    classification: str | None = None
+    """ODCS ``classification`` (e.g. ``restricted``): the target encrypts the column when
+    it is one of its ``encryption_classifications``."""
+    encrypted_name: str | None = None
+    """ODCS ``encryptedName``: the column is stored encrypted, under this name."""
+    encryption: str | None = None
+    """``deterministic`` (``None`` means the same) or ``randomized``, from the property's
+    ``customProperties: [{property: encryption, value: ...}]``."""
 
 
 @dataclass(frozen=True, slots=True)

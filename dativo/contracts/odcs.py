@@ -19,6 +19,11 @@ import jsonschema
 import yaml
 
 from dativo.contracts.model import MAX_NESTING_DEPTH, Contract, FieldKind, FieldSpec
+from dativo.contracts.odcs_encryption import (
+    encryption_mode,
+    encryption_problems,
+    stored_name_problems,
+)
 from dativo.contracts.odcs_rules import option_problems, quality_problems
 from dativo.contracts.odcs_shape import column_problem, identifier_problems, too_deep
 from dativo.errors import ConfigError, ContractLintError
@@ -142,6 +147,7 @@ def lint_document(doc: Any) -> list[str]:
     for i, obj in enumerate(doc.get("schema") or []):
         if isinstance(obj, dict):
             problems.extend(_lint_properties(obj.get("properties") or [], f"schema[{i}]"))
+            problems.extend(stored_name_problems(obj.get("properties") or [], f"schema[{i}]"))
             problems.extend(quality_problems(obj.get("quality"), f"schema[{i}]",
                                              column=None, columns=_column_names(obj),
                                              primary_key=_primary_key(obj)))
@@ -188,6 +194,7 @@ def _lint_properties(props: list[Any], where: str, *, nested: bool = False) -> l
             problems.append(f"{path} ({name}): {exc}")
         options = prop.get("logicalTypeOptions")
         problems.extend(option_problems(options, kind, f"{path} ({name})"))
+        problems.extend(encryption_problems(prop, f"{path} ({name})", kind, nested=nested))
         if nested and _measured(prop.get("quality")):
             problems.append(f"{path} ({name}): quality rules run on top-level columns only; "
                             "move the rule to the schema object's quality list as a "
@@ -327,7 +334,14 @@ def _field_from_property(prop: dict[str, Any]) -> FieldSpec:
         item=_field_from_property({"name": "element", **items}) if isinstance(items, dict)
         else None,
         description=prop.get("description"),
+        classification=_text(prop.get("classification")),
+        encrypted_name=_text(prop.get("encryptedName")),
+        encryption=encryption_mode(prop),
     )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def load_contract(path: Path, object_name: str | None = None) -> Contract:

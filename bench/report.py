@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from bench import many_streams, quality_rules
+from bench import encryption, many_streams, quality_rules
 
 GOAL_FLOOR_RATIO = 0.5
 GOAL_PEAK_RSS_MB = 512
-RUN_NAMES = ("floor", "target", "target_quality", "floor_orders", "target_orders", "meltano",
-             "peer", "batch_parquet", "batch_parquet_floor", "batch_parquet_large", "startup_floor",
+RUN_NAMES = ("floor", "target", "target_quality", "target_encrypted", "floor_orders",
+             "target_orders", "meltano", "peer", "batch_parquet", "batch_parquet_floor",
+             "batch_parquet_large", "startup_floor",
              "record_one", "batch_parquet_one", "batch_jsonl", "upsert", "large", "streams",
              "markdown_kv", "pg_tap", "pg_batch", "pg_batch_large", "pg_peer", "pg_iceberg",
              "pg_iceberg_one", "csv_floor", "csv_tap", "mysql_floor", "mysql_tap",
@@ -32,6 +33,8 @@ RUN_GROUPS = {
     "mysql_partitions": ("mysql_batch", "mysql_batch_p2"),
     # The pipe without and with ten quality rules (bench/quality_rules.py, issue 16).
     "quality": ("floor", "target", "target_quality"),
+    # The pipe in plaintext and with two columns encrypted (bench/encryption.py, issue 19).
+    "encryption": ("floor", "target", "target_encrypted"),
     # A 100,000-row sheet from the Sheets fixture server (bench/google_sheets.py, issue 18).
     "sheets": ("sheets_floor", "sheets_tap", "sheets_iceberg"),
 }
@@ -39,6 +42,7 @@ LABELS = {
     "floor": "orjson parse floor",
     "target": "target-dativo-iceberg (pipe)",
     "target_quality": quality_rules.LABEL,
+    "target_encrypted": encryption.LABEL,
     "floor_orders": "orjson parse floor, second stream (orders)",
     "target_orders": "target-dativo-iceberg (pipe), second stream (orders, no contract)",
     "meltano": "target-dativo-iceberg (meltano run)",
@@ -183,6 +187,7 @@ def render(results: list[Result], records: int, file_mb: float,
     lines += ["", "Checks (goals for target-dativo-iceberg):", ""]
     lines += _target_checks(done)
     lines += quality_rules.quality_checks(done)
+    lines += encryption.encryption_checks(done)
     lines += _fixed_cost_checks(done)
     lines += _markdown_kv_checks(done, records)
     lines += _postgres_checks(done, records)

@@ -33,6 +33,7 @@ from bench import (
     many_streams,
     meltano_project,
 )
+from bench.encryption import EncryptionRuns
 from bench.generate import ORDERS, ORDERS_STREAM, ensure_file, records_from_env
 from bench.google_sheets import SheetsRuns, SheetsServer
 from bench.measure import count_rows, count_table_rows, measure, venv_bin, warm
@@ -81,7 +82,7 @@ def target_config(warehouse: Path) -> dict[str, object]:
     }
 
 
-class Bench(MySQLRuns, QualityRuns, SheetsRuns):
+class Bench(MySQLRuns, QualityRuns, EncryptionRuns, SheetsRuns):
     def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()

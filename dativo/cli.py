@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from dativo.contracts import lint_document, load_yaml
+from dativo.erasure_cli import forget
 from dativo.errors import ConfigError
 from dativo.exit_codes import echoed, exit_on_error
 from dativo.iceberg.file_defaults import TARGET_FILE_SIZE_MB
@@ -286,6 +287,7 @@ def read_target_config(config_path: Path) -> dict[str, Any]:
 
 
 main.add_command(quality)
+main.add_command(forget)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,23 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("audit_log_path", th.StringType,
                 description="Append one JSON line per commit (run, table, snapshot, "
                             "rows, files; never record values) to this file."),
+    th.Property("encryption_keys", th.ObjectType(additional_properties=th.StringType),
+                secret=True,
+                description="Column encryption keyring: key id -> key (32 random bytes, "
+                            "base64; `dativo keys new` makes one), each given as a secret "
+                            "reference (env:NAME, file:/path, vault:path#key, kms:...). "
+                            "Contract columns whose classification is in "
+                            "encryption_classifications, or that have an encryptedName, "
+                            "are stored encrypted; such a contract without keys stops "
+                            "the run (exit 2)."),
+    th.Property("encryption_active_key", th.StringType,
+                description="The key id of encryption_keys that encrypts new values "
+                            "(older ones still decrypt); required with more than one "
+                            "key."),
+    th.Property("encryption_classifications", th.ArrayType(th.StringType),
+                default=["restricted"],
+                description="Contract classifications (case-insensitive) whose columns "
+                            "are stored encrypted."),
     th.Property("format", th.StringType, default="parquet",
                 allowed_values=list(get_args(OutputFormat)),
                 description="parquet: the stream's table, typed by the contract. "

@@ -16,6 +16,7 @@ from dativo.iceberg.staging import VERSION_COLUMN, last_per_key
 from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.sinks import StreamSink, with_version_columns
+from target_dativo_iceberg.stream_encryption import prepare_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -83,7 +84,7 @@ class IcebergDestination(Destination):
         if VERSION_COLUMN in valid.column_names and not sink.versioned:
             sink.versioned, sink.table = True, None  # the table gains the version columns
         if sink.table is None:
-            sink.table = writer.ensure_table(sink.contract, sink.table_schema)
+            sink.table = prepare_table(writer, sink.stream, sink)
 
     def rows(self, sink: StreamSink, stream: str, valid: pa.Table,
              state: Any) -> TableRows | None:
@@ -95,8 +96,10 @@ class IcebergDestination(Destination):
             return TableRows(valid, valid.num_rows)
         # Upsert applies batch by batch: its files stay per batch.
         valid = last_per_key(valid, sink.upsert_keys)
-        return TableRows(valid, valid.num_rows, valid.select(list(sink.upsert_keys)),
-                         own_files=True)
+        keys = valid.select(list(sink.upsert_keys))
+        if sink.encryption is not None:  # rows written under an older key match too
+            keys = sink.encryption.keys_under_every_key(keys)
+        return TableRows(valid, valid.num_rows, keys, own_files=True)
 
     def activate_version(self, sink: StreamSink, stream: str, version: int,
                          writer: IcebergWriter) -> Table | None:
@@ -104,7 +107,7 @@ class IcebergDestination(Destination):
             sink.versioned, sink.table = True, None
         sink.current_version = version
         if sink.table is None:
-            sink.table = writer.ensure_table(sink.contract, sink.table_schema)
+            sink.table = prepare_table(writer, stream, sink)
         return sink.table
 
 
@@ -132,7 +135,7 @@ class MarkdownKVDestination(Destination):
         assert sink.table is not None  # by prepare
         bookmarks = state.get("bookmarks") if isinstance(state, dict) else None
         bookmark = bookmarks.get(stream) if isinstance(bookmarks, dict) else None
-        rendered = self.markdown.render(stream, sink.contract, valid, sink.document_keys,
+        rendered = self.markdown.render(stream, sink.table_contract, valid, sink.document_keys,
                                         bookmark, sink.table.io)
         return TableRows(rendered.rows, valid.num_rows,
                          rendered.doc_ids if sink.upsert_keys else None, own_files=True)

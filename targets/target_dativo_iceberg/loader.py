@@ -34,6 +34,7 @@ from dativo.metrics import MetricsSettings, RunMetrics
 from dativo.open_files import OpenFiles
 from target_dativo_iceberg.batches import Batch, RejectedRecord
 from target_dativo_iceberg.input_timer import FlushTimer
+from target_dativo_iceberg.oversized import without_head
 from target_dativo_iceberg.pipeline import DrainPipeline
 from target_dativo_iceberg.progress_lines import TargetProgress
 from target_dativo_iceberg.settings import TargetSettings
@@ -46,8 +47,10 @@ from target_dativo_iceberg.stream_contracts import (
     stream_keys,
     with_schema_only_columns,
 )
+from target_dativo_iceberg.stream_encryption import stream_encryption
 
 if TYPE_CHECKING:
+    from dativo.crypto import ColumnCipher
     from dativo.iceberg.writer import IcebergWriter
 
 LOGGER = logging.getLogger(__name__)
@@ -95,6 +98,11 @@ class Loader:
                                   MetricsSettings()))
         self._closed = False
         self._started = time.monotonic()
+        self._cipher: ColumnCipher | None = None
+        if settings.keyring is not None:
+            from dativo.crypto import ColumnCipher
+
+            self._cipher = ColumnCipher(settings.keyring)
 
     # -- messages -------------------------------------------------------------
     def on_schema(self, stream: str, schema: dict[str, Any], key_properties: list[str]) -> None:
@@ -124,11 +132,20 @@ class Loader:
                                         reject_unknown_columns=evolution == "freeze")
         except ValueError as exc:
             raise CodecError(f"SCHEMA for stream '{stream}' is unusable: {exc}") from exc
-        sink = StreamSink(contract, compiled, arrow_schema(contract),
-                          self._keys_for("load_method: upsert", self.settings.load_method
-                                         == "upsert", stream, contract, key_properties),
-                          self._keys_for("format: markdown_kv", self.settings.format
-                                         == "markdown_kv", stream, contract, key_properties))
+        schema = arrow_schema(contract)
+        upsert_keys = self._keys_for("load_method: upsert", self.settings.load_method
+                                     == "upsert", stream, contract, key_properties)
+        document_keys = self._keys_for("format: markdown_kv", self.settings.format
+                                       == "markdown_kv", stream, contract, key_properties)
+        encryption = stream_encryption(
+            stream, contract, schema, self.settings.encryption_classifications,
+            self.settings.keyring, self._cipher,
+            keys={"load_method: upsert": upsert_keys, "format: markdown_kv": document_keys})
+        if encryption is not None:
+            upsert_keys = encryption.stored_names(upsert_keys)
+            document_keys = encryption.stored_names(document_keys)
+        sink = StreamSink(contract, compiled, schema, upsert_keys, document_keys, encryption,
+                          stream)
         self._streams[stream] = _Stream(sink, StreamBuffer(stream, Path(self._spool_dir.name),
                                                              self._open_spools),
                                         key)
@@ -182,6 +199,8 @@ class Loader:
             )
         if self._drain_due:
             self.drain()
+        if entry.sink.encryption is not None:
+            reference = without_head(reference)
         entry.buffer.set_aside(reference)
         self._buffered[stream] = entry
         self._timer.hold()

@@ -88,6 +88,18 @@ def set_aside(line: PartialLine, line_number: int, loader: Loader) -> None:
         line_number, reference, [{"field": "record", "rule": OVERSIZED_RULE}]))
 
 
+def without_head(reference: RejectedRecord) -> RejectedRecord:
+    """The reference with no byte of the record: for a stream with encrypted columns,
+    whose plaintext the head could hold (the record is never parsed, so its fields
+    cannot be encrypted one by one)."""
+    oversized = orjson.loads(reference.record_json)["_dativo_oversized"]
+    oversized["head"] = None
+    oversized["head_withheld"] = "the stream has encrypted columns"
+    return RejectedRecord(reference.line_number,
+                          orjson.dumps({"_dativo_oversized": oversized}).decode(),
+                          reference.reasons)
+
+
 def _stream_name(quoted: bytes) -> str | None:
     try:
         name = orjson.loads(quoted)

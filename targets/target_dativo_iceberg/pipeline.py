@@ -120,10 +120,17 @@ class DrainPipeline:
         self._committing.append(self._commit_pool.submit(_after, previous, work, *args))
 
     def _check_all(self, batches: Drain) -> CheckedDrain:
+        """Check each batch on its plaintext; a stream's encrypted columns become tokens
+        right after, so the commit thread never sees their plaintext."""
         try:
-            return [(sink, batch, batch.check(self._con, sink.compiled, sink.schema,
-                                              read_versions=versions))
-                    for sink, batch, versions in batches]
+            checked: CheckedDrain = []
+            for sink, batch, versions in batches:
+                result = batch.check(self._con, sink.compiled, sink.schema,
+                                     read_versions=versions)
+                if sink.encryption is not None:
+                    result = sink.encryption.encrypt_checked(result)
+                checked.append((sink, batch, result))
+            return checked
         finally:
             for _, batch, _ in batches:
                 batch.discard()

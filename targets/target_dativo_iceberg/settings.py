@@ -15,7 +15,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from singer_sdk.helpers.capabilities import (
@@ -47,6 +47,9 @@ from target_dativo_iceberg.markdown_kv_writer import (
     ROW_PER_KV_SCHEMA,
     STRING_SCHEMA,
 )
+
+if TYPE_CHECKING:
+    from dativo.crypto import Keyring
 
 # The JSON readers' own per-object ceiling (DuckDB's maximum_object_size in our queries).
 MAX_RECORD_BYTES_CEILING = 256 * 1024 * 1024
@@ -183,6 +186,10 @@ class TargetSettings:
     anomaly_k: float
     anomaly_window: int
     anomaly_min_loads: int
+    encryption_classifications: tuple[str, ...] = ("restricted",)
+    """Lower-cased: contract columns of these classifications are stored encrypted."""
+    keyring: Keyring | None = None
+    """``encryption_keys`` resolved (``None``: no keys, so no column may be encrypted)."""
 
     @property
     def open_spools(self) -> int:
@@ -257,7 +264,37 @@ class TargetSettings:
             anomaly_k=anomaly_k,
             anomaly_window=anomaly_window,
             anomaly_min_loads=anomaly_min_loads,
+            encryption_classifications=_classifications(values),
+            keyring=_keyring(values),
         )
+
+
+def _classifications(values: Mapping[str, Any]) -> tuple[str, ...]:
+    raw = values["encryption_classifications"]
+    blank = [c for c in raw if not str(c).strip()]
+    if blank:
+        raise ConfigError("encryption_classifications: a classification is empty; list "
+                          "contract classifications such as restricted")
+    return tuple(dict.fromkeys(str(c).strip().lower() for c in raw))
+
+
+def _keyring(values: Mapping[str, Any]) -> Keyring | None:
+    """The keyring of ``encryption_keys``, each key resolved now (a missing variable,
+    file or Vault secret stops the run before any input is read).
+
+    Raises:
+        ConfigError: A key cannot be resolved, or ``encryption_active_key`` names no key.
+    """
+    keys = values.get("encryption_keys") or None
+    active = values.get("encryption_active_key") or None
+    if keys is None and active is None:
+        return None  # cryptography's AES-SIV and key providers are not even imported
+    from dativo.crypto import Keyring
+    from dativo.logs import register_secrets
+
+    if isinstance(keys, Mapping):
+        register_secrets(str(v) for v in keys.values())  # a key given literally
+    return Keyring.from_settings(keys, active)
 
 
 def _output_format(values: Mapping[str, Any], catalog: Mapping[str, str], load_method: str

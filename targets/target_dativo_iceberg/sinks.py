@@ -20,6 +20,8 @@ from target_dativo_iceberg.batches import Batch, CheckedBatch
 if TYPE_CHECKING:
     from pyiceberg.table import Table
 
+    from target_dativo_iceberg.stream_encryption import StreamEncryption
+
 
 @dataclass
 class StreamStats:
@@ -40,13 +42,19 @@ class StreamStats:
 
 @dataclass
 class StreamSink:
-    """Where one stream's batches go; only the commit thread mutates it after creation."""
+    """Where one stream's batches go; only the commit thread mutates it after creation.
+
+    ``contract`` and ``schema`` are the plaintext ones the check validates against; a
+    stream with encrypted columns stores them as :attr:`table_contract` and
+    :attr:`table_schema` say, and its key columns are named as stored."""
 
     contract: Contract
     compiled: CompiledContract
     schema: pa.Schema
-    upsert_keys: tuple[str, ...] = ()
+    upsert_keys: tuple[str, ...] = ()  # stored names
     document_keys: tuple[str, ...] = ()  # format: markdown_kv, the columns of doc_id
+    encryption: StreamEncryption | None = None
+    stream: str = ""  # the stream's name, for messages
     table: Table | None = None
     dead_letter: Table | None = None
     # ACTIVATE_VERSION bookkeeping: once a stream is versioned its rows carry
@@ -56,9 +64,19 @@ class StreamSink:
 
     @property
     def table_schema(self) -> pa.Schema:
+        """The stored schema (encrypted columns as strings, under their stored names)."""
+        schema = (self.schema if self.encryption is None
+                  else self.encryption.stored_schema(self.schema))
         if not self.versioned:
-            return self.schema
-        return pa.schema([*self.schema, *VERSION_FIELDS])
+            return schema
+        return pa.schema([*schema, *VERSION_FIELDS])
+
+    @property
+    def table_contract(self) -> Contract:
+        """The contract the table is created from: :attr:`contract` as stored."""
+        if self.encryption is None:
+            return self.contract
+        return self.encryption.stored_contract(self.contract)
 
 
 CheckedDrain = list[tuple[StreamSink, Batch, CheckedBatch]]

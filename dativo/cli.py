@@ -19,6 +19,7 @@ from dativo.erasure_cli import forget
 from dativo.errors import ConfigError
 from dativo.exit_codes import echoed, exit_on_error
 from dativo.iceberg.file_defaults import TARGET_FILE_SIZE_MB
+from dativo.keys_cli import decrypt, keys
 from dativo.logs import redact
 from dativo.quality.cli import quality
 
@@ -287,6 +288,8 @@ def read_target_config(config_path: Path) -> dict[str, Any]:
 
 
 main.add_command(quality)
+main.add_command(keys)
+main.add_command(decrypt)
 main.add_command(forget)
 
 

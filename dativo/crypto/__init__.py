@@ -9,5 +9,6 @@
 from dativo.crypto.cipher import ColumnCipher
 from dativo.crypto.columns import EncryptedColumn, EncryptionPlan
 from dativo.crypto.keyring import Keyring
+from dativo.crypto.reading import decrypt_column
 
-__all__ = ["ColumnCipher", "EncryptedColumn", "EncryptionPlan", "Keyring"]
+__all__ = ["ColumnCipher", "EncryptedColumn", "EncryptionPlan", "Keyring", "decrypt_column"]

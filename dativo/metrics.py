@@ -58,6 +58,12 @@ API_REQUESTS = Counter("dativo_api_requests", "HTTP requests an API tap sent, by
                        (*_RUN, "endpoint", "status"), registry=REGISTRY)
 API_RETRIES = Counter("dativo_api_retries", "HTTP requests retried (429, 5xx, network).",
                       (*_RUN, "endpoint"), registry=REGISTRY)
+API_DAILY_USED = Gauge("dativo_api_daily_requests_used",
+                       "API requests of the daily allowance used, as the API last reported "
+                       "it (Salesforce's Sforce-Limit-Info).", _RUN, registry=REGISTRY)
+API_DAILY_LIMIT = Gauge("dativo_api_daily_requests_limit",
+                        "The API's daily request allowance, as it last reported it.", _RUN,
+                        registry=REGISTRY)
 CIRCUIT_OPEN = Gauge("dativo_api_circuit_open", "1 while an API tap's circuit breaker is open.",
                      _RUN, registry=REGISTRY)
 RUN_DURATION = Gauge("dativo_run_duration_seconds", "Duration of the last run.", _RUN,

@@ -1,0 +1,1 @@
+"""tap-dativo-snowflake: Snowflake tables and views to Singer (full table, incremental)."""

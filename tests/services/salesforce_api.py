@@ -207,6 +207,7 @@ class SalesforceApi(FixtureApi):
     jobs: dict[str, BulkJob] = field(default_factory=dict)
     job_failures: list[str] = field(default_factory=list)
     public_key: Any = None
+    sessions_expire_at: int | None = None  # usage count at which every token expires
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -318,6 +319,9 @@ class SalesforceApi(FixtureApi):
             return _errors(404, "NOT_FOUND", "The requested resource does not exist")
         auth = request.headers.get("authorization", "")
         with self.lock:
+            if self.sessions_expire_at is not None and self.usage >= self.sessions_expire_at:
+                self.sessions_expire_at = None
+                self.tokens.clear()  # the session timed out, as after hours of a long run
             if auth.removeprefix("Bearer ") not in self.tokens:
                 return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
             self.usage += 1

@@ -13,6 +13,10 @@ dativo-core does not depend on it. Requests go through
 once when the API answers 401, inside the tap's :class:`~dativo.resilience.ResiliencePolicy`
 for 429, 5xx and Google's rate-limit reasons. A refused refresh (revoked refresh token,
 wrong key) is a :class:`~dativo.resilience.FatalApiError`: one line, exit 2, no secret.
+
+``service_account_key``, ``client_secret`` and ``refresh_token`` may be secret references
+(:mod:`dativo.secrets`): resolved when the credentials are made, and once more when the
+token endpoint refuses them (a rotated secret is then used without a restart).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from singer_sdk import typing as th
 
 from dativo.errors import ConfigError
 from dativo.resilience import FatalApiError, ResiliencePolicy, TransientFailure, parse_retry_after
+from dativo.secrets import has_references, resolve_settings
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -41,6 +46,8 @@ __all__ = [
 
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
 OAUTH_KEYS = ("client_id", "client_secret", "refresh_token")
+SECRET_KEYS = ("service_account_key", "client_secret", "refresh_token")
+"""The settings that may be secret references."""
 # Google's reasons (errors[].reason) and statuses that mean "slow down", sent with 403 or 429.
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded",
                                 "RATE_LIMIT_EXCEEDED", "quotaExceeded"})
@@ -105,7 +112,13 @@ def _key_info(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def credentials_from_config(config: Mapping[str, Any], scopes: Sequence[str]) -> Credentials:
-    """Service-account or OAuth user credentials, from the settings (see the module doc)."""
+    """Service-account or OAuth user credentials, from the settings (see the module doc);
+    secret references among them are resolved now."""
+    return _credentials(resolve_settings(config, SECRET_KEYS), scopes)
+
+
+def _credentials(config: Mapping[str, Any], scopes: Sequence[str]) -> Credentials:
+    """:func:`credentials_from_config` of settings whose references are resolved."""
     info = _key_info(config)
     if info is not None:
         from google.oauth2 import service_account
@@ -183,15 +196,34 @@ class GoogleSession:
 
     def __init__(self, config: Mapping[str, Any], *, scopes: Sequence[str], api_endpoint: str,
                  policy: ResiliencePolicy, credentials: Credentials | None = None) -> None:
-        from google.auth.transport.requests import AuthorizedSession
-
         self.api_endpoint = api_endpoint.rstrip("/")
         self.policy = policy
-        self.credentials = credentials or credentials_from_config(config, scopes)
+        self._config, self._scopes = config, scopes
+        self._secrets = resolve_settings(config, SECRET_KEYS)
+        self.credentials = credentials or _credentials(self._secrets, scopes)
+        self.session = self._session()
+
+    def _session(self) -> Any:
+        from google.auth.transport.requests import AuthorizedSession
+
         # One refresh on a 401 (the token expired early or was revoked server-side);
         # a second 401 is the API's answer, classified as fatal.
-        self.session = AuthorizedSession(self.credentials, refresh_status_codes=(401,),
-                                         max_refresh_attempts=1)
+        return AuthorizedSession(self.credentials, refresh_status_codes=(401,),
+                                 max_refresh_attempts=1)
+
+    def _secrets_rotated(self) -> bool:
+        """After a refused refresh: resolve the secret references again and, when one
+        changed (rotated since it was read), make new credentials from them."""
+        if not has_references(self._config, SECRET_KEYS):
+            return False
+        fresh = resolve_settings(self._config, SECRET_KEYS)
+        if all(fresh.get(k) == self._secrets.get(k) for k in SECRET_KEYS):
+            return False
+        self._secrets = fresh
+        self.credentials = _credentials(fresh, self._scopes)
+        self.session.close()
+        self.session = self._session()
+        return True
 
     def _send(self, method: str, url: str, params: Mapping[str, Any] | None, *,
               stream: bool, json_body: bool) -> requests.Response:
@@ -200,8 +232,14 @@ class GoogleSession:
         path = requests.utils.urlparse(url).path
         timeout = self.policy.settings.request_timeout_seconds
         try:
-            response = self.session.request(method, url, params=params, stream=stream,
-                                            timeout=timeout)
+            try:
+                response = self.session.request(method, url, params=params, stream=stream,
+                                                timeout=timeout)
+            except google_exceptions.RefreshError as exc:
+                if getattr(exc, "retryable", False) or not self._secrets_rotated():
+                    raise
+                response = self.session.request(method, url, params=params, stream=stream,
+                                                timeout=timeout)
         except google_exceptions.RefreshError as exc:
             if getattr(exc, "retryable", False):  # the token endpoint answered 5xx/429
                 raise TransientFailure("token", f"{path}: the token endpoint failed "

@@ -104,6 +104,29 @@ def with_fresh_secrets(connect: Callable[[dict[str, Any]], T], config: Mapping[s
         return connect(again)
 
 
+class FreshSecret:
+    """One secret setting of an API client: resolved when the client is made, and
+    again when the API refuses it (:meth:`refreshed`), so a key rotated in its file or
+    in Vault is picked up by a running tap: the request is retried once with it."""
+
+    def __init__(self, value: str, *, setting: str) -> None:
+        self.reference = value
+        self.setting = setting
+        self.value = resolve_secret(value, setting=setting)
+
+    def refreshed(self) -> bool:
+        """Resolve again after a refusal; True when the value changed (retry with
+        :attr:`value`), False when retrying could not help."""
+        if not is_reference(self.reference):
+            return False
+        new = resolve_secret(self.reference, setting=self.setting)
+        changed, self.value = new != self.value, new
+        if changed:
+            LOGGER.info("Setting '%s' was refused and has changed since it was read; "
+                        "retrying once with the new value", self.setting)
+        return changed
+
+
 def secret_setting_names(config_jsonschema: Mapping[str, Any]) -> list[str]:
     """The settings a plugin marks ``secret`` in its JSON schema: the ones that may be
     references."""
@@ -113,7 +136,8 @@ def secret_setting_names(config_jsonschema: Mapping[str, Any]) -> list[str]:
 
 def _from_env(name: str, setting: str) -> str:
     if not name:
-        raise ConfigError(f"setting '{setting}': 'env:' names no variable; write env:NAME")
+        raise ConfigError(f"setting '{setting}': the env reference names no variable; write "
+                          "env:NAME")
     value = os.environ.get(name)
     if value is None:
         raise ConfigError(f"setting '{setting}': environment variable {name} is not set; "
@@ -123,14 +147,15 @@ def _from_env(name: str, setting: str) -> str:
 
 def _from_file(path: str, setting: str) -> str:
     if not path:
-        raise ConfigError(f"setting '{setting}': 'file:' names no file; write file:/path")
+        raise ConfigError(f"setting '{setting}': the file reference names no file; write "
+                          "file:/path")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"setting '{setting}': file {path} does not exist; create it or "
+        raise ConfigError(f"setting '{setting}': the file {path} does not exist; create it or "
                           f"point '{setting}' at the secret's file") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"setting '{setting}': file {path} is not UTF-8 text") from None
+        raise ConfigError(f"setting '{setting}': the file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"setting '{setting}': cannot read file {path}: "
                           f"{exc.strerror or type(exc).__name__}; check its permissions"
@@ -142,27 +167,27 @@ def _from_vault(reference: str, setting: str) -> str:
     path, _, key = reference.partition("#")
     mount, _, secret = path.strip("/").partition("/")
     if not key or not secret:
-        raise ConfigError(f"setting '{setting}': vault:{reference} is not "
+        raise ConfigError(f"setting '{setting}': the reference vault:{reference} is not "
                           "vault:<mount>/<path>#<key>; e.g. vault:secret/crm#password")
     if secret.startswith("data/"):
-        raise ConfigError(f"setting '{setting}': vault:{reference} names the API path; "
-                          f"write vault:{mount}/{secret.removeprefix('data/')}#{key} "
+        raise ConfigError(f"setting '{setting}': the reference vault:{reference} names the "
+                          f"API path; write vault:{mount}/{secret.removeprefix('data/')}#{key} "
                           "(the path as `vault kv get` takes it, without data/)")
     client = vault_client(setting)
     hvac_exceptions = _hvac(setting).exceptions
-    where = f"Vault secret {mount}/{secret}"
+    where = f"the secret {mount}/{secret}"
     try:
         response = client.secrets.kv.v2.read_secret_version(
             path=secret, mount_point=mount, raise_on_deleted_version=True)
     except hvac_exceptions.InvalidPath:
-        raise ConfigError(f"setting '{setting}': {where} does not exist (or is deleted); "
+        raise ConfigError(f"setting '{setting}': {where} does not exist in Vault (or is deleted); "
                           "write it with `vault kv put`") from None
     except (hvac_exceptions.Forbidden, hvac_exceptions.Unauthorized):
-        raise ConfigError(f"setting '{setting}': Vault refused to read {where}: the token "
-                          "is invalid or its policy does not allow it; check VAULT_TOKEN "
-                          "(or VAULT_TOKEN_FILE)") from None
+        raise ConfigError(f"setting '{setting}': reading {where} from Vault was refused: "
+                          "the token is invalid or its policy does not allow it; check "
+                          "VAULT_TOKEN (or VAULT_TOKEN_FILE)") from None
     except hvac_exceptions.VaultError as exc:
-        raise ConfigError(f"setting '{setting}': Vault failed reading {where}: "
+        raise ConfigError(f"setting '{setting}': reading {where} from Vault failed: "
                           f"{_first_line(exc)}") from None
     except OSError as exc:  # requests' ConnectionError, timeouts
         raise ConfigError(f"setting '{setting}': cannot reach Vault at "
@@ -170,7 +195,7 @@ def _from_vault(reference: str, setting: str) -> str:
                           "VAULT_ADDR and that Vault is up") from None
     data = (response.get("data") or {}).get("data") or {}
     if key not in data:
-        raise ConfigError(f"setting '{setting}': {where} has no key {key!r}; its keys: "
+        raise ConfigError(f"setting '{setting}': {where} in Vault has no key {key!r}; its keys: "
                           f"{sorted(data)}")
     value = data[key]
     return value if isinstance(value, str) else str(value)
@@ -186,14 +211,14 @@ def vault_client(setting: str) -> Any:
     hvac = _hvac(setting)
     address = os.environ.get("VAULT_ADDR")
     if not address:
-        raise ConfigError(f"setting '{setting}': VAULT_ADDR is not set; export the Vault "
-                          "address (e.g. https://vault.example.com:8200)")
+        raise ConfigError(f"setting '{setting}': the variable VAULT_ADDR is not set; "
+                          "export the Vault address (e.g. https://vault.example.com:8200)")
     token = os.environ.get("VAULT_TOKEN")
     if not token and os.environ.get("VAULT_TOKEN_FILE"):
         token = _from_file(os.environ["VAULT_TOKEN_FILE"], "VAULT_TOKEN_FILE").strip()
     if not token:
-        raise ConfigError(f"setting '{setting}': neither VAULT_TOKEN nor VAULT_TOKEN_FILE "
-                          "is set; export one with a token that may read the secret")
+        raise ConfigError(f"setting '{setting}': no token to read Vault with; set "
+                          "VAULT_TOKEN or VAULT_TOKEN_FILE to a token that may read it")
     register_secrets([token] if len(token) >= MIN_REDACTED else [])
     return hvac.Client(url=address, token=token, namespace=os.environ.get("VAULT_NAMESPACE"),
                        timeout=VAULT_TIMEOUT)
@@ -203,7 +228,7 @@ def _hvac(setting: str) -> Any:
     try:
         import hvac
     except ImportError:
-        raise ConfigError(f"setting '{setting}': vault: references need hvac; install "
+        raise ConfigError(f"setting '{setting}': references to Vault need hvac; install "
                           "dativo-core[vault] (pip install 'dativo-core[vault]')") from None
     return hvac
 

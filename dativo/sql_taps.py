@@ -5,6 +5,10 @@ driver rows through the tap's own cursor and converts them column by column.
 Each tap keeps what its database does differently: the URL and its settings, the
 session options, the cursor (:attr:`SQLTableStream.select_rows`), the value
 converters and how driver errors read.
+
+``password`` and ``sqlalchemy_url`` may be secret references (:mod:`dativo.secrets`),
+resolved on every new connection (:meth:`URLConnector.fresh_url`, the engine's
+``do_connect`` hook), so a rotated ``file:`` secret is used without a restart.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -22,6 +26,7 @@ from sqlalchemy.engine import Engine, reflection
 
 from dativo.batch_files import BatchFilesStream
 from dativo.errors import CodecError, ConfigError, DativoError
+from dativo.secrets import has_references, resolve_settings, with_fresh_secrets
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -29,6 +34,9 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import selectable
 
 CONNECTION_KEYS = ("host", "port", "user", "password", "database")
+SECRET_SETTINGS = ("password", "sqlalchemy_url")
+"""The settings that may be secret references (resolved per connection)."""
+T = TypeVar("T")
 Converter = Callable[[Any], Any]
 RowSelector = Callable[[sa.Connection, "selectable.Select", int],
                        tuple[list[str], Iterator[Sequence[Any]]]]
@@ -76,11 +84,45 @@ class URLConnector(SQLConnector):
     url_from_config: ClassVar[Callable[[Mapping[str, Any]], sa.engine.URL]]
 
     def get_sqlalchemy_url(self, config: dict[str, Any]) -> str:
-        return type(self).url_from_config(config).render_as_string(hide_password=False)
+        """The engine's URL, secret references resolved now (each new connection
+        resolves them again: :meth:`with_fresh_secrets`)."""
+        url = type(self).url_from_config(resolve_settings(config, SECRET_SETTINGS))
+        return url.render_as_string(hide_password=False)
 
     @property
     def url(self) -> sa.engine.URL:
+        """The URL as first resolved: for messages (``describe``) and its database; a
+        connection opened outside the engine takes :meth:`fresh_url`."""
         return sa.engine.make_url(self.sqlalchemy_url)
+
+    def fresh_url(self) -> sa.engine.URL:
+        """The URL with the secret references resolved now, for one new connection."""
+        return type(self).url_from_config(resolve_settings(self.config, SECRET_SETTINGS))
+
+    def connect_fresh(self, connect: Callable[[sa.engine.URL], T]) -> T:
+        """``connect(url)`` with freshly resolved secrets; when it fails and a secret
+        changed since it was read (rotated meanwhile), once more with the new one."""
+        url_from_config = type(self).url_from_config
+        return with_fresh_secrets(lambda settings: connect(url_from_config(settings)),
+                                  self.config, SECRET_SETTINGS)
+
+    def password_params(self, url: sa.engine.URL) -> dict[str, Any]:
+        """The driver's connect arguments that carry ``url``'s password."""
+        return {"password": url.password} if url.password is not None else {}
+
+    def with_fresh_secrets(self, engine: Engine) -> Engine:
+        """``engine``, resolving the secret references again for each new pooled
+        connection (nothing to do when every secret is a literal)."""
+        if not has_references(self.config, SECRET_SETTINGS):
+            return engine
+
+        def connect(dialect: sa.Dialect, _record: Any, cargs: list[Any],
+                    cparams: dict[str, Any]) -> Any:
+            return self.connect_fresh(lambda url: dialect.connect(
+                *cargs, **{**cparams, **self.password_params(url)}))
+
+        sa.event.listen(engine, "do_connect", connect)
+        return engine
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sa.Connection]:

@@ -163,21 +163,22 @@ class VaultTransitKeyProvider:
         client = vault_client(self.setting)  # a ConfigError when hvac is not installed
         import hvac.exceptions
 
-        where = f"Vault transit key {self.key_name!r} (mount {self.mount_point})"
+        where = f"the transit key {self.key_name!r} (mount {self.mount_point})"
+        doing = {"encrypt": "encrypting", "decrypt": "decrypting"}[action]
         try:
             return call(client.secrets.transit)
         except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):
-            raise ConfigError(f"setting '{self.setting}': Vault refused to {action} with "
-                              f"{where}: the token is invalid or its policy does not allow "
+            raise ConfigError(f"setting '{self.setting}': {doing} with {where} was refused "
+                              "by Vault: the token is invalid or its policy does not allow "
                               "it; check VAULT_TOKEN (or VAULT_TOKEN_FILE)") from None
         except hvac.exceptions.InvalidPath:
-            raise ConfigError(f"setting '{self.setting}': {where} does not exist; create "
-                              f"it with `vault write -f {self.mount_point}/keys/"
+            raise ConfigError(f"setting '{self.setting}': {where} does not exist in Vault; "
+                              f"create it with `vault write -f {self.mount_point}/keys/"
                               f"{self.key_name}`") from None
         except hvac.exceptions.VaultError as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"setting '{self.setting}': Vault could not {action} with "
-                              f"{where}: {reason}") from None
+            raise ConfigError(f"setting '{self.setting}': {doing} with {where} failed in "
+                              f"Vault: {reason}") from None
         except OSError as exc:
             raise ConfigError(f"setting '{self.setting}': cannot reach Vault at "
                               f"{os.environ.get('VAULT_ADDR')}: {type(exc).__name__}; "

@@ -3,11 +3,16 @@
 pyiceberg is imported inside :func:`open_catalog`: the target imports this module at
 startup and loads pyiceberg off its critical path, on the commit thread (see
 ``target_dativo_iceberg.pipeline.DrainPipeline``).
+
+Secret properties (named like secrets, ``s3.secret-access-key``, ``token``, ``credential``,
+and ``uri``, which may carry a database password) may be secret references
+(:mod:`dativo.secrets`), resolved each time a catalog is opened.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from dativo.errors import ConfigError
-from dativo.logs import redact_secrets, register_secrets, secret_values
+from dativo.logs import SECRET_KEY, redact_secrets, register_secrets, secret_values
+from dativo.secrets import is_reference, with_fresh_secrets
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -24,6 +30,9 @@ LOGGER = logging.getLogger(__name__)
 
 DEFAULT_WAREHOUSE_DIR = Path("output/warehouse")
 CATALOG_OPEN_ATTEMPTS = 5
+SECRET_PROPERTY = re.compile(rf"{SECRET_KEY.pattern}|access-key|(^|\.)uri$", re.IGNORECASE)
+"""Catalog properties that may be secret references (never ``warehouse``: a
+``file:`` warehouse is a location, not a reference)."""
 
 
 def default_catalog_properties(warehouse_dir: Path = DEFAULT_WAREHOUSE_DIR) -> dict[str, str]:
@@ -72,8 +81,16 @@ def open_catalog(config: Mapping[str, Any] | None, *, create: bool = False) -> C
     Raises:
         ConfigError: The catalog cannot be loaded (the message carries no secret).
     """
-    props = catalog_properties(config)
-    name = props.pop("name")
+    given = catalog_properties(config)
+    name = given.pop("name")
+    references = [key for key, value in given.items()
+                  if SECRET_PROPERTY.search(key) and is_reference(value)]
+    return with_fresh_secrets(lambda props: _open(name, props, create=create),
+                              given, references)
+
+
+def _open(name: str, props: dict[str, str], *, create: bool) -> Catalog:
+    """:func:`open_catalog` once, with the secret references resolved in ``props``."""
     register_secrets(secret_values(props))
     uri = props.get("uri", "")
     if create:

@@ -11,6 +11,7 @@ a message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -21,6 +22,7 @@ from dativo.resilience import (
     TransientFailure,
     parse_retry_after,
 )
+from dativo.secrets import FreshSecret
 
 DEFAULT_API_BASE = "https://api.hubapi.com"
 
@@ -84,16 +86,43 @@ def send_once(session: requests.Session, request: requests.PreparedRequest,
 class HubSpotClient:
     """GETs outside the streams (property discovery), under the tap's policy."""
 
-    def __init__(self, access_token: str, *, api_base: str, policy: ResiliencePolicy) -> None:
+    def __init__(self, access_token: str | FreshSecret, *, api_base: str,
+                 policy: ResiliencePolicy) -> None:
         self.api_base = api_base.rstrip("/")
         self.policy = policy
+        self.token = (access_token if isinstance(access_token, FreshSecret)
+                      else FreshSecret(access_token, setting="access_token"))
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {access_token}"
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        timeout = self.policy.settings.request_timeout_seconds
+        response = self.policy.call(lambda: send_refreshing(
+            self.session, self._request(path, params), timeout, self.token),
+            what=f"GET {path}")
+        return response.json()
+
+    def _request(self, path: str, params: dict[str, Any] | None) -> requests.PreparedRequest:
         request = self.session.prepare_request(
             requests.Request("GET", f"{self.api_base}{path}", params=params))
-        timeout = self.policy.settings.request_timeout_seconds
-        response = self.policy.call(lambda: send_once(self.session, request, timeout),
-                                    what=f"GET {path}")
-        return response.json()
+        request.headers["Authorization"] = f"Bearer {self.token.value}"
+        return request
+
+
+def send_refreshing(session: requests.Session, request: requests.PreparedRequest,
+                    timeout: float, token: FreshSecret) -> requests.Response:
+    """:func:`send_once`; on a 401, when the token (a secret reference) has changed since
+    it was read, once more with the new token."""
+    return refreshing(lambda: send_once(session, request, timeout), request, token)
+
+
+def refreshing(send: Callable[[], requests.Response], request: requests.PreparedRequest,
+               token: FreshSecret) -> requests.Response:
+    """``send()``; after a 401, when ``token`` changed since it was read, the request
+    gets the new token and is sent once more."""
+    try:
+        return send()
+    except FatalApiError as exc:
+        if exc.status != 401 or not token.refreshed():
+            raise
+    request.headers["Authorization"] = f"Bearer {token.value}"
+    return send()

@@ -13,7 +13,7 @@ from singer_sdk.pagination import BaseAPIPaginator, JSONPathPaginator
 
 from dativo.errors import DativoError
 from dativo.resilience import RateLimiter, ResiliencePolicy, TransientFailure
-from tap_dativo_hubspot.client import DEFAULT_API_BASE, classify_response
+from tap_dativo_hubspot.client import DEFAULT_API_BASE, classify_response, refreshing
 from tap_dativo_hubspot.properties import (
     Converter,
     convert_properties,
@@ -49,7 +49,7 @@ class HubSpotStream(RESTStream):
 
     @property
     def authenticator(self) -> BearerTokenAuthenticator:
-        return BearerTokenAuthenticator(token=self.config["access_token"])
+        return BearerTokenAuthenticator(token=self._tap.access_token.value)  # type: ignore[attr-defined]
 
     @property
     def policy(self) -> ResiliencePolicy:
@@ -73,7 +73,8 @@ class HubSpotStream(RESTStream):
                 if path.endswith("/search"):
                     self.search_limiter.acquire()  # search has its own, lower limit
                 try:
-                    return func(prepared_request, context)
+                    return refreshing(lambda: func(prepared_request, context),
+                                      prepared_request, self._tap.access_token)  # type: ignore[attr-defined]
                 except requests.RequestException as exc:
                     raise TransientFailure("connection", f"{path}: {type(exc).__name__}"
                                            ) from exc

@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 from dativo.errors import ConfigError
 from dativo.resilience import RateLimiter, ResiliencePolicy
 from dativo.resilience_settings import ResilienceSettings, settings_properties
+from dativo.secrets import FreshSecret
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_hubspot.client import DEFAULT_API_BASE, HubSpotClient
 from tap_dativo_hubspot.streams import (
@@ -73,6 +74,12 @@ class TapDativoHubSpot(ObservedTap, Tap):
     dynamic_catalog = True  # discovery reads the portal's properties: it needs the config
 
     @cached_property
+    def access_token(self) -> FreshSecret:
+        """The token, resolved now when it is a secret reference and again when HubSpot
+        answers 401 (a rotated token is used without a restart)."""
+        return FreshSecret(self.config["access_token"], setting="access_token")
+
+    @cached_property
     def policy(self) -> ResiliencePolicy:
         """One policy (rate limit, breaker) for every request of the run."""
         return ResiliencePolicy(ResilienceSettings.from_config(
@@ -90,7 +97,7 @@ class TapDativoHubSpot(ObservedTap, Tap):
 
     def discover_streams(self) -> list[Stream]:
         """Object streams typed by ``/crm/v3/properties/<object>``, then the fixed ones."""
-        client = HubSpotClient(self.config["access_token"],
+        client = HubSpotClient(self.access_token,
                                api_base=self.config.get("api_base") or DEFAULT_API_BASE,
                                policy=self.policy)
         wanted = self.config.get("properties") or {}

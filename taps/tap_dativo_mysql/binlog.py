@@ -205,7 +205,8 @@ class BinlogReader:
     def _dump(self, start: Position) -> BinLogStreamReader:
         """A non-blocking binlog dump of this stream's table from ``start``."""
         return BinLogStreamReader(
-            connection_settings=replication_settings(self.url), server_id=self.server_id,
+            connection_settings=replication_settings(self.stream.sql_connector.fresh_url()),
+            server_id=self.server_id,
             log_file=start.file, log_pos=start.pos, resume_stream=True, blocking=False,
             only_events=EVENTS, only_schemas=[self.database], only_tables=[self.table],
             enable_logging=False)

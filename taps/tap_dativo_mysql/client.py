@@ -80,7 +80,11 @@ class MySQLConnector(URLConnector):
         # A memoized property of the dialect: this instance's value replaces it.
         dialect._tabledef_parser = UnescapingParser(  # type: ignore[attr-defined]
             dialect, dialect.identifier_preparer)
-        return engine
+        return self.with_fresh_secrets(engine)
+
+    def password_params(self, url: sa.engine.URL) -> dict[str, Any]:
+        """PyMySQL's password, as UTF-8 bytes (:func:`password_bytes`)."""
+        return password_bytes(url, "password")
 
     def get_schema_names(self, engine: Engine, inspected: reflection.Inspector) -> list[str]:
         """Databases matching ``filter_dbs`` (globs); else ``database`` if set, else

@@ -103,7 +103,7 @@ class MySQLFastPath(ArrowBatchesStream):
                     params[name] for name in compiled.positiontup or []]
                     if compiled.positional else params))
         fail = (self.config.get("zero_dates") or "null") == "fail"
-        reader = ArrowTableReader(connectorx_url(self.sql_connector.url, table.schema),
+        reader = ArrowTableReader(connectorx_url(self.sql_connector.fresh_url(), table.schema),
                                   props, checks, self.fetch_rows,
                                   None if fail else self._zero_date)
         yield from self._checked(reader, sqls)

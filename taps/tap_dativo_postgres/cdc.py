@@ -111,6 +111,18 @@ def with_cdc_columns(entry: dict) -> dict:
     return cdc_catalog.with_cdc_columns(entry, CDC_COLUMNS)
 
 
+def _open_connections(url: sa.engine.URL) -> tuple[Any, Any]:
+    """A SQL connection and a logical replication connection, both or neither."""
+    dsn = psycopg2_dsn(url)
+    sql = psycopg2.connect(**dsn)
+    try:
+        return sql, psycopg2.connect(
+            **dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    except BaseException:
+        sql.close()
+        raise
+
+
 class ChangeReader:
     """The records of one LOG_BASED stream for one run (see the module doc)."""
 
@@ -126,11 +138,9 @@ class ChangeReader:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Snapshot on the first run, then every change up to this run's marker."""
-        dsn = psycopg2_dsn(self.url)
         try:
-            with closing(psycopg2.connect(**dsn)) as sql, closing(psycopg2.connect(
-                    **dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection,
-            )) as replication:
+            opened = self.stream.pg_connector.connect_fresh(_open_connections)
+            with closing(opened[0]) as sql, closing(opened[1]) as replication:
                 sql.autocommit = True
                 register_text_intervals(sql)
                 self._check_publication(sql)

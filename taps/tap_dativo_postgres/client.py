@@ -92,10 +92,11 @@ class PostgresConnector(URLConnector):
     url_from_config = staticmethod(sqlalchemy_url)
 
     def create_engine(self) -> Engine:
-        """One pooled engine; each connection gets the session settings (module doc)."""
+        """One pooled engine; each connection gets the session settings (module doc)
+        and the password resolved again when it is a secret reference."""
         engine = sa.create_engine(self.sqlalchemy_url, connect_args={"options": SESSION_OPTIONS})
         sa.event.listen(engine, "connect", lambda conn, _record: register_text_intervals(conn))
-        return engine
+        return self.with_fresh_secrets(engine)
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:

@@ -129,7 +129,8 @@ class PostgresStream(ArrowBatchesStream):
             compiled = self.build_query(context=context, select_as=arrow_column).compile(
                 dialect=conn.dialect)
             sql = literal_sql(conn.connection.dbapi_connection, str(compiled), compiled.params)
-        reader = ArrowTableReader(self.pg_connector.url, self.schema.get("properties", {}))
+        reader = ArrowTableReader(self.pg_connector.fresh_url(),
+                                  self.schema.get("properties", {}))
         yield from self._checked(reader, sql)
 
     def _checked(self, reader: ArrowTableReader, sql: str) -> Iterator[pa.RecordBatch]:

@@ -20,6 +20,7 @@ from dativo.resilience import (
     TransientFailure,
     parse_retry_after,
 )
+from dativo.secrets import FreshSecret
 
 logger = logging.getLogger(__name__)
 PAGE_LIMIT = 100  # Stripe's maximum page size
@@ -28,21 +29,25 @@ PAGE_LIMIT = 100  # Stripe's maximum page size
 class StripeTransport:
     """Lists of one Stripe account through a :class:`stripe.StripeClient`."""
 
-    def __init__(self, api_key: str, *, policy: ResiliencePolicy, api_base: str | None = None,
-                 stripe_account: str | None = None, api_version: str | None = None) -> None:
-        self._api_key = api_key
+    def __init__(self, api_key: str | FreshSecret, *, policy: ResiliencePolicy,
+                 api_base: str | None = None, stripe_account: str | None = None,
+                 api_version: str | None = None) -> None:
+        """``api_key``: the key, or its :class:`FreshSecret` (a secret reference, read
+        again when Stripe answers 401, so a rotated key is used without a restart)."""
+        self._secret = (api_key if isinstance(api_key, FreshSecret)
+                        else FreshSecret(api_key, setting="api_key"))
         # The library logs every request at INFO; ours are counted by the policy instead.
         logging.getLogger("stripe").setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
         self.policy = policy
-        timeout = policy.settings.request_timeout_seconds
-        self.client = stripe.StripeClient(
-            api_key,
-            stripe_account=stripe_account,
-            stripe_version=api_version,
-            base_addresses={"api": api_base} if api_base else None,
-            max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=timeout),
-        )
+        self._options = {"stripe_account": stripe_account, "stripe_version": api_version,
+                         "base_addresses": {"api": api_base} if api_base else None}
+        self.client = self._client()
+
+    def _client(self) -> stripe.StripeClient:
+        timeout = self.policy.settings.request_timeout_seconds
+        return stripe.StripeClient(
+            self._secret.value, **self._options,  # type: ignore[arg-type]
+            max_network_retries=0, http_client=stripe.RequestsClient(timeout=timeout))
 
     def pages(self, path: str, params: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """Every page of the list at ``path``: ``limit=100``, ``starting_after`` the last id.
@@ -64,7 +69,13 @@ class StripeTransport:
     def _get(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
         """One request; every outcome but a list object becomes one of our errors."""
         try:
-            response = self.client.raw_request("get", path, **query)
+            try:
+                response = self.client.raw_request("get", path, **query)
+            except stripe.AuthenticationError:
+                if not self._secret.refreshed():  # the key was not rotated meanwhile
+                    raise
+                self.client = self._client()
+                response = self.client.raw_request("get", path, **query)
         except stripe.StripeError as exc:
             raise self._classify(exc, path) from exc
         data = response.data
@@ -98,4 +109,5 @@ class StripeTransport:
 
     def _scrub(self, text: str) -> str:
         """Stripe masks keys in its messages; mask ours anyway, whatever the message."""
-        return text.replace(self._api_key, "****") if self._api_key else text
+        key = self._secret.value
+        return text.replace(key, "****") if key else text

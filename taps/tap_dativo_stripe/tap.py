@@ -10,6 +10,7 @@ from singer_sdk import typing as th
 
 from dativo.resilience import ResiliencePolicy
 from dativo.resilience_settings import ResilienceSettings, settings_properties
+from dativo.secrets import FreshSecret
 from dativo.tap_runtime import ObservedTap
 from tap_dativo_stripe.client import StripeTransport
 from tap_dativo_stripe.streams import STREAM_TYPES, StripeStream
@@ -59,7 +60,8 @@ class TapDativoStripe(ObservedTap, Tap):
     def transport(self) -> StripeTransport:
         """One client and one resilience policy for all streams of the run."""
         settings = ResilienceSettings.from_config(self.config, requests_per_second=DEFAULT_RPS)
-        return StripeTransport(self.config["api_key"], policy=ResiliencePolicy(
+        api_key = FreshSecret(self.config["api_key"], setting="api_key")
+        return StripeTransport(api_key, policy=ResiliencePolicy(
                                    settings, metric_labels=self.run_metrics.labels),
                                api_base=self.config.get("api_base"),
                                stripe_account=self.config.get("account_id"),

@@ -197,11 +197,13 @@ def _column_change(table: Table, keys: Sequence[SubjectKey],
         column = encryption.column(key.field) if encryption else None
         if column is not None:
             if column.randomized:
+                named = f"'{column.stored_name}'" + (
+                    f" ('{column.name}')" if column.name != column.stored_name else "")
                 raise ConfigError(
-                    f"table {'.'.join(table.name())}: column '{column.stored_name}' "
-                    f"('{column.name}') is encrypted randomized, so equal values have "
-                    "different tokens and forget cannot find the subject's rows by it; "
-                    "use another key field (e.g. the primary key)")
+                    f"table {'.'.join(table.name())}: column {named} is encrypted "
+                    "randomized, so equal values have different tokens and forget cannot "
+                    "find the subject's rows by it; use another key field (e.g. the "
+                    "primary key)")
             if cipher is None:
                 raise ConfigError(
                     f"table {'.'.join(table.name())}: column '{column.stored_name}' is "
@@ -267,6 +269,11 @@ def _candidates(base: Table | None, key: SubjectKey,
         encryption = EncryptionPlan.from_table_properties(base.properties)
         column = encryption.column(key.field) if encryption else None
         if column is not None:
+            if column.randomized:
+                raise ConfigError(
+                    f"table {'.'.join(base.name())}: column '{column.stored_name}' is "
+                    "encrypted randomized, so its dead letters and documents cannot be "
+                    "matched by it either; use another key field (e.g. the primary key)")
             names |= {column.name, column.stored_name}
             value_type = column.value_type
         elif key.field in base.schema().as_arrow().names:

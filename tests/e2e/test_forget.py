@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
+import zstandard
 from pyiceberg.catalog import Catalog
 
 from dativo.crypto import ColumnCipher, Keyring
@@ -109,9 +112,68 @@ def warehouse(catalog_props: dict[str, str]) -> Path:
 
 
 def files_holding(root: Path, needles: list[bytes]) -> list[str]:
-    """Every file under ``root`` that holds one of ``needles`` (the SQLite catalog too)."""
+    """Every file under ``root`` that holds one of ``needles``: its bytes, and for the
+    compressed formats their content too (Parquet cells, Avro manifest blocks)."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and any(n in p.read_bytes() for n in needles))
+                  if p.is_file() and any(n in content for content in readable(p)
+                                         for n in needles))
+
+
+def readable(path: Path) -> list[bytes]:
+    """The file's bytes, plus what a byte search cannot see in them: a Parquet file's
+    values (pages are compressed) and an Avro file's decompressed blocks."""
+    data = path.read_bytes()
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        return [data, orjson.dumps(table.to_pylist(), default=str)]
+    if path.suffix == ".avro":
+        return [data, *avro_blocks(data)]
+    return [data]
+
+
+def avro_blocks(data: bytes) -> list[bytes]:
+    """The decompressed data blocks of an Avro object container file (the Avro spec)."""
+    position = 4  # b"Obj\x01"
+
+    def long() -> int:
+        nonlocal position
+        shift = result = 0
+        while True:
+            byte = data[position]
+            position += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1)
+
+    def raw() -> bytes:
+        nonlocal position
+        size = long()
+        position += size
+        return data[position - size:position]
+
+    meta: dict[bytes, bytes] = {}
+    while (count := long()) != 0:
+        if count < 0:
+            long()  # the block's size in bytes
+        for _ in range(abs(count)):
+            name = raw()
+            meta[name] = raw()
+    position += 16  # sync marker
+    codec = meta.get(b"avro.codec", b"null")
+    blocks = []
+    while position < len(data):
+        long()  # objects in the block
+        block = raw()
+        position += 16
+        if codec == b"deflate":
+            block = zlib.decompress(block, -15)
+        elif codec == b"zstandard":
+            block = zstandard.ZstdDecompressor().decompressobj().decompress(block)
+        else:
+            assert codec == b"null", codec
+        blocks.append(block)
+    return blocks
 
 
 def ids(catalog: Catalog, table: str) -> list[Any]:
@@ -187,7 +249,8 @@ def test_forget_plaintext_column_of_named_tables(
         open_catalog: Callable[[], Catalog]) -> None:
     config, audit = setup(tmp_path, target_config, encrypted=False)
     root = warehouse(catalog_props)
-    assert files_holding(root, [ANN.encode()])
+    holding = files_holding(root, [ANN.encode()])
+    assert {Path(p).suffix for p in holding} >= {".parquet", ".avro", ".md"}  # bounds too
 
     result = dativo("forget", "--config", str(config), "--tenant", TENANT,
                     "--key", f"email={ANN}", "--tables", "acme.crm.customers")
@@ -275,3 +338,63 @@ def test_errors_are_one_line_and_exit_2_without_the_value(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert ANN not in result.stderr + result.stdout
     assert ids(open_catalog(), "customers") == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_forget_matches_values_written_under_every_key_of_a_rotation(
+        tmp_path: Path, target_config: Callable[..., Path], catalog_props: dict[str, str],
+        open_catalog: Callable[[], Catalog]) -> None:
+    contracts = tmp_path / "contracts" / TENANT / "crm"
+    contracts.mkdir(parents=True)
+    (contracts / "customers.odcs.yaml").write_text(
+        CONTRACT.format(stream="customers", email=RESTRICTED))
+    keys = {"k1": KEY, "k2": bytes(range(32, 64))}
+    for key_id, key in keys.items():
+        (tmp_path / f"{key_id}.key").write_text(base64.b64encode(key).decode())
+    settings = {"contracts_dir": str(tmp_path / "contracts"),
+                "audit_log_path": str(tmp_path / "audit.jsonl")}
+    load(target_config(**settings, encryption_keys={"k1": f"file:{tmp_path / 'k1.key'}"}),
+         "customers", CUSTOMERS_RUN_1)
+    rotated = target_config(**settings, encryption_active_key="k2", encryption_keys={
+        key_id: f"file:{tmp_path / key_id}.key" for key_id in keys})
+    load(rotated, "customers", CUSTOMERS_RUN_2)
+    tokens = [t.encode() for t in ColumnCipher(Keyring("k2", keys)).tokens_for(ANN)]
+    root = warehouse(catalog_props)
+    assert all(files_holding(root, [token]) for token in tokens)  # one run under each key
+
+    result = dativo("forget", "--config", str(rotated), "--tenant", TENANT,
+                    "--key", f"email={ANN}", "--all")
+
+    assert result.returncode == 0, result.stderr
+    catalog = open_catalog()
+    assert ids(catalog, "customers") == [2, 4, 5, 7]
+    assert dead_letter_ids(catalog) == ["six"]
+    assert files_holding(root, [ANN.encode(), *tokens]) == []
+
+
+def test_a_randomized_key_column_cannot_be_matched(
+        tmp_path: Path, target_config: Callable[..., Path],
+        open_catalog: Callable[[], Catalog]) -> None:
+    contracts = tmp_path / "contracts" / TENANT / "crm"
+    contracts.mkdir(parents=True)
+    (contracts / "customers.odcs.yaml").write_text(CONTRACT.format(
+        stream="customers", email=RESTRICTED + ", customProperties: [{property: encryption, "
+        "value: randomized}]"))
+    (tmp_path / "k1.key").write_text(base64.b64encode(KEY).decode())
+    config = target_config(contracts_dir=str(tmp_path / "contracts"),
+                           audit_log_path=str(tmp_path / "audit.jsonl"),
+                           encryption_keys={"k1": f"file:{tmp_path / 'k1.key'}"})
+    load(config, "customers", CUSTOMERS_RUN_1)
+
+    result = dativo("forget", "--config", str(config), "--tenant", TENANT,
+                    "--key", f"email={ANN}", "--all")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert ("table acme.crm.customers: column 'email' is encrypted randomized, so equal "
+            "values have different tokens and forget cannot find the subject's rows by it"
+            in result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert ids(open_catalog(), "customers") == [1, 2, 3, 4]
+    by_id = dativo("forget", "--config", str(config), "--tenant", TENANT, "--key", "id=3",
+                   "--all")
+    assert by_id.returncode == 0, by_id.stderr
+    assert ids(open_catalog(), "customers") == [1, 2, 4]

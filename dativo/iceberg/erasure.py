@@ -31,7 +31,7 @@ may be a concurrent load's commit in flight, so they are kept and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -310,8 +310,10 @@ def _dead_letter_change(candidates: Sequence[_Candidates]) -> RowChange:
             record = None
         if isinstance(record, dict) and not any(k.startswith("_dativo_") for k in record):
             return all(c.in_record(record) for c in candidates)
-        # a reference kept instead of the record (oversized, unreadable): its text
-        return all(any(q in record_json for q in forms) for forms in quoted)
+        # a reference kept instead of the record (oversized: the record's first bytes as
+        # a string in it; unreadable): the value as a JSON string in its text
+        texts = [record_json] if record is None else list(_strings(record))
+        return all(any(q in text for text in texts for q in forms) for forms in quoted)
 
     def hits(rows: pa.Table) -> pa.Array:
         return pa.array([matches(r) for r in rows.column("record_json").to_pylist()],
@@ -319,6 +321,18 @@ def _dead_letter_change(candidates: Sequence[_Candidates]) -> RowChange:
 
     return RowChange(AlwaysTrue(), ("record_json",), lambda rows: _count(hits(rows)),
                      lambda rows: rows.filter(pc.invert(hits(rows))))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a parsed JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _document_matches(text: str, candidates: Sequence[_Candidates], where: str

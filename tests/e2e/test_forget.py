@@ -398,3 +398,58 @@ def test_a_randomized_key_column_cannot_be_matched(
                    "--all")
     assert by_id.returncode == 0, by_id.stderr
     assert ids(open_catalog(), "customers") == [1, 2, 4]
+
+
+@pytest.mark.parametrize(("markdown_kv", "table"), [
+    ({"storage": "string"}, "tickets__markdown"),
+    ({"storage": "string", "dialect": "sectioned"}, "tickets__markdown"),
+    ({"storage": "structured", "layout": "row_per_kv"}, "tickets__kv"),
+    ({"storage": "structured", "layout": "document_level"}, "tickets__documents"),
+], ids=["string", "string-sectioned", "row_per_kv", "document_level"])
+def test_forget_from_every_markdown_kv_table(
+        tmp_path: Path, target_config: Callable[..., Path], catalog_props: dict[str, str],
+        open_catalog: Callable[[], Catalog], markdown_kv: dict[str, str], table: str) -> None:
+    contracts = tmp_path / "contracts" / TENANT / "crm"
+    contracts.mkdir(parents=True)
+    (contracts / "tickets.odcs.yaml").write_text(CONTRACT.format(stream="tickets", email=""))
+    config = target_config(contracts_dir=str(tmp_path / "contracts"), format="markdown_kv",
+                           audit_log_path=str(tmp_path / "audit.jsonl"),
+                           markdown_kv=markdown_kv)
+    load(config, "tickets", TICKETS)
+    assert files_holding(warehouse(catalog_props), [ANN.encode()])
+
+    result = dativo("forget", "--config", str(config), "--tenant", TENANT,
+                    "--key", f"email={ANN}", "--all")
+
+    assert result.returncode == 0, result.stderr
+    assert f"acme.crm.{table}: removed" in result.stdout
+    rows = open_catalog().load_table((TENANT, "crm", table)).scan().to_arrow()
+    assert sorted(set(rows.column("doc_id").to_pylist())) == ["3", "5"]
+    assert files_holding(warehouse(catalog_props), [ANN.encode()]) == []
+
+
+def test_forget_an_oversized_record_kept_as_a_reference(
+        tmp_path: Path, target_config: Callable[..., Path], catalog_props: dict[str, str],
+        open_catalog: Callable[[], Catalog]) -> None:
+    contracts = tmp_path / "contracts" / TENANT / "crm"
+    contracts.mkdir(parents=True)
+    (contracts / "customers.odcs.yaml").write_text(
+        CONTRACT.format(stream="customers", email=""))
+    config = target_config(contracts_dir=str(tmp_path / "contracts"),
+                           audit_log_path=str(tmp_path / "audit.jsonl"),
+                           max_record_bytes=2**20)
+    huge = [(8, ANN, "x" * 2**20), (9, "bob@example.com", "y" * 2**20)]
+    load(config, "customers", CUSTOMERS_RUN_1[:2] + huge)
+    dead = open_catalog().load_table((TENANT, "crm", "customers__dead_letter")).scan()
+    assert len(dead.to_arrow()) == 2
+    assert files_holding(warehouse(catalog_props), [ANN.encode()])
+
+    result = dativo("forget", "--config", str(config), "--tenant", TENANT,
+                    "--key", f"email={ANN}", "--all")
+
+    assert result.returncode == 0, result.stderr
+    rows = open_catalog().load_table((TENANT, "crm", "customers__dead_letter")).scan()
+    [kept] = rows.to_arrow().column("record_json").to_pylist()
+    assert "bob@example.com" in kept
+    assert ids(open_catalog(), "customers") == [2]
+    assert files_holding(warehouse(catalog_props), [ANN.encode()]) == []

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,13 @@ from dativo.resilience import ResiliencePolicy
 from dativo.resilience_settings import ResilienceSettings
 from dativo.secrets import FreshSecret, resolve_secret
 from tap_dativo_hubspot.client import HubSpotClient
+from tap_dativo_mysql.client import MySQLConnector
 from tap_dativo_postgres.client import PostgresConnector, psycopg2_dsn
 from tap_dativo_stripe.client import StripeTransport
 from tests.conftest import BIN
 from tests.services.google_api import GoogleApi
 from tests.services.hubspot_api import HubSpotApi
+from tests.services.mariadb import MariaDBServer
 from tests.services.postgres import PostgresServer
 from tests.services.stripe_api import StripeApi
 from tests.services.vault_api import ROOT_TOKEN, VaultApi
@@ -48,14 +51,15 @@ def login(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
     password in a secret file."""
     role, password = f"r_{uuid.uuid4().hex[:10]}", f"Pw-{uuid.uuid4().hex}"
     database = f"d_{uuid.uuid4().hex[:10]}"
-    postgres.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    postgres.psql(f"CREATE ROLE {role} LOGIN REPLICATION PASSWORD '{password}'")
     postgres.psql(f'CREATE DATABASE "{database}" OWNER {role}')
     postgres.psql("CREATE TABLE items (id int PRIMARY KEY, name text); "
                   f"ALTER TABLE items OWNER TO {role}; INSERT INTO items VALUES (1, 'one')",
                   database)
     hba = Path(postgres.psql("SHOW hba_file").strip())
     original = hba.read_text()
-    hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n{original}")
+    hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+                   f"host replication {role} 127.0.0.1/32 scram-sha-256\n{original}")
     postgres.psql("SELECT pg_reload_conf()")
     secret = tmp_path / "pg_password"
     secret.write_text(password + "\n")
@@ -66,6 +70,15 @@ def login(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
     finally:
         hba.write_text(original)
         postgres.psql("SELECT pg_reload_conf()")
+        postgres.psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                      f"WHERE database = '{database}' AND active_pid IS NOT NULL")
+        deadline = time.monotonic() + 60  # the killed walsender exits, then the drop
+        while postgres.psql("SELECT count(*) FROM pg_replication_slots WHERE database = "
+                            f"'{database}' AND active").strip() != "0" \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        postgres.psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                      f"WHERE database = '{database}'")
 
 
 def rotate(postgres: PostgresServer, login: dict[str, Any], *, file: bool = True) -> str:
@@ -332,3 +345,75 @@ def test_hubspot_reads_its_token_again_after_a_401(tmp_path: Path) -> None:
             == ["5555", "6666"]
     finally:
         api.stop()
+
+
+def test_a_sync_logs_in_with_the_file_reference(tmp_path: Path, login: dict[str, Any]) -> None:
+    """Discovery and a FULL_TABLE sync as processes, the password only in the file."""
+    catalog = json.loads(run_tap(tmp_path, login["config"], "--discover").stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if not item["breadcrumb"]:
+                item["metadata"]["selected"] = True
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    result = run_tap(tmp_path, login["config"], "--catalog", str(tmp_path / "catalog.json"),
+                     env={"LOGLEVEL": "DEBUG"})
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line)["record"] for line in result.stdout.splitlines()
+               if '"type":"RECORD"' in line.replace(" ", "")]
+    assert records == [{"id": 1, "name": "one"}]
+    assert login["password"] not in result.stderr
+
+
+def test_mysql_rotated_password_file_between_two_connects(mariadb: MariaDBServer,
+                                                          tmp_path: Path) -> None:
+    user, password = f"u{uuid.uuid4().hex[:10]}", f"My-{uuid.uuid4().hex}"
+    database = f"d_{uuid.uuid4().hex[:10]}"
+    mariadb.sql(f"CREATE DATABASE `{database}`; "
+                f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; "
+                f"GRANT ALL ON `{database}`.* TO '{user}'@'%'")
+    secret = tmp_path / "mysql_password"
+    secret.write_text(password + "\n")
+    connector = MySQLConnector(config={"host": mariadb.host, "port": mariadb.port,
+                                       "user": user, "database": database,
+                                       "password": f"file:{secret}"})
+    with connector.connect() as first:
+        assert first.execute(sa.text("SELECT CURRENT_USER()")).scalar().startswith(user)
+        new = f"My-{uuid.uuid4().hex}"
+        mariadb.sql(f"ALTER USER '{user}'@'%' IDENTIFIED BY '{new}'")
+        secret.write_text(new + "\n")
+        with connector.connect() as second:
+            assert second.execute(sa.text("SELECT DATABASE()")).scalar() == database
+
+
+def test_cdc_connections_resolve_the_reference(postgres: PostgresServer, tmp_path: Path,
+                                               login: dict[str, Any]) -> None:
+    """LOG_BASED opens its own SQL and replication connections (not the pool's): they
+    log in with the file's password, before and after a rotation."""
+    postgres.psql(f"SET ROLE {login['role']}; CREATE PUBLICATION dativo FOR TABLE items",
+                  login["database"])
+    catalog = json.loads(run_tap(tmp_path, login["config"], "--discover").stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if not item["breadcrumb"]:
+                item["metadata"].update(selected=True, **{"replication-method": "LOG_BASED"})
+        entry["replication_method"] = "LOG_BASED"
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+
+    def sync(state: dict[str, Any] | None) -> tuple[list[Any], dict[str, Any]]:
+        args = ["--catalog", str(tmp_path / "catalog.json")]
+        if state is not None:
+            (tmp_path / "state.json").write_text(json.dumps(state))
+            args += ["--state", str(tmp_path / "state.json")]
+        result = run_tap(tmp_path, login["config"], *args)
+        assert result.returncode == 0, result.stderr
+        messages = [json.loads(line) for line in result.stdout.splitlines()
+                    if line.startswith("{")]
+        return ([(m["record"]["id"], m["record"]["name"]) for m in messages
+                 if m["type"] == "RECORD"], [m for m in messages if m["type"] == "STATE"][-1])
+
+    records, state = sync(None)
+    assert records == [(1, "one")]
+    rotate(postgres, login)
+    postgres.psql("INSERT INTO items VALUES (2, 'two')", login["database"])
+    records, _ = sync(state["value"])
+    assert records == [(2, "two")]

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from dativo.crypto.providers import VaultTransitKeyProvider, resolve_key
 from dativo.errors import ConfigError
 from dativo.google_auth import GoogleSession
+from dativo.iceberg.catalog import open_catalog
 from dativo.logs import redact
 from dativo.resilience import ResiliencePolicy
 from dativo.resilience_settings import ResilienceSettings
@@ -417,3 +418,20 @@ def test_cdc_connections_resolve_the_reference(postgres: PostgresServer, tmp_pat
     postgres.psql("INSERT INTO items VALUES (2, 'two')", login["database"])
     records, _ = sync(state["value"])
     assert records == [(2, "two")]
+
+
+def test_a_sql_catalog_uri_reference_is_read_at_each_open(
+        postgres: PostgresServer, tmp_path: Path, login: dict[str, Any]) -> None:
+    """The catalog's PostgreSQL URI (password included) in a file: each open reads it."""
+    def write_uri(password: str) -> None:
+        (tmp_path / "catalog_uri").write_text(
+            f"postgresql+psycopg2://{login['role']}:{password}@{postgres.host}:"
+            f"{postgres.port}/{login['database']}\n")
+
+    config = {"type": "sql", "uri": f"file:{tmp_path / 'catalog_uri'}",
+              "warehouse": (tmp_path / "warehouse").as_uri()}
+    write_uri(login["password"])
+    open_catalog(config, create=True).create_namespace("acme")
+    write_uri(rotate(postgres, login, file=False))
+    assert ("acme",) in open_catalog(config).list_namespaces()
+    assert redact(f"uri {login['password']}") == "uri ***"

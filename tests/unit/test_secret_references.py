@@ -207,3 +207,49 @@ def test_local_file_provider_wraps_and_unwraps(tmp_path: Path,
 def test_bad_key_specs(spec: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=f"setting 'encryption_keys.k1': {problem}"):
         resolve_key(spec, setting="encryption_keys.k1")
+
+
+# -- every plugin's config schema takes references for its secret settings ---------------
+
+PLUGINS = [
+    ("tap_dativo_postgres.tap", "TapDativoPostgres"),
+    ("tap_dativo_mysql.tap", "TapDativoMySQL"),
+    ("tap_dativo_stripe.tap", "TapDativoStripe"),
+    ("tap_dativo_hubspot.tap", "TapDativoHubSpot"),
+    ("tap_dativo_google_sheets.tap", "TapDativoGoogleSheets"),
+    ("tap_dativo_google_drive.tap", "TapDativoGoogleDrive"),
+    ("tap_dativo_salesforce.tap", "TapDativoSalesforce"),
+    ("tap_dativo_snowflake.tap", "TapDativoSnowflake"),
+    ("target_dativo_iceberg.target", "TargetDativoIceberg"),
+]
+REFERENCES = ["env:PG_PASSWORD", "file:/run/secrets/pg", "vault:secret/crm#password",
+              "kms:local:/run/master.key#c2VjcmV0"]
+
+
+@pytest.mark.parametrize(("module", "name"), PLUGINS)
+def test_secret_settings_accept_references(module: str, name: str) -> None:
+    import importlib
+
+    from jsonschema import Draft7Validator
+
+    plugin = getattr(importlib.import_module(module), name)
+    secrets = {key: prop for key, prop in secret_properties(plugin.config_jsonschema)}
+    assert secrets, f"{name} declares no secret setting"
+    for key, prop in secrets.items():
+        validator = Draft7Validator(prop, format_checker=Draft7Validator.FORMAT_CHECKER)
+        types = prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")]
+        for reference in REFERENCES:
+            value: Any = {"k1": reference} if "object" in types else reference
+            problems = [e.message for e in validator.iter_errors(value)]
+            assert problems == [], f"{name} {key}={reference!r}: {problems}"
+
+
+def secret_properties(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted name, schema) of every property marked secret, at any depth."""
+    found = []
+    for key, prop in schema.get("properties", {}).items():
+        if prop.get("secret"):
+            found.append((f"{prefix}{key}", prop))
+        elif "properties" in prop:
+            found.extend(secret_properties(prop, f"{prefix}{key}."))
+    return found

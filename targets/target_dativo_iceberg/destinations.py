@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dativo.iceberg.staging import VERSION_COLUMN, last_per_key
-from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter
+from target_dativo_iceberg.markdown_kv_writer import MarkdownKVWriter, doc_ids
 from target_dativo_iceberg.settings import TargetSettings
 from target_dativo_iceberg.sinks import StreamSink, with_version_columns
 from target_dativo_iceberg.stream_encryption import prepare_table
@@ -137,8 +137,13 @@ class MarkdownKVDestination(Destination):
         bookmark = bookmarks.get(stream) if isinstance(bookmarks, dict) else None
         rendered = self.markdown.render(stream, sink.table_contract, valid, sink.document_keys,
                                         bookmark, sink.table.io)
-        return TableRows(rendered.rows, valid.num_rows,
-                         rendered.doc_ids if sink.upsert_keys else None, own_files=True)
+        replaced = rendered.doc_ids if sink.upsert_keys else None
+        if replaced is not None and sink.encryption is not None:
+            # An encrypted key's doc_id differs per key: match documents written before
+            # a rotation too (a raw file of one keeps its path, holding only tokens).
+            replaced = doc_ids(sink.encryption.keys_under_every_key(
+                valid.select(list(sink.document_keys))))
+        return TableRows(rendered.rows, valid.num_rows, replaced, own_files=True)
 
     def activate_version(self, sink: StreamSink, stream: str, version: int,
                          writer: IcebergWriter) -> Table | None:

@@ -241,6 +241,13 @@ def _segment(text: str) -> str:
     return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
+def doc_ids(keys: pa.Table) -> pa.Table:
+    """The distinct doc_ids of rows of key columns (``keys``' columns, in key order)."""
+    names = keys.column_names
+    return pa.table({"doc_id": pc.unique(pa.array(
+        [_doc_id(row, names) for row in keys.to_pylist()], pa.string()))})
+
+
 def _doc_id(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     return KEY_SEPARATOR.join(_id_part(row[k]) for k in keys)
 

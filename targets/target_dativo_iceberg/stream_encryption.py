@@ -175,6 +175,13 @@ def stream_encryption(stream: str, contract: Contract, schema: pa.Schema,
             f"({_why(contract, first.name)}) but encryption_keys is not set; set "
             "encryption_keys and encryption_active_key (`dativo keys new` makes a key), "
             "nothing is ever stored unencrypted")
+    names = {f.name for f in contract.fields}
+    for column in plan.columns:  # lint checks the contract; evolve adds SCHEMA columns
+        if column.stored_name != column.name and column.stored_name in names:
+            raise ConfigError(
+                f"{where}: property '{column.name}' is stored encrypted as "
+                f"'{column.stored_name}', which is also a column of the stream (its SCHEMA "
+                "has it); rename the encryptedName or the column")
     for name, transform in contract.partitioning:
         if plan.column(name) is not None:
             raise ConfigError(
@@ -252,12 +259,10 @@ def prepare_table(writer: IcebergWriter, stream: str, sink: StreamSink) -> Table
 
 
 def _existing_table(writer: IcebergWriter, contract: Contract) -> Table | None:
-    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
-
-    try:
-        return writer.catalog.load_table(writer.table_identifier(contract))
-    except (NoSuchTableError, NoSuchNamespaceError):
+    identifier = writer.table_identifier(contract)
+    if not writer.catalog.table_exists(identifier):
         return None
+    return writer.catalog.load_table(identifier)
 
 
 def refuse_mixing(stream: str, table: Table, contract: Contract,

@@ -164,6 +164,17 @@ def test_canary_the_known_email_is_nowhere_in_plaintext(
         assert table.schema().find_field("id").field_id in data_file.lower_bounds
     assert table.properties["write.metadata.metrics.column.email"] == "none"
 
+    # An authorised reader gets the email back with `dativo decrypt`.
+    decrypt = subprocess.run(
+        [str(BIN / "dativo"), "decrypt", "--config", str(target_config(**common)),
+         "acme.crm.people", "--format", "json"],
+        capture_output=True, timeout=120, cwd=REPO)
+    assert decrypt.returncode == 0, decrypt.stderr.decode()[-3000:]
+    shown = sorted((orjson.loads(line) for line in decrypt.stdout.splitlines()),
+                   key=lambda r: r["id"])
+    assert [(r["id"], r["email"]) for r in shown] == [(1, CANARY), (5, None)]
+    assert needle not in audit.read_bytes()  # its audit line names no value
+
 
 PEOPLE_KEYED = [  # email is the primary key, stored encrypted as email_token
     {"name": "email", "logicalType": "string", "primaryKey": True, "required": True,
@@ -329,3 +340,24 @@ def test_plaintext_and_encrypted_values_never_mix_in_one_column(
             "but the contract no longer encrypts it")
     assert json.loads(open_catalog().load_table(PEOPLE).properties[
         "dativo.encryption.email_token"])["column"] == "email"
+
+
+def test_markdown_kv_upsert_on_an_encrypted_key_replaces_documents_after_a_rotation(
+    tmp_path: Path, target_config: Callable[..., Path], open_catalog: Callable[[], Catalog]
+) -> None:
+    contracts = keyed_contract(tmp_path)
+    keys = {"k1": new_key(tmp_path, "k1")}
+    rotated = {**keys, "k2": new_key(tmp_path, "k2")}
+    markdown = {"format": "markdown_kv", "load_method": "upsert",
+                "contracts_dir": str(contracts)}
+    for ring, active, score in ((keys, None, 1), (keys, None, 2), (rotated, "k2", 3)):
+        config = target_config(**markdown, encryption_keys=ring,
+                               **({"encryption_active_key": active} if active else {}))
+        result = run(config, members(("ann@example.org", score), ("bob@example.org", 7)))
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+    documents = read_table(open_catalog(), ("acme", "crm", "members__markdown"))
+    plain = cipher(rotated, "k2").decrypt(documents.column("doc_id")).to_pylist()
+    assert sorted(plain) == ["ann@example.org", "bob@example.org"]
+    assert ColumnCipher.key_ids(documents.column("doc_id")) == {"k2"}
+    ann = documents.column("markdown").to_pylist()[plain.index("ann@example.org")]
+    assert "score: 3" in ann and "ann@example.org" not in ann

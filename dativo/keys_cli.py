@@ -205,12 +205,20 @@ def _decrypt(table: Table, config: Mapping[str, Any], columns: Sequence[str],
     from dativo.crypto.cipher import ColumnCipher
     from dativo.crypto.columns import EncryptionPlan
     from dativo.crypto.reading import decrypted_batches, keyring_from_config, table_name
+    from dativo.crypto.record_tokens import holds_records
 
     name = table_name(table)
     plan = EncryptionPlan.from_table_properties(table.properties)
-    cipher = ColumnCipher(keyring_from_config(config)) if plan is not None else None
-    if plan is None:
+    cipher = None
+    if plan is not None:
+        cipher = ColumnCipher(keyring_from_config(config))
+    elif not holds_records(name, [f.name for f in table.schema().fields]):
         click.echo(f"{name}: no encrypted columns; rows are shown as stored", err=True)
+    elif config.get("encryption_keys"):  # dead letters: the tokens inside record_json
+        cipher = ColumnCipher(keyring_from_config(config))
+    else:
+        click.echo(f"{name}: encryption_keys is not set, so encrypted values in "
+                   "record_json are shown as stored", err=True)
     stored = _stored_columns(table, plan, columns)
     names = [plan.column(s).name if plan and plan.column(s) else s for s in stored]
     batches = decrypted_batches(

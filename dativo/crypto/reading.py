@@ -20,6 +20,7 @@ import pyarrow as pa
 from dativo.crypto.cipher import ColumnCipher
 from dativo.crypto.columns import EncryptedColumn, EncryptionPlan
 from dativo.crypto.keyring import Keyring
+from dativo.crypto.record_tokens import RECORD_COLUMN, holds_records, map_record_tokens
 from dativo.errors import ConfigError, DativoError
 
 if TYPE_CHECKING:
@@ -83,12 +84,31 @@ def decrypt_values(cipher: ColumnCipher, column: EncryptedColumn,
         raise type(exc)(f"table {table}, column {column.stored_name}: {exc}") from exc
 
 
+def decrypt_records(cipher: ColumnCipher, records: pa.Array | pa.ChunkedArray,
+                    table: str) -> pa.Array:
+    """Dead letters' ``record_json`` with each token replaced by its plaintext (as a
+    JSON string: a dead letter's value may be of any type, which is why it was
+    rejected)."""
+    try:
+        return map_record_tokens(records, cipher.decrypt)
+    except DativoError as exc:
+        raise type(exc)(f"table {table}, column {RECORD_COLUMN}: {exc}") from exc
+
+
 def decrypt_rows(rows: pa.Table | pa.RecordBatch, plan: EncryptionPlan | None,
                  cipher: ColumnCipher | None, table: str) -> pa.Table:
     """``rows`` as stored with each encrypted column decrypted and under its plaintext
-    name, in place (other columns as they are)."""
+    name, in place (other columns as they are); in a dead-letter table, the tokens
+    inside ``record_json``."""
     result = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
-    if plan is None or cipher is None:
+    if cipher is None:
+        return result
+    if plan is None:
+        index = result.schema.get_field_index(RECORD_COLUMN)
+        if index >= 0 and holds_records(table, result.column_names):
+            records = result.column(index)
+            result = result.set_column(index, result.schema.field(index), decrypt_records(
+                cipher, records, table).cast(records.type))
         return result
     for column in plan.columns:
         index = result.schema.get_field_index(column.stored_name)

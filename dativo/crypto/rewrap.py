@@ -7,14 +7,18 @@ the active key gives the same plaintext), so the old key can then be retired.
 
 A table is first read, encrypted columns only, one data file at a time: that finds the
 files holding values under another key, and any value no key of the ring opens (an
-error before anything is written). Those files are then rewritten in one copy-on-write
-commit (:func:`~dativo.iceberg.row_rewrite.rewrite_table`), and files already under the
-active key are left alone, so a second run rewrites nothing.
+error before anything is written). A table's encrypted columns are those its
+``dativo.encryption.*`` properties name; a dead-letter table's tokens are the token
+values inside its ``record_json`` (:mod:`dativo.crypto.record_tokens`). The files
+holding old values are then rewritten in one copy-on-write commit
+(:func:`~dativo.iceberg.row_rewrite.rewrite_table`), and files already under the active
+key are left alone, so a second run rewrites nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +28,12 @@ import pyarrow.compute as pc
 from dativo.crypto.cipher import ColumnCipher, as_text
 from dativo.crypto.columns import EncryptionPlan
 from dativo.crypto.reading import table_name
+from dativo.crypto.record_tokens import (
+    RECORD_COLUMN,
+    holds_records,
+    map_record_tokens,
+    record_tokens,
+)
 from dativo.errors import CodecError, ConfigError
 
 if TYPE_CHECKING:
@@ -54,6 +64,10 @@ class RewrapReport:
         return sum(n for key_id, n in self.values_before.items() if key_id != self.active_id)
 
 
+Tokens = Callable[[pa.ChunkedArray], pa.Array]
+"""A stored column's tokens (each value, or those inside it)."""
+
+
 def survey(table: Table, cipher: ColumnCipher) -> RewrapReport:
     """How many values of each encrypted column are under each key, file by file.
 
@@ -65,15 +79,15 @@ def survey(table: Table, cipher: ColumnCipher) -> RewrapReport:
     from dativo.iceberg.row_rewrite import file_rows
 
     name = table_name(table)
-    plan = EncryptionPlan.from_table_properties(table.properties)
     report = RewrapReport(name, active_id=cipher.keyring.active_id)
-    if plan is None:
+    tokens = _token_columns(table, name)
+    if not tokens:
         return report
-    report.columns = tuple(c.stored_name for c in plan.columns)
+    report.columns = tuple(tokens)
     by_column: Counter[tuple[str, str]] = Counter()  # (stored name, key id) -> values
     for rows in file_rows(table, report.columns):
         report.files += 1
-        per_file = _key_counts(rows, name)
+        per_file = _key_counts(rows, tokens, name)
         by_column.update(per_file)
         if any(key_id != report.active_id for _, key_id in per_file):
             report.files_to_rewrite += 1
@@ -101,37 +115,53 @@ def rewrap(table: Table, cipher: ColumnCipher, *, dry_run: bool = False) -> Rewr
     report = survey(table, cipher)
     if dry_run or not report.to_rewrap:
         return report
-    columns, active = report.columns, f"dv1.{report.active_id}."
+    tokens, active = _token_columns(table, report.table), f"dv1.{report.active_id}."
 
     def count(rows: pa.Table) -> int:
         """Values of a file not under the active key."""
-        return sum(pc.sum(pc.invert(pc.starts_with(as_text(rows.column(c)), active))
-                          .cast(pa.int64())).as_py() or 0 for c in columns)
+        return sum(pc.sum(pc.invert(pc.starts_with(extract(rows.column(c)), active))
+                          .cast(pa.int64())).as_py() or 0 for c, extract in tokens.items())
 
     def apply(rows: pa.Table) -> pa.Table:
-        for stored in columns:
+        for stored in tokens:
             index = rows.schema.get_field_index(stored)
             column = rows.column(index)
-            rows = rows.set_column(index, rows.schema.field(index),
-                                   cipher.rewrap(column).cast(column.type))
+            moved = (map_record_tokens(column, cipher.rewrap)
+                     if tokens[stored] is record_tokens else cipher.rewrap(column))
+            rows = rows.set_column(index, rows.schema.field(index), moved.cast(column.type))
         return rows
 
-    report.rewrite = rewrite_table(table, every_file(columns, count, apply), job=JOB)
+    report.rewrite = rewrite_table(table, every_file(tuple(tokens), count, apply), job=JOB)
     if report.rewrite.files_removed:
         report.values_after = survey(table, cipher).values_before
     return report
 
 
-def _key_counts(rows: pa.Table, table: str) -> Counter[tuple[str, str]]:
-    """Values per (column, key id) in ``rows`` (encrypted columns only).
+def _token_columns(table: Table, name: str) -> Mapping[str, Tokens]:
+    """The stored columns of ``table`` that hold tokens, and how to find them."""
+    plan = EncryptionPlan.from_table_properties(table.properties)
+    if plan is not None:
+        return {c.stored_name: _values for c in plan.columns}
+    if holds_records(name, [f.name for f in table.schema().fields]):
+        return {RECORD_COLUMN: record_tokens}
+    return {}
+
+
+def _values(column: pa.ChunkedArray) -> pa.Array:
+    return as_text(column).drop_null()
+
+
+def _key_counts(rows: pa.Table, tokens: Mapping[str, Tokens], table: str
+                ) -> Counter[tuple[str, str]]:
+    """Values per (column, key id) in ``rows`` (the token columns only).
 
     Raises:
-        CodecError: A value is not a token.
+        CodecError: A value of an encrypted column is not a token.
     """
     counts: Counter[tuple[str, str]] = Counter()
-    for stored in rows.column_names:
-        text = as_text(rows.column(stored)).drop_null()
-        key_ids = pc.struct_field(pc.extract_regex(text, _KEY_ID), "key_id")
+    for stored, extract in tokens.items():
+        key_ids = pc.struct_field(pc.extract_regex(extract(rows.column(stored)), _KEY_ID),
+                                  "key_id")
         if key_ids.null_count:
             raise CodecError(f"table {table}, column {stored}: {key_ids.null_count} value(s) "
                              "are not dativo encrypted values (dv1.<key>.<mode>.<data>): the "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ SESSION = {"TIMEZONE": "UTC", "GEOGRAPHY_OUTPUT_FORMAT": "GeoJSON",
            "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}
 LOGIN_REFUSED = 390000  # 390xxx: Snowflake's authentication and session codes
 SYSTEM_SCHEMAS = ("INFORMATION_SCHEMA",)
+_CODED = re.compile(r"(\d{6}) \(\w+\): (.*)")
+_CONNECT_PREFIX = re.compile(r"^(?:None: )?Failed to connect to DB: \S+?\. ")
 TRANSIENT = (sf_errors.OperationalError, sf_errors.InterfaceError,
              sf_errors.InternalServerError, sf_errors.ServiceUnavailableError,
              sf_errors.GatewayTimeoutError, sf_errors.BadGatewayError,
@@ -52,13 +55,15 @@ class SnowflakeReadError(DativoError):
 
 
 def reason(exc: BaseException) -> str:
-    """The connector's message, first line only, without its ``Failed to connect to DB:
-    host:port.`` prefix (the host is named by the caller)."""
+    """The connector's message, first line only, as ``text (code)``: without its
+    ``390100 (28000):`` prefix and its ``Failed to connect to DB: host:port.`` (the
+    caller names the account)."""
     text = getattr(exc, "msg", None) or str(exc)
     line = (str(text).strip().splitlines() or [type(exc).__name__])[0]
-    if line.startswith("Failed to connect to DB:"):
-        line = line.split(". ", 1)[-1]
-    return line
+    found = _CODED.fullmatch(line)
+    code, line = (found[1], found[2]) if found else (None, line)
+    line = _CONNECT_PREFIX.sub("", line)
+    return f"{line} ({code})" if code else line
 
 
 def is_login_refused(exc: BaseException) -> bool:
@@ -140,6 +145,9 @@ class SnowflakeConnector(SQLConnector):
 
     @property
     def database(self) -> str:
+        """The ``database`` setting (required: discovery and reads are per database)."""
+        if not self.config.get("database"):
+            raise ConfigError("database: required (the database to discover and read)")
         return str(self.config["database"])
 
     def where(self) -> str:

@@ -29,7 +29,6 @@ from tap_dativo_snowflake.types import (
     Column,
     Converter,
     arrow_type,
-    bookmark_parameter,
     converter_for,
     quoted,
     select_expression,
@@ -113,8 +112,9 @@ class SnowflakeStream(BatchFilesStream, SQLStream):
         if key:
             start = self.get_starting_replication_key_value(context)
             if start is not None:
-                sql += f" WHERE {quoted(columns[key].source)} >= " \
-                       f"{bookmark_parameter(columns[key])}"
+                # the state keeps ISO text for dates and times: Snowflake casts it to
+                # the column's type
+                sql += f" WHERE {quoted(columns[key].source)} >= %(start)s"
                 params["start"] = start
             order = [key, *(k for k in self.primary_keys if k != key)]
             sql += " ORDER BY " + ", ".join(quoted(columns[k].source) for k in order)

@@ -117,14 +117,6 @@ def select_expression(column: Column) -> str:
     return name
 
 
-def bookmark_parameter(column: Column) -> str:
-    """The placeholder the bookmark is compared through: dates and times are kept as
-    their ISO text in the state, cast back to the column's type."""
-    if column.data_type in TIMESTAMPS or column.data_type in ("DATE", "TIME"):
-        return f"CAST(%(start)s AS {column.data_type})"
-    return "%(start)s"
-
-
 def _declared(schema: Mapping[str, Any]) -> tuple[str | None, str, str]:
     declared = schema.get("type", [])
     types = [t for t in ([declared] if isinstance(declared, str) else declared) if t != "null"]

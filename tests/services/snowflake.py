@@ -55,11 +55,16 @@ class SnowflakeServer:
             session_parameters={"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False})
 
     def sql(self, statements: Sequence[str] | str, database: str | None = None) -> list[Any]:
-        """Run statements (``%s`` free) in one session; the rows of the last one."""
+        """Run statements (``%s`` free) in one session; the rows of the last one if it
+        is a query. DML results are not fetched: fakesnow's server reports the rows
+        changed as the result's row count, which connector 4.8 refuses as an incomplete
+        result."""
         rows: list[Any] = []
         with self.connect(database) as conn, conn.cursor() as cursor:
             for statement in [statements] if isinstance(statements, str) else statements:
-                rows = cursor.execute(statement).fetchall()
+                cursor.execute(statement)
+                query = statement.lstrip().split(None, 1)[0].upper() in ("SELECT", "SHOW")
+                rows = cursor.fetchall() if query else []
         return rows
 
     def create_database(self, name: str, schemas: Sequence[str] = ("SALES",)) -> None:

@@ -127,13 +127,6 @@ class FreshSecret:
         return changed
 
 
-def secret_setting_names(config_jsonschema: Mapping[str, Any]) -> list[str]:
-    """The settings a plugin marks ``secret`` in its JSON schema: the ones that may be
-    references."""
-    return [name for name, prop in config_jsonschema.get("properties", {}).items()
-            if isinstance(prop, Mapping) and prop.get("secret")]
-
-
 def _from_env(name: str, setting: str) -> str:
     if not name:
         raise ConfigError(f"setting '{setting}': the env reference names no variable; write "

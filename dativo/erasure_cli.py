@@ -216,6 +216,8 @@ def _line(report: Erasure, dry_run: bool, grace: str) -> str:
             f"expired {report.snapshots_expired} snapshot(s), deleted "
             f"{report.maintenance_data_files} data file(s) and "
             f"{report.maintenance_metadata_files} metadata file(s)")
+    if report.orphans_skipped:
+        line += f"; orphan files not removed ({report.orphans_skipped})"
     if report.recent_orphans:
         line += (f"; kept {report.recent_orphans} unreferenced data file(s) younger than "
                  f"{grace} (a load in flight?): run `dativo maintain remove-orphans` once "

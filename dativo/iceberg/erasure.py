@@ -101,6 +101,7 @@ class Erasure:
     maintenance_data_files: int = 0  # deleted by expiry and orphan removal
     maintenance_metadata_files: int = 0
     recent_orphans: int = 0  # unreferenced data files younger than the grace, kept
+    orphans_skipped: str | None = None  # why orphan files could not be listed
     failed: list[str] = field(default_factory=list)  # files that could not be deleted
     skipped: str | None = None  # why the table was not searched
 
@@ -509,7 +510,7 @@ def forget(plan: TablePlan, *, dry_run: bool, orphan_grace: timedelta) -> Erasur
     report.rows, report.snapshot_id = done.rows_changed, done.snapshot_id
     report.files_rewritten, report.files_written = done.files_removed, done.files_added
     if report.rows:
-        _drop_deleted_entries(table)
+        report.snapshot_id = _drop_deleted_entries(table)
         _expire_all(table, report, orphan_grace)
     return report
 
@@ -548,12 +549,12 @@ def _change_raw_files(table: Table, raw: _RawFiles) -> None:
                           "forget") from exc
 
 
-def _drop_deleted_entries(table: Table) -> None:
+def _drop_deleted_entries(table: Table) -> int | None:
     """An empty append on top of the forget commit: its manifest list keeps only
     manifests with live files, so the manifest of deleted entries (which still carries
     the removed files' column bounds) is referenced by the forget snapshot alone, and
-    expiring that snapshot deletes it."""
-    def append() -> None:
+    expiring that snapshot deletes it. Returns the new snapshot's id."""
+    def append() -> int | None:
         properties = {MAINTENANCE_PROPERTY: JOB}
         bookmark = _newest_bookmark(table)
         if bookmark is not None:
@@ -561,6 +562,8 @@ def _drop_deleted_entries(table: Table) -> None:
         with (table.transaction() as tx,
               tx.update_snapshot(snapshot_properties=properties).fast_append()):
             pass
+        snapshot = table.current_snapshot()
+        return snapshot.snapshot_id if snapshot else None
 
     def gave_up(_: Exception, attempts: int) -> CommitError:
         return CommitError(f"forgetting from {'.'.join(table.name())}: the rows are deleted, "
@@ -568,7 +571,7 @@ def _drop_deleted_entries(table: Table) -> None:
                            "attempts); rerun forget to finish the clean-up")
 
     table.refresh()
-    commit_with_retry(table, append, gave_up=gave_up)
+    return commit_with_retry(table, append, gave_up=gave_up)
 
 
 def _expire_all(table: Table, report: Erasure, orphan_grace: timedelta) -> None:
@@ -580,7 +583,11 @@ def _expire_all(table: Table, report: Erasure, orphan_grace: timedelta) -> None:
     report.maintenance_data_files = expired.data_files
     report.maintenance_metadata_files = expired.metadata_files
     report.failed.extend(expired.failed)
-    orphans = orphan_data_files(table, older_than=orphan_grace)
+    try:
+        orphans = orphan_data_files(table, older_than=orphan_grace)
+    except ConfigError as exc:  # a FileIO that cannot list (fsspec)
+        report.orphans_skipped = str(exc)
+        return
     delete_files(table, orphans)
     report.maintenance_data_files += len(orphans.paths)
     report.recent_orphans = len(orphan_data_files(table, older_than=timedelta(0)).paths)

@@ -219,6 +219,13 @@ def assert_forgotten(catalog: Catalog, catalog_props: dict[str, str], audit: Pat
         "acme.crm.customers": 3, "acme.crm.customers__dead_letter": 1,
         "acme.crm.tickets__md_files": 3}
     assert not [n for n in needles if n in audit.read_bytes()]
+    table = catalog.load_table((TENANT, "crm", "customers"))
+    [snapshot] = table.snapshots()  # history expired: no time travel back to her rows
+    assert snapshot.summary is not None
+    assert orjson.loads(snapshot.summary["dativo.state"]) == {  # the load resumes from it
+        "bookmarks": {"customers": {"run": len(CUSTOMERS_RUN_2)}}}
+    assert {line["table"]: line["snapshot_id"] for line in lines}["acme.crm.customers"] == \
+        snapshot.snapshot_id
 
 
 def test_forget_erases_an_encrypted_key_everywhere(

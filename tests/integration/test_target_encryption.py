@@ -163,6 +163,10 @@ def test_canary_the_known_email_is_nowhere_in_plaintext(
         assert email_id not in (data_file.upper_bounds or {})
         assert table.schema().find_field("id").field_id in data_file.lower_bounds
     assert table.properties["write.metadata.metrics.column.email"] == "none"
+    profile = read_table(catalog, ("acme", "crm", "people__quality")).to_pylist()
+    measured = {r["rule"] for r in profile if r["kind"] == "profile"}
+    assert {"min:id", "max:id", "min:age"} <= measured  # the profile ran ...
+    assert not {"min:email", "max:email", "null_ratio:email"} & measured  # ... without them
 
     # An authorised reader gets the email back with `dativo decrypt`.
     decrypt = subprocess.run(

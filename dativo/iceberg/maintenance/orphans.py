@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pyarrow.fs import FileSelector, FileSystem, FileType
+from pyarrow.fs import FileSelector, FileSystem, FileType, FSSpecHandler, PyFileSystem
+from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import Table
 
@@ -33,7 +34,7 @@ class OrphanReport:
 def orphan_data_files(table: Table, *, older_than: timedelta = DEFAULT_GRACE) -> OrphanReport:
     """Data files under ``<table location>/data`` that no snapshot references."""
     io, fs, root = _filesystem(table)
-    referenced = {io.parse_location(path, io.properties)[2]
+    referenced = {PyArrowFileIO.parse_location(path, io.properties)[2]
                   for path in table.inspect.all_files().column("file_path").to_pylist()}
     cutoff = time.time() - older_than.total_seconds()
     orphans, size = [], 0
@@ -54,10 +55,17 @@ def delete_files(table: Table, report: OrphanReport) -> None:
         fs.delete_file(path)
 
 
-def _filesystem(table: Table) -> tuple[PyArrowFileIO, FileSystem, str]:
+def _filesystem(table: Table) -> tuple[FileIO, FileSystem, str]:
+    """The table's own FileIO as a pyarrow filesystem (listing), and its root path:
+    PyArrowFileIO's filesystem, or FsspecFileIO's (the one that sends S3 server-side
+    encryption, docs/security.md) wrapped like pyiceberg wraps it for reads."""
     io = table.io
-    if not isinstance(io, PyArrowFileIO):
-        raise ConfigError(f"table {'.'.join(table.name())}: orphan listing needs pyiceberg's "
-                          "PyArrowFileIO (py-io-impl)")
-    scheme, netloc, root = io.parse_location(table.location(), io.properties)
-    return io, io.fs_by_scheme(scheme, netloc), root
+    scheme, netloc, root = PyArrowFileIO.parse_location(table.location(), io.properties)
+    if isinstance(io, PyArrowFileIO):
+        return io, io.fs_by_scheme(scheme, netloc), root
+    from pyiceberg.io.fsspec import FsspecFileIO
+
+    if isinstance(io, FsspecFileIO):
+        return io, PyFileSystem(FSSpecHandler(io.get_fs(scheme))), root
+    raise ConfigError(f"table {'.'.join(table.name())}: orphan listing needs pyiceberg's "
+                      "PyArrowFileIO or FsspecFileIO (py-io-impl)")

@@ -65,7 +65,7 @@ def _config_schema() -> dict[str, Any]:
         th.Property("bulk_poll_seconds", th.NumberType, default=5.0,
                     description="Longest wait between two polls of a Bulk job (the wait "
                                 "doubles from 0.5 s)."),
-        th.Property("bulk_timeout_seconds", th.NumberType, default=3600,
+        th.Property("bulk_timeout_seconds", th.NumberType, default=3600.0,
                     description="A Bulk job not complete after this long stops the run "
                                 "(exit 75)."),
         th.Property("max_api_usage_share", th.NumberType, default=0.9,

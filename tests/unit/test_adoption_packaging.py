@@ -46,7 +46,7 @@ def source_dirs(root: Path) -> list[Path]:
 def test_every_code_directory_has_a_distribution() -> None:
     """A new tap or target directory without a pyproject.toml would not be installable."""
     code_dirs = [p for p in PLUGIN_DIRS if (p / "__init__.py").exists()]
-    assert len(code_dirs) == 9
+    assert len(code_dirs) == 11  # with tap_dativo_salesforce and tap_dativo_snowflake
     assert [p for p in code_dirs if not (p / "pyproject.toml").exists()] == []
 
 
@@ -89,6 +89,7 @@ def test_each_plugin_depends_on_this_core_and_only_its_source_libraries() -> Non
            "tap_dativo_hubspot": ["requests"], "tap_dativo_stripe": ["stripe"],
            "tap_dativo_google_sheets": ["google-auth", "requests"],
            "tap_dativo_google_drive": ["google-auth", "requests"],
+           "tap_dativo_salesforce": ["requests", "cryptography"],
            "tap_dativo_postgres": ["sqlalchemy", "psycopg2-binary"],
            "tap_dativo_mysql": ["sqlalchemy", "pymysql", "mysql-replication"],
            "target_dativo_iceberg": []}
@@ -155,6 +156,7 @@ def test_a_changed_pyproject_bootstraps_again(tmp_path: Path) -> None:
     ("tap_dativo_hubspot.tap", ()),
     ("tap_dativo_google_sheets.tap", ()),
     ("tap_dativo_google_drive.tap", ()),
+    ("tap_dativo_salesforce.tap", ()),
     ("tap_dativo_stripe.tap", ("stripe",)),
     ("tap_dativo_postgres.tap", ("sqlalchemy", "psycopg2")),
     ("dativo.cli", ()),

@@ -76,6 +76,7 @@ def test_every_plugin_has_a_definition_file() -> None:
         "extractors/tap-dativo-stripe", "extractors/tap-dativo-hubspot",
         "extractors/tap-dativo-markdown-kv", "extractors/tap-dativo-mysql",
         "extractors/tap-dativo-google-sheets", "extractors/tap-dativo-google-drive",
+        "extractors/tap-dativo-salesforce",
         "loaders/target-dativo-iceberg",
         "utilities/dativo"}
 

@@ -229,3 +229,39 @@ def test_google_drive_revoked_refresh_token_is_one_line_without_the_canary(
                                  "been expired or revoked.)") in errors[0]
     for written in tmp_path.glob("*.prom"):
         assert CANARY not in written.read_text()
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_salesforce_never_shows_its_secrets(tmp_path: Path, revoked: bool) -> None:
+    """The canary as client_secret and inside the refresh token, debug log on: a sync
+    (access tokens and the Sforce-Limit-Info usage in the metrics) and, with the token
+    revoked, one line, exit 2; neither shows a secret. The JWT flow's PEM key neither."""
+    from tests.services.salesforce_api import SalesforceApi
+
+    api = SalesforceApi(client_secret=CANARY, refresh_token=f"5Aep861{CANARY}").start()
+    try:
+        api.insert("Account", Name="Acme")
+        config = {**api.oauth_config(), "objects": ["Account"],
+                  "metrics": {"textfile_dir": str(tmp_path)}}
+        if revoked:
+            api.revoke()
+        result = run("tap-dativo-salesforce", config, tmp_path)
+        jwt = api.jwt_config()
+        signed = run("tap-dativo-salesforce", {**jwt, "objects": ["Account"]}, tmp_path)
+        tokens = set(api.tokens)
+    finally:
+        api.stop()
+    output = result.stdout + result.stderr
+    assert CANARY.encode() not in output
+    assert not [t for t in tokens if t.encode() in output + signed.stdout + signed.stderr]
+    key_line = jwt["private_key"].splitlines()[1].encode()
+    assert signed.returncode == 0 and key_line not in signed.stdout + signed.stderr
+    errors = [line for line in result.stderr.decode().splitlines() if "| ERROR" in line]
+    if revoked:
+        assert result.returncode == 2 and len(errors) == 1
+        assert "Salesforce refused the refresh_token grant" in errors[0]
+    else:
+        assert result.returncode == 0 and errors == [], result.stderr.decode()
+        assert b'"Name": "Acme"' in result.stdout or b'"Name":"Acme"' in result.stdout
+    for written in tmp_path.glob("*.prom"):
+        assert CANARY not in written.read_text()

@@ -208,6 +208,8 @@ class SalesforceApi(FixtureApi):
     job_failures: list[str] = field(default_factory=list)
     public_key: Any = None
     sessions_expire_at: int | None = None  # usage count at which every token expires
+    client_secret: str = CLIENT_SECRET
+    refresh_token: str = REFRESH_TOKEN
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -280,6 +282,11 @@ class SalesforceApi(FixtureApi):
 
     # ------------------------------------------------------------------ test controls
 
+    def revoke(self) -> None:
+        """The refresh token is revoked (the user or an admin did): invalid_grant."""
+        with self.lock:
+            self.refresh_token = f"revoked-{secrets.token_hex(4)}"
+
     def expire_sessions(self) -> None:
         """Every access token issued so far becomes invalid (INVALID_SESSION_ID)."""
         with self.lock:
@@ -292,8 +299,8 @@ class SalesforceApi(FixtureApi):
 
     def oauth_config(self) -> dict[str, Any]:
         """A tap config for the refresh token flow against this server."""
-        return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": REFRESH_TOKEN, "login_url": self.url}
+        return {"client_id": CLIENT_ID, "client_secret": self.client_secret,
+                "refresh_token": self.refresh_token, "login_url": self.url}
 
     def jwt_config(self) -> dict[str, Any]:
         """A tap config for the JWT bearer flow: a new RSA key, its public half kept
@@ -336,10 +343,11 @@ class SalesforceApi(FixtureApi):
         form = dict(parse_qsl(request.raw.decode()))
         grant = form.get("grant_type")
         if grant == "refresh_token":
-            if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            if (form.get("client_id"), form.get("client_secret")) != (CLIENT_ID,
+                                                                      self.client_secret):
                 return json_response(400, {"error": "invalid_client",
                                            "error_description": "invalid client credentials"})
-            if form.get("refresh_token") != REFRESH_TOKEN:
+            if form.get("refresh_token") != self.refresh_token:
                 return json_response(400, {"error": "invalid_grant",
                                            "error_description": "expired access/refresh "
                                                                 "token"})

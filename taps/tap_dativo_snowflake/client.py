@@ -293,6 +293,12 @@ class SnowflakeConnector(SQLConnector):
                         nullable=column.nullable and column.name not in key_properties,
                         required=column.name in key_properties)
             for column in columns)).to_dict()
+        for prop in schema_dict["properties"].values():
+            # singer-sdk makes a nullable anyOf nullable by appending the bare string
+            # "null", which is no schema
+            if "anyOf" in prop:
+                prop["anyOf"] = [{"type": "null"} if branch == "null" else branch
+                                 for branch in prop["anyOf"]]
         stream_id = f"{property_name(schema)}-{property_name(table)}"
         return CatalogEntry(
             tap_stream_id=stream_id, stream=stream_id, table=table,

@@ -26,6 +26,7 @@ import click
 import orjson
 
 from dativo.errors import ConfigError
+from dativo.iceberg.naming import MARKDOWN_SUFFIXES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -106,7 +107,7 @@ def keys_rewrap(ctx: click.Context, tables: tuple[str, ...], every_table: bool,
         surveys = [survey(table, cipher) for table in chosen]  # every error before a write
         audit = None if dry_run else _audit_log(config, "dativo keys rewrap", "rewrap")
         for table, surveyed in zip(chosen, surveys, strict=True):
-            report = surveyed if dry_run or not surveyed.to_rewrap else rewrap(table, cipher)
+            report = rewrap(table, cipher, dry_run=dry_run, surveyed=surveyed)
             click.echo(_rewrap_line(report, dry_run))
             if audit is not None and report.columns:
                 audit.record(_rewrap_audit(report))
@@ -158,6 +159,9 @@ def decrypt(ctx: click.Context, table: str, config_path: Path, columns: tuple[st
 def _rewrap_line(report: RewrapReport, dry_run: bool) -> str:
     """What rewrapping one table did (or, in a dry run, would do)."""
     name = report.table
+    if not report.columns and name.endswith(MARKDOWN_SUFFIXES):
+        return (f"{name}: a Markdown-KV table, not rewrapped: its documents keep the key "
+                "they were written under (docs/encryption.md)")
     if not report.columns:
         return f"{name}: no encrypted columns, nothing to rewrap"
     before = _key_list(report.values_before)

@@ -102,8 +102,10 @@ def survey(table: Table, cipher: ColumnCipher) -> RewrapReport:
     return report
 
 
-def rewrap(table: Table, cipher: ColumnCipher, *, dry_run: bool = False) -> RewrapReport:
-    """Re-encrypt every value of ``table`` not under the active key, in one commit.
+def rewrap(table: Table, cipher: ColumnCipher, *, dry_run: bool = False,
+           surveyed: RewrapReport | None = None) -> RewrapReport:
+    """Re-encrypt every value of ``table`` not under the active key, in one commit
+    (``surveyed``: what :func:`survey` found, when the caller has read it already).
 
     Raises:
         ConfigError, CodecError: As :func:`survey`, before anything is written.
@@ -112,7 +114,7 @@ def rewrap(table: Table, cipher: ColumnCipher, *, dry_run: bool = False) -> Rewr
     """
     from dativo.iceberg.row_rewrite import every_file, rewrite_table
 
-    report = survey(table, cipher)
+    report = surveyed if surveyed is not None else survey(table, cipher)
     if dry_run or not report.to_rewrap:
         return report
     tokens, active = _token_columns(table, report.table), f"dv1.{report.active_id}."

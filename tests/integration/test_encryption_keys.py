@@ -243,6 +243,16 @@ def test_rewrap_of_a_table_without_encrypted_columns_says_so(
     assert result.stdout == "acme.crm.orders: no encrypted columns, nothing to rewrap\n"
 
 
+def test_rewrap_says_markdown_kv_tables_are_not_rewrapped(
+        open_catalog: Callable[[], Catalog], config: Callable[..., Path]) -> None:
+    write(open_catalog(), ("acme", "crm", "notes__markdown"), pa.table({"id": [1]}), None)
+    result = dativo("keys", "rewrap", "--config", config("k1"), "acme.crm.notes__markdown")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("acme.crm.notes__markdown: a Markdown-KV table, not rewrapped: "
+                             "its documents keep the key they were written under "
+                             "(docs/encryption.md)\n")
+
+
 def test_rewrap_all_tables(open_catalog: Callable[[], Catalog],
                            config: Callable[..., Path]) -> None:
     rotated_table(open_catalog)

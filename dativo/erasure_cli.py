@@ -6,7 +6,7 @@ encrypted key column, a named table without the field, a malformed ``--key``: on
 exit 2), then forgets table by table: one copy-on-write commit, one audit line, and
 maintenance so that no file under the warehouse still holds the rows
 (:mod:`dativo.iceberg.erasure`). The values given with ``--key`` are registered with the
-log redactor and never printed nor written to the audit log.
+log redactor (those of 6 characters or more) and never printed nor written to the audit log.
 
 The Iceberg work is imported when the command runs, so ``dativo --help`` needs no
 pyiceberg. See docs/erasure.md.
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from dativo.iceberg.erasure import Erasure, SubjectKey, TablePlan
 
 PLUGIN = "dativo forget"
+MIN_REDACTED = 6
+"""Values at least this long are masked in any error text (shorter ones would mask
+ordinary numbers and words); none is ever printed by forget itself."""
 
 
 @click.command("forget")
@@ -69,7 +72,8 @@ def forget(ctx: click.Context, tables: tuple[str, ...], config_path: Path, tenan
         from dativo.names import check_tenant
 
         keys = parse_keys(key_specs)
-        register_secrets(k.value for k in keys)
+        # a library's error may quote a value; short ones (an id) would mask every digit
+        register_secrets(k.value for k in keys if len(k.value) >= MIN_REDACTED)
         tenant_id = check_tenant("--tenant", tenant)
         if named == every_table:
             raise ConfigError("forget: pass --tables with the tables to search, or --all for "
@@ -124,7 +128,7 @@ def _forget(config: Mapping[str, Any], tenant: str, keys: Sequence[SubjectKey],
     from dativo.iceberg.erasure import forget as forget_table
     from dativo.iceberg.maintenance.durations import parse_duration
 
-    grace = parse_duration(orphans_older_than)
+    grace = parse_duration(orphans_older_than, "--orphans-older-than")
     audit_path = config.get("audit_log_path")
     if not audit_path and not dry_run:
         raise ConfigError("forget: the --config has no audit_log_path; erasure writes one "

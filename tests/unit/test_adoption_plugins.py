@@ -77,6 +77,7 @@ def test_every_plugin_has_a_definition_file() -> None:
         "extractors/tap-dativo-markdown-kv", "extractors/tap-dativo-mysql",
         "extractors/tap-dativo-google-sheets", "extractors/tap-dativo-google-drive",
         "extractors/tap-dativo-salesforce",
+        "extractors/tap-dativo-snowflake",
         "loaders/target-dativo-iceberg",
         "utilities/dativo"}
 

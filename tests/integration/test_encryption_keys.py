@@ -353,6 +353,37 @@ def test_a_rewrite_is_planned_again_when_a_concurrent_commit_replaced_its_files(
     assert key_ids(table) == {"k2"}
 
 
+def test_a_concurrent_append_keeps_the_rewrite_and_its_rows(
+        open_catalog: Callable[[], Catalog]) -> None:
+    """Another writer appends while the files are rewritten: the commit is retried with
+    the same rewritten files (nothing replaced them), and the appended rows stay."""
+    table = rotated_table(open_catalog)
+    cipher = ColumnCipher(ring("k1", "k2", active="k2"))
+    columns = [c.stored_name for c in PLAN.columns]
+    rewrites = []
+
+    def count(rows: pa.Table) -> int:
+        return sum(len(ColumnCipher.key_ids(rows.column(c)) - {"k2"}) for c in columns)
+
+    def apply(rows: pa.Table) -> pa.Table:
+        if not rewrites:
+            write(open_catalog(), PEOPLE, people(range(20, 23)), ring("k2", active="k2"))
+        rewrites.append(rows.num_rows)
+        for stored in columns:
+            index = rows.schema.get_field_index(stored)
+            rows = rows.set_column(index, rows.schema.field(index),
+                                   cipher.rewrap(rows.column(index)))
+        return rows
+
+    done = rewrite_table(table, every_file(columns, count, apply), job="rewrap")
+
+    assert (done.files_removed, rewrites) == (1, [10])  # rewritten once
+    table = open_catalog().load_table(PEOPLE)
+    assert sorted(table.scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
+                  ) == [*range(15), 20, 21, 22]
+    assert key_ids(table) == {"k2"}
+
+
 # -- decrypt ----------------------------------------------------------------------------
 def test_decrypt_prints_rows_with_plaintext_types(open_catalog: Callable[[], Catalog],
                                                   config: Callable[..., Path],

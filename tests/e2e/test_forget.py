@@ -16,6 +16,7 @@ import base64
 import subprocess
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -459,4 +460,27 @@ def test_forget_an_oversized_record_kept_as_a_reference(
     [kept] = rows.to_arrow().column("record_json").to_pylist()
     assert "bob@example.com" in kept
     assert ids(open_catalog(), "customers") == [2]
+    assert files_holding(warehouse(catalog_props), [ANN.encode()]) == []
+
+
+def test_forget_while_loads_commit_keeps_every_other_row(
+        tmp_path: Path, target_config: Callable[..., Path], catalog_props: dict[str, str],
+        open_catalog: Callable[[], Catalog]) -> None:
+    config, _ = setup(tmp_path, target_config, encrypted=False)
+    batches = [[(100 + 10 * run + i, f"other{run}-{i}@example.com", "concurrent")
+                for i in range(10)] for run in range(6)]
+
+    def loads() -> None:
+        for rows in batches:
+            load(config, "customers", rows)
+
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(loads)
+        result = dativo("forget", "--config", str(config), "--tenant", TENANT,
+                        "--key", f"email={ANN}", "--all")  # the default grace: loads are on
+        loading.result()
+
+    assert result.returncode == 0, result.stderr
+    assert ids(open_catalog(), "customers") == [2, 4, 5, 7, *(i for rows in batches
+                                                              for i, _, _ in rows)]
     assert files_holding(warehouse(catalog_props), [ANN.encode()]) == []

@@ -20,7 +20,8 @@ RUN_NAMES = ("floor", "target", "target_quality", "target_encrypted", "floor_ord
              "pg_iceberg_one", "csv_floor", "csv_tap", "mysql_floor", "mysql_tap",
              "mysql_batch", "mysql_batch_large", "mysql_peer_singer", "mysql_peer_meltanolabs",
              "mysql_iceberg", "mysql_iceberg_one", "mysql_batch_p2", "sheets_floor",
-             "sheets_tap", "sheets_iceberg")
+             "sheets_tap", "sheets_iceberg", "salesforce_floor", "salesforce_tap",
+             "salesforce_iceberg")
 # ``--runs <group>`` runs a group's rows only (fast iteration on one goal).
 RUN_GROUPS = {
     "fixed_cost": ("startup_floor", "record_one", "batch_parquet_one"),
@@ -37,6 +38,9 @@ RUN_GROUPS = {
     "encryption": ("floor", "target", "target_encrypted"),
     # A 100,000-row sheet from the Sheets fixture server (bench/google_sheets.py, issue 18).
     "sheets": ("sheets_floor", "sheets_tap", "sheets_iceberg"),
+    # 200,000 Accounts through a Bulk API 2.0 job of the Salesforce fixture server
+    # (bench/salesforce.py, issue 20).
+    "salesforce": ("salesforce_floor", "salesforce_tap", "salesforce_iceberg"),
 }
 LABELS = {
     "floor": "orjson parse floor",
@@ -79,6 +83,10 @@ LABELS = {
                     "(100,000-row sheet)",
     "sheets_tap": "tap-dativo-google-sheets (same sheet to RECORDs on stdout)",
     "sheets_iceberg": "Google Sheets -> Iceberg (tap | target)",
+    "salesforce_floor": "Salesforce floor: requests + csv.reader over the same Bulk 2.0 job "
+                        "(200,000 Accounts)",
+    "salesforce_tap": "tap-dativo-salesforce (same Accounts via Bulk 2.0 to RECORDs on stdout)",
+    "salesforce_iceberg": "Salesforce -> Iceberg through Bulk 2.0 (tap | target)",
 }
 # Runs of one row: what a run costs before its first row (interpreter, imports, catalog,
 # table creation); the row above each is the same run with N rows.
@@ -92,9 +100,10 @@ FLOOR_OF = {"record_one": "startup_floor", "batch_parquet_one": "startup_floor",
             **{key: "mysql_floor" for key in ("mysql_tap", "mysql_batch", "mysql_peer_singer",
                                               "mysql_peer_meltanolabs", "mysql_iceberg",
                                               "mysql_batch_p2")},
-            "sheets_tap": "sheets_floor", "sheets_iceberg": "sheets_floor"}
+            "sheets_tap": "sheets_floor", "sheets_iceberg": "sheets_floor",
+            "salesforce_tap": "salesforce_floor", "salesforce_iceberg": "salesforce_floor"}
 FLOOR_RUNS = ("floor", "floor_orders", "startup_floor", "batch_parquet_floor", "mysql_floor",
-              "sheets_floor")
+              "sheets_floor", "salesforce_floor")
 GOAL_RECORD_ONE_SECONDS = 0.45
 # Tap rows (bench/postgres_tap.py): their input is a PostgreSQL table, not the Singer
 # file, so the orjson floor does not apply; the goal compares the two taps.
@@ -131,6 +140,14 @@ SHEETS_PEER_NOTE = ("peer: tap-google-sheets 3.1.2 (singer-io) not run: its clie
                     "hard-codes https://sheets.googleapis.com/v4 and "
                     "https://oauth2.googleapis.com/token (no base URL setting), so it "
                     "cannot read the fixture server")
+# The Salesforce rows (bench/salesforce.py): no goal (issue 20 asks for the comparison);
+# the singer-io peer cannot be pointed at the fixture server.
+SALESFORCE_RUNS = ("salesforce_floor", "salesforce_tap", "salesforce_iceberg")
+SALESFORCE_PEER_NOTE = ("peer: tap-salesforce 2.8.1 (singer-io) not run: it logs in at the "
+                        "hard-coded https://login.salesforce.com/services/oauth2/token (or "
+                        "test.salesforce.com) and takes the instance URL only from that "
+                        "answer, so it cannot read the fixture server; its bulk reads are "
+                        "Bulk API 1.0 (/services/async/), not 2.0 query jobs")
 
 
 @dataclass
@@ -194,6 +211,7 @@ def render(results: list[Result], records: int, file_mb: float,
     lines += _csv_checks(done, records)
     lines += _mysql_checks(done, records)
     lines += _sheets_checks(done)
+    lines += _salesforce_checks(done)
     lines += _fixed_cost_notes(done, records)
     if notes:
         lines += ["", "## Data-file sizes", "", *notes]
@@ -375,4 +393,24 @@ def _sheets_checks(done: dict[str, Result]) -> list[str]:
             f"({(floor.expected_rows or 0) / floor.seconds:,.0f} rows/s)")
         lines.append(f"- info: {LABELS[key]} {rate:,.0f} rows/s{versus}")
     lines.append(f"- info: {SHEETS_PEER_NOTE}")
+    return lines
+
+
+def _salesforce_checks(done: dict[str, Result]) -> list[str]:
+    """The Salesforce tap and pipe against the requests + csv.reader floor of the same
+    run (info: no goal), and why the singer-io peer has no row."""
+    runs = {key: done[key] for key in SALESFORCE_RUNS if key in done}
+    if not runs:
+        return []
+    floor, lines = runs.get("salesforce_floor"), []
+    for key in ("salesforce_tap", "salesforce_iceberg"):
+        run = runs.get(key)
+        if run is None:
+            continue
+        rate = (run.expected_rows or 0) / run.seconds
+        versus = "" if floor is None else (
+            f", {floor.seconds / run.seconds:.2f}x the floor "
+            f"({(floor.expected_rows or 0) / floor.seconds:,.0f} rows/s)")
+        lines.append(f"- info: {LABELS[key]} {rate:,.0f} rows/s{versus}")
+    lines.append(f"- info: {SALESFORCE_PEER_NOTE}")
     return lines

@@ -58,6 +58,7 @@ from bench.report import (
     Result,
     render,
 )
+from bench.salesforce import SalesforceRuns, SalesforceServer
 
 RUNS_DIR = WORK_DIR / "runs"
 RESULTS_FILE = WORK_DIR / "results.md"
@@ -82,13 +83,14 @@ def target_config(warehouse: Path) -> dict[str, object]:
     }
 
 
-class Bench(MySQLRuns, QualityRuns, EncryptionRuns, SheetsRuns):
+class Bench(MySQLRuns, QualityRuns, EncryptionRuns, SheetsRuns, SalesforceRuns):
     def __init__(self, events: Path, records: int, env: dict[str, str], timeout: float) -> None:
         self.events, self.records, self.env, self.timeout = events, records, env, timeout
         self.bin = venv_bin()
         self.postgres = PostgresTapBench(records, Path(sys.executable))
         self.mysql = MySQLTapBench(records, Path(sys.executable))
         self.sheets = SheetsServer()
+        self.salesforce = SalesforceServer()
         self.notes: list[str] = []
 
     def _dir(self, key: str) -> Path:
@@ -396,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.postgres.close()
         bench.mysql.close()
         bench.sheets.close()
+        bench.salesforce.close()
     report, all_ok = render(results, args.records, events.stat().st_size / 1e6, bench.notes)
     RESULTS_FILE.write_text(report, encoding="utf-8")
     print()

@@ -25,6 +25,7 @@ from target_dativo_iceberg.record_runs import FAST_RECORD_MEMBER, FAST_RECORD_PR
 
 BLOCK_BYTES = 8 * 1024 * 1024
 _PREFIX_LEN = len(FAST_RECORD_PREFIX)
+_RECORD_KEY = b'"record"'
 
 
 def run_message_loop(source: IO[bytes], loader: Loader, block_bytes: int = BLOCK_BYTES) -> int:
@@ -114,7 +115,11 @@ def _decode(line: bytes, line_number: int) -> dict[str, Any]:
     try:
         message = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        snippet = line[:80].decode("utf-8", "replace").rstrip()
+        head = line[:80]
+        record = head.find(_RECORD_KEY)  # quote no value of a record: it may be one
+        if record >= 0:  # of an encrypted column, never to be seen in plaintext
+            head = head[:record + len(_RECORD_KEY)] + b" ..."
+        snippet = head.decode("utf-8", "replace").rstrip()
         raise CodecError(f"not valid JSON ({exc}): {snippet!r}", line=line_number) from exc
     if not isinstance(message, dict):
         raise CodecError("a Singer message must be a JSON object", line=line_number)

@@ -365,3 +365,16 @@ def test_markdown_kv_upsert_on_an_encrypted_key_replaces_documents_after_a_rotat
     assert ColumnCipher.key_ids(documents.column("doc_id")) == {"k2"}
     ann = documents.column("markdown").to_pylist()[plain.index("ann@example.org")]
     assert "score: 3" in ann and "ann@example.org" not in ann
+
+
+def test_a_malformed_record_line_is_reported_without_its_values(
+    tmp_path: Path, target_config: Callable[..., Path]
+) -> None:
+    contracts = people_contract(tmp_path, {"classification": "restricted"})
+    config = target_config(contracts_dir=str(contracts),
+                           encryption_keys={"k1": new_key(tmp_path, "k1")})
+    broken = b'{"type": "RECORD", "stream": "people", "record": {"id": 1, "email": "' + (
+        CANARY.encode() + b'", "name":\n')
+    refused(run(config, singer_lines([SCHEMA]) + broken),
+            """line 2: not valid JSON (unexpected end of data: line 2 column 1 (char 103)): """
+            """'{"type": "RECORD", "stream": "people", "record" ...'""")

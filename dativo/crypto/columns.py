@@ -28,9 +28,9 @@ Mode = Literal["deterministic", "randomized"]
 MODES: tuple[Mode, ...] = ("deterministic", "randomized")
 PROPERTY_PREFIX = "dativo.encryption."
 METRICS_PROPERTY = "write.metadata.metrics.column."
-_DECIMAL = re.compile(r"^decimal(?:128|256)?\((\d+), *(\d+)\)$")
-_TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:, tz=(.+))?\]$")
-_TIME = re.compile(r"^time(32|64)\[(s|ms|us|ns)\]$")
+_DECIMAL = re.compile(r"decimal(?:128|256)?\((\d+), *(\d+)\)")  # fullmatch
+_TIMESTAMP = re.compile(r"timestamp\[(s|ms|us|ns)(?:, tz=(.+))?\]")
+_TIME = re.compile(r"time(32|64)\[(s|ms|us|ns)\]")
 
 
 @dataclass(frozen=True)
@@ -184,12 +184,12 @@ def arrow_type(name: str) -> pa.DataType:
         pa.float32(), pa.float64(), pa.date32(), pa.date64(), pa.binary(), pa.large_binary())}
     if name in simple:
         return simple[name]
-    if match := _DECIMAL.match(name):
+    if match := _DECIMAL.fullmatch(name):
         precision, scale = int(match[1]), int(match[2])
         return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(
             precision, scale)
-    if match := _TIMESTAMP.match(name):
+    if match := _TIMESTAMP.fullmatch(name):
         return pa.timestamp(match[1], tz=match[2])
-    if match := _TIME.match(name):
+    if match := _TIME.fullmatch(name):
         return pa.time32(match[2]) if match[1] == "32" else pa.time64(match[2])
     raise ValueError(f"unsupported encrypted column type {name!r}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from dativo.errors import ConfigError
 
 KEY_BYTES = 32
-KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # fullmatch
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Keyring:
 
     def __post_init__(self) -> None:
         for key_id, key in self.keys.items():
-            if not KEY_ID.match(key_id):
+            if not KEY_ID.fullmatch(key_id):
                 raise ConfigError(f"encryption_keys: key id '{key_id}' must be 1-32 letters, "
                                   "digits, '_' or '-' (it is stored in every encrypted value)")
             if len(key) != KEY_BYTES:

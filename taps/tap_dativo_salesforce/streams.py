@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from dativo.errors import ConfigError
 from tap_dativo_salesforce.bulk import BulkQuery
@@ -58,6 +59,9 @@ class SObjectStream(Stream):
     """A Salesforce object, typed by its describe."""
 
     primary_keys: ClassVar[list[str]] = ["Id"]
+    # Records are typed by RecordShaper from the describe already; singer-sdk's second
+    # pass over every value would cost a third of the run and change nothing.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Any, describe: Mapping[str, Any], *, include_deleted: bool
                  ) -> None:

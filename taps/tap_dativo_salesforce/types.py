@@ -106,9 +106,11 @@ def property_schema(field: Field, components: list[Field] | None = None) -> dict
 def _datetime(value: str, where: str) -> str:
     """Salesforce writes ``2024-01-02T03:04:05.000+0000`` (REST) or ``...000Z`` (Bulk
     CSV): always UTC, as ISO 8601 with ``+00:00``."""
+    if len(value) in (24, 28) and value[19] == "." and value[23:] in ("Z", "+0000"):
+        return value[:23] + "+00:00"  # the forms Salesforce writes: no parsing
     match = _SF_DATETIME.fullmatch(value)
     if match is None:
-        raise CodecError(f"{where}: {value!r} is not a Salesforce dateTime")
+        raise CodecError(f"field {where}: {value!r} is not a Salesforce dateTime")
     date, time, fraction, zone = match.groups()
     parsed = datetime.fromisoformat(f"{date}T{time}{fraction or ''}")
     if zone and zone != "Z":
@@ -134,7 +136,7 @@ def converter(field: Field, *, csv: bool) -> Converter:
             if value is None or isinstance(value, Decimal):
                 return value
             try:
-                return Decimal(str(value))
+                return Decimal(value if isinstance(value, str) else str(value))
             except InvalidOperation:
                 raise CodecError(f"field {name}: {value!r} is not a number") from None
         return number
@@ -168,7 +170,11 @@ class RecordShaper:
 
     def __init__(self, fields: list[Field], *, csv: bool) -> None:
         self.fields = [f for f in fields if selectable(f)]
-        self._convert = {str(f["name"]): converter(f, csv=csv) for f in self.fields}
+        self._convert = {str(f["name"]): converter(f, csv=csv) for f in self.fields
+                         if f.get("type") not in STRING_TYPES}
+        # Text needs no conversion: kept as it is (REST), or "" made null (CSV).
+        self._text = [str(f["name"]) for f in self.fields if f.get("type") in STRING_TYPES]
+        self._csv = csv
         self._compounds: list[tuple[str, list[tuple[str, str]]]] = []
         for field in fields:
             if is_compound(field):
@@ -178,7 +184,13 @@ class RecordShaper:
                 self._compounds.append((name, parts))
 
     def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        record = {name: convert(row.get(name)) for name, convert in self._convert.items()}
+        get = row.get
+        if self._csv:
+            record = {name: get(name) or None for name in self._text}
+        else:
+            record = {name: get(name) for name in self._text}
+        for name, convert in self._convert.items():
+            record[name] = convert(get(name))
         for name, parts in self._compounds:
             values = {key: record.get(component) for key, component in parts}
             record[name] = values if any(v is not None for v in values.values()) else None

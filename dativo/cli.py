@@ -7,6 +7,9 @@ A :class:`~dativo.errors.DativoError` becomes one line on stderr and exit code 2
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,8 +52,23 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     (:mod:`dativo.exit_codes`)."""
     with exit_on_error(echoed(bool(ctx.obj.get("debug"))), extras=ICEBERG_EXTRA,
                        hint="rerun with --debug for the traceback"):
-        code = action()
+        try:
+            code = action()
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise  # a connection of the command's own (retriable, exit 75)
+            # The reader stopped early (`dativo decrypt ... | head`): nothing is wrong.
+            # Exit as a process killed by SIGPIPE would, writing nothing more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 128 + signal.SIGPIPE
     sys.exit(code)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 @main.group()

@@ -193,7 +193,8 @@ class ColumnCipher:
     def key_ids(tokens: pa.Array | pa.ChunkedArray) -> set[str]:
         """The key ids ``tokens`` are encrypted under (what a rotation still needs)."""
         text = as_text(tokens)
-        found = pc.extract_regex(text.drop_null(), _TOKEN_KEY_ID).field("key_id")
+        # struct_field keeps the null of a value that is no token (.field would not)
+        found = pc.struct_field(pc.extract_regex(text.drop_null(), _TOKEN_KEY_ID), "key_id")
         return {key_id for key_id in pc.unique(found).to_pylist() if key_id is not None}
 
 

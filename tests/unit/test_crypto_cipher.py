@@ -64,6 +64,7 @@ def test_rotation_rewrap_and_retiring_a_key() -> None:
     rotated = cipher("k2")
     new = rotated.encrypt(EMAILS)
     assert ColumnCipher.key_ids(old) == {"k1"} and ColumnCipher.key_ids(new) == {"k2"}
+    assert ColumnCipher.key_ids(pa.array(["plain text", None])) == set()
     assert rotated.decrypt(old).equals(EMAILS)  # old values need no rewrite to read
     moved = rotated.rewrap(pa.concat_arrays([old, new]))
     assert ColumnCipher.key_ids(moved) == {"k2"}

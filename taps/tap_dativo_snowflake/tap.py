@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from singer_sdk import typing as th
 from singer_sdk.sql import SQLTap
 
@@ -84,8 +86,25 @@ class TapDativoSnowflake(ObservedTap, SQLTap):
             raise ConfigError("database: required (the database to discover and read)")
         parse_batch_config(self.config.get("batch_config"), tap=self.name,
                            parquet_needs=("pyarrow",))
+        for entry in self.catalog_dict["streams"]:
+            if "LOG_BASED" in replication_methods(entry):
+                raise ConfigError(f"stream '{entry.get('tap_stream_id')}': LOG_BASED is not "
+                                  "built for Snowflake (its streams, docs/tap-snowflake.md); "
+                                  "use FULL_TABLE, or INCREMENTAL with a replication key")
         return [SnowflakeStream(tap=self, catalog_entry=entry, connector=self.tap_connector)
                 for entry in self.catalog_dict["streams"]]
+
+
+def replication_methods(entry: dict[str, Any]) -> set[str]:
+    """Every replication method a catalog entry asks for, at its top or in its stream
+    metadata (Meltano writes the latter)."""
+    methods = {str(entry.get("replication_method") or "")}
+    for item in entry.get("metadata", []):
+        if not item.get("breadcrumb"):
+            meta = item.get("metadata", {})
+            methods |= {str(meta.get("replication-method") or ""),
+                        str(meta.get("forced-replication-method") or "")}
+    return methods - {""}
 
 
 if __name__ == "__main__":

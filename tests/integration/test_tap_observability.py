@@ -136,9 +136,56 @@ def test_tap_dativo_mysql_never_shows_its_password(
         assert b"***" in result.stderr
 
 
+@pytest.mark.parametrize(("reachable", "batched"), [(True, False), (True, True),
+                                                     (False, False)])
+def test_tap_dativo_snowflake_never_shows_its_secrets(
+    tmp_path: Path, reachable: bool, batched: bool,
+) -> None:
+    """A real login with the canary as password (and a debug log, the connector's own
+    lines included), through RECORDs and the Arrow fast path; a refused login with the
+    canary as password, and a key whose passphrase is the canary but wrong."""
+    from tests.services.snowflake import running_snowflake
+
+    with running_snowflake(password=CANARY if reachable else "other") as server:
+        server.create_database("CANARY")
+        server.sql(["CREATE TABLE SALES.T (ID INT PRIMARY KEY)",
+                    "INSERT INTO SALES.T VALUES (1), (2)"], "CANARY")
+        config = server.tap_config(database="CANARY", password=CANARY,
+                                   metrics={"textfile_dir": str(tmp_path)})
+        if batched:
+            config.update(batch_config(tmp_path))
+        args: list[str] = []
+        if reachable:
+            discovered = run("tap-dativo-snowflake", config, tmp_path, "--discover")
+            assert CANARY.encode() not in discovered.stdout + discovered.stderr
+            catalog = orjson.loads(discovered.stdout)
+            for stream in catalog["streams"]:
+                for item in stream["metadata"]:
+                    if not item["breadcrumb"]:
+                        item["metadata"]["selected"] = True
+            (tmp_path / "catalog.json").write_bytes(orjson.dumps(catalog))
+            args = ["--catalog", str(tmp_path / "catalog.json")]
+        result = run("tap-dativo-snowflake", config, tmp_path, *args)
+        assert CANARY.encode() not in result.stdout + result.stderr
+        if reachable:
+            assert result.returncode == 0, result.stderr.decode()
+            text = (tmp_path / "tap-dativo-snowflake.prom").read_text()
+            assert records_received(text, "tap-dativo-snowflake") == {"sales-t": 2.0}
+        else:  # the login refused: a human must fix the password
+            assert result.returncode == 2, result.stderr.decode()
+            key = tmp_path / "key.p8"
+            key.write_bytes(server.private_key_pem)
+            keyed = {**config, "password": None, "private_key_path": str(key),
+                     "private_key_passphrase": CANARY}
+            result = run("tap-dativo-snowflake", keyed, tmp_path, "--discover")
+            assert result.returncode == 2, result.stderr.decode()
+            assert b"private_key_passphrase does not decrypt it" in result.stderr
+            assert CANARY.encode() not in result.stdout + result.stderr
+
+
 def test_taps_document_the_observability_settings(tmp_path: Path) -> None:
     for tap in ("tap-dativo-csv", "tap-dativo-postgres", "tap-dativo-markdown-kv",
-                "tap-dativo-mysql"):
+                "tap-dativo-mysql", "tap-dativo-snowflake"):
         about = subprocess.run([str(BIN / tap), "--about", "--format", "json"],
                                capture_output=True, timeout=60, check=True)
         settings = orjson.loads(about.stdout)["settings"]["properties"]

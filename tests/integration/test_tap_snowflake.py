@@ -338,3 +338,16 @@ def as_record(row: dict[str, Any]) -> dict[str, Any]:
         return value
     return {name: (json.loads(value) if name in ("v", "o", "a") and value is not None
                    else json_form(value)) for name, value in row.items()}
+
+
+def test_log_based_is_refused_in_one_line(snowflake: SnowflakeServer, tmp_path: Path) -> None:
+    """Snowflake streams are not built (docs/tap-snowflake.md): no silent FULL_TABLE."""
+    db = fresh_database(snowflake, ORDERS)
+    config = snowflake.tap_config(database=db)
+    catalog = select(discover(TAP, tmp_path, config), {"sales-orders"})
+    catalog["streams"][0]["replication_method"] = "LOG_BASED"
+    run = run_tap(TAP, tmp_path, config, catalog=catalog)
+    assert run.returncode == 2
+    assert len(errors(run)) == 1
+    assert "stream 'sales-orders': LOG_BASED is not built for Snowflake" in errors(run)[0]
+    assert not run.records("sales-orders")

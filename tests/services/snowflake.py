@@ -73,7 +73,9 @@ class SnowflakeServer:
 
 
 @contextmanager
-def running_snowflake() -> Iterator[SnowflakeServer]:
+def running_snowflake(password: str = PASSWORD) -> Iterator[SnowflakeServer]:
+    """The server, its user ``USER`` logging in with ``password``, ``KEY_USER`` with the
+    yielded private key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -82,7 +84,7 @@ def running_snowflake() -> Iterator[SnowflakeServer]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     root = Path(tempfile.mkdtemp(prefix="dativo-fakesnow-"))
     users = root / "users.json"
-    users.write_text(json.dumps({USER: {"password": PASSWORD},
+    users.write_text(json.dumps({USER: {"password": password},
                                  KEY_USER: {"public_key": public}}))
     port = free_port()
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
@@ -92,7 +94,7 @@ def running_snowflake() -> Iterator[SnowflakeServer]:
         env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
         wait_for_port(port, what="fakesnow server")
-        yield SnowflakeServer(host="127.0.0.1", port=port, user=USER, password=PASSWORD,
+        yield SnowflakeServer(host="127.0.0.1", port=port, user=USER, password=password,
                               key_user=KEY_USER, private_key_pem=private)
     finally:
         process.terminate()

@@ -20,6 +20,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
@@ -69,6 +70,18 @@ def jwt_assertion(client_id: str, username: str, audience: str, private_key_pem:
     signing_input = f"{header}.{claims}".encode()
     signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     return f"{header}.{claims}.{_b64url(signature)}"
+
+
+def jwt_audience(login_url: str) -> str:
+    """The ``aud`` Salesforce expects: the generic login host, also when ``login_url``
+    is a My Domain (``*.my.salesforce.com``, a sandbox's ``*.sandbox.my...``); any
+    other URL (a test server, an Experience Cloud site) is its own audience."""
+    host = urlsplit(login_url).hostname or ""
+    if host.endswith(".sandbox.my.salesforce.com"):
+        return "https://test.salesforce.com"
+    if host.endswith(".my.salesforce.com"):
+        return "https://login.salesforce.com"
+    return login_url
 
 
 class SalesforceAuth:
@@ -129,7 +142,7 @@ class SalesforceAuth:
                     "client_secret": self.secrets["client_secret"].value,
                     "refresh_token": self.secrets["refresh_token"].value}
         return {"grant_type": JWT_GRANT, "assertion": jwt_assertion(
-            self.client_id, self.username, self.login_url,
+            self.client_id, self.username, jwt_audience(self.login_url),
             self.secrets["private_key"].value)}
 
     def _request(self) -> Token:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from dativo.errors import CodecError
+from tap_dativo_salesforce.auth import jwt_audience
 from tap_dativo_salesforce.types import (
     RecordShaper,
     component_key,
@@ -82,3 +83,15 @@ def test_a_csv_row_and_a_json_record_make_the_same_record() -> None:
     assert RecordShaper(FIELDS, csv=False)(json_row) == expected
     empty = RecordShaper(FIELDS, csv=True)({"Id": "001B"})
     assert empty["ShipAddress"] is None and "Blob" not in empty
+
+
+@pytest.mark.parametrize(("login_url", "audience"), [
+    ("https://login.salesforce.com", "https://login.salesforce.com"),
+    ("https://test.salesforce.com", "https://test.salesforce.com"),
+    ("https://acme.my.salesforce.com", "https://login.salesforce.com"),
+    ("https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+])
+def test_the_jwt_audience_is_the_generic_login_host_for_my_domains(login_url: str,
+                                                                     audience: str) -> None:
+    assert jwt_audience(login_url) == audience

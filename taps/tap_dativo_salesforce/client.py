@@ -157,7 +157,10 @@ class SalesforceClient:
             403: "the user may not read this: grant the object and field permissions, "
                  "or leave the object out of 'objects'",
             404: "check api_version and instance_url, and the 'objects' setting",
-        }.get(status, "check the 'objects' setting and api_version")
+        }.get(status, "the Bulk API refuses some objects and queries: read this object "
+                      "through REST (read_method {\"<object>\": \"rest\"})"
+              if path.endswith("/jobs/query") else
+              "check the 'objects' setting and api_version")
         raise FatalApiError(f"Salesforce refused {method} {path}: {code or status}: "
                             f"{_error_message(response)}; {hint}", status=status, path=path)
 

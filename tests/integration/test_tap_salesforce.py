@@ -359,3 +359,18 @@ def test_a_failed_bulk_job_is_one_line_with_its_id_and_message(api: SalesforceAp
     assert again.returncode == 75
     [line] = errors(again)
     assert "Salesforce calls it temporary" in line
+
+
+def test_an_object_the_bulk_api_refuses_names_the_rest_setting(api: SalesforceApi,
+                                                               tmp_path: Path) -> None:
+    account(api, 1)
+    api.inject(Fault("status", path="/services/data/v62.0/jobs/query", status=400, body=[
+        {"errorCode": "INVALIDJOB",
+         "message": "Entity 'Account' is not supported by the Bulk API."}]))  # type: ignore[arg-type]
+    run = sync(tmp_path, config(api, objects=["Account"], read_method={"Account": "bulk"}))
+    assert run.returncode == 2
+    [line] = errors(run)
+    assert ("Salesforce refused POST /services/data/v62.0/jobs/query: INVALIDJOB: Entity "
+            "'Account' is not supported by the Bulk API.; the Bulk API refuses some objects "
+            "and queries: read this object through REST (read_method {\"<object>\": "
+            "\"rest\"})") in line

@@ -14,8 +14,10 @@ come in the same ordered read; they get ``_sdc_deleted_at`` = their stamp. The r
 method is per object: ``read_method`` names it, else a ``SELECT COUNT()`` of the rows to
 read decides, Bulk from ``bulk_threshold`` rows on.
 
-Bulk results have no order, so the bookmark is the greatest stamp read, written when
-the stream ends (singer-sdk's unsorted streams); REST reads stop between pages when
+The read method is only known once the stream runs, after singer-sdk has made its state
+manager, so every stream is unsorted for singer-sdk (Bulk results have no order anyway):
+the bookmark is the greatest stamp read, written when the stream ends. REST reads stop
+between pages when
 the org's API usage reaches ``max_api_usage_share``, keeping the bookmark of what was
 read.
 """

@@ -48,8 +48,10 @@ with exit code 1. A class outside this module names its module::
         │       becomes a CodecError naming the stream, key and column
         ├── ZeroDate (tap_dativo_mysql.types): a zero date with ``zero_dates: fail``;
         │       becomes a CodecError naming the stream, key and column
-        └── _BadJsonRows (target_dativo_iceberg.batch_spooled): some records of a batch
-                break rule ``json``; they are dead-lettered and the rest is loaded
+        ├── _BadJsonRows (target_dativo_iceberg.batch_spooled): some records of a batch
+        │       break rule ``json``; they are dead-lettered and the rest is loaded
+        └── _NoMatch (dativo.iceberg.erasure): a table that cannot hold the subject of
+                ``dativo forget``; skipped with a note, or a ConfigError if named
 
 RefusedFile is a ``ValueError`` too: the BATCH file readers catch it with pyarrow's
 errors as ``ValueError``. Every message names what is wrong and what to do about it.

@@ -22,7 +22,7 @@ from dativo.crypto.cipher import as_text
 from dativo.iceberg.naming import DEAD_LETTER_SUFFIX
 
 RECORD_COLUMN = "record_json"
-TOKEN = re.compile(r"^dv1\.[A-Za-z0-9_-]{1,32}\.[dr]\.[A-Za-z0-9_=-]+$")
+TOKEN = re.compile(r"dv1\.[A-Za-z0-9_-]{1,32}\.[dr]\.[A-Za-z0-9_=-]+")  # fullmatch
 
 
 def holds_records(table: str, columns: Sequence[str]) -> bool:
@@ -70,4 +70,4 @@ def _tokens(parsed: list[dict[str, object] | None]) -> list[tuple[int, str, str]
     """(row, key, token) of every top-level token value."""
     return [(row, key, value) for row, record in enumerate(parsed) if record is not None
             for key, value in record.items()
-            if isinstance(value, str) and TOKEN.match(value)]
+            if isinstance(value, str) and TOKEN.fullmatch(value)]

@@ -45,7 +45,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import Table
 
 from dativo.crypto import ColumnCipher, EncryptionPlan
-from dativo.errors import CodecError, CommitError, ConfigError
+from dativo.errors import CodecError, CommitError, ConfigError, InternalError
 from dativo.iceberg.commits import commit_with_retry
 from dativo.iceberg.maintenance.compact import _newest_bookmark
 from dativo.iceberg.maintenance.expire import expire_snapshots
@@ -183,8 +183,9 @@ def plan_table(table: Table, base: Table | None, keys: Sequence[SubjectKey],
     return plan
 
 
-class _NoMatch(Exception):
-    """A table that cannot hold the subject (no such column, a value of another type)."""
+class _NoMatch(InternalError):
+    """A table that cannot hold the subject (no such column, a value of another type):
+    skipped with a note, or a ConfigError when the user named the table."""
 
 
 # -- stream tables -------------------------------------------------------------------

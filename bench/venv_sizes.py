@@ -38,6 +38,7 @@ PLUGINS = {
     "tap-dativo-google-sheets": "taps/tap_dativo_google_sheets",
     "tap-dativo-google-drive": "taps/tap_dativo_google_drive",
     "tap-dativo-salesforce": "taps/tap_dativo_salesforce",
+    "tap-dativo-snowflake": "taps/tap_dativo_snowflake",
     "target-dativo-iceberg": "targets/target_dativo_iceberg",
 }
 # Sizes of every installed distribution (files its RECORD lists), run in the venv.

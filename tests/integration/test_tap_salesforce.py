@@ -374,3 +374,50 @@ def test_an_object_the_bulk_api_refuses_names_the_rest_setting(api: SalesforceAp
             "'Account' is not supported by the Bulk API.; the Bulk API refuses some objects "
             "and queries: read this object through REST (read_method {\"<object>\": "
             "\"rest\"})") in line
+
+
+def test_start_date_bounds_the_first_run(api: SalesforceApi, tmp_path: Path) -> None:
+    old = [account(api, n) for n in range(3)]  # stamped 10:00:01.250 to 10:00:03.750
+    new = account(api, 3)  # 10:00:05.000
+    run = sync(tmp_path, config(api, objects=["Account"],
+                                start_date="2024-01-15T10:00:04Z"))
+    assert ids(run, "Account") == [new["Id"]]
+    assert old[-1]["Id"] not in ids(run, "Account")
+
+
+def test_a_session_refused_again_after_a_new_token_is_exit_2(api: SalesforceApi,
+                                                            tmp_path: Path) -> None:
+    account(api, 1)
+    refused = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    api.inject(Fault("status", times=2, path="/services/data/v62.0/queryAll", status=401,
+                     body=refused))  # type: ignore[arg-type]
+    run = sync(tmp_path, config(api, objects=["Account"], read_method={"Account": "rest"}))
+    assert run.returncode == 2
+    [line] = errors(run)
+    assert "Salesforce refused GET /services/data/v62.0/queryAll/: INVALID_SESSION_ID" in line
+    assert "API Enabled permission" in line
+    assert len(api.served("/services/oauth2/token")) == 2  # one new token, not a loop
+
+
+def test_a_server_that_keeps_failing_stops_with_exit_75(api: SalesforceApi,
+                                                        tmp_path: Path) -> None:
+    account(api, 1)
+    api.inject(Fault("status", times=50, path="/services/data/v62.0/queryAll", status=503))
+    run = sync(tmp_path, config(api, objects=["Account"], read_method={"Account": "rest"},
+                                max_retries=3))
+    assert run.returncode == 75
+    [line] = errors(run)
+    assert "GET /services/data/v62.0/queryAll/: failed 4 times" in line
+
+
+def test_a_bulk_job_that_never_completes_stops_with_exit_75(api: SalesforceApi,
+                                                            tmp_path: Path) -> None:
+    account(api, 1)
+    api.bulk_polls = 1000
+    run = sync(tmp_path, config(api, objects=["Account"], read_method={"Account": "bulk"},
+                                bulk_timeout_seconds=0.3))
+    assert run.returncode == 75
+    [job_id] = api.jobs
+    [line] = errors(run)
+    assert (f"Bulk API 2.0 query job {job_id} for Account is still InProgress after 0.3 s; "
+            "raise bulk_timeout_seconds") in line

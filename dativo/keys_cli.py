@@ -65,7 +65,7 @@ def keys_new(ctx: click.Context, key_id: str | None) -> None:
         if key_id is None:
             click.echo(key)
             return 0
-        if not KEY_ID.match(key_id):
+        if not KEY_ID.fullmatch(key_id):
             raise ConfigError(f"--id {key_id!r}: a key id is 1-32 letters, digits, '_' or "
                               "'-' (it is stored in every encrypted value)")
         variable = "DATIVO_KEY_" + key_id.upper().replace("-", "_")

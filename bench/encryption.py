@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from bench import TABLE_IDENTIFIER
 from bench.measure import count_rows, measure
+from bench.paired import slowdown_checks
 
 if TYPE_CHECKING:
     from bench.report import Result
@@ -95,14 +96,5 @@ def encryption_problem(warehouse: Path, key_file: Path) -> str | None:
 def encryption_checks(done: dict[str, Result]) -> list[str]:
     """The encrypted run against the plaintext run of the same bench run: wall time
     (the goal) and peak RSS (info)."""
-    off, on = done.get(OFF_KEY), done.get(ON_KEY)
-    if off is None or on is None:
-        return []
-    ratio = on.seconds / off.seconds
-    rss = on.peak_rss / max(1, off.peak_rss)
-    verdict = "PASS" if ratio <= GOAL_ENCRYPTION_SLOWDOWN else "FAIL"
-    return [f"- {verdict}: {LABEL} {ratio:.2f}x the wall time of the same pipe in "
-            f"plaintext ({on.seconds:.2f} s vs {off.seconds:.2f} s; goal <= "
-            f"{GOAL_ENCRYPTION_SLOWDOWN}x)",
-            f"- info: {LABEL} peak RSS {on.peak_rss / 2**20:.0f} MB, {rss:.2f}x the "
-            f"plaintext run ({off.peak_rss / 2**20:.0f} MB)"]
+    return slowdown_checks(done, OFF_KEY, ON_KEY, LABEL, GOAL_ENCRYPTION_SLOWDOWN,
+                           ("the same pipe in plaintext", "the plaintext run"))

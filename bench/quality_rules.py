@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from bench import TABLE_IDENTIFIER
 from bench.measure import count_rows, measure
+from bench.paired import slowdown_checks
 
 if TYPE_CHECKING:
     from bench.report import Result
@@ -108,17 +109,10 @@ def quality_problem(warehouse: Path) -> str | None:
 def quality_checks(done: dict[str, Result]) -> list[str]:
     """The rules-on run against the rules-off run of the same bench run: wall time (the
     goal) and peak RSS (info)."""
-    off, on = done.get(OFF_KEY), done.get(ON_KEY)
-    if off is None or on is None:
-        return []
-    ratio = on.seconds / off.seconds
-    rss = on.peak_rss / max(1, off.peak_rss)
-    verdict = "PASS" if ratio <= GOAL_QUALITY_SLOWDOWN else "FAIL"
-    return [f"- {verdict}: {LABEL} {ratio:.2f}x the wall time of the same pipe without "
-            f"them ({on.seconds:.2f} s vs {off.seconds:.2f} s; goal <= "
-            f"{GOAL_QUALITY_SLOWDOWN}x)",
-            f"- info: {LABEL} peak RSS {on.peak_rss / 2**20:.0f} MB, {rss:.2f}x the run "
-            f"without them ({off.peak_rss / 2**20:.0f} MB)", *_gate_lines(on)]
+    on = done.get(ON_KEY)
+    lines = slowdown_checks(done, OFF_KEY, ON_KEY, LABEL, GOAL_QUALITY_SLOWDOWN,
+                            ("the same pipe without them", "the run without them"))
+    return [*lines, *_gate_lines(on)] if lines and on is not None else lines
 
 
 def _gate_lines(on: Result) -> list[str]:

@@ -13,7 +13,9 @@ with exit code 1. A class outside this module names its module::
     DativoError: the root; one line, exit 2
     ├── ConfigError: a setting or a file it names is invalid; the message names the key
     │   ├── ContractLintError: an ODCS contract fails the schema or our semantic checks
-    │   └── FatalApiError (dativo.resilience): the API refused a request (401, 403, 404)
+    │   ├── FatalApiError (dativo.resilience): the API refused a request (401, 403, 404)
+    │   └── BulkJobFailed (tap_dativo_salesforce.bulk): a Salesforce Bulk query job
+    │           failed for a reason a user must fix (the query, a permission)
     ├── CodecError: input that cannot be decoded (bad JSON, protocol order, bad values)
     │   ├── MarkdownKVError (dativo.markdown_kv.errors): text that is not Markdown-KV,
     │   │       or a record that cannot be rendered as Markdown-KV
@@ -28,13 +30,16 @@ with exit code 1. A class outside this module names its module::
     ├── ApiUnavailableError (dativo.resilience): an API kept failing; the run stops
     │   │       (retriable)
     │   ├── RetriesExhaustedError (dativo.resilience): a request failed every retry
-    │   └── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
+    │   ├── CircuitOpenError (dativo.resilience): the circuit opened and its probes failed
+    │   └── BulkJobUnavailable (tap_dativo_salesforce.bulk): a Bulk query job failed for
+    │           a temporary reason, or did not finish in time
     ├── SourceUnavailableError: a source database could not be reached (refused, timed
     │       out) while the tap connected to it (retriable)
     ├── SourceError (tap_dativo_postgres.streams): PostgreSQL refused or broke off a read
     ├── ReplicationError (tap_dativo_postgres.cdc): a replication step was refused
     ├── MySQLReadError (tap_dativo_mysql.streams): MySQL refused or broke off a read
     ├── BinlogError (tap_dativo_mysql.binlog): the server broke off a binlog read
+    ├── SnowflakeReadError (tap_dativo_snowflake.client): Snowflake refused a query
     └── InternalError: handled where it is raised; escaping is a bug (exit 1)
         ├── TransientFailure (dativo.resilience): an outcome worth retrying (429, 5xx,
         │       a reset connection); the policy retries it, or raises ApiUnavailableError

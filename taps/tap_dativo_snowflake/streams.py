@@ -91,7 +91,7 @@ class SnowflakeStream(BatchFilesStream, SQLStream):
             if values[index] is not None:
                 try:
                     values[index] = convert(values[index])
-                except ValueError as exc:  # a VARIANT that is not JSON
+                except ValueError as exc:  # an integer beyond 64 bits, bad JSON
                     record = dict(zip(names, row, strict=True))
                     raise self._bad_value(record, f"column {names[index]}: {exc}") from None
         return dict(zip(names, values, strict=True))

@@ -38,6 +38,7 @@ TIMESTAMPS = {"TIMESTAMP_NTZ": "timestamp without time zone",
               "TIMESTAMP_TZ": "timestamp with time zone"}
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 _UNQUOTED = re.compile(r"[A-Z_][A-Z0-9_$]*")
+_INT64 = (-(2**63), 2**63 - 1)
 Converter = Callable[[Any], Any]
 
 
@@ -140,13 +141,25 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes | bytearray) else value
 
 
+def _int64(value: int) -> int:
+    """NUMBER(p,0) is an integer column (INT is NUMBER(38,0)); a value beyond 64 bits
+    fits no integer type downstream."""
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError(f"{value} does not fit a 64-bit integer; select the column cast "
+                         "to NUMBER(38,s>0) or VARCHAR in a view")
+    return value
+
+
 def converter_for(schema: Mapping[str, Any]) -> Converter | None:
     """How a non-NULL connector value of a column with this JSON Schema becomes
-    JSON-ready; None when it already is (integers, floats, booleans, text, and exact
-    ``Decimal`` numbers, which the Singer writer prints with every digit)."""
+    JSON-ready; None when it already is (floats, booleans, text, and exact ``Decimal``
+    numbers, which the Singer writer prints with every digit). Integers are checked to
+    fit 64 bits, as the fast path's Arrow cast checks them."""
     if "anyOf" in schema:
         return _json
-    _kind, fmt, sql = _declared(schema)
+    kind, fmt, sql = _declared(schema)
+    if kind == "integer":
+        return _int64
     if fmt == "x-singer.decimal":
         return _decimal_text
     if fmt in ("date", "time"):

@@ -18,7 +18,11 @@ imports). It owns, one module a job:
 - :mod:`~dativo.iceberg.file_defaults`: that size and the compression codec by default;
 - :mod:`~dativo.iceberg.dead_letter`: the dead-letter table's columns;
 - :mod:`~dativo.iceberg.tables` and :mod:`~dativo.iceberg.maintenance`: reading and
-  maintaining landed tables.
+  maintaining landed tables;
+- :mod:`~dativo.iceberg.row_rewrite`: rewriting a table's rows in one copy-on-write
+  commit (``dativo keys rewrap``);
+- :mod:`~dativo.iceberg.erasure`: a data subject's rows out of a tenant's tables, dead
+  letters and Markdown-KV files (``dativo forget``).
 
 Importing the package, :mod:`~dativo.iceberg.catalog`, :mod:`~dativo.iceberg.naming`,
 :mod:`~dativo.iceberg.staging`, :mod:`~dativo.iceberg.file_defaults` or

@@ -41,6 +41,7 @@ SESSION = {"TIMEZONE": "UTC", "GEOGRAPHY_OUTPUT_FORMAT": "GeoJSON",
 LOGIN_REFUSED = 390000  # 390xxx: Snowflake's authentication and session codes
 SYSTEM_SCHEMAS = ("INFORMATION_SCHEMA",)
 _CODED = re.compile(r"(\d{6}) \(\w+\): (.*)")
+_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _CONNECT_PREFIX = re.compile(r"^(?:None: )?Failed to connect to DB: \S+?\. ")
 TRANSIENT = (sf_errors.OperationalError, sf_errors.InterfaceError,
              sf_errors.InternalServerError, sf_errors.ServiceUnavailableError,
@@ -145,10 +146,15 @@ class SnowflakeConnector(SQLConnector):
 
     @property
     def database(self) -> str:
-        """The ``database`` setting (required: discovery and reads are per database)."""
-        if not self.config.get("database"):
+        """The exact name of the ``database`` setting (required: discovery and reads are
+        per database), read as Snowflake reads an identifier: ``shop`` is ``SHOP``, a
+        double-quoted ``"shop"`` is ``shop``."""
+        name = str(self.config.get("database") or "")
+        if not name:
             raise ConfigError("database: required (the database to discover and read)")
-        return str(self.config["database"])
+        if len(name) > 2 and name.startswith('"') and name.endswith('"'):
+            return name[1:-1].replace('""', '"')
+        return name.upper() if _UNQUOTED.fullmatch(name) else name
 
     def where(self) -> str:
         """The account for messages: its name, or host:port for a test server."""
@@ -200,8 +206,8 @@ class SnowflakeConnector(SQLConnector):
             raise ConfigError(f"database: {self.database} does not exist on Snowflake "
                               f"account {self.where()}, or role "
                               f"{self.config.get('role') or '(the default)'} may not use "
-                              f"it ({reason(exc)}); database names are case-sensitive "
-                              "(unquoted names are upper case)") from None
+                              f"it ({reason(exc)}); a name in double quotes is "
+                              "case-sensitive, others are upper-cased") from None
         except TRANSIENT as exc:
             raise SourceUnavailableError(f"Snowflake account {self.where()}: "
                                          f"{reason(exc)}; rerun") from None

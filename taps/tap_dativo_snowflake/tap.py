@@ -42,8 +42,9 @@ class TapDativoSnowflake(ObservedTap, SQLTap):
                     description="Warehouse that runs the queries; default the user's "
                                 "default warehouse."),
         th.Property("database", th.StringType,
-                    description="Database to discover and read (exact name: unquoted "
-                                "names are upper case, `SHOP`)."),
+                    description="Database to discover and read, named as in SQL: "
+                                "`shop` is SHOP, `\"shop\"` (in double quotes) the "
+                                "lower-case one."),
         th.Property("filter_schemas", th.ArrayType(th.StringType),
                     description="Schemas to discover: names or globs, `sales`, `sales_*` "
                                 "(lower-case names match upper-case schemas); default all "

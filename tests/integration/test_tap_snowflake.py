@@ -159,8 +159,9 @@ def test_filters_choose_schemas_and_tables(snowflake: SnowflakeServer, tmp_path:
 
 
 def test_full_table_sends_every_type(snowflake: SnowflakeServer, tmp_path: Path) -> None:
+    """``database`` named in lower case, as SQL would name it unquoted."""
     db = fresh_database(snowflake, TYPES)
-    run = sync(snowflake, tmp_path, db, "sales-t")
+    run = sync(snowflake, tmp_path, db.lower(), "sales-t")
     assert run.returncode == 0, run.stderr
     assert sorted(run.records("sales-t"), key=lambda r: r["id"]) == RECORDS
 

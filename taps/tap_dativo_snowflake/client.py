@@ -93,7 +93,8 @@ def private_key(settings: Mapping[str, Any]) -> Any:
             raise ConfigError(f"private_key_path: cannot read {path}: "
                               f"{exc.strerror or exc}") from None
     else:
-        pem = str(text).encode()
+        # an environment variable often carries the PEM on one line, with \n escapes
+        pem = (str(text) if "\n" in str(text) else str(text).replace("\\n", "\n")).encode()
     passphrase = settings.get("private_key_passphrase")
     setting = "private_key_path" if path else "private_key"
     try:

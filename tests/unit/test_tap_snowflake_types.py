@@ -84,3 +84,17 @@ def test_an_integer_beyond_64_bits_is_refused() -> None:
         integer(2**63)
     with pytest.raises(pa.ArrowInvalid):
         pa.array([Decimal(2**63)], pa.decimal128(38, 0)).cast(pa.int64())
+
+
+def test_a_pem_key_on_one_line_with_escapes_is_read() -> None:
+    """As an environment variable often carries it (TAP_DATIVO_SNOWFLAKE_PRIVATE_KEY)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tap_dativo_snowflake.client import private_key
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    one_line = private_key({"private_key": pem.replace("\n", "\\n")})
+    assert one_line.private_numbers() == private_key({"private_key": pem}).private_numbers()

@@ -15,15 +15,13 @@ selected by their exact Snowflake names.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.sql import SQLStream
+from snowflake.connector import errors as sf_errors
 
-from dativo.batch_files import BatchFilesStream
 from dativo.errors import CodecError
-from dativo.sql_fast_path import row_key
+from dativo.sql_fast_path import ArrowBatchesStream, row_key
 from tap_dativo_snowflake.client import SnowflakeConnector, SnowflakeReadError, read_errors
 from tap_dativo_snowflake.types import (
     Column,
@@ -36,19 +34,16 @@ from tap_dativo_snowflake.types import (
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
 
-    from dativo.batch_files import BatchFileWriter
 
-
-class SnowflakeStream(BatchFilesStream, SQLStream):
-    """Rows of one table or view of ``database``."""
+class SnowflakeStream(ArrowBatchesStream):
+    """Rows of one table or view of ``database``; the fast path's choice, Parquet files,
+    records metric and per-file bookmarks are :class:`ArrowBatchesStream`'s."""
 
     connector_class = SnowflakeConnector
-    # Values are made JSON-ready in ``_record``; singer-sdk's conformance would walk
-    # every value again.
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+    read_error = SnowflakeReadError
+    fast_path_reader = "Arrow result batches (fetch_arrow_batches)"
 
     @property
     def snowflake(self) -> SnowflakeConnector:
@@ -69,10 +64,6 @@ class SnowflakeStream(BatchFilesStream, SQLStream):
         """The table's exact name, for messages and SQL."""
         return ".".join(quoted(part) for part in (self.snowflake.database,
                                                    self.source_schema, self.source_table))
-
-    @property
-    def fetch_rows(self) -> int:
-        return int(self.config.get("fetch_rows") or 10_000)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Rows of the table, all of them or from the bookmark on."""
@@ -95,10 +86,6 @@ class SnowflakeStream(BatchFilesStream, SQLStream):
                     record = dict(zip(names, row, strict=True))
                     raise self._bad_value(record, f"column {names[index]}: {exc}") from None
         return dict(zip(names, values, strict=True))
-
-    def _bad_value(self, row: Mapping[str, Any], message: str) -> CodecError:
-        key = {k: row.get(k) for k in self.primary_keys}
-        return CodecError(f"stream '{self.name}', row {key or dict(row)}: {message}")
 
     def _execute(self, conn: Any, context: Context | None
                  ) -> tuple[list[str], list[Column], Any]:
@@ -145,42 +132,22 @@ class SnowflakeStream(BatchFilesStream, SQLStream):
         with read_errors(f"stream '{self.name}': reading {self.qualified}"):
             yield
 
-    def get_batches(self, batch_config: BatchConfig, context: Context | None = None
-                    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Parquet BATCH files of the connector's Arrow batches; otherwise files of the
-        records the RECORD path would send, with the reason logged."""
-        why_not = ("the fast path writes Parquet" if batch_config.encoding.format != "parquet"
-                   else None if self.unmapped() else "a stream map changes the records")
-        if why_not:
-            self.logger.info("stream '%s': BATCH files of records (%s)", self.name, why_not)
-            yield from super().get_batches(batch_config, context)
-            return
-        self.logger.info("stream '%s': reading Arrow result batches (fetch_arrow_batches) "
-                         "into Parquet BATCH files of %d rows", self.name,
-                         batch_config.batch_size)
-        yield from self._arrow_batches(self.batch_writer(batch_config), context)
+    def _source_errors(self) -> contextlib.AbstractContextManager[None]:
+        """Snowflake's errors as one line: refusals exit 2, the unreachable 75."""
+        return self._errors()
 
-    def _arrow_batches(self, writer: BatchFileWriter, context: Context | None
-                       ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """As :class:`dativo.sql_fast_path.ArrowBatchesStream`: the bookmark is taken
-        from the last row of each file, so the STATE singer-sdk writes after a BATCH
-        message covers only rows already in a file."""
-        # Sets the bookmark that the query starts from, as _sync_records does.
-        self._write_starting_replication_value(context)
-        key = self.replication_key
-        convert = converter_for(self.schema["properties"].get(key or "", {})) if key else None
-        with self.snowflake.connect() as conn, self._errors(), \
-                self.get_record_counter() as counter:
+    def converter(self, prop: dict[str, Any]) -> Converter | None:
+        return converter_for(prop)
+
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        return (sf_errors.Error,)
+
+    def arrow_record_batches(self, context: Context | None) -> Iterator[pa.RecordBatch]:
+        """The query's result as the connector's Arrow batches, typed as the RECORD
+        path's values; the session closes when the run stops reading."""
+        with self.snowflake.connect() as conn:
             names, _columns, cursor = self._execute(conn, context)
-            batches = self._conformed(names, cursor.fetch_arrow_batches())
-            for encoding, manifest, written in writer.arrow_batches(batches):
-                counter.increment(written.rows)
-                if key:
-                    value = written.last_row.column(key)[0].as_py()
-                    bookmark = convert(value) if convert and value is not None else value
-                    self._increment_stream_state({key: bookmark}, context=context)
-                yield encoding, manifest
-        self._finalize_state(self.stream_state)
+            yield from self._conformed(names, cursor.fetch_arrow_batches())
 
     def _conformed(self, names: Sequence[str], tables: Iterable[pa.Table]
                    ) -> Iterator[pa.RecordBatch]:

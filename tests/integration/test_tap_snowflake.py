@@ -21,7 +21,7 @@ from tests.services.snowflake import KEY_PASSPHRASE, SnowflakeServer, running_sn
 from tests.services.tap_process import TapRun, discover, run_tap, select
 
 TAP = "tap-dativo-snowflake"
-FAST_PATH = "reading Arrow result batches (fetch_arrow_batches)"
+FAST_PATH = "reading columns through Arrow result batches (fetch_arrow_batches)"
 TYPES = [
     """CREATE TABLE SALES.T (ID NUMBER(38,0) PRIMARY KEY, AMT NUMBER(12,2),
          BIG NUMBER(38,10), F FLOAT, S VARCHAR, B BOOLEAN, D DATE, TM TIME,

@@ -90,6 +90,7 @@ def test_each_plugin_depends_on_this_core_and_only_its_source_libraries() -> Non
            "tap_dativo_google_sheets": ["google-auth", "requests"],
            "tap_dativo_google_drive": ["google-auth", "requests"],
            "tap_dativo_salesforce": ["requests", "cryptography"],
+           "tap_dativo_snowflake": ["snowflake-connector-python"],
            "tap_dativo_postgres": ["sqlalchemy", "psycopg2-binary"],
            "tap_dativo_mysql": ["sqlalchemy", "pymysql", "mysql-replication"],
            "target_dativo_iceberg": []}
